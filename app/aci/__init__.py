@@ -1,0 +1,1 @@
+"""The ACI face of Hashlens: Media Server-style requests in, <autnresponse> XML out."""

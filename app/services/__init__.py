@@ -1,0 +1,1 @@
+"""Use cases over the store: actions, training, listing, sample data."""

@@ -1,0 +1,108 @@
+"""Reading training images safely and computing their perceptual hash."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import imagehash
+from PIL import Image, UnidentifiedImageError
+
+from app.domain import Failure, HashlensError
+
+# Decoders we trust with files from anywhere; EPS, FITS, PSD and friends are refused
+# (reliability I3).
+ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+MAX_PIXELS = 50_000_000
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class HashedImage:
+    data: bytes
+    image_format: str
+    width: int
+    height: int
+    phash: int
+    sha256: str
+
+
+def bad_image(source: str, why: str) -> HashlensError:
+    return HashlensError(Failure.BAD_IMAGE, f"{source}: {why}", parameter="imagedata")
+
+
+def read_image_file(path: Path) -> bytes:
+    """The bytes of a regular image file under the size cap, read once (reliability I4)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise bad_image(str(path), "no such file.") from None
+    except OSError as exc:
+        raise bad_image(str(path), f"cannot read it ({exc.strerror}).") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise bad_image(str(path), "not a regular file.")
+    if info.st_size > MAX_FILE_BYTES:
+        raise bad_image(str(path), f"the file is {info.st_size:,} bytes; the limit is {MAX_FILE_BYTES:,}.")
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise bad_image(str(path), f"cannot read it ({exc.strerror}).") from None
+
+
+def open_image(data: bytes, source: str = "image") -> Image.Image:
+    """Decode image bytes fully, refusing bombs, truncation and untrusted formats."""
+    if not data:
+        raise bad_image(source, "the image data is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise bad_image(source, f"the image is {width}×{height} px; the limit is {MAX_PIXELS:,} pixels.")
+            image.load()
+    except HashlensError:
+        raise
+    except UnidentifiedImageError:
+        raise bad_image(source, f"not an image in a supported format ({', '.join(ALLOWED_FORMATS)}).") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise bad_image(source, f"refused as a decompression bomb ({exc}).") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise bad_image(source, f"the image is damaged or truncated ({exc}).") from None
+    return image
+
+
+def phash_of(image: Image.Image) -> int:
+    """Hashlens's 64-bit pHash (imagehash's DCT hash); not Media Server's own measure."""
+    return int(str(imagehash.phash(image)), 16)
+
+
+def hash_image(data: bytes, source: str = "image") -> HashedImage:
+    image = open_image(data, source)
+    return HashedImage(
+        data=data,
+        image_format=image.format or "unknown",
+        width=image.width,
+        height=image.height,
+        phash=phash_of(image),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def find_images(paths) -> list[Path]:
+    """Image files named directly, or found recursively in folders, in a stable order."""
+    found = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(
+                sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            )
+        else:
+            found.append(p)
+    return found

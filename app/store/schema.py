@@ -1,0 +1,160 @@
+"""The peewee tables of a Hashlens store and their indexes.
+
+The tables are shaped for databases of ten million hashes: image bytes live in their own
+table so listing scans never touch them, a sparse table of position marks lets `start=N`
+seek without OFFSET, and every listing path has an index to walk in database order.
+"""
+
+from peewee import (
+    AutoField,
+    BigAutoField,
+    BigIntegerField,
+    BlobField,
+    BooleanField,
+    CharField,
+    DatabaseProxy,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+SCHEMA_VERSION = 1
+
+database_proxy = DatabaseProxy()
+
+
+class NameField(CharField):
+    """A name or value of at most 254 bytes; compared byte for byte on every backend.
+
+    The field type is mapped per backend when the store opens: MySQL/MariaDB get a binary
+    NO PAD collation so 'Café', 'cafe' and 'cafe ' stay three different identifiers."""
+
+    field_type = "HLNAME"
+
+    def get_modifiers(self):
+        # The length is part of the per-backend type, before any COLLATE clause.
+        return None
+
+
+class ImageBlobField(BlobField):
+    """Image bytes; MySQL's plain BLOB stops at 64 KB, so it maps to LONGBLOB there."""
+
+    field_type = "HLBLOB"
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class StoreInfo(BaseModel):
+    """Key/value facts about the store itself, among them the schema version."""
+
+    name = CharField(max_length=64, primary_key=True)
+    value = TextField()
+
+    class Meta:
+        table_name = "hl_store_info"
+
+
+class ImageDatabase(BaseModel):
+    id = AutoField()
+    name = NameField(max_length=254, unique=True)
+    # Kept exact inside every write transaction, so the picker and unfiltered listings
+    # never count rows (ours).
+    entry_count = BigIntegerField(default=0)
+    created_at = BigIntegerField()
+
+    class Meta:
+        table_name = "hl_database"
+
+
+class Entry(BaseModel):
+    """One image hash. The key `id` only grows, so ordering by it is training order."""
+
+    id = BigAutoField()
+    database = ForeignKeyField(ImageDatabase, column_name="database_id", on_delete="CASCADE", index=False)
+    identifier = NameField(max_length=254)
+    label = NameField(max_length=254)
+    # 64-bit pHash stored as a signed BIGINT (two's complement) so every backend holds it.
+    phash = BigIntegerField()
+    has_image_data = BooleanField()
+    image_format = CharField(max_length=16, null=True)
+    width = IntegerField(null=True)
+    height = IntegerField(null=True)
+    byte_size = BigIntegerField(null=True)
+    sha256 = CharField(max_length=64, null=True)
+    meta_count = IntegerField(default=0)
+    trained_at = BigIntegerField()
+
+    class Meta:
+        table_name = "hl_entry"
+        indexes = (
+            (("database", "identifier"), True),
+            (("database", "id"), False),
+            (("database", "label"), False),
+            (("phash",), False),
+            (("sha256",), False),
+        )
+
+
+class ImageData(BaseModel):
+    entry = ForeignKeyField(Entry, primary_key=True, column_name="entry_id", on_delete="CASCADE")
+    data = ImageBlobField()
+
+    class Meta:
+        table_name = "hl_image"
+
+
+class Metadata(BaseModel):
+    """Custom key/value metadata; `id` order is the order items were added."""
+
+    id = BigAutoField()
+    entry = ForeignKeyField(Entry, column_name="entry_id", on_delete="CASCADE", index=False)
+    # "key" and "value" are reserved or awkward words on MySQL, hence the prefixes.
+    meta_key = NameField(max_length=254)
+    meta_value = NameField(max_length=254)
+
+    class Meta:
+        table_name = "hl_metadata"
+        indexes = (
+            (("entry", "meta_key"), True),
+            (("meta_key", "meta_value"), False),
+        )
+
+
+class PositionMark(BaseModel):
+    """Every MARK_SPACING-th entry of a database with its 1-based position, so a listing
+    at `start=N` seeks to the nearest mark and steps a short way instead of OFFSET N."""
+
+    database = ForeignKeyField(ImageDatabase, column_name="database_id", on_delete="CASCADE", index=False)
+    ordinal = BigIntegerField()
+    entry_id = BigIntegerField()
+
+    class Meta:
+        table_name = "hl_mark"
+        primary_key = False
+        indexes = (
+            (("database", "ordinal"), True),
+            (("database", "entry_id"), False),
+        )
+
+
+class Journal(BaseModel):
+    """Append-only history of every change Hashlens makes to the store."""
+
+    id = BigAutoField()
+    at_ms = BigIntegerField(index=True)
+    username = CharField(max_length=128)
+    action = CharField(max_length=64)
+    database_name = NameField(max_length=254, null=True)
+    identifier = NameField(max_length=254, null=True)
+    params = TextField()
+
+    class Meta:
+        table_name = "hl_journal"
+
+
+ALL_TABLES = [StoreInfo, ImageDatabase, Entry, ImageData, Metadata, PositionMark, Journal]

@@ -1,0 +1,907 @@
+"""The Store: every SQL statement Hashlens runs, on SQLite, PostgreSQL and MySQL/MariaDB.
+
+Queries are plain SQL with bound parameters rather than peewee query objects: a page of
+fifty rows through model instances costs about ten times raw `sqlite3`, and the hot paths
+(listing, paging, exports) must stay within a small factor of it. peewee still owns the
+connections, transactions and the schema (`schema.py`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import peewee
+
+from app.domain import (
+    Count,
+    DatabaseInfo,
+    EntryRow,
+    Failure,
+    FilterOp,
+    HashlensError,
+    ImageInfo,
+    JournalEntry,
+    ListingPage,
+    ListingQuery,
+    NewEntry,
+    PHASH_MASK,
+    SortKey,
+    no_such_database,
+)
+from app.store import schema
+from app.store.url import StoreLocation, parse_store_url
+
+# One position mark every MARK_SPACING entries: a seek steps at most this far.
+MARK_SPACING = 1024
+# Bound parameters per IN list, well under SQLite's default limit of 32766 and
+# MySQL's/PostgreSQL's 65535 (reliability P2).
+IN_CHUNK = 900
+BUSY_TIMEOUT_MS = 5000
+
+_ENTRY_COLUMNS = (
+    "e.id, e.identifier, e.label, e.has_image_data, e.phash, e.image_format, "
+    "e.width, e.height, e.byte_size, e.meta_count, e.trained_at"
+)
+
+_SORT_COLUMNS = {
+    SortKey.IDENTIFIER: "e.identifier",
+    SortKey.LABEL: "e.label",
+    SortKey.HAS_IMAGE_DATA: "e.has_image_data",
+    SortKey.META_COUNT: "e.meta_count",
+    SortKey.PHASH: "e.phash",
+    SortKey.WIDTH: "COALESCE(e.width, -1)",
+    SortKey.TRAINED_AT: "e.trained_at",
+}
+
+# Per-backend column types for the schema's custom fields. Binary collations make
+# names compare byte for byte everywhere (reliability S5); "C" does it on PostgreSQL.
+_FIELD_TYPES = {
+    "sqlite": {"HLNAME": "VARCHAR(254)", "HLBLOB": "BLOB"},
+    "postgresql": {"HLNAME": 'VARCHAR(254) COLLATE "C"', "HLBLOB": "BYTEA"},
+    "mysql": {"HLNAME": "VARCHAR(254) CHARACTER SET utf8mb4 COLLATE {bin}", "HLBLOB": "LONGBLOB"},
+}
+
+
+def to_signed64(value: int) -> int:
+    value &= PHASH_MASK
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers and services
+        return "unknown"
+
+
+def _hamming_sql(a, b):
+    if a is None or b is None:
+        return None
+    return ((a ^ b) & PHASH_MASK).bit_count()
+
+
+class _HashlensSqlite(peewee.SqliteDatabase):
+    """SQLite with Hashlens's connection setup."""
+
+    def __init__(self, *args, read_only: bool = False, **kwargs):
+        self._read_only = read_only
+        super().__init__(*args, **kwargs)
+
+    def _add_conn_hooks(self, conn):
+        super()._add_conn_hooks(conn)
+        conn.create_function("hl_hamming", 2, _hamming_sql, deterministic=True)
+        if not self._read_only:
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA cache_size=-65536")
+
+
+class Store:
+    """A Hashlens store: its databases of image hashes, their entries and the journal.
+
+    Thread use: peewee keeps one connection per thread, so workers each get their own.
+    Writes run in `writing()` transactions that take the write lock up front (SQLite
+    `BEGIN IMMEDIATE`), so concurrent writers wait for each other instead of failing."""
+
+    def __init__(self, db: peewee.Database, location: StoreLocation, read_only: bool):
+        self.db = db
+        self.location = location
+        self.backend = location.backend
+        self.read_only = read_only
+        self._sql_cache: dict[str, str] = {}
+        self._db_ids: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.schema_version: int | None = None
+
+    # -- opening ----------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str, *, read_only: bool = False, create: bool = True) -> "Store":
+        location = parse_store_url(url)
+        db = cls._connect(location, read_only=read_only, create=create)
+        store = cls(db, location, read_only)
+        try:
+            store._prepare(create=create and not read_only)
+        except BaseException:
+            db.close()
+            raise
+        return store
+
+    @staticmethod
+    def _connect(location: StoreLocation, *, read_only: bool, create: bool) -> peewee.Database:
+        if location.backend == "sqlite":
+            path = location.path.resolve()
+            if read_only or not create:
+                if not path.exists():
+                    raise HashlensError(
+                        Failure.STORE_UNAVAILABLE, f"The store file '{path}' does not exist."
+                    )
+            if read_only:
+                # A file URI from Path.as_uri() escapes '?' and '#'; an f-string would
+                # not, and could silently create a new empty file.
+                target, kwargs = path.as_uri() + "?mode=ro", {"uri": True}
+            else:
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise HashlensError(
+                        Failure.STORE_UNAVAILABLE, f"Cannot create the folder for '{path}': {exc.strerror}."
+                    ) from None
+                target, kwargs = str(path), {}
+            db = _HashlensSqlite(
+                target, read_only=read_only, timeout=BUSY_TIMEOUT_MS / 1000, field_types=_FIELD_TYPES["sqlite"], **kwargs
+            )
+        elif location.backend == "postgresql":
+            db = peewee.PostgresqlDatabase(
+                location.name,
+                host=location.host,
+                port=location.port or 5432,
+                user=location.user,
+                password=location.password,
+                field_types=_FIELD_TYPES["postgresql"],
+                connect_timeout=10,
+            )
+        else:
+            db = peewee.MySQLDatabase(
+                location.name,
+                host=location.host,
+                port=location.port or 3306,
+                user=location.user or "root",
+                password=location.password or "",
+                charset="utf8mb4",
+                connect_timeout=10,
+                field_types=dict(_FIELD_TYPES["mysql"]),
+            )
+        try:
+            db.connect(reuse_if_open=True)
+        except peewee.DatabaseError as exc:
+            raise HashlensError(
+                Failure.STORE_UNAVAILABLE, f"Cannot open the store {location.display()}: {_reason(exc)}"
+            ) from None
+        if location.backend == "mysql":
+            # MariaDB's NO PAD binary collation keeps 'a' and 'a ' apart; MySQL 8's
+            # utf8mb4_0900_bin is NO PAD already (reliability S5).
+            version = db.execute_sql("SELECT VERSION()").fetchone()[0]
+            binary = "utf8mb4_nopad_bin" if "mariadb" in version.lower() else "utf8mb4_0900_bin"
+            db._field_types["HLNAME"] = _FIELD_TYPES["mysql"]["HLNAME"].format(bin=binary)
+        if read_only and location.backend == "postgresql":
+            db.execute_sql("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        elif read_only and location.backend == "mysql":
+            db.execute_sql("SET SESSION TRANSACTION READ ONLY")
+        return db
+
+    def _prepare(self, *, create: bool) -> None:
+        """Check (or create) the schema: a foreign or damaged file is refused, never altered."""
+        try:
+            tables = set(self.db.get_tables())
+        except peewee.DatabaseError as exc:
+            raise HashlensError(
+                Failure.STORE_UNAVAILABLE,
+                f"'{self.location.display()}' is not a readable Hashlens store: {_reason(exc)}",
+            ) from None
+        wanted = {m._meta.table_name for m in schema.ALL_TABLES}
+        if not tables & wanted:
+            if not create:
+                raise HashlensError(
+                    Failure.STORE_UNAVAILABLE,
+                    f"'{self.location.display()}' holds no Hashlens store"
+                    + (" and was opened read-only." if self.read_only else "."),
+                )
+            self._create_schema()
+        elif not wanted <= tables:
+            missing = ", ".join(sorted(wanted - tables))
+            raise HashlensError(
+                Failure.STORE_UNAVAILABLE,
+                f"'{self.location.display()}' is not a complete Hashlens store (missing tables: {missing}).",
+            )
+        row = self._one("SELECT value FROM hl_store_info WHERE name = ?", ("schema_version",))
+        self.schema_version = int(row[0]) if row else None
+        if self.schema_version is None:
+            raise HashlensError(Failure.STORE_UNAVAILABLE, "The store records no schema version.")
+        if self.schema_version > schema.SCHEMA_VERSION:
+            # A newer Hashlens wrote this store: read it, never write it (reliability D4).
+            self.read_only = True
+        elif self.schema_version < schema.SCHEMA_VERSION and create:
+            self._migrate(self.schema_version)
+
+    def _create_schema(self) -> None:
+        with self.db.bind_ctx(schema.ALL_TABLES), self.db.atomic():
+            self.db.create_tables(schema.ALL_TABLES, safe=True)
+            if self.backend in ("sqlite", "postgresql"):
+                # Entries without image data are few and audited often (reliability notes:
+                # a partial index turned a 550 ms count into 32 ms at 10 million).
+                self.db.execute_sql(
+                    "CREATE INDEX IF NOT EXISTS hl_entry_no_image ON hl_entry (database_id, id) "
+                    "WHERE NOT has_image_data"
+                    if self.backend == "postgresql"
+                    else "CREATE INDEX IF NOT EXISTS hl_entry_no_image ON hl_entry (database_id, id) "
+                    "WHERE has_image_data = 0"
+                )
+            else:
+                self.db.execute_sql("CREATE INDEX hl_entry_no_image ON hl_entry (database_id, has_image_data, id)")
+            self._exec(
+                "INSERT INTO hl_store_info (name, value) VALUES (?, ?)", ("schema_version", str(schema.SCHEMA_VERSION))
+            )
+            self._exec("INSERT INTO hl_store_info (name, value) VALUES (?, ?)", ("created_at", str(now_ms())))
+
+    def _migrate(self, from_version: int) -> None:
+        # Version 1 is the first release; each later version adds one step here, run in
+        # one transaction and recorded only after it succeeds.
+        raise HashlensError(Failure.STORE_FAILED, f"No migration from schema version {from_version} exists.")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def describe(self) -> str:
+        return self.location.display()
+
+    # -- SQL plumbing -------------------------------------------------------------------
+
+    def _sql(self, sql: str) -> str:
+        """Our SQL uses `?` placeholders; psycopg and pymysql want `%s`."""
+        if self.backend == "sqlite":
+            return sql
+        cached = self._sql_cache.get(sql)
+        if cached is None:
+            cached = self._sql_cache[sql] = sql.replace("%", "%%").replace("?", "%s")
+        return cached
+
+    def _exec(self, sql: str, params=()):
+        try:
+            return self.db.execute_sql(self._sql(sql), params)
+        except peewee.DatabaseError as exc:
+            raise _translate(exc, self) from exc
+
+    def _one(self, sql: str, params=()):
+        return self._exec(sql, params).fetchone()
+
+    def _all(self, sql: str, params=()) -> list:
+        return self._exec(sql, params).fetchall()
+
+    def _insert(self, sql: str, params) -> int:
+        if self.backend == "postgresql":
+            return self._one(sql + " RETURNING id", params)[0]
+        cursor = self._exec(sql, params)
+        return cursor.lastrowid
+
+    def _limit(self, limit: int | None, offset: int = 0) -> str:
+        if limit is None and not offset:
+            return ""
+        if limit is None:
+            limit = {"sqlite": -1, "postgresql": None, "mysql": 18446744073709551615}[self.backend]
+        text = f" LIMIT {int(limit)}" if limit is not None else ""
+        return text + (f" OFFSET {int(offset)}" if offset else "")
+
+    @contextlib.contextmanager
+    def writing(self):
+        """One write transaction, holding the write lock from its first statement."""
+        if self.read_only:
+            raise HashlensError(
+                Failure.READ_ONLY,
+                f"The store {self.describe()} is open read-only"
+                + (" (a newer Hashlens wrote it)" if (self.schema_version or 0) > schema.SCHEMA_VERSION else "")
+                + "; reopen it for writing to change it.",
+            )
+        args = ("IMMEDIATE",) if self.backend == "sqlite" else ()
+        try:
+            with self.db.atomic(*args) as txn:
+                yield txn
+        except peewee.DatabaseError as exc:
+            raise _translate(exc, self) from exc
+
+    @contextlib.contextmanager
+    def reading(self):
+        """One read transaction: a consistent snapshot for listings that span batches
+        (WAL snapshot on SQLite, REPEATABLE READ on PostgreSQL, InnoDB consistent read)."""
+        if self.db.in_transaction():
+            yield
+            return
+        try:
+            if self.backend == "postgresql":
+                ctx = self.db.atomic(isolation_level="REPEATABLE READ")
+            else:
+                ctx = self.db.atomic()
+            with ctx:
+                if self.backend == "mysql":
+                    pass  # InnoDB's REPEATABLE READ snapshot starts at the first read.
+                yield
+        except peewee.DatabaseError as exc:
+            raise _translate(exc, self) from exc
+
+    def interrupt(self) -> None:
+        """Best effort: stop the statement running on this store's connections."""
+        if self.backend == "sqlite":
+            for conn in list(_open_sqlite_connections(self.db)):
+                with contextlib.suppress(Exception):
+                    conn.interrupt()
+
+    # -- databases ------------------------------------------------------------------------
+
+    def database_id(self, name: str) -> int:
+        row = self._one("SELECT id FROM hl_database WHERE name = ?", (name,))
+        if row is None:
+            raise no_such_database(name)
+        return row[0]
+
+    def list_databases(self) -> list[DatabaseInfo]:
+        rows = self._all("SELECT name, entry_count FROM hl_database ORDER BY name")
+        return [DatabaseInfo(name, count) for name, count in rows]
+
+    def database_exists(self, name: str) -> bool:
+        return self._one("SELECT 1 FROM hl_database WHERE name = ?", (name,)) is not None
+
+    def create_database(self, name: str) -> None:
+        if self.database_exists(name):
+            raise HashlensError(Failure.DATABASE_EXISTS, f"'database={name}' already exists", parameter="database")
+        try:
+            self._exec("INSERT INTO hl_database (name, entry_count, created_at) VALUES (?, 0, ?)", (name, now_ms()))
+        except HashlensError as exc:
+            if exc.failure is Failure.STORE_FAILED and "unique" in exc.description.lower():
+                raise HashlensError(
+                    Failure.DATABASE_EXISTS, f"'database={name}' already exists", parameter="database"
+                ) from None
+            raise
+
+    def rename_database(self, name: str, new_name: str) -> None:
+        db_id = self.database_id(name)
+        if self.database_exists(new_name):
+            raise HashlensError(
+                Failure.DATABASE_EXISTS, f"'newdatabase={new_name}' already exists", parameter="newdatabase"
+            )
+        self._exec("UPDATE hl_database SET name = ? WHERE id = ?", (new_name, db_id))
+
+    def remove_database(self, name: str) -> int:
+        db_id = self.database_id(name)
+        count = self._one("SELECT entry_count FROM hl_database WHERE id = ?", (db_id,))[0]
+        entries = "SELECT id FROM hl_entry WHERE database_id = ?"
+        self._exec(f"DELETE FROM hl_image WHERE entry_id IN ({entries})", (db_id,))
+        self._exec(f"DELETE FROM hl_metadata WHERE entry_id IN ({entries})", (db_id,))
+        self._exec("DELETE FROM hl_mark WHERE database_id = ?", (db_id,))
+        self._exec("DELETE FROM hl_entry WHERE database_id = ?", (db_id,))
+        self._exec("DELETE FROM hl_database WHERE id = ?", (db_id,))
+        return count
+
+    # -- entries ----------------------------------------------------------------------------
+
+    def _entry_key(self, db_id: int, identifier: str, parameter: str = "identifier") -> int:
+        row = self._one("SELECT id FROM hl_entry WHERE database_id = ? AND identifier = ?", (db_id, identifier))
+        if row is None:
+            raise HashlensError(
+                Failure.NO_SUCH_IDENTIFIER, f"'{parameter}={identifier}' does not exist in this database",
+                parameter=parameter,
+            )
+        return row[0]
+
+    def entry_exists(self, database: str, identifier: str) -> bool:
+        db_id = self.database_id(database)
+        return self._one(
+            "SELECT 1 FROM hl_entry WHERE database_id = ? AND identifier = ?", (db_id, identifier)
+        ) is not None
+
+    def _bump_count(self, db_id: int, delta: int) -> int:
+        # The UPDATE takes the database row's lock first, so entries of one database are
+        # numbered in commit order on PostgreSQL and MySQL too (ours).
+        self._exec("UPDATE hl_database SET entry_count = entry_count + ? WHERE id = ?", (delta, db_id))
+        return self._one("SELECT entry_count FROM hl_database WHERE id = ?", (db_id,))[0]
+
+    def add_entry(self, database: str, entry: NewEntry) -> int:
+        """Append one entry at the end of the database; call inside `writing()`."""
+        db_id = self.database_id(database)
+        if self._one(
+            "SELECT 1 FROM hl_entry WHERE database_id = ? AND identifier = ?", (db_id, entry.identifier)
+        ):
+            raise _identifier_exists(entry.identifier)
+        ordinal = self._bump_count(db_id, 1)
+        try:
+            key = self._insert(
+                "INSERT INTO hl_entry (database_id, identifier, label, phash, has_image_data, image_format, "
+                "width, height, byte_size, sha256, meta_count, trained_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    db_id, entry.identifier, entry.label, to_signed64(entry.phash), entry.image_data is not None,
+                    entry.image_format, entry.width, entry.height,
+                    len(entry.image_data) if entry.image_data is not None else None,
+                    entry.sha256, len(entry.metadata), entry.trained_at or now_ms(),
+                ),
+            )
+        except HashlensError as exc:
+            if "unique" in exc.description.lower() or "duplicate" in exc.description.lower():
+                raise _identifier_exists(entry.identifier) from None
+            raise
+        if entry.image_data is not None:
+            self._exec("INSERT INTO hl_image (entry_id, data) VALUES (?, ?)", (key, entry.image_data))
+        if entry.metadata:
+            self._insert_metadata(key, entry.metadata)
+        if ordinal % MARK_SPACING == 0:
+            self._exec("INSERT INTO hl_mark (database_id, ordinal, entry_id) VALUES (?, ?, ?)", (db_id, ordinal, key))
+        return key
+
+    def _insert_metadata(self, key: int, items) -> None:
+        seen = set()
+        for k, _ in items:
+            if k in seen:
+                raise HashlensError(
+                    Failure.KEY_EXISTS, f"Metadata key '{k}' is given twice; a key is unique per hash.", parameter="metadata"
+                )
+            seen.add(k)
+        sql = self._sql("INSERT INTO hl_metadata (entry_id, meta_key, meta_value) VALUES (?, ?, ?)")
+        try:
+            cursor = self.db.cursor()
+            cursor.executemany(sql, [(key, k, v) for k, v in items])
+        except (peewee.DatabaseError, sqlite3.DatabaseError) as exc:
+            raise _translate(exc, self) from exc
+        except Exception as exc:  # driver-specific error classes from executemany
+            raise _translate(exc, self) from exc
+
+    def remove_entry(self, database: str, identifier: str) -> None:
+        db_id = self.database_id(database)
+        key = self._entry_key(db_id, identifier)
+        self._exec("DELETE FROM hl_image WHERE entry_id = ?", (key,))
+        self._exec("DELETE FROM hl_metadata WHERE entry_id = ?", (key,))
+        self._exec("DELETE FROM hl_entry WHERE id = ?", (key,))
+        self._bump_count(db_id, -1)
+        self._marks_after_removal(db_id, key)
+
+    def _marks_after_removal(self, db_id: int, key: int) -> None:
+        # Later entries move up one place. A mark on the removed entry passes to the next
+        # entry, which now holds that same position, so marks stay evenly spaced.
+        self._exec("UPDATE hl_mark SET ordinal = ordinal - 1 WHERE database_id = ? AND entry_id > ?", (db_id, key))
+        nxt = self._one(
+            "SELECT id FROM hl_entry WHERE database_id = ? AND id > ? ORDER BY id" + self._limit(1), (db_id, key)
+        )
+        if nxt is None:
+            self._exec("DELETE FROM hl_mark WHERE database_id = ? AND entry_id = ?", (db_id, key))
+        else:
+            self._exec("UPDATE hl_mark SET entry_id = ? WHERE database_id = ? AND entry_id = ?", (nxt[0], db_id, key))
+
+    def null_image_data(self, database: str, identifier: str) -> None:
+        db_id = self.database_id(database)
+        key = self._entry_key(db_id, identifier)
+        self._exec("DELETE FROM hl_image WHERE entry_id = ?", (key,))
+        self._exec("UPDATE hl_entry SET has_image_data = ? WHERE id = ?", (False, key))
+
+    def rename_entry(self, database: str, identifier: str, new_identifier: str) -> None:
+        db_id = self.database_id(database)
+        key = self._entry_key(db_id, identifier)
+        if new_identifier != identifier and self._one(
+            "SELECT 1 FROM hl_entry WHERE database_id = ? AND identifier = ?", (db_id, new_identifier)
+        ):
+            raise _identifier_exists(new_identifier, "newidentifier")
+        self._exec("UPDATE hl_entry SET identifier = ? WHERE id = ?", (new_identifier, key))
+
+    def move_entry(self, database: str, identifier: str, new_database: str) -> None:
+        """Move an entry to another database. It keeps its training time, so it takes its
+        place among the target's entries by age (ours; MS does not document the order)."""
+        db_id = self.database_id(database)
+        key = self._entry_key(db_id, identifier)
+        try:
+            target = self.database_id(new_database)
+        except HashlensError:
+            raise HashlensError(
+                Failure.NO_SUCH_DATABASE, f"'newdatabase={new_database}' does not exist", parameter="newdatabase"
+            ) from None
+        if target == db_id:
+            return
+        if self._one("SELECT 1 FROM hl_entry WHERE database_id = ? AND identifier = ?", (target, identifier)):
+            raise _identifier_exists(identifier, "identifier", new_database)
+        self._bump_count(db_id, -1)
+        self._marks_after_removal(db_id, key)
+        self._bump_count(target, 1)
+        self._exec("UPDATE hl_mark SET ordinal = ordinal + 1 WHERE database_id = ? AND entry_id > ?", (target, key))
+        self._exec("UPDATE hl_entry SET database_id = ? WHERE id = ?", (target, key))
+
+    def relabel(self, database: str, identifier: str, label: str, new_label: str) -> None:
+        db_id = self.database_id(database)
+        key = self._entry_key(db_id, identifier)
+        current = self._one("SELECT label FROM hl_entry WHERE id = ?", (key,))[0]
+        if current != label:
+            raise HashlensError(
+                Failure.NO_SUCH_LABEL,
+                f"'imagelabel={label}' does not exist for '{identifier}' (its image is labelled '{current}')",
+                parameter="imagelabel",
+            )
+        self._exec("UPDATE hl_entry SET label = ? WHERE id = ?", (new_label, key))
+
+    def add_metadata(self, database: str, identifier: str, key_name: str, value: str) -> None:
+        db_id = self.database_id(database)
+        key = self._entry_key(db_id, identifier)
+        if self._one("SELECT 1 FROM hl_metadata WHERE entry_id = ? AND meta_key = ?", (key, key_name)):
+            raise HashlensError(
+                Failure.KEY_EXISTS,
+                f"'key={key_name}' already exists for '{identifier}'; use UpdateImageHashMetadata to change it",
+                parameter="key",
+            )
+        self._exec("INSERT INTO hl_metadata (entry_id, meta_key, meta_value) VALUES (?, ?, ?)", (key, key_name, value))
+        self._exec("UPDATE hl_entry SET meta_count = meta_count + 1 WHERE id = ?", (key,))
+
+    def update_metadata(self, database: str, identifier: str, key_name: str, value: str) -> None:
+        db_id = self.database_id(database)
+        key = self._entry_key(db_id, identifier)
+        self._metadata_key_exists(key, identifier, key_name)
+        self._exec("UPDATE hl_metadata SET meta_value = ? WHERE entry_id = ? AND meta_key = ?", (value, key, key_name))
+
+    def remove_metadata(self, database: str, identifier: str, key_name: str) -> None:
+        db_id = self.database_id(database)
+        key = self._entry_key(db_id, identifier)
+        self._metadata_key_exists(key, identifier, key_name)
+        self._exec("DELETE FROM hl_metadata WHERE entry_id = ? AND meta_key = ?", (key, key_name))
+        self._exec("UPDATE hl_entry SET meta_count = meta_count - 1 WHERE id = ?", (key,))
+
+    def _metadata_key_exists(self, key: int, identifier: str, key_name: str) -> None:
+        if not self._one("SELECT 1 FROM hl_metadata WHERE entry_id = ? AND meta_key = ?", (key, key_name)):
+            raise HashlensError(
+                Failure.NO_SUCH_KEY, f"'key={key_name}' does not exist for '{identifier}'", parameter="key"
+            )
+
+    def image(self, database: str, identifier: str) -> ImageInfo:
+        db_id = self.database_id(database)
+        key = self._entry_key(db_id, identifier)
+        row = self._one(
+            "SELECT e.identifier, e.label, e.image_format, e.width, e.height, i.data FROM hl_entry e "
+            "LEFT JOIN hl_image i ON i.entry_id = e.id WHERE e.id = ?",
+            (key,),
+        )
+        data = bytes(row[5]) if row[5] is not None else None
+        return ImageInfo(row[0], row[1], row[2], row[3], row[4], data)
+
+    def images_by_key(self, keys: list[int]) -> dict[int, bytes]:
+        """Image bytes for a batch of entries, one query per chunk (exports, audits)."""
+        found: dict[int, bytes] = {}
+        for chunk in _chunks(keys, IN_CHUNK):
+            marks = ",".join("?" * len(chunk))
+            for key, data in self._all(f"SELECT entry_id, data FROM hl_image WHERE entry_id IN ({marks})", chunk):
+                found[key] = bytes(data)
+        return found
+
+    # -- listing ------------------------------------------------------------------------------
+
+    def list_page(self, query: ListingQuery) -> ListingPage:
+        """One window of a listing: `start`/`maxresults` of the filtered, ordered entries."""
+        db_id = self.database_id(query.database)
+        if query.identifiers is not None:
+            rows = self._rows_by_identifiers(db_id, query)
+        else:
+            rows = self._window_rows(db_id, query, query.start, query.maxresults)
+        if query.metadata:
+            rows = self._with_metadata(rows)
+        total = None if query.is_filtered else self._entry_count(db_id)
+        return ListingPage(query, rows, total)
+
+    def iter_listing(self, query: ListingQuery, batch: int = 2000) -> Iterator[list[EntryRow]]:
+        """The whole window of a listing in batches, by keyset, in one read snapshot:
+        memory stays flat and an export sees no half-made change (reliability C3)."""
+        db_id = self.database_id(query.database)
+        with self.reading():
+            if query.identifiers is not None:
+                rows = self._rows_by_identifiers(db_id, query)
+                for chunk in _chunks(rows, batch):
+                    yield self._with_metadata(chunk) if query.metadata else chunk
+                return
+            remaining = query.maxresults
+            position = query.start
+            after = None
+            while remaining is None or remaining > 0:
+                size = batch if remaining is None else min(batch, remaining)
+                if after is None:
+                    rows = self._window_rows(db_id, query, position, size)
+                else:
+                    rows = self._rows_after(db_id, query, after, position, size)
+                if not rows:
+                    return
+                yield self._with_metadata(rows) if query.metadata else rows
+                position += len(rows)
+                if remaining is not None:
+                    remaining -= len(rows)
+                after = self._sort_value(query, rows[-1])
+                if len(rows) < size:
+                    return
+
+    def _entry_count(self, db_id: int) -> int:
+        return self._one("SELECT entry_count FROM hl_database WHERE id = ?", (db_id,))[0]
+
+    def count(self, query: ListingQuery, bound: int | None = None) -> Count:
+        """Entries in the whole (unwindowed) listing; with `bound`, stop counting past it."""
+        db_id = self.database_id(query.database)
+        if not query.is_filtered:
+            return Count(self._entry_count(db_id), True)
+        if query.identifiers is not None:
+            return Count(len(self._rows_by_identifiers(db_id, query.unwindowed())), True)
+        where, params = self._where(db_id, query)
+        if bound is None:
+            return Count(self._one(f"SELECT COUNT(*) FROM hl_entry e WHERE {where}", params)[0], True)
+        n = self._one(
+            f"SELECT COUNT(*) FROM (SELECT 1 AS one FROM hl_entry e WHERE {where}{self._limit(bound + 1)}) AS bounded",
+            params,
+        )[0]
+        return Count(min(n, bound), n <= bound)
+
+    def _order(self, query: ListingQuery) -> str:
+        direction = " DESC" if query.descending else ""
+        if query.sort is SortKey.POSITION:
+            return f"e.id{direction}"
+        return f"{_SORT_COLUMNS[query.sort]}{direction}, e.id{direction}"
+
+    def _window_rows(self, db_id: int, query: ListingQuery, start: int, limit: int | None) -> list[EntryRow]:
+        where, params = self._where(db_id, query)
+        offset = start - 1
+        if not query.filters and query.sort is SortKey.POSITION and not query.descending and offset:
+            # Seek to the nearest position mark instead of stepping over `start` rows.
+            mark = self._one(
+                "SELECT ordinal, entry_id FROM hl_mark WHERE database_id = ? AND ordinal <= ? "
+                "ORDER BY ordinal DESC" + self._limit(1),
+                (db_id, start),
+            )
+            if mark is not None:
+                where += " AND e.id >= ?"
+                params = params + [mark[1]]
+                offset = start - mark[0]
+        sql = f"SELECT {_ENTRY_COLUMNS} FROM hl_entry e WHERE {where} ORDER BY {self._order(query)}"
+        raw = self._all(sql + self._limit(limit, offset), params)
+        return _rows(raw, start)
+
+    def _rows_after(self, db_id, query, after, position, limit) -> list[EntryRow]:
+        where, params = self._where(db_id, query)
+        op = "<" if query.descending else ">"
+        if query.sort is SortKey.POSITION:
+            where += f" AND e.id {op} ?"
+            params = params + [after[1]]
+        else:
+            column = _SORT_COLUMNS[query.sort]
+            # Row-value comparison (SQLite 3.15+, PostgreSQL, MySQL) keeps the keyset exact.
+            where += f" AND ({column}, e.id) {op} (?, ?)"
+            params = params + list(after)
+        sql = f"SELECT {_ENTRY_COLUMNS} FROM hl_entry e WHERE {where} ORDER BY {self._order(query)}"
+        return _rows(self._all(sql + self._limit(limit), params), position)
+
+    @staticmethod
+    def _sort_value(query: ListingQuery, row: EntryRow) -> tuple:
+        if query.sort is SortKey.POSITION:
+            return (None, row.key)
+        value = {
+            SortKey.IDENTIFIER: row.identifier,
+            SortKey.LABEL: row.label,
+            SortKey.HAS_IMAGE_DATA: row.has_image_data,
+            SortKey.META_COUNT: row.meta_count,
+            SortKey.PHASH: to_signed64(row.phash),
+            SortKey.WIDTH: -1 if row.width is None else row.width,
+            SortKey.TRAINED_AT: row.trained_at,
+        }[query.sort]
+        return (value, row.key)
+
+    def _rows_by_identifiers(self, db_id: int, query: ListingQuery) -> list[EntryRow]:
+        """ListImageHashes' identifier filter: unknown ones are left out, repeats count once,
+        database order is kept, then start/maxresults window the result (ours, after MS)."""
+        wanted = list(dict.fromkeys(query.identifiers))
+        where, params = self._where(db_id, query)
+        found = []
+        for chunk in _chunks(wanted, IN_CHUNK):
+            marks = ",".join("?" * len(chunk))
+            found.extend(
+                self._all(
+                    f"SELECT {_ENTRY_COLUMNS} FROM hl_entry e WHERE {where} AND e.identifier IN ({marks})",
+                    params + chunk,
+                )
+            )
+        rows = _rows(found, 1)
+        if query.sort is SortKey.POSITION:
+            rows.sort(key=lambda r: r.key, reverse=query.descending)
+        else:
+            rows.sort(key=lambda r: self._sort_value(query, r), reverse=query.descending)
+        window = rows[query.start - 1:]
+        if query.maxresults is not None:
+            window = window[: query.maxresults]
+        return [row._replace(position=query.start + i) for i, row in enumerate(window)]
+
+    def _where(self, db_id: int, query: ListingQuery) -> tuple[str, list]:
+        clauses = ["e.database_id = ?"]
+        params: list = [db_id]
+        for f in query.filters:
+            sql, values = self._filter_sql(f)
+            clauses.append(sql)
+            params.extend(values)
+        return " AND ".join(clauses), params
+
+    def _filter_sql(self, f) -> tuple[str, list]:
+        """The one table of filter operations; values are always bound parameters."""
+        op = f.op
+        if op is FilterOp.LABEL_CONTAINS:
+            pattern = "%" + _escape_like(f.value) + "%"
+            if self.backend == "postgresql":
+                return "e.label ILIKE ? ESCAPE '!'", [pattern]
+            if self.backend == "mysql":
+                return "LOWER(e.label) LIKE LOWER(?) ESCAPE '!'", [pattern]
+            return "e.label LIKE ? ESCAPE '!'", [pattern]
+        if op is FilterOp.LABEL_EQUALS:
+            return "e.label = ?", [f.value]
+        if op is FilterOp.HAS_IMAGE_DATA:
+            return "e.has_image_data = ?", [bool(f.value)]
+        if op is FilterOp.META_PRESENT:
+            return "e.id IN (SELECT m.entry_id FROM hl_metadata m WHERE m.meta_key = ?)", [f.key]
+        if op is FilterOp.META_ABSENT:
+            return "e.id NOT IN (SELECT m.entry_id FROM hl_metadata m WHERE m.meta_key = ?)", [f.key]
+        if op is FilterOp.META_EQUALS:
+            return "e.id IN (SELECT m.entry_id FROM hl_metadata m WHERE m.meta_key = ? AND m.meta_value = ?)", [f.key, f.value]
+        if op is FilterOp.PHASH_WITHIN:
+            target = to_signed64(f.value)
+            if self.backend == "postgresql":
+                return "bit_count((e.phash # ?)::bit(64)) <= ?", [target, f.distance]
+            if self.backend == "mysql":
+                return "BIT_COUNT(e.phash ^ ?) <= ?", [target, f.distance]
+            return "hl_hamming(e.phash, ?) <= ?", [target, f.distance]
+        raise AssertionError(op)
+
+    def _with_metadata(self, rows: list[EntryRow]) -> list[EntryRow]:
+        """Attach each row's metadata with one IN query per chunk, in the order added."""
+        keys = [r.key for r in rows if r.meta_count]
+        items: dict[int, list] = {}
+        for chunk in _chunks(keys, IN_CHUNK):
+            marks = ",".join("?" * len(chunk))
+            for key, k, v in self._all(
+                f"SELECT entry_id, meta_key, meta_value FROM hl_metadata WHERE entry_id IN ({marks}) ORDER BY entry_id, id", chunk
+            ):
+                items.setdefault(key, []).append((k, v))
+        return [r._replace(metadata=tuple(items.get(r.key, ()))) for r in rows]
+
+    def metadata_keys(self, database: str, limit: int = 500) -> list[str]:
+        db_id = self.database_id(database)
+        rows = self._all(
+            "SELECT DISTINCT m.meta_key FROM hl_metadata m JOIN hl_entry e ON e.id = m.entry_id "
+            "WHERE e.database_id = ? ORDER BY m.meta_key" + self._limit(limit),
+            (db_id,),
+        )
+        return [r[0] for r in rows]
+
+    def rebuild_marks(self, database: str) -> None:
+        """Recompute a database's position marks and count after a bulk change."""
+        db_id = self.database_id(database)
+        self._exec("DELETE FROM hl_mark WHERE database_id = ?", (db_id,))
+        self._exec(
+            "INSERT INTO hl_mark (database_id, ordinal, entry_id) SELECT ?, n, id FROM "
+            "(SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM hl_entry WHERE database_id = ?) AS numbered "
+            f"WHERE n % {MARK_SPACING} = 0",
+            (db_id, db_id),
+        )
+        self._exec(
+            "UPDATE hl_database SET entry_count = (SELECT COUNT(*) FROM hl_entry WHERE database_id = ?) WHERE id = ?",
+            (db_id, db_id),
+        )
+
+    # -- journal --------------------------------------------------------------------------
+
+    def record(self, action: str, database: str | None, identifier: str | None, params: dict) -> None:
+        """Append one change to the journal; call inside the change's own transaction."""
+        self._exec(
+            "INSERT INTO hl_journal (at_ms, username, action, database_name, identifier, params) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (now_ms(), _current_user(), action, database, identifier, json.dumps(params, ensure_ascii=False)),
+        )
+
+    def history(self, since: int | None = None, until: int | None = None, limit: int | None = None) -> list[JournalEntry]:
+        clauses, params = ["1 = 1"], []
+        if since is not None:
+            clauses.append("at_ms >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("at_ms < ?")
+            params.append(until)
+        rows = self._all(
+            "SELECT at_ms, username, action, database_name, identifier, params FROM hl_journal "
+            f"WHERE {' AND '.join(clauses)} ORDER BY id" + self._limit(limit),
+            params,
+        )
+        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def change_token(self) -> int:
+        """Grows whenever anyone changes the store: windows poll it to notice others' edits."""
+        row = self._one("SELECT MAX(id) FROM hl_journal")
+        return row[0] or 0
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _rows(raw, first_position: int) -> list[EntryRow]:
+    mask = PHASH_MASK
+    return [
+        EntryRow(first_position + i, r[0], r[1], r[2], bool(r[3]), r[4] & mask, r[5], r[6], r[7], r[8], r[9], r[10])
+        for i, r in enumerate(raw)
+    ]
+
+
+def _chunks(items, size):
+    items = list(items)
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
+
+def _identifier_exists(identifier: str, parameter: str = "identifier", database: str | None = None) -> HashlensError:
+    where = f" in '{database}'" if database else ""
+    return HashlensError(
+        Failure.IDENTIFIER_EXISTS, f"'{parameter}={identifier}' already exists{where}", parameter=parameter
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text
+
+
+def _translate(exc: BaseException, store: Store) -> HashlensError:
+    """A driver error as a HashlensError a person can act on."""
+    if isinstance(exc, HashlensError):
+        return exc
+    text = _reason(exc)
+    low = text.lower()
+    if "locked" in low or "busy" in low or "lock wait timeout" in low or "deadlock" in low:
+        return HashlensError(
+            Failure.STORE_BUSY,
+            f"The store {store.describe()} is busy (locked by another program); nothing was written. Retry in a moment.",
+        )
+    if "interrupted" in low or "canceling statement" in low or "query execution was interrupted" in low:
+        return HashlensError(Failure.CANCELLED, "The operation was cancelled; nothing was changed.")
+    if "disk is full" in low or "no space" in low or "database or disk is full" in low:
+        return HashlensError(Failure.STORE_FAILED, f"The disk holding {store.describe()} is full; nothing was written.")
+    if "readonly" in low or "read-only" in low or "read only" in low:
+        return HashlensError(Failure.READ_ONLY, f"The store {store.describe()} cannot be written: {text}.")
+    if "not a database" in low or "malformed" in low or "corrupt" in low:
+        return HashlensError(
+            Failure.STORE_UNAVAILABLE,
+            f"The store {store.describe()} is damaged or is not a Hashlens store ({text}). "
+            "Run 'hashlens audit' for an integrity report; Hashlens never repairs it in place.",
+        )
+    if "server has gone away" in low or "lost connection" in low or "connection" in low and "closed" in low \
+            or "terminating connection" in low:
+        return HashlensError(
+            Failure.STORE_UNAVAILABLE,
+            f"The connection to {store.describe()} was lost ({text}); nothing half-done was kept. Try again to reconnect.",
+        )
+    return HashlensError(Failure.STORE_FAILED, f"The store reported an error: {text}")
+
+
+def _open_sqlite_connections(db: peewee.Database):
+    state = getattr(db, "_state", None)
+    conn = getattr(state, "conn", None)
+    if conn is not None:
+        yield conn

@@ -1,0 +1,1 @@
+"""The Qt desktop window of Hashlens: depends on app/, never on peewee."""
