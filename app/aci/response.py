@@ -1,0 +1,131 @@
+"""The one serializer of <autnresponse> documents, streamed as text chunks.
+
+Written by hand rather than through ElementTree: ElementTree writes characters XML 1.0
+forbids and cannot parse its own output (reliability S2), and a listing of millions of
+entries must stream. Every text passes through `xml_text`, which refuses what XML 1.0
+cannot carry, so no response is ever unparseable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+
+from app.domain import EntryRow, Failure, HashlensError, first_bad_xml_char
+
+XMLNS = "http://schemas.autonomy.com/aci/"
+PRODUCT = "HASHLENS"
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+
+
+def xml_text(text: str, what: str = "text") -> str:
+    """Escape text for XML element content. CR is written as a character reference so
+    it survives parsing (parsers fold a bare CR into LF)."""
+    bad = first_bad_xml_char(text)
+    if bad is not None:
+        raise HashlensError(
+            Failure.STORE_FAILED,
+            f"{what} {text!r} holds character U+{ord(text[bad]):04X}, which XML 1.0 cannot carry; "
+            "it was written by another program and cannot be exported.",
+        )
+    return text.translate(_ESCAPES)
+
+
+def _open(action: str, status: str = "SUCCESS") -> str:
+    return (
+        f'<autnresponse xmlns:autn="{XMLNS}">\n'
+        f"  <action>{xml_text(action.upper())}</action>\n"
+        f"  <response>{status}</response>\n"
+    )
+
+
+def success(action: str, body_lines: Iterable[str] = ()) -> str:
+    """A SUCCESS response whose responsedata holds the given pre-escaped lines."""
+    lines = list(body_lines)
+    if not lines:
+        return _open(action) + "  <responsedata/>\n</autnresponse>\n"
+    inner = "".join(f"    {line}\n" for line in lines)
+    return _open(action) + f"  <responsedata>\n{inner}  </responsedata>\n</autnresponse>\n"
+
+
+def element(name: str, text: str) -> str:
+    return f"<{name}>{xml_text(text, name)}</{name}>"
+
+
+def error(action: str, err: HashlensError, when: float | None = None) -> str:
+    """The ERROR envelope: errorid, rawerrorid, errorstring, errordescription, errorcode,
+    errortime, in that order (MS)."""
+    failure = err.failure
+    stamp = time.strftime("%d %b %y %H:%M:%S", time.gmtime(when if when is not None else time.time()))
+    safe_action = action.upper() if first_bad_xml_char(action) is None else "UNKNOWN"
+    description = err.description
+    if first_bad_xml_char(description) is not None:
+        description = description.encode("ascii", "backslashreplace").decode("ascii")
+        description = "".join(c if first_bad_xml_char(c) is None else "?" for c in description)
+    safe_id = "".join(c for c in safe_action if c.isalnum())
+    return (
+        _open(safe_action, "ERROR")
+        + "  <responsedata>\n    <error>\n"
+        + f"      <errorid>{PRODUCT}{xml_text(safe_id)}{failure.number}</errorid>\n"
+        + f"      <rawerrorid>0x{failure.number:X}</rawerrorid>\n"
+        + f"      <errorstring>{xml_text(failure.short)}</errorstring>\n"
+        + f"      <errordescription>{xml_text(description)}</errordescription>\n"
+        + f"      <errorcode>{failure.code}</errorcode>\n"
+        + f"      <errortime>{stamp}</errortime>\n"
+        + "    </error>\n  </responsedata>\n</autnresponse>\n"
+    )
+
+
+def entry_xml(row: EntryRow, imagestatus: bool, metadata: bool) -> str:
+    """One <entry>, elements in exactly the seed's order (MS)."""
+    parts = [
+        "    <entry>\n",
+        f"      <identifier>{xml_text(row.identifier, 'identifier')}</identifier>\n",
+        "      <numimages>1</numimages>\n      <numtrained>1</numtrained>\n"
+        "      <numfailed>0</numfailed>\n      <numuntrained>0</numuntrained>\n",
+    ]
+    if imagestatus:
+        parts.append(
+            "      <images>\n        <image>\n"
+            f"          <label>{xml_text(row.label, 'label')}</label>\n"
+            "          <status>trained</status>\n"
+            f"          <hasimagedata>{'true' if row.has_image_data else 'false'}</hasimagedata>\n"
+            "        </image>\n      </images>\n"
+        )
+    if metadata:
+        items = row.metadata or ()
+        if items:
+            parts.append("      <metadata>\n")
+            for key, value in items:
+                parts.append(
+                    "        <item>\n"
+                    f"          <key>{xml_text(key, 'metadata key')}</key>\n"
+                    f"          <value>{xml_text(value, 'metadata value')}</value>\n"
+                    "        </item>\n"
+                )
+            parts.append("      </metadata>\n")
+        else:
+            parts.append("      <metadata/>\n")
+    parts.append("    </entry>\n")
+    return "".join(parts)
+
+
+def listing(batches: Iterable[list[EntryRow]], *, imagestatus: bool, metadata: bool,
+            action: str = "ListImageHashes") -> Iterator[str]:
+    """A ListImageHashes response, yielded a batch of entries at a time. An empty listing
+    (for example `start` past the end) is SUCCESS with an empty responsedata (ours)."""
+    head = _open(action)
+    first = True
+    for batch in batches:
+        if not batch:
+            continue
+        chunk = "".join(entry_xml(row, imagestatus, metadata) for row in batch)
+        if first:
+            yield head + "  <responsedata>\n" + chunk
+            first = False
+        else:
+            yield chunk
+    if first:
+        yield head + "  <responsedata/>\n</autnresponse>\n"
+    else:
+        yield "  </responsedata>\n</autnresponse>\n"

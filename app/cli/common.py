@@ -1,0 +1,117 @@
+"""What every subcommand shares: the listing options, terminal progress and output."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from app.domain import Filter, FilterOp, ListingQuery, SortKey, param_invalid, parse_phash
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' must be 1 or more")
+    return value
+
+
+def split_identifiers(text: str) -> tuple[str, ...]:
+    from app.aci.params import split_identifier_list
+
+    return tuple(split_identifier_list(text))
+
+
+def add_listing_options(parser: argparse.ArgumentParser, *, window: bool = True) -> None:
+    """The filter options of `hashlens list`, shared by export and audit commands."""
+    parser.add_argument("database", help="the image-hash database")
+    parser.add_argument("--identifier", metavar="A,B", help="comma-separated identifiers (as ListImageHashes)")
+    parser.add_argument("--label-contains", metavar="TEXT", help="label contains TEXT (ASCII case ignored)")
+    parser.add_argument("--label", metavar="TEXT", help="label is exactly TEXT")
+    parser.add_argument("--has-image-data", choices=["yes", "no"], help="only entries with / without image data")
+    parser.add_argument("--meta-present", metavar="KEY", action="append", default=[], help="has metadata KEY")
+    parser.add_argument("--meta-absent", metavar="KEY", action="append", default=[], help="lacks metadata KEY")
+    parser.add_argument("--meta", metavar="KEY=VALUE", action="append", default=[], help="metadata KEY equals VALUE")
+    parser.add_argument("--near", metavar="HEX[:N]", help="pHash within N bits (default 8) of a 16-hex-digit hash")
+    parser.add_argument("--sort", choices=[k.value for k in SortKey], default="position", help="order (default: database order)")
+    parser.add_argument("--descending", action="store_true", help="reverse the order")
+    if window:
+        parser.add_argument("--start", type=positive_int, default=1, help="first entry, counted from 1")
+        parser.add_argument("--maxresults", type=positive_int, help="at most this many entries")
+    parser.add_argument("--imagestatus", action="store_true", help="include label, status and hasimagedata")
+    parser.add_argument("--metadata", action="store_true", help="include custom metadata")
+
+
+def listing_query_from_args(args: argparse.Namespace) -> ListingQuery:
+    filters: list[Filter] = []
+    if args.label_contains is not None:
+        filters.append(Filter(FilterOp.LABEL_CONTAINS, args.label_contains))
+    if args.label is not None:
+        filters.append(Filter(FilterOp.LABEL_EQUALS, args.label))
+    if args.has_image_data:
+        filters.append(Filter(FilterOp.HAS_IMAGE_DATA, args.has_image_data == "yes"))
+    filters += [Filter(FilterOp.META_PRESENT, key=k) for k in args.meta_present]
+    filters += [Filter(FilterOp.META_ABSENT, key=k) for k in args.meta_absent]
+    for item in args.meta:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise param_invalid("meta", f"'{item}' is not KEY=VALUE.")
+        filters.append(Filter(FilterOp.META_EQUALS, value, key=key))
+    if args.near:
+        text, _, distance = args.near.partition(":")
+        try:
+            n = int(distance) if distance else 8
+        except ValueError:
+            raise param_invalid("near", f"'{distance}' is not a whole number of bits.") from None
+        filters.append(Filter(FilterOp.PHASH_WITHIN, parse_phash(text), distance=n))
+    query = ListingQuery(
+        database=args.database,
+        identifiers=split_identifiers(args.identifier) if args.identifier is not None else None,
+        filters=tuple(filters),
+        sort=SortKey(args.sort),
+        descending=args.descending,
+        start=getattr(args, "start", 1),
+        maxresults=getattr(args, "maxresults", None),
+        imagestatus=args.imagestatus,
+        metadata=args.metadata,
+    )
+    return query.validated()
+
+
+class TerminalProgress:
+    """A one-line progress bar on a terminal (stderr); silent when not a terminal.
+
+    Call it as `progress(done, total)`; `total` may be None when unknown."""
+
+    def __init__(self, label: str, stream=None, force: bool = False):
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.enabled = force or self.stream.isatty()
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and done != total:
+            return
+        self._last = now
+        rate = done / max(now - self.started, 1e-9)
+        if total:
+            width = 30
+            filled = int(width * done / total)
+            bar = "#" * filled + "-" * (width - filled)
+            text = f"\r{self.label} [{bar}] {done:,}/{total:,} ({rate:,.0f}/s)"
+        else:
+            text = f"\r{self.label} {done:,} ({rate:,.0f}/s)"
+        self.stream.write(text)
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
