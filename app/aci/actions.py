@@ -1,0 +1,176 @@
+"""The ACI action table: each Media Server action name mapped to the one Python
+implementation in `app.services.actions`, with its parameters read and its result
+rendered by `app.aci.response`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from app.aci import response
+from app.aci.params import Params, parse_metadata, parse_query_string, split_identifier_list, unknown_action
+from app.domain import Failure, HashlensError, ListingQuery, param_invalid, param_missing
+from app.services import actions
+from app.store.store import Store
+
+
+@dataclass
+class AciResponse:
+    """An answer: `ok` says SUCCESS or ERROR; `chunks` yields the XML text."""
+
+    action: str
+    ok: bool
+    chunks: Iterator[str]
+    error: HashlensError | None = None
+
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+
+def _list_image_hashes(store: Store, p: Params) -> Iterator[str]:
+    query = ListingQuery(
+        database=p.text("database"),
+        identifiers=_identifiers(p),
+        start=p.positive_int("start", 1),
+        maxresults=p.positive_int("maxresults", None),
+        imagestatus=p.boolean("imagestatus", False),
+        metadata=p.boolean("metadata", False),
+    ).validated()
+    store.database_id(query.database)
+    batches = store.iter_listing(query)
+    first = next(batches, [])  # fetched now, so an error becomes an ERROR response
+    return response.listing(_chain(first, batches), imagestatus=query.imagestatus, metadata=query.metadata)
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _identifiers(p: Params) -> tuple[str, ...] | None:
+    raw = p.raw("identifier")
+    if raw is None or raw == "":
+        return None
+    return tuple(split_identifier_list(raw))
+
+
+def _train_image_hash(store: Store, p: Params) -> str:
+    database = p.text("database")
+    path, data = p.raw("imagepath"), p.raw("imagedata")
+    if not path and not data:
+        raise HashlensError(
+            Failure.PARAM_MISSING, "One of the parameters 'imagepath' or 'imagedata' must be supplied.",
+            parameter="imagepath",
+        )
+    if path and data:
+        raise param_invalid("imagepath", "give imagepath or imagedata, not both.")
+    decoded = None
+    if data:
+        try:
+            decoded = base64.b64decode(re.sub(r"\s+", "", data), validate=True)
+        except (binascii.Error, ValueError):
+            raise param_invalid("imagedata", "the value is not base64-encoded image data.") from None
+    metadata = parse_metadata(p.raw("metadata") or "")
+    identifier = actions.train_image(
+        store, database, data=decoded, path=path or None,
+        identifier=p.optional_text("identifier"), label=p.optional_text("imagelabel"), metadata=metadata,
+    )
+    return response.success("TrainImageHash", [response.element("identifier", identifier)])
+
+
+def _simple(fn: Callable[..., object], *names: str) -> Callable[[Store, Params], None]:
+    """A handler for an action whose parameters are all required names."""
+
+    def handler(store: Store, p: Params) -> None:
+        fn(store, *(p.text(n) if n not in _OPTIONAL_EMPTY else _allow_empty(p, n) for n in names))
+
+    return handler
+
+
+_OPTIONAL_EMPTY = {"value", "newvalue"}  # a metadata value may be empty (ours)
+
+
+def _allow_empty(p: Params, name: str) -> str:
+    value = p.raw(name)
+    if value is None:
+        raise param_missing(name)
+    return value
+
+
+def _list_databases(store: Store, p: Params) -> str:
+    lines = []
+    for info in actions.list_databases(store):
+        lines += ["<database>", f"  {response.element('name', info.name)}", "</database>"]
+    return response.success("ListImageHashDatabases", lines)
+
+
+def _sync(store: Store, p: Params) -> None:
+    actions.sync_image_hashes(store, p.optional_text("database"))
+
+
+def _export_database(store: Store, p: Params) -> None:
+    from app.exports.database_file import export_database
+
+    export_database(
+        store, p.text("database"), p.text("dbpath"),
+        includeimagedata=p.boolean("includeimagedata", True),
+        includemetadata=p.boolean("includemetadata", True),
+    )
+
+
+def _import_database(store: Store, p: Params) -> None:
+    from app.exports.database_file import import_database
+
+    import_database(store, p.text("dbpath"), database=p.optional_text("database"))
+
+
+# Canonical names (MS spelling) by lower-case name; the response's <action> is the
+# canonical name in upper case.
+ACTIONS: dict[str, tuple[str, Callable]] = {
+    name.lower(): (name, handler)
+    for name, handler in [
+        ("ListImageHashes", _list_image_hashes),
+        ("TrainImageHash", _train_image_hash),
+        ("RemoveImageHash", _simple(actions.remove_image_hash, "database", "identifier")),
+        ("NullImageHashImageData", _simple(actions.null_image_data, "database", "identifier")),
+        ("RenameImageHash", _simple(actions.rename_image_hash, "database", "identifier", "newidentifier")),
+        ("MoveImageHash", _simple(actions.move_image_hash, "database", "identifier", "newdatabase")),
+        ("RelabelImageHashImage",
+         _simple(actions.relabel_image, "database", "identifier", "imagelabel", "newimagelabel")),
+        ("AddImageHashMetadata", _simple(actions.add_metadata, "database", "identifier", "key", "value")),
+        ("UpdateImageHashMetadata", _simple(actions.update_metadata, "database", "identifier", "key", "newvalue")),
+        ("RemoveImageHashMetadata", _simple(actions.remove_metadata, "database", "identifier", "key")),
+        ("SyncImageHashes", _sync),
+        ("ExportImageHashDatabase", _export_database),
+        ("ImportImageHashDatabase", _import_database),
+        ("CreateImageHashDatabase", _simple(actions.create_database, "database")),
+        ("ListImageHashDatabases", _list_databases),
+        ("RenameImageHashDatabase", _simple(actions.rename_database, "database", "newdatabase")),
+        ("RemoveImageHashDatabase", _simple(actions.remove_database, "database")),
+    ]
+}
+
+
+def handle(store: Store | None, request: str, *, store_error: HashlensError | None = None) -> AciResponse:
+    """Answer one ACI request. Every failure becomes an ERROR response; nothing raises."""
+    action_name = "UNKNOWN"
+    try:
+        action, values = parse_query_string(request)
+        entry = ACTIONS.get((action or "").lower())
+        if entry is None:
+            action_name = action or "UNKNOWN"
+            raise unknown_action(action)
+        action_name, handler = entry
+        if store is None:
+            raise store_error or HashlensError(Failure.STORE_UNAVAILABLE, "No store is open.")
+        result = handler(store, Params(values))
+    except HashlensError as exc:
+        return AciResponse(action_name, False, iter([response.error(action_name, exc)]), exc)
+    if result is None:
+        return AciResponse(action_name, True, iter([response.success(action_name)]))
+    if isinstance(result, str):
+        return AciResponse(action_name, True, iter([result]))
+    return AciResponse(action_name, True, result)

@@ -1,0 +1,337 @@
+"""The `hashlens` command line: the ACI, and friendly subcommands over the same actions."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import platformdirs
+
+from app import __version__
+from app.aci import response
+from app.aci.actions import handle
+from app.cli.common import TerminalProgress, add_listing_options, listing_query_from_args
+from app.domain import HashlensError, param_invalid
+from app.services import actions
+from app.store import Store, resolve_store_url
+
+# Subcommand modules written beside this one; each adds its parsers with add_commands().
+PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands")
+
+log = logging.getLogger("hashlens")
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="hashlens",
+        description="Browse, export and audit image-hash databases. Without a command, opens the window.",
+    )
+    parser.add_argument("--store", metavar="URL",
+                        help="sqlite:///path.db, postgresql://user@host/db or mysql://user@host/db "
+                             "(default: $HASHLENS_STORE, else a file in your data folder)")
+    parser.add_argument("--read-only", action="store_true", help="open the store read-only")
+    parser.add_argument("--version", action="version", version=f"hashlens {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("aci", help="answer one ACI request and print its XML",
+                       description="Answer an ACI request such as "
+                                   "'action=ListImageHashes&database=ImageHashes&start=1&maxresults=10'. "
+                                   "Exit status 0 on SUCCESS, 1 on ERROR.")
+    p.add_argument("request", help="the query string; imagepath= names a local file")
+    p.set_defaults(handler=_cmd_aci, needs_store=False)
+
+    db = sub.add_parser("db", help="create, list, rename or remove databases")
+    dbs = db.add_subparsers(dest="db_command", metavar="ACTION", required=True, parser_class=_Parser)
+    dbs.add_parser("list", help="list the databases and their entry counts").set_defaults(handler=_cmd_db_list)
+    for name, helptext in (("create", "create an empty database"), ("remove", "remove a database and all its hashes")):
+        q = dbs.add_parser(name, help=helptext)
+        q.add_argument("database")
+        q.set_defaults(handler=_cmd_db_create if name == "create" else _cmd_db_remove)
+    q = dbs.add_parser("rename", help="rename a database")
+    q.add_argument("database")
+    q.add_argument("newdatabase")
+    q.set_defaults(handler=_cmd_db_rename)
+
+    p = sub.add_parser("train", help="train images (files or folders, recursively) into a database")
+    p.add_argument("database")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--identifier", help="identifier for a single image (default: generated)")
+    p.add_argument("--label", help="label for a single image (default: the file name)")
+    p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="metadata for every image")
+    p.set_defaults(handler=_cmd_train)
+
+    p = sub.add_parser("list", help="list image hashes (ListImageHashes with filters)")
+    add_listing_options(p)
+    p.add_argument("--format", choices=["table", "xml", "json"], default="table")
+    p.set_defaults(handler=_cmd_list)
+
+    meta = sub.add_parser("meta", help="add, update or remove custom metadata")
+    metas = meta.add_subparsers(dest="meta_command", metavar="ACTION", required=True, parser_class=_Parser)
+    for name in ("add", "update"):
+        q = metas.add_parser(name, help=f"{name} a metadata key")
+        q.add_argument("database")
+        q.add_argument("identifier")
+        q.add_argument("key")
+        q.add_argument("value")
+        q.set_defaults(handler=_cmd_meta)
+    q = metas.add_parser("remove", help="remove a metadata key")
+    q.add_argument("database")
+    q.add_argument("identifier")
+    q.add_argument("key")
+    q.set_defaults(handler=_cmd_meta)
+
+    for name, helptext, extra in (
+        ("remove", "remove an image hash with its image and metadata", ()),
+        ("null-image", "delete the stored image of a hash, keeping the hash", ()),
+        ("rename", "give a hash a new identifier", ("newidentifier",)),
+        ("move", "move a hash to another database", ("newdatabase",)),
+        ("relabel", "change the label of a hash's image", ("newlabel",)),
+    ):
+        q = sub.add_parser(name, help=helptext)
+        q.add_argument("database")
+        q.add_argument("identifier")
+        for arg in extra:
+            q.add_argument(arg)
+        if name == "relabel":
+            q.add_argument("--current", metavar="LABEL",
+                           help="the current label, as RelabelImageHashImage requires (default: read it)")
+        q.set_defaults(handler=_cmd_change, change=name)
+
+    for module in PLUGIN_MODULES:
+        try:
+            plugin = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        plugin.add_commands(sub)
+    return parser
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+def _cmd_aci(store: Store | None, args, store_error: HashlensError | None = None) -> int:
+    answer = handle(store, args.request, store_error=store_error)
+    out = sys.stdout
+    for chunk in answer.chunks:
+        out.write(chunk)
+    out.flush()
+    return 0 if answer.ok else 1
+
+
+def _cmd_db_list(store: Store, args) -> int:
+    infos = actions.list_databases(store)
+    if not infos:
+        print("No databases yet. Create one with 'hashlens db create NAME' or 'hashlens sample NAME --count 1000'.")
+        return 0
+    width = max(len(i.name) for i in infos)
+    for info in infos:
+        print(f"{info.name:<{width}}  {info.entry_count:>12,}")
+    return 0
+
+
+def _cmd_db_create(store: Store, args) -> int:
+    actions.create_database(store, args.database)
+    print(f"Created database '{args.database}'.")
+    return 0
+
+
+def _cmd_db_remove(store: Store, args) -> int:
+    removed = actions.remove_database(store, args.database)
+    print(f"Removed database '{args.database}' and its {removed:,} image hashes.")
+    return 0
+
+
+def _cmd_db_rename(store: Store, args) -> int:
+    actions.rename_database(store, args.database, args.newdatabase)
+    print(f"Renamed database '{args.database}' to '{args.newdatabase}'.")
+    return 0
+
+
+def _meta_pairs(items: list[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise param_invalid("meta", f"'{item}' is not KEY=VALUE.")
+        pairs.append((key, value))
+    return pairs
+
+
+def _cmd_train(store: Store, args) -> int:
+    metadata = _meta_pairs(args.meta)
+    single = len(args.paths) == 1 and not Path(args.paths[0]).is_dir()
+    if (args.identifier or args.label) and not single:
+        raise param_invalid("identifier", "--identifier and --label apply to a single image file only.")
+    if single:
+        path = args.paths[0]
+        label = args.label if args.label is not None else Path(path).stem
+        identifier = actions.train_image(store, args.database, path=path, identifier=args.identifier,
+                                         label=label, metadata=metadata)
+        print(identifier)
+        return 0
+    progress = TerminalProgress("Training")
+    report = actions.train_files(store, args.database, args.paths, metadata=metadata, progress=progress)
+    progress.finish()
+    print(f"Added {len(report.added):,} image hashes to '{args.database}'; refused {len(report.refused):,}.")
+    for _path, reason in report.refused:
+        print(f"  refused: {reason}", file=sys.stderr)
+    if report.cancelled:
+        print("Training was cancelled; the images listed above as added were kept.", file=sys.stderr)
+    return 0 if not report.refused else 1
+
+
+def _cmd_list(store: Store, args) -> int:
+    query = listing_query_from_args(args)
+    if args.format == "table":
+        query = query.__class__(**{**query.__dict__, "imagestatus": True})
+    batches = store.iter_listing(query)
+    out = sys.stdout
+    if args.format == "xml":
+        for chunk in response.listing(batches, imagestatus=query.imagestatus, metadata=query.metadata):
+            out.write(chunk)
+        return 0
+    if args.format == "json":
+        out.write("[")
+        first = True
+        for batch in batches:
+            for row in batch:
+                out.write(("\n  " if first else ",\n  ") + json.dumps(_row_json(row, query), ensure_ascii=False))
+                first = False
+        out.write("\n]\n" if not first else "]\n")
+        return 0
+    shown = 0
+    out.write(f"{'#':>8}  {'identifier':<34} {'label':<24} {'image':<5} {'meta':>4}  phash\n")
+    for batch in batches:
+        for row in batch:
+            out.write(f"{row.position:>8}  {_clip(row.identifier, 34):<34} {_clip(row.label, 24):<24} "
+                      f"{'yes' if row.has_image_data else 'no':<5} {row.meta_count:>4}  {row.phash_hex}\n")
+            shown += 1
+    if not shown:
+        print("No image hashes match.", file=sys.stderr)
+    return 0
+
+
+def _clip(text: str, width: int) -> str:
+    text = text.replace("\n", "⏎").replace("\t", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _row_json(row, query) -> dict:
+    item = {"position": row.position, "identifier": row.identifier}
+    if query.imagestatus:
+        item.update(label=row.label, status="trained", hasimagedata=row.has_image_data)
+    item["phash"] = row.phash_hex
+    if query.metadata:
+        item["metadata"] = [{"key": k, "value": v} for k, v in (row.metadata or ())]
+    return item
+
+
+def _cmd_meta(store: Store, args) -> int:
+    if args.meta_command == "add":
+        actions.add_metadata(store, args.database, args.identifier, args.key, args.value)
+    elif args.meta_command == "update":
+        actions.update_metadata(store, args.database, args.identifier, args.key, args.value)
+    else:
+        actions.remove_metadata(store, args.database, args.identifier, args.key)
+    print(f"Metadata '{args.key}' of '{args.identifier}': {args.meta_command} done.")
+    return 0
+
+
+def _cmd_change(store: Store, args) -> int:
+    db, ident = args.database, args.identifier
+    if args.change == "remove":
+        actions.remove_image_hash(store, db, ident)
+        print(f"Removed '{ident}' from '{db}'.")
+    elif args.change == "null-image":
+        actions.null_image_data(store, db, ident)
+        print(f"Removed the image data of '{ident}'; the hash stays.")
+    elif args.change == "rename":
+        actions.rename_image_hash(store, db, ident, args.newidentifier)
+        print(f"Renamed '{ident}' to '{args.newidentifier}'.")
+    elif args.change == "move":
+        actions.move_image_hash(store, db, ident, args.newdatabase)
+        print(f"Moved '{ident}' to '{args.newdatabase}'.")
+    else:
+        current = args.current if args.current is not None else actions.image(store, db, ident).label
+        actions.relabel_image(store, db, ident, current, args.newlabel)
+        print(f"Relabelled '{ident}' from '{current}' to '{args.newlabel}'.")
+    return 0
+
+
+# -- entry point -----------------------------------------------------------------------
+
+
+def _log_path() -> Path:
+    return Path(platformdirs.user_log_dir("hashlens", appauthor=False)) / "hashlens.log"
+
+
+def _log_unexpected(exc: BaseException) -> Path | None:
+    try:
+        path = _log_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            f.write("".join(traceback.format_exception(exc)))
+        return path
+    except OSError:
+        return None
+
+
+def main(argv: list[str] | None = None, gui: Callable[..., int] | None = None) -> int:
+    """Run one command; with no command, start the window through `gui` if given.
+
+    Exit status: 0 success, 1 an error (one line on stderr), 2 a usage error."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        print("Try 'hashlens --help'.", file=sys.stderr)
+        return 2
+    url = resolve_store_url(args.store)
+    if args.command is None:
+        if gui is None:
+            build_parser().print_help()
+            return 0
+        return gui([], store_url=url, read_only=args.read_only)
+    store = None
+    try:
+        try:
+            store = Store.open(url, read_only=args.read_only)
+        except HashlensError as exc:
+            if args.handler is _cmd_aci:
+                return _cmd_aci(None, args, store_error=exc)
+            raise
+        return args.handler(store, args)
+    except HashlensError as exc:
+        print(f"hashlens: {exc.description}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("hashlens: cancelled.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # the last line of defence: one clear line, details in the log
+        where = _log_unexpected(exc)
+        detail = f" (details in {where})" if where else ""
+        print(f"hashlens: unexpected error: {type(exc).__name__}: {exc}{detail}", file=sys.stderr)
+        return 1
+    finally:
+        if store is not None:
+            store.close()
