@@ -137,7 +137,7 @@ class PositionMark(BaseModel):
         table_name = "hl_mark"
         primary_key = False
         indexes = (
-            (("database", "ordinal"), True),
+            (("database", "ordinal"), False),
             (("database", "entry_id"), False),
         )
 

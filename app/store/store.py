@@ -188,8 +188,15 @@ class Store:
         try:
             db.connect(reuse_if_open=True)
         except peewee.DatabaseError as exc:
+            reason = _reason(exc)
+            if "not a database" in reason or "malformed" in reason:
+                raise HashlensError(
+                    Failure.STORE_UNAVAILABLE,
+                    f"'{location.display()}' is damaged or is not a Hashlens store ({reason}). "
+                    "Hashlens never repairs a store in place.",
+                ) from None
             raise HashlensError(
-                Failure.STORE_UNAVAILABLE, f"Cannot open the store {location.display()}: {_reason(exc)}"
+                Failure.STORE_UNAVAILABLE, f"Cannot open the store {location.display()}: {reason}"
             ) from None
         if location.backend == "mysql":
             # MariaDB's NO PAD binary collation keeps 'a' and 'a ' apart; MySQL 8's

@@ -1,0 +1,102 @@
+"""Store URLs and opening stores: defaults, refusals and read-only opens."""
+
+from pathlib import Path
+
+import pytest
+
+from app.domain import HashlensError
+from app.services import actions
+from app.store import Store, parse_store_url, resolve_store_url
+
+
+@pytest.mark.parametrize("url, backend, detail", [
+    ("sqlite:///rel/x.db", "sqlite", Path("rel/x.db")),
+    ("sqlite:////abs/x.db", "sqlite", Path("/abs/x.db")),
+    ("sqlite:///a%20b%23c.db", "sqlite", Path("a b#c.db")),
+    ("plain/file.db", "sqlite", Path("plain/file.db")),
+    ("postgresql://u:p@h:5433/db", "postgresql", "h"),
+    ("postgres://h/db", "postgresql", "h"),
+    ("mysql://root@127.0.0.1/test", "mysql", "127.0.0.1"),
+    ("mariadb://root@127.0.0.1/test", "mysql", "127.0.0.1"),
+])
+def test_parse(url, backend, detail):
+    location = parse_store_url(url)
+    assert location.backend == backend
+    assert (location.path if backend == "sqlite" else location.host) == detail
+
+
+@pytest.mark.parametrize("url, fragment", [
+    ("sqlite://x.db", "three slashes"),
+    ("sqlite:///:memory:", "in-memory"),
+    ("oracle://x/y", "unknown scheme"),
+    ("postgresql://host", "name the database"),
+    ("postgresql://host:notaport/db", "port"),
+    ("", "empty"),
+])
+def test_refused(url, fragment):
+    with pytest.raises(HashlensError, match=fragment):
+        parse_store_url(url)
+
+
+def test_password_never_displayed():
+    assert "secret" not in parse_store_url("postgresql://u:secret@h/db").display()
+
+
+def test_resolution_order(monkeypatch):
+    monkeypatch.setenv("HASHLENS_STORE", "sqlite:///env.db")
+    assert resolve_store_url("sqlite:///flag.db") == "sqlite:///flag.db"
+    assert resolve_store_url(None) == "sqlite:///env.db"
+    monkeypatch.delenv("HASHLENS_STORE")
+    assert resolve_store_url(None).endswith("hashlens.db")
+
+
+def test_read_only_open_creates_nothing(tmp_path):
+    target = tmp_path / "we?ird #name.db"
+    with pytest.raises(HashlensError, match="does not exist"):
+        Store.open(f"sqlite:///{target}", read_only=True)
+    assert list(tmp_path.iterdir()) == []
+    with Store.open(f"sqlite:///{target}") as store:
+        actions.create_database(store, "D")
+    with Store.open(f"sqlite:///{target}", read_only=True) as store:
+        assert [d.name for d in store.list_databases()] == ["D"]
+        with pytest.raises(HashlensError, match="read-only"):
+            actions.create_database(store, "E")
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"this is not a database at all" * 100, "is damaged or is not a Hashlens store"),
+    (b"", "holds no Hashlens store"),
+])
+def test_foreign_or_damaged_files_are_refused_and_left_alone(tmp_path, content, fragment):
+    path = tmp_path / "foreign.db"
+    path.write_bytes(content)
+    with pytest.raises(HashlensError, match=fragment):
+        Store.open(f"sqlite:///{path}", read_only=True)
+    assert path.read_bytes() == content
+
+
+def test_other_sqlite_database_is_not_taken_over(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE hl_entry (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(HashlensError, match="not a complete Hashlens store"):
+        Store.open(f"sqlite:///{path}")
+
+
+def test_newer_schema_opens_read_only(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    with Store.open(url) as store:
+        store._exec("UPDATE hl_store_info SET value = '99' WHERE name = 'schema_version'")
+    with Store.open(url) as store:
+        assert store.read_only
+        with pytest.raises(HashlensError, match="newer Hashlens"):
+            actions.create_database(store, "X")
+
+
+def test_unreachable_server_is_a_clear_error():
+    with pytest.raises(HashlensError, match="Cannot open the store"):
+        Store.open("postgresql://nobody@127.0.0.1:1/none")
