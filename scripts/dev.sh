@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Set up Hashlens in ./.venv and run it or its tests, on a fresh Debian/Ubuntu machine or any
+# machine with Python 3.11+.
+#   scripts/dev.sh run    install, then open the window on the default SQLite store
+#   scripts/dev.sh test   install with test extras, start local PostgreSQL/MariaDB if present, run pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=.venv
+
+system_packages() {
+  # Qt needs these libraries and a font to draw text offscreen; only root can install them.
+  local want=(fonts-dejavu-core libgl1 libegl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3
+              libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0
+              libxcb-render-util0 libxcb-image0)
+  command -v dpkg-query >/dev/null || return 0
+  local missing=()
+  for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing system packages: ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "Note: these system packages may be needed for Qt: ${missing[*]}" >&2
+  fi
+}
+
+python_env() {
+  local extras=$1
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$VENV/bin/python" -m pip install -q -e ".$extras"
+}
+
+servers() {
+  # The local servers the tests use; started the documented way when they are down.
+  if command -v pg_ctlcluster >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+  fi
+  if [ -x /usr/sbin/mariadbd ] && ! mysqladmin -h 127.0.0.1 -u root ping >/dev/null 2>&1; then
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+    for _ in $(seq 1 30); do mysqladmin -h 127.0.0.1 -u root ping >/dev/null 2>&1 && break; sleep 1; done
+  fi
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && break; sleep 1; done
+}
+
+case "${1:-}" in
+  run)
+    system_packages
+    python_env ""
+    shift
+    exec "$VENV/bin/hashlens" "$@"
+    ;;
+  test)
+    system_packages
+    python_env "[test]"
+    servers
+    shift
+    export QT_QPA_PLATFORM=offscreen
+    exec "$VENV/bin/python" -m pytest -m "not soak" "$@"
+    ;;
+  *)
+    echo "usage: scripts/dev.sh run|test [arguments]" >&2
+    exit 2
+    ;;
+esac
