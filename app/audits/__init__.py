@@ -1,0 +1,1 @@
+"""Audits for operators: health, duplicates, near-duplicates, integrity and change history (no Qt)."""

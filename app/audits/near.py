@@ -1,0 +1,506 @@
+"""Exact near-duplicate search over 64-bit pHashes (multi-index hashing) and its groups.
+
+`near_pairs` finds every pair of hashes within a Hamming radius, with no false positive
+and no miss; `near_groups` joins them into connected components. Both are pure functions
+of their input arrays: the same hashes give the same answer, in the same order, every run.
+
+The index (ours; docs/audits.md explains the choice): split the 64 bits into m bands and
+give each band a search radius s_i with sum(s_i + 1) >= r + 1. By the pigeonhole principle
+two hashes within distance r then differ in at most s_i bits on some band i, so searching
+every band for neighbours within s_i finds every pair; each candidate is then verified
+with a popcount of the full 64 bits. For r = 8 and millions of hashes the plan is three
+bands of 22/21/21 bits searched at radius 2 (232 probes of a dense bucket table per hash
+and band). The search runs on distinct hash values only, so a million copies of a blank
+image's hash cost nothing and never explode into a million squared pairs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+from app.domain import Failure, HashlensError, param_invalid
+
+DEFAULT_RADIUS = 8
+MAX_RADIUS = 32
+# Bands up to this width get a dense bucket table (4 bytes per possible value); wider
+# bands (only chosen for small radii) are probed by binary search instead.
+DENSE_BITS = 24
+# Sources are processed in chunks of this many so temporaries stay in the CPU caches.
+CHUNK = 1 << 16
+# A group's largest internal distance is computed exactly over its distinct hashes up to
+# this many; beyond it (a degenerate store) it is a lower bound from a sample (ours).
+EXACT_DIAMETER_LIMIT = 20_000
+
+# Relative costs for choosing a plan (measured here: one probe of a band's bucket table,
+# one verified candidate, one brute-force pair). Only their ratios matter.
+_COST_PROBE = 6.0
+_COST_CANDIDATE = 4.0
+_COST_BRUTE = 1.0
+
+Progress = Callable[[int, int], None]
+Cancelled = Callable[[], bool]
+
+
+def popcount64(values: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64 (np.bitwise_count where numpy has it, numpy >= 2.0)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(values)
+    v = values.astype(np.uint64, copy=True)  # pragma: no cover - numpy 1.x fallback
+    v = v - ((v >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    v = (v & np.uint64(0x3333333333333333)) + ((v >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    v = (v + (v >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return ((v * np.uint64(0x0101010101010101)) >> np.uint64(56)).astype(np.uint8)
+
+
+def as_hashes(values) -> np.ndarray:
+    """A 1-D uint64 array from uint64/int64 arrays (two's complement) or Python ints."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise param_invalid("hashes", f"expected a 1-D array of 64-bit hashes, got shape {arr.shape}.")
+    if arr.dtype == np.uint64:
+        return arr
+    if arr.dtype == np.int64:
+        return arr.view(np.uint64)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.uint64)
+    if arr.dtype == object or np.issubdtype(arr.dtype, np.integer):
+        return np.array([int(v) & 0xFFFFFFFFFFFFFFFF for v in arr.tolist()], dtype=np.uint64)
+    raise param_invalid("hashes", f"expected 64-bit integer hashes, got {arr.dtype}.")
+
+
+def check_radius(radius: int) -> int:
+    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or not 0 <= radius <= MAX_RADIUS:
+        raise param_invalid("near", f"'{radius}' is not a whole number of bits from 0 to {MAX_RADIUS}.")
+    return int(radius)
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Band:
+    shift: int
+    width: int
+    radius: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to search: bands with their radii, or brute force (empty bands)."""
+
+    bands: tuple[Band, ...]
+    cost: float
+
+    @property
+    def brute(self) -> bool:
+        return not self.bands
+
+    def describe(self) -> str:
+        if self.brute:
+            return "brute force over all pairs"
+        parts = ", ".join(f"{b.width} bits at radius {b.radius}" for b in self.bands)
+        return f"multi-index hashing, {len(self.bands)} bands ({parts})"
+
+
+def _volume(width: int, radius: int) -> int:
+    return sum(math.comb(width, k) for k in range(min(radius, width) + 1))
+
+
+def _widths(m: int) -> list[int]:
+    base, extra = divmod(64, m)
+    return [base + 1] * extra + [base] * (m - extra)
+
+
+def make_plan(n: int, radius: int) -> Plan:
+    """The cheapest exact plan for n distinct hashes by a simple cost model; brute force
+    wins for small n, three bands at radius 2 for millions of hashes at r = 8."""
+    best = Plan((), n * (n - 1) / 2 * _COST_BRUTE)
+    for m in range(1, min(radius + 1, 64) + 1):
+        widths = _widths(m)
+        need = radius + 1 - m  # sum of the band radii
+        base, extra = divmod(need, m)
+        radii = [base + 1] * extra + [base] * (m - extra)
+        cost = 0.0
+        for w, s in zip(widths, radii):
+            probes = n * _volume(w, s) / 2
+            lookup = _COST_PROBE * (1 if w <= DENSE_BITS else 4)
+            cost += probes * (lookup + n / 2.0**w * _COST_CANDIDATE)
+        if cost < best.cost:
+            bands, shift = [], 0
+            for w, s in zip(widths, radii):
+                bands.append(Band(shift, w, s))
+                shift += w
+            best = Plan(tuple(bands), cost)
+    return best
+
+
+# -- pairs ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Index pairs i < j with their distance, sorted by (i, j)."""
+
+    i: np.ndarray
+    j: np.ndarray
+    distance: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+
+def _cancel_check(cancelled: Cancelled | None) -> None:
+    if cancelled is not None and cancelled():
+        raise HashlensError(Failure.CANCELLED, "The near-duplicate search was cancelled; nothing was changed.")
+
+
+class _Collector:
+    """Pairs of distinct-value indices found by the band searches (from worker threads)."""
+
+    def __init__(self):
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
+        self.lock = threading.Lock()
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> None:
+        if a.size:
+            lo, hi = np.minimum(a, b), np.maximum(a, b)
+            with self.lock:
+                self.parts.append((lo.astype(np.int64), hi.astype(np.int64)))
+
+    def result(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if not self.parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        lo = np.concatenate([p[0] for p in self.parts])
+        hi = np.concatenate([p[1] for p in self.parts])
+        # A pair close on several bands is found once per band: keep one, sorted.
+        code = np.unique(lo * n + hi)
+        return code // n, code % n
+
+
+def _brute_values(u: np.ndarray, radius: int, out: _Collector, cancelled, tick) -> None:
+    n = len(u)
+    block = max(1, min(n, (1 << 22) // max(n, 1)))
+    for start in range(0, n, block):
+        _cancel_check(cancelled)
+        rows = u[start:start + block]
+        d = popcount64(rows[:, None] ^ u[None, :])
+        a, b = np.nonzero(d <= radius)
+        a += start
+        keep = a < b
+        out.add(a[keep], b[keep])
+        tick(len(rows))
+
+
+def _flips_by_top_bit(width: int, radius: int) -> list[list[int]]:
+    """Non-zero masks of at most `radius` bits within `width`, grouped by their top bit."""
+    groups: list[list[int]] = []
+    for p in range(width):
+        masks = []
+        for k in range(0, min(radius, p + 1)):
+            for rest in combinations(range(p), k):
+                m = 1 << p
+                for bit in rest:
+                    m |= 1 << bit
+                masks.append(m)
+        groups.append(masks)
+    return groups
+
+
+def _search_band(u: np.ndarray, band: Band, radius: int, out: _Collector, cancelled, tick, pool) -> None:
+    n = len(u)
+    r = np.uint8(radius)
+    kdtype = np.uint32 if band.width <= 32 else np.uint64
+    keys = ((u >> np.uint64(band.shift)) & np.uint64((1 << band.width) - 1)).astype(kdtype)
+    order = np.argsort(keys, kind="stable")
+    ks = keys[order]
+    del keys
+    hs = u[order]
+    dense = band.width <= DENSE_BITS
+    if dense:
+        starts = np.zeros((1 << band.width) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(ks, minlength=1 << band.width), out=starts[1:])
+
+    # Pairs in the same bucket: runs of equal keys are contiguous in sorted order.
+    live = np.flatnonzero(ks[1:] == ks[:-1])
+    step = 1
+    while live.size:
+        _cancel_check(cancelled)
+        j = live + step
+        ok = popcount64(hs[live] ^ hs[j]) <= r
+        out.add(order[live[ok]], order[j[ok]])
+        step += 1
+        live = live[live + step < n]
+        live = live[ks[live + step] == ks[live]]
+
+    if band.radius == 0:
+        return
+
+    def probe(p: int, masks: list[int]) -> None:
+        # Sources whose bit p is 0 look up keys with bit p set: each unordered pair of
+        # buckets is visited once.
+        src_all = np.flatnonzero(((ks >> kdtype(p)) & kdtype(1)) == 0)
+        for c0 in range(0, len(src_all), CHUNK):
+            _cancel_check(cancelled)
+            src = src_all[c0:c0 + CHUNK]
+            kp = ks[src]
+            hp = hs[src]
+            for mask in masks:
+                t = kp ^ kdtype(mask)
+                if dense:
+                    lo = starts[t]
+                    cnt = starts[t + 1] - lo
+                else:
+                    lo = np.searchsorted(ks, t, "left")
+                    cnt = np.searchsorted(ks, t, "right") - lo
+                sel = np.flatnonzero(cnt)
+                if not sel.size:
+                    continue
+                b = lo[sel]
+                c = cnt[sel]
+                ha = hp[sel]
+                a = sel
+                while True:
+                    ok = popcount64(ha ^ hs[b]) <= r
+                    if ok.any():
+                        out.add(order[src[a[ok]]], order[b[ok]])
+                    c -= 1
+                    more = c > 0
+                    if not more.any():
+                        break
+                    a, b, c, ha = a[more], b[more] + 1, c[more], ha[more]
+        tick(len(src_all) * len(masks))
+
+    groups = _flips_by_top_bit(band.width, band.radius)
+    # Largest groups first so the two workers finish together.
+    jobs = sorted(((p, m) for p, m in enumerate(groups) if m), key=lambda pm: -len(pm[1]))
+    if pool is None:
+        for p, masks in jobs:
+            probe(p, masks)
+    else:
+        for future in [pool.submit(probe, p, masks) for p, masks in jobs]:
+            future.result()
+
+
+def distinct_pairs(
+    u: np.ndarray,
+    radius: int = DEFAULT_RADIUS,
+    *,
+    progress: Progress | None = None,
+    cancelled: Cancelled | None = None,
+    workers: int | None = None,
+    plan: Plan | None = None,
+) -> Pairs:
+    """All pairs of *distinct* sorted hashes `u` within `radius` (value indices a < b)."""
+    radius = check_radius(radius)
+    n = len(u)
+    if n < 2 or radius == 0:
+        empty = np.zeros(0, np.int64)
+        return Pairs(empty, empty, np.zeros(0, np.uint8))
+    plan = plan or make_plan(n, radius)
+    out = _Collector()
+    if plan.brute:
+        total = n
+    else:
+        total = sum(n + sum(n * len(m) // 2 for m in _flips_by_top_bit(b.width, b.radius)) for b in plan.bands)
+    done = [0]
+    lock = threading.Lock()
+
+    def tick(k: int) -> None:
+        with lock:
+            done[0] += k
+            if progress is not None:
+                progress(min(done[0], total), total)
+
+    if progress is not None:
+        progress(0, total)
+    if plan.brute:
+        _brute_values(u, radius, out, cancelled, tick)
+    else:
+        workers = workers or os.cpu_count() or 1
+        pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        try:
+            for band in plan.bands:
+                _search_band(u, band, radius, out, cancelled, tick, pool)
+                tick(n)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+    a, b = out.result(n)
+    d = popcount64(u[a] ^ u[b])
+    if progress is not None:
+        progress(total, total)
+    return Pairs(a, b, d)
+
+
+def near_pairs(
+    hashes,
+    radius: int = DEFAULT_RADIUS,
+    *,
+    progress: Progress | None = None,
+    cancelled: Cancelled | None = None,
+    workers: int | None = None,
+) -> Pairs:
+    """Every pair of positions (i < j) whose hashes are within `radius` bits, exactly,
+    sorted by (i, j). Identical hashes are pairs at distance 0: the output grows with the
+    square of the number of copies, so callers that only need groups use `near_groups`."""
+    h = as_hashes(hashes)
+    radius = check_radius(radius)
+    u, inverse = np.unique(h, return_inverse=True)
+    vp = distinct_pairs(u, radius, progress=progress, cancelled=cancelled, workers=workers)
+    # Positions of each distinct value, as runs of one array.
+    by_value = np.argsort(inverse, kind="stable")
+    first = np.zeros(len(u) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(inverse, minlength=len(u)), out=first[1:])
+    parts_i, parts_j, parts_d = [], [], []
+    # Copies of one value pair with each other at distance 0.
+    for v in np.flatnonzero(np.diff(first) > 1):
+        members = by_value[first[v]:first[v + 1]]
+        ii, jj = np.triu_indices(len(members), 1)
+        parts_i.append(members[ii])
+        parts_j.append(members[jj])
+        parts_d.append(np.zeros(len(ii), np.uint8))
+    for a, b, d in zip(vp.i.tolist(), vp.j.tolist(), vp.distance.tolist()):
+        ma = by_value[first[a]:first[a + 1]]
+        mb = by_value[first[b]:first[b + 1]]
+        ii = np.repeat(ma, len(mb))
+        jj = np.tile(mb, len(ma))
+        parts_i.append(ii)
+        parts_j.append(jj)
+        parts_d.append(np.full(len(ii), d, np.uint8))
+    if not parts_i:
+        empty = np.zeros(0, np.int64)
+        return Pairs(empty, empty, np.zeros(0, np.uint8))
+    i = np.concatenate(parts_i).astype(np.int64)
+    j = np.concatenate(parts_j).astype(np.int64)
+    d = np.concatenate(parts_d)
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    order = np.lexsort((hi, lo))
+    return Pairs(lo[order], hi[order], d[order])
+
+
+def brute_force_pairs(hashes, radius: int = DEFAULT_RADIUS) -> Pairs:
+    """The reference answer by comparing every pair (tests and benchmarks)."""
+    h = as_hashes(hashes)
+    n = len(h)
+    parts_i, parts_j, parts_d = [], [], []
+    block = max(1, (1 << 22) // max(n, 1))
+    for start in range(0, n, block):
+        d = popcount64(h[start:start + block, None] ^ h[None, :])
+        a, b = np.nonzero(d <= radius)
+        a += start
+        keep = a < b
+        parts_i.append(a[keep])
+        parts_j.append(b[keep])
+        parts_d.append(d[a[keep] - start, b[keep]])
+    if not parts_i:
+        empty = np.zeros(0, np.int64)
+        return Pairs(empty, empty, np.zeros(0, np.uint8))
+    i, j, d = (np.concatenate(p) for p in (parts_i, parts_j, parts_d))
+    order = np.lexsort((j, i))
+    return Pairs(i[order].astype(np.int64), j[order].astype(np.int64), d[order].astype(np.uint8))
+
+
+# -- groups --------------------------------------------------------------------------------------
+
+
+def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected-component label of each of n nodes given edges (a, b): the smallest
+    node index in its component (union-find by hooking roots to the smaller root, with
+    full path compression each round)."""
+    parent = np.arange(n, dtype=np.int64)
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    while a.size:
+        ra, rb = parent[a], parent[b]
+        differ = ra != rb
+        if not differ.any():
+            break
+        lo = np.minimum(ra[differ], rb[differ])
+        hi = np.maximum(ra[differ], rb[differ])
+        np.minimum.at(parent, hi, lo)
+        while True:
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+        a, b = a[differ], b[differ]
+    return parent
+
+
+@dataclass(frozen=True)
+class Group:
+    """Positions (ascending, i.e. database order when the input is) of one connected
+    component of two or more hashes, and its largest internal distance."""
+
+    members: tuple[int, ...]
+    max_distance: int
+    exact_max: bool = True
+
+
+def diameter(values: np.ndarray, *, limit: int = EXACT_DIAMETER_LIMIT) -> tuple[int, bool]:
+    """Largest pairwise distance among distinct hashes; exact up to `limit` values."""
+    values = np.unique(values)
+    n = len(values)
+    if n < 2:
+        return 0, True
+    exact = n <= limit
+    if not exact:
+        # Deterministic sample: evenly spaced over the sorted values.
+        values = values[np.linspace(0, n - 1, limit).astype(np.int64)]
+    best = 0
+    block = max(1, (1 << 22) // len(values))
+    for start in range(0, len(values), block):
+        d = popcount64(values[start:start + block, None] ^ values[None, :])
+        best = max(best, int(d.max()))
+        if best == 64:
+            break
+    return best, exact
+
+
+def group_values(u: np.ndarray, pairs: Pairs, inverse: np.ndarray, keep_value: np.ndarray | None = None) -> list[Group]:
+    """Groups of positions from distinct-value pairs. `inverse[pos]` is the value index of
+    each position; `keep_value` (bool per value) restricts the graph to those values."""
+    a, b = pairs.i, pairs.j
+    if keep_value is not None:
+        k = keep_value[a] & keep_value[b]
+        a, b = a[k], b[k]
+    label = components(len(u), a, b)
+    pos_label = label[inverse]
+    if keep_value is not None:
+        pos_label = np.where(keep_value[inverse], pos_label, -1)
+    order = np.argsort(pos_label, kind="stable")  # positions ascending within a label
+    sorted_labels = pos_label[order]
+    cuts = np.flatnonzero(np.diff(sorted_labels)) + 1
+    groups = []
+    for run in np.split(order, cuts):
+        if len(run) < 2 or pos_label[run[0]] < 0:
+            continue
+        dist, exact = diameter(u[inverse[run]])
+        groups.append(Group(tuple(int(p) for p in run), dist, exact))
+    groups.sort(key=lambda g: g.members[0])
+    return groups
+
+
+def near_groups(
+    hashes,
+    radius: int = DEFAULT_RADIUS,
+    *,
+    progress: Progress | None = None,
+    cancelled: Cancelled | None = None,
+    workers: int | None = None,
+) -> list[Group]:
+    """Connected components of the graph 'within `radius` bits' over the positions of
+    `hashes`: every group has two or more members listed in ascending position, and
+    groups are ordered by their first member. Identical hashes always share a group."""
+    h = as_hashes(hashes)
+    u, inverse = np.unique(h, return_inverse=True)
+    pairs = distinct_pairs(u, radius, progress=progress, cancelled=cancelled, workers=workers)
+    return group_values(u, pairs, inverse.astype(np.int64))
