@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import peewee
+from playhouse.shortcuts import ReconnectMixin
 
 from app.domain import (
     Count,
@@ -109,6 +110,68 @@ class _HashlensSqlite(peewee.SqliteDatabase):
         conn.execute("PRAGMA cache_size=-65536")
 
 
+class _ReconnectingServer(ReconnectMixin):
+    """Reconnects after a lost server connection, but only between transactions, so a
+    half-done change is rolled back and reported, never silently replayed (peewee's rule)."""
+
+    reconnect_errors = ReconnectMixin.reconnect_errors + (
+        (peewee.OperationalError, "terminating connection"),
+        (peewee.OperationalError, "the connection is closed"),
+        (peewee.InterfaceError, "the connection is closed"),
+        (peewee.OperationalError, "server closed the connection"),
+        (peewee.OperationalError, "consuming input failed"),
+    )
+
+    def __init__(self, *args, read_only: bool = False, **kwargs):
+        self._read_only = read_only
+        super().__init__(*args, **kwargs)
+
+
+class _HashlensPostgres(_ReconnectingServer, peewee.PostgresqlDatabase):
+    def _initialize_connection(self, conn):
+        super()._initialize_connection(conn)
+        if self._read_only:
+            conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+
+
+class _HashlensMySQL(_ReconnectingServer, peewee.MySQLDatabase):
+    def _initialize_connection(self, conn):
+        super()._initialize_connection(conn)
+        if self._read_only:
+            with conn.cursor() as cursor:
+                cursor.execute("SET SESSION TRANSACTION READ ONLY")
+
+
+class QueryHandle:
+    """Cancels the statement a worker thread is running on its own connection: SQLite
+    interrupt, PostgreSQL cancel, MySQL KILL QUERY from a second connection."""
+
+    def __init__(self, store: "Store"):
+        self.store = store
+        self.connection = store.db.connection()
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        conn, backend = self.connection, self.store.backend
+        with contextlib.suppress(Exception):
+            if backend == "sqlite":
+                conn.interrupt()
+            elif backend == "postgresql":
+                (getattr(conn, "cancel_safe", None) or conn.cancel)()
+            else:
+                import pymysql
+
+                loc = self.store.location
+                killer = pymysql.connect(host=loc.host, port=loc.port or 3306, user=loc.user or "root",
+                                         password=loc.password or "", connect_timeout=5)
+                try:
+                    with killer.cursor() as cursor:
+                        cursor.execute(f"KILL QUERY {int(conn.thread_id())}")
+                finally:
+                    killer.close()
+
+
 class Store:
     """A Hashlens store: its databases of image hashes, their entries and the journal.
 
@@ -124,6 +187,7 @@ class Store:
         self._sql_cache: dict[str, str] = {}
         self._db_ids: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._handles: set[QueryHandle] = set()
         self.schema_version: int | None = None
 
     # -- opening ----------------------------------------------------------------------
@@ -165,8 +229,9 @@ class Store:
                 target, read_only=read_only, timeout=BUSY_TIMEOUT_MS / 1000, field_types=_FIELD_TYPES["sqlite"], **kwargs
             )
         elif location.backend == "postgresql":
-            db = peewee.PostgresqlDatabase(
+            db = _HashlensPostgres(
                 location.name,
+                read_only=read_only,
                 host=location.host,
                 port=location.port or 5432,
                 user=location.user,
@@ -175,8 +240,9 @@ class Store:
                 connect_timeout=10,
             )
         else:
-            db = peewee.MySQLDatabase(
+            db = _HashlensMySQL(
                 location.name,
+                read_only=read_only,
                 host=location.host,
                 port=location.port or 3306,
                 user=location.user or "root",
@@ -204,10 +270,6 @@ class Store:
             version = db.execute_sql("SELECT VERSION()").fetchone()[0]
             binary = "utf8mb4_nopad_bin" if "mariadb" in version.lower() else "utf8mb4_0900_bin"
             db._field_types["HLNAME"] = _FIELD_TYPES["mysql"]["HLNAME"].format(bin=binary)
-        if read_only and location.backend == "postgresql":
-            db.execute_sql("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-        elif read_only and location.backend == "mysql":
-            db.execute_sql("SET SESSION TRANSACTION READ ONLY")
         return db
 
     def _prepare(self, *, create: bool) -> None:
@@ -318,7 +380,6 @@ class Store:
         text = f" LIMIT {int(limit)}" if limit is not None else ""
         return text + (f" OFFSET {int(offset)}" if offset else "")
 
-    @contextlib.contextmanager
     def writing(self):
         """One write transaction, holding the write lock from its first statement."""
         if self.read_only:
@@ -328,12 +389,7 @@ class Store:
                 + (" (a newer Hashlens wrote it)" if (self.schema_version or 0) > schema.SCHEMA_VERSION else "")
                 + "; reopen it for writing to change it.",
             )
-        args = ("IMMEDIATE",) if self.backend == "sqlite" else ()
-        try:
-            with self.db.atomic(*args) as txn:
-                yield txn
-        except peewee.DatabaseError as exc:
-            raise _translate(exc, self) from exc
+        return self._transaction(*(("IMMEDIATE",) if self.backend == "sqlite" else ()))
 
     @contextlib.contextmanager
     def reading(self):
@@ -342,24 +398,71 @@ class Store:
         if self.db.in_transaction():
             yield
             return
+        kwargs = {"isolation_level": "REPEATABLE READ"} if self.backend == "postgresql" else {}
+        with self._transaction(**kwargs):
+            yield
+
+    @contextlib.contextmanager
+    def _transaction(self, *args, **kwargs):
+        """A peewee transaction whose failures all surface as HashlensError. When the
+        connection died mid-way, the rollback fails too: the connection is dropped (the
+        server has already discarded the transaction) and the original error reported."""
         try:
-            if self.backend == "postgresql":
-                ctx = self.db.atomic(isolation_level="REPEATABLE READ")
-            else:
-                ctx = self.db.atomic()
-            with ctx:
-                if self.backend == "mysql":
-                    pass  # InnoDB's REPEATABLE READ snapshot starts at the first read.
-                yield
-        except peewee.DatabaseError as exc:
+            txn = self.db.atomic(*args, **kwargs)
+            txn.__enter__()
+        except peewee.PeeweeException as exc:
             raise _translate(exc, self) from exc
+        try:
+            yield txn
+        except BaseException as exc:
+            try:
+                txn.__exit__(type(exc), exc, exc.__traceback__)
+            except peewee.PeeweeException:
+                self._drop_connection()
+            if isinstance(exc, peewee.PeeweeException):
+                raise _translate(exc, self) from exc
+            raise
+        else:
+            try:
+                txn.__exit__(None, None, None)
+            except peewee.PeeweeException as exc:
+                raise _translate(exc, self) from exc
+
+    def _drop_connection(self) -> None:
+        with contextlib.suppress(Exception):
+            self.db.close()
+        self.db._state.reset()
+
+    @contextlib.contextmanager
+    def cancellable(self):
+        """Run work whose statements another thread may cancel with `handle.cancel()`.
+
+        A cancel is not an error for the user: it surfaces as Failure.CANCELLED, and the
+        connection stays usable (reliability P4)."""
+        self.db.connect(reuse_if_open=True)
+        handle = QueryHandle(self)
+        with self._lock:
+            self._handles.add(handle)
+        try:
+            yield handle
+            if handle.cancelled:
+                # Some statements end "normally" when killed (MariaDB's BENCHMARK returns 0),
+                # so their result cannot be trusted either.
+                raise HashlensError(Failure.CANCELLED, "The query was cancelled.")
+        except HashlensError as exc:
+            if handle.cancelled and exc.failure is not Failure.CANCELLED:
+                raise HashlensError(Failure.CANCELLED, "The query was cancelled.") from exc
+            raise
+        finally:
+            with self._lock:
+                self._handles.discard(handle)
 
     def interrupt(self) -> None:
-        """Best effort: stop the statement running on this store's connections."""
-        if self.backend == "sqlite":
-            for conn in list(_open_sqlite_connections(self.db)):
-                with contextlib.suppress(Exception):
-                    conn.interrupt()
+        """Cancel every statement running inside `cancellable()` on this store (at close)."""
+        with self._lock:
+            handles = list(self._handles)
+        for handle in handles:
+            handle.cancel()
 
     # -- databases ------------------------------------------------------------------------
 
@@ -886,7 +989,7 @@ def _translate(exc: BaseException, store: Store) -> HashlensError:
             Failure.STORE_BUSY,
             f"The store {store.describe()} is busy (locked by another program); nothing was written. Retry in a moment.",
         )
-    if "interrupted" in low or "canceling statement" in low or "query execution was interrupted" in low:
+    if "interrupted" in low or "canceling statement" in low or "cancelled" in low:
         return HashlensError(Failure.CANCELLED, "The operation was cancelled; nothing was changed.")
     if "disk is full" in low or "no space" in low or "database or disk is full" in low:
         return HashlensError(Failure.STORE_FAILED, f"The disk holding {store.describe()} is full; nothing was written.")
@@ -906,9 +1009,3 @@ def _translate(exc: BaseException, store: Store) -> HashlensError:
         )
     return HashlensError(Failure.STORE_FAILED, f"The store reported an error: {text}")
 
-
-def _open_sqlite_connections(db: peewee.Database):
-    state = getattr(db, "_state", None)
-    conn = getattr(state, "conn", None)
-    if conn is not None:
-        yield conn
