@@ -1,0 +1,313 @@
+"""Importing entries from a file into a database: all of the file in one transaction, or
+nothing. Behind File ▸ Import… and `hashlens import`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app import faults
+from app.domain import Failure, HashlensError, ListingQuery, NewEntry, check_text
+from app.exports import readers
+from app.exports.manifest import MANIFEST_SUFFIX
+from app.exports.readers import ImportedEntry, ImportRefused
+from app.services import actions
+from app.services.imaging import HashedImage
+
+POLICIES = ("abort", "skip", "replace")
+FORMATS = ("auto", "xml", "json", "ndjson", "csv", "tsv")
+DIALECTS = ("auto", "safe", "raw")
+# A pHash stored for entries whose file carried none (a Media Server response): only
+# with the explicit allow_missing_phash choice, and every such entry is journalled (ours).
+UNKNOWN_PHASH = 0
+ROWS_PER_STEP = 100
+# Reports and journal records name at most this many identifiers per list.
+MAX_LISTED = 1000
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    on_duplicate: str = "abort"  # abort | skip | replace
+    format: str = "auto"
+    csv_dialect: str = "auto"  # auto: the manifest beside the file says, else spreadsheet-safe
+    allow_missing_phash: bool = False
+    max_bytes: int = readers.MAX_IMPORT_BYTES
+
+    def validated(self) -> "ImportOptions":
+        for name, value, allowed in (("on-duplicate", self.on_duplicate, POLICIES), ("format", self.format, FORMATS),
+                                     ("csv-dialect", self.csv_dialect, DIALECTS)):
+            if value not in allowed:
+                raise HashlensError(Failure.PARAM_INVALID,
+                                    f"'{name}={value}' is not allowed; choose one of {', '.join(allowed)}.",
+                                    parameter=name)
+        return self
+
+
+@dataclass
+class ImportReport:
+    """What an import did. On failure nothing was imported and an error is raised
+    instead; a report always describes a committed import."""
+
+    path: str
+    format: str
+    database: str
+    created_database: bool = False
+    read: int = 0
+    added: int = 0
+    replaced: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    replaced_count: int = 0
+    skipped_count: int = 0
+    unknown_phash: list[str] = field(default_factory=list)
+    unknown_phash_count: int = 0
+    images_not_in_file: int = 0
+
+    def lines(self) -> list[str]:
+        out = [
+            f"Imported {self.path} ({self.format}) into '{self.database}'"
+            + (" (a new database)" if self.created_database else "") + ":",
+            f"  {self.read:,} entries read, {self.added:,} added, {self.replaced_count:,} replaced, "
+            f"{self.skipped_count:,} skipped as duplicates.",
+        ]
+        if self.skipped:
+            out.append("  Skipped: " + _listed(self.skipped, self.skipped_count))
+        if self.replaced:
+            out.append("  Replaced: " + _listed(self.replaced, self.replaced_count))
+        if self.unknown_phash_count:
+            out.append(
+                f"  {self.unknown_phash_count:,} entries came without a pHash and were stored with the placeholder "
+                f"{UNKNOWN_PHASH:016x} (recorded in the journal): " + _listed(self.unknown_phash, self.unknown_phash_count)
+            )
+        if self.images_not_in_file:
+            out.append(
+                f"  {self.images_not_in_file:,} entries had image data at the source; the file does not carry "
+                "images, so they were imported without image data (no image is invented)."
+            )
+        return out
+
+
+def _listed(items: list[str], total: int) -> str:
+    shown = ", ".join(repr(i) for i in items[:20])
+    return shown + (f" and {total - 20:,} more" if total > 20 else "")
+
+
+def _check_file(path: Path, max_bytes: int) -> int:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ImportRefused(path, "there is no such file.") from None
+    except OSError as exc:
+        raise ImportRefused(path, f"it cannot be read ({exc.strerror}).") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ImportRefused(path, "it is not a regular file.")
+    if info.st_size > max_bytes:
+        raise ImportRefused(path, f"the file is {info.st_size:,} bytes; the limit is {max_bytes:,}.")
+    return info.st_size
+
+
+def detect_format(path: Path | str) -> str:
+    """The reader a file needs: xml, json, ndjson, csv, tsv or database."""
+    path = Path(path)
+    _check_file(path, readers.MAX_IMPORT_BYTES)
+    with open(path, "rb") as f:
+        return readers.sniff(path, f.read(4096))
+
+
+def _csv_dialect_from_manifest(path: Path) -> str | None:
+    manifest = path.with_name(path.name + MANIFEST_SUFFIX)
+    try:
+        with open(manifest, encoding="utf-8") as f:
+            data = json.load(f)
+        dialect = data["options"]["csv_dialect"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+    return {"spreadsheet-safe": "safe", "raw": "raw"}.get(dialect)
+
+
+def read_entries(path: Path, fmt: str, f, size: int, dialect: str):
+    if fmt == "xml":
+        return readers.read_xml(path, f)
+    if fmt == "json":
+        return readers.read_json(path, f, size)
+    if fmt == "ndjson":
+        return readers.read_ndjson(path, f)
+    if fmt in ("csv", "tsv"):
+        return readers.read_csv(path, f, "," if fmt == "csv" else "\t", dialect == "safe")
+    raise AssertionError(fmt)
+
+
+def import_file(
+    store,
+    path: Path | str,
+    database: str,
+    options: ImportOptions = ImportOptions(),
+    *,
+    progress: Callable[[int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> ImportReport:
+    """Import every entry of a listing file into `database` (created when missing), in
+    one transaction: a malformed entry, a refused duplicate, a failure or a cancel leaves
+    the store exactly as it was."""
+    options = options.validated()
+    path = Path(path)
+    check_text("database", database)
+    size = _check_file(path, options.max_bytes)
+    with open(path, "rb") as f:
+        fmt = options.format if options.format != "auto" else readers.sniff(path, f.read(4096))
+        f.seek(0)
+        if fmt == "database":
+            raise ImportRefused(path, "this is a whole-database file (ExportImageHashDatabase); import it with "
+                                      "ImportImageHashDatabase (hashlens import without --format).")
+        dialect = options.csv_dialect
+        if dialect == "auto":
+            dialect = _csv_dialect_from_manifest(path) or "safe"
+        report = ImportReport(str(path), fmt if fmt not in ("csv", "tsv") else f"{fmt}, {dialect} dialect", database)
+        entries = read_entries(path, fmt, f, size, dialect)
+        try:
+            with store.writing():
+                _apply(store, path, database, entries, options, report, progress, cancelled)
+        finally:
+            entries.close()
+    return report
+
+
+def _apply(store, path, database, entries, options, report, progress, cancelled) -> None:
+    if not store.database_exists(database):
+        store.create_database(database)
+        report.created_database = True
+    duplicates: list[tuple[int, str]] = []
+    duplicate_count = 0
+    for item in entries:
+        report.read += 1
+        if report.read % ROWS_PER_STEP == 0:
+            if cancelled is not None and cancelled():
+                raise HashlensError(Failure.CANCELLED, "The import was cancelled; nothing was imported.")
+            faults.checkpoint("import.row")
+            if progress is not None:
+                progress(report.read)
+        # Entries already in the database, or earlier in this file, are duplicates.
+        exists = bool(item.identifier) and store.entry_exists(database, item.identifier)
+        if exists and options.on_duplicate == "abort":
+            duplicate_count += 1
+            if len(duplicates) < MAX_LISTED:
+                duplicates.append((item.line, item.identifier))
+            _new_entry(path, item, None, options, report, dry=True)  # still validate the rest
+            continue
+        if exists and options.on_duplicate == "skip":
+            report.skipped_count += 1
+            if len(report.skipped) < MAX_LISTED:
+                report.skipped.append(item.identifier)
+            continue
+        stored = _stored(store, database, item.identifier) if exists else None
+        entry = _new_entry(path, item, stored, options, report)
+        try:
+            if stored is not None:
+                store.remove_entry(database, item.identifier)
+            store.add_entry(database, entry)
+        except HashlensError as exc:
+            if exc.failure not in (Failure.PARAM_INVALID, Failure.IDENTIFIER_EXISTS, Failure.KEY_EXISTS):
+                raise  # the store's trouble (busy, full, lost), not the file's
+            raise ImportRefused(path, f"entry {item.identifier!r}: {exc.description}", item.line) from None
+        if stored is not None:
+            report.replaced_count += 1
+            if len(report.replaced) < MAX_LISTED:
+                report.replaced.append(item.identifier)
+        else:
+            report.added += 1
+        if item.has_image_data and entry.image_data is None:
+            report.images_not_in_file += 1
+    if progress is not None:
+        progress(report.read)
+    if duplicate_count:
+        shown = "; ".join(f"line {line}: {ident!r}" for line, ident in duplicates[:10])
+        more = f" and {duplicate_count - 10:,} more" if duplicate_count > 10 else ""
+        raise HashlensError(
+            Failure.IDENTIFIER_EXISTS,
+            f"Cannot import '{path}': {duplicate_count:,} entries already exist in '{database}' or appear twice in "
+            f"the file ({shown}{more}). Nothing was imported. Choose 'skip' to keep the stored entries or "
+            "'replace' to take the file's.",
+            parameter="on-duplicate",
+        )
+    store.record("ImportImageHashes", database, None, {
+        "file": str(path),
+        "format": report.format,
+        "on_duplicate": options.on_duplicate,
+        "read": report.read,
+        "added": report.added,
+        "replaced": report.replaced_count,
+        "skipped": report.skipped_count,
+        "created_database": report.created_database,
+        # Entries stored with the placeholder pHash are named here, so an audit can
+        # find them (ours: the schema has no flag for it).
+        "unknown_phash": report.unknown_phash_count,
+        "unknown_phash_identifiers": report.unknown_phash[:MAX_LISTED],
+    })
+
+
+@dataclass(frozen=True)
+class _Stored:
+    label: str
+    phash: int
+    metadata: tuple
+    trained_at: int
+    image: bytes | None
+    image_format: str | None
+    width: int | None
+    height: int | None
+
+
+def _stored(store, database: str, identifier: str) -> _Stored:
+    row = store.list_page(ListingQuery(database, identifiers=(identifier,), imagestatus=True, metadata=True)).rows[0]
+    image = store.image(database, identifier) if row.has_image_data else None
+    return _Stored(row.label, row.phash, row.metadata or (), row.trained_at,
+                   image.data if image else None, row.image_format, row.width, row.height)
+
+
+def _new_entry(path, item: ImportedEntry, stored: _Stored | None, options: ImportOptions, report: ImportReport,
+               *, dry: bool = False) -> NewEntry | None:
+    """The entry to store, validated as training validates it. With 'replace', what the
+    file does not carry is kept from the stored entry: its label (a response without
+    imagestatus), metadata (without metadata), pHash (a Media Server response) and
+    training time; its image too, unless the file gives a different pHash (ours)."""
+    label, metadata, phash, trained_at = item.label, item.metadata, item.phash, item.trained_at
+    hashed = None
+    if stored is not None:
+        label = stored.label if label is None else label
+        metadata = stored.metadata if metadata is None else metadata
+        phash = stored.phash if phash is None else phash
+        trained_at = stored.trained_at if trained_at is None else trained_at
+        if stored.image is not None and phash == stored.phash:
+            hashed = HashedImage(stored.image, stored.image_format or "unknown", stored.width or 0,
+                                 stored.height or 0, phash, hashlib.sha256(stored.image).hexdigest())
+    unknown = False
+    if phash is None:
+        if not options.allow_missing_phash:
+            raise ImportRefused(
+                path,
+                f"the entry {item.identifier!r} carries no pHash and no image (a ListImageHashes response never "
+                "does), and Hashlens needs one to find duplicates. Import a Hashlens JSON, NDJSON or CSV export "
+                f"instead, or allow entries without a pHash (--no-phash) to store the placeholder {UNKNOWN_PHASH:016x}.",
+                item.line,
+            )
+        phash, unknown = UNKNOWN_PHASH, True
+    try:
+        entry = actions.prepare_entry(hashed, identifier=item.identifier, label=label, metadata=metadata or (),
+                                      phash=phash, trained_at=trained_at)
+        check_text("identifier", item.identifier)
+    except HashlensError as exc:
+        raise ImportRefused(path, f"entry {item.identifier!r}: {exc.description}", item.line) from None
+    keys = [k for k, _ in entry.metadata]
+    if len(set(keys)) != len(keys):
+        raise ImportRefused(path, f"entry {item.identifier!r}: a metadata key is given twice.", item.line)
+    if dry:
+        return None
+    if unknown:
+        report.unknown_phash_count += 1
+        if len(report.unknown_phash) < MAX_LISTED:
+            report.unknown_phash.append(item.identifier)
+    return entry
