@@ -1,0 +1,244 @@
+"""Bulk appends: many entries at the end of a database in few statements (samples, imports).
+
+`Store.add_entry` spends four or five statements on each entry; at a million entries that
+is minutes of round trips. Here a batch of entries costs one `executemany` per table plus a
+few bookkeeping statements, and every invariant of `add_entry` still holds when each batch
+commits: identifiers unique per database, `hl_database.entry_count` exact, a position mark
+on every MARK_SPACING-th entry, `meta_count`, `has_image_data` and `byte_size` matching the
+stored image and metadata rows, and the pHash stored signed (ours).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterable
+
+from app import faults
+from app.domain import Failure, HashlensError, NewEntry
+from app.store.store import IN_CHUNK, MARK_SPACING, Store, _identifier_exists, _translate, now_ms, to_signed64
+
+DEFAULT_BATCH = 5000
+
+_ENTRY_COLUMNS = (
+    "database_id, identifier, label, phash, has_image_data, image_format, width, height, "
+    "byte_size, sha256, meta_count, trained_at"
+)
+
+
+def append_entries(
+    store: Store,
+    database: str,
+    entries: Iterable[NewEntry],
+    *,
+    batch: int = DEFAULT_BATCH,
+    commit_every: int | None = None,
+    atomic: bool = False,
+    cache_mb: int | None = None,
+    total: int | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    action: str = "AppendImageHashes",
+) -> int:
+    """Append `entries` at the end of `database`, in their order; returns how many were added.
+
+    Entries are written `batch` at a time (one executemany per table: memory stays at one
+    batch) and committed every `commit_every` entries (default: every batch). Each
+    transaction is journalled as one change (`action`, with its size and first and last
+    identifiers), so windows open on the store notice it.
+
+    The trade-off (ours): with `atomic=False` a load that fails, is cancelled or is killed
+    part way keeps the transactions already committed, whole, and nothing of the one in
+    flight; a huge load does not hold the write lock, or grow SQLite's WAL, for its whole
+    length. With `atomic=True` the whole load is one transaction: all or nothing, and a
+    cancel raises CANCELLED. Big transactions are much faster on big databases: the
+    identifier, label and pHash indexes take keys at random places, so each commit
+    rewrites about one index page per new entry until a transaction holds more entries
+    than an index has pages. `cache_mb` raises SQLite's page cache for the load so those
+    pages stay in memory between statements (it is put back afterwards).
+
+    A duplicate identifier (already in the database, or twice in `entries`) refuses its
+    transaction with the same error `add_entry` gives; in non-atomic mode the message also
+    says how many entries earlier transactions added. `cancelled()` is asked between
+    batches."""
+    if batch < 1:
+        raise ValueError("batch must be 1 or more")
+    commit_every = max(batch, commit_every or batch)
+    store.database_id(database)  # a missing database fails before any work
+    iterator = iter(entries)
+    done = 0
+    if progress:
+        progress(0, total)
+    with contextlib.ExitStack() as stack:
+        if cache_mb and store.backend == "sqlite":
+            stack.enter_context(_sqlite_cache(store, cache_mb))
+        if atomic:
+            stack.enter_context(store.writing())
+        finished = False
+        while not finished:
+            if cancelled and cancelled():
+                break
+            in_flight = 0
+            with store.writing():  # a savepoint inside the one transaction when atomic
+                db_id = store.database_id(database)
+                first = last = None
+                while in_flight < commit_every:
+                    if in_flight and cancelled and cancelled():
+                        break
+                    chunk = list(itertools.islice(iterator, min(batch, commit_every - in_flight)))
+                    if not chunk:
+                        finished = True
+                        break
+                    faults.checkpoint("bulk.batch")
+                    _check_metadata_keys(chunk)
+                    try:
+                        with store.writing():  # a savepoint: a failure leaves the transaction usable
+                            _append_batch(store, db_id, chunk)
+                    except _UniqueViolation as violation:
+                        raise _duplicate_error(store, db_id, chunk, violation, done if not atomic else 0) from None
+                    first = first or chunk[0].identifier
+                    last = chunk[-1].identifier
+                    in_flight += len(chunk)
+                    if progress:
+                        progress(done + in_flight, total)
+                if in_flight:
+                    store.record(action, database, None, {"entries": in_flight, "first": first, "last": last})
+            done += in_flight
+        if atomic and cancelled and cancelled():
+            raise HashlensError(Failure.CANCELLED, "The bulk load was cancelled; nothing was added.")
+    return done
+
+
+@contextlib.contextmanager
+def _sqlite_cache(store: Store, cache_mb: int):
+    """A bigger page cache on this connection for the length of a load."""
+    before = store._one("PRAGMA cache_size")[0]
+    store._exec(f"PRAGMA cache_size={-int(cache_mb) * 1024}")
+    try:
+        yield
+    finally:
+        store._exec(f"PRAGMA cache_size={int(before)}")
+
+
+def _append_batch(store: Store, db_id: int, chunk: list[NewEntry]) -> None:
+    """One batch, inside the caller's write transaction."""
+    # Bump the count first: on PostgreSQL and MySQL the UPDATE locks the database's row,
+    # so no other writer appends to this database until we commit and positions stay
+    # exact (the same order of locking as Store.add_entry).
+    n = len(chunk)
+    store._exec("UPDATE hl_database SET entry_count = entry_count + ? WHERE id = ?", (n, db_id))
+    base = store._one("SELECT entry_count FROM hl_database WHERE id = ?", (db_id,))[0] - n
+    stamp = now_ms()
+    rows = [
+        (
+            db_id, e.identifier, e.label, to_signed64(e.phash), e.image_data is not None, e.image_format,
+            e.width, e.height, len(e.image_data) if e.image_data is not None else None, e.sha256,
+            len(e.metadata), e.trained_at or stamp,
+        )
+        for e in chunk
+    ]
+    cursor = store.db.cursor()
+    if store.backend == "sqlite":
+        # Explicit keys from MAX(id)+1: the IMMEDIATE transaction holds the only write
+        # lock, so nobody else can take them, and no statement per entry is needed to
+        # learn its key.
+        first = (store._one("SELECT MAX(id) FROM hl_entry")[0] or 0) + 1
+        keys = list(range(first, first + n))
+        _run(store, cursor.executemany,
+             f"INSERT INTO hl_entry (id, {_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             [(k, *r) for k, r in zip(keys, rows)])
+    else:
+        # Servers hand out keys from a sequence (PostgreSQL) or AUTO_INCREMENT (MySQL),
+        # which other writers share; explicit keys could collide with theirs. Insert
+        # without keys, then read ours back: under the database row's lock only this
+        # batch adds entries above the previous maximum.
+        before = store._one("SELECT MAX(id) FROM hl_entry WHERE database_id = ?", (db_id,))[0] or 0
+        _run(store, cursor.executemany,
+             store._sql(f"INSERT INTO hl_entry ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+             rows)
+        found = dict(
+            (ident, key) for key, ident in store._all(
+                "SELECT id, identifier FROM hl_entry WHERE database_id = ? AND id > ?", (db_id, before)
+            )
+        )
+        keys = [found[e.identifier] for e in chunk]
+    images = [(k, e.image_data) for k, e in zip(keys, chunk) if e.image_data is not None]
+    if images:
+        _run(store, cursor.executemany, store._sql("INSERT INTO hl_image (entry_id, data) VALUES (?, ?)"), images)
+    items = [(k, mk, mv) for k, e in zip(keys, chunk) for mk, mv in e.metadata]
+    if items:
+        _run(store, cursor.executemany,
+             store._sql("INSERT INTO hl_metadata (entry_id, meta_key, meta_value) VALUES (?, ?, ?)"), items)
+    # Position marks: the j-th new entry in key order holds position base + j + 1.
+    ordered = sorted(keys)
+    first_mark = (base // MARK_SPACING + 1) * MARK_SPACING
+    marks = [(db_id, p, ordered[p - base - 1]) for p in range(first_mark, base + n + 1, MARK_SPACING)]
+    if marks:
+        _run(store, cursor.executemany,
+             store._sql("INSERT INTO hl_mark (database_id, ordinal, entry_id) VALUES (?, ?, ?)"), marks)
+
+
+def _check_metadata_keys(chunk: list[NewEntry]) -> None:
+    for e in chunk:
+        if len(e.metadata) > 1 and len({k for k, _ in e.metadata}) != len(e.metadata):
+            seen = set()
+            for k, _ in e.metadata:
+                if k in seen:
+                    raise HashlensError(
+                        Failure.KEY_EXISTS,
+                        f"Metadata key '{k}' is given twice for '{e.identifier}'; a key is unique per hash.",
+                        parameter="metadata",
+                    )
+                seen.add(k)
+
+
+class _UniqueViolation(Exception):
+    def __init__(self, error: HashlensError):
+        super().__init__(error.description)
+        self.error = error
+
+
+def _run(store: Store, method, sql: str, params) -> None:
+    """One executemany; a unique-key failure becomes _UniqueViolation for the caller to name."""
+    try:
+        method(sql, params)
+    except Exception as exc:  # each driver raises its own classes from a raw cursor
+        error = _translate(exc, store)
+        text = error.description.lower()
+        if "unique" in text or "duplicate" in text:
+            raise _UniqueViolation(error) from exc
+        raise error from exc
+
+
+def _duplicate_error(store: Store, db_id: int, chunk: list[NewEntry], violation: _UniqueViolation,
+                     committed: int) -> HashlensError:
+    """Name the first identifier of the batch that the batch repeats or the database holds
+    (this transaction's earlier batches included). Asked after the batch's savepoint rolled
+    back: a PostgreSQL transaction answers nothing more while a failed statement is in it."""
+    seen = set()
+    duplicate = None
+    for e in chunk:
+        if e.identifier in seen:
+            duplicate = e.identifier
+            break
+        seen.add(e.identifier)
+    if duplicate is None:
+        held = set()
+        for start in range(0, len(chunk), IN_CHUNK):
+            part = [e.identifier for e in chunk[start:start + IN_CHUNK]]
+            marks = ",".join("?" * len(part))
+            held.update(r[0] for r in store._all(
+                f"SELECT identifier FROM hl_entry WHERE database_id = ? AND identifier IN ({marks})", [db_id, *part]
+            ))
+        duplicate = next((e.identifier for e in chunk if e.identifier in held), None)
+    if duplicate is None:
+        return violation.error
+    error = _identifier_exists(duplicate)
+    if committed:
+        error = HashlensError(
+            error.failure,
+            f"{error.description}; the {committed:,} entries committed before it were added, "
+            "its transaction and everything after it were not",
+            parameter=error.parameter,
+        )
+    return error
