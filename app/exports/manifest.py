@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import app
+from app.aci.params import format_identifier_list
 from app.domain import ListingQuery, SortKey
 from app.exports.atomic import AtomicFile
 
@@ -35,21 +36,14 @@ def sha256_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _identifier_item(identifier: str) -> str:
-    # The ACI identifier list is comma-separated; an item holding a comma or a quote is
-    # quoted with \" escapes (ours, mirroring TrainImageHash's metadata quoting).
-    if "," in identifier or '"' in identifier or "\\" in identifier:
-        return '"' + identifier.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return identifier
-
-
 def request_line(query: ListingQuery) -> tuple[str, list[str]]:
     """The ListImageHashes request that lists the same entries, and what it cannot say:
     label, metadata and pHash filters and orders other than database order have no
     ListImageHashes parameter (MS), so those are listed as notes."""
     params = [("action", "ListImageHashes"), ("database", query.database)]
     if query.identifiers is not None:
-        params.append(("identifier", ",".join(_identifier_item(i) for i in query.identifiers)))
+        # Items holding a comma or quote are quoted as the ACI parser reads them (ours).
+        params.append(("identifier", format_identifier_list(query.identifiers)))
     if query.imagestatus:
         params.append(("imagestatus", "true"))
     if query.metadata:
@@ -58,7 +52,8 @@ def request_line(query: ListingQuery) -> tuple[str, list[str]]:
         params.append(("start", str(query.start)))
     if query.maxresults is not None:
         params.append(("maxresults", str(query.maxresults)))
-    line = "&".join(f"{k}={quote(v, safe='')}" for k, v in params)
+    # Commas and colons stay readable; everything else that needs it is percent-encoded.
+    line = "&".join(f"{k}={quote(v, safe=',:')}" for k, v in params)
     notes = [f"{f.describe()} (no ListImageHashes parameter)" for f in query.filters]
     if query.sort is not SortKey.POSITION or query.descending:
         notes.append(
