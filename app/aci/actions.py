@@ -40,14 +40,15 @@ def _list_image_hashes(store: Store, p: Params) -> Iterator[str]:
         metadata=p.boolean("metadata", False),
     ).validated()
     store.database_id(query.database)
+    return _render_listing(store, query)
+
+
+def _render_listing(store: Store, query: ListingQuery) -> Iterator[str]:
     batches = store.iter_listing(query)
-    first = next(batches, [])  # fetched now, so an error becomes an ERROR response
-    return response.listing(_chain(first, batches), imagestatus=query.imagestatus, metadata=query.metadata)
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
+    try:
+        yield from response.listing(batches, imagestatus=query.imagestatus, metadata=query.metadata)
+    finally:
+        batches.close()  # ends the read snapshot even if the reader stops early
 
 
 def _identifiers(p: Params) -> tuple[str, ...] | None:
@@ -173,4 +174,16 @@ def handle(store: Store | None, request: str, *, store_error: HashlensError | No
         return AciResponse(action_name, True, iter([response.success(action_name)]))
     if isinstance(result, str):
         return AciResponse(action_name, True, iter([result]))
-    return AciResponse(action_name, True, result)
+    # Render the first batch now, so that a failure there is still an ERROR response. A
+    # failure in a later batch can only end the stream: the caller reports it.
+    try:
+        first = next(result, "")
+    except HashlensError as exc:
+        result.close()
+        return AciResponse(action_name, False, iter([response.error(action_name, exc)]), exc)
+    return AciResponse(action_name, True, _prepend(first, result))
+
+
+def _prepend(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest

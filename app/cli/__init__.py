@@ -129,8 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_aci(store: Store | None, args, store_error: HashlensError | None = None) -> int:
     answer = handle(store, args.request, store_error=store_error)
     out = sys.stdout
-    for chunk in answer.chunks:
-        out.write(chunk)
+    try:
+        for chunk in answer.chunks:
+            out.write(chunk)
+    except HashlensError as exc:
+        out.flush()
+        print(f"\nhashlens: the response was cut short: {exc.description}", file=sys.stderr)
+        return 1
     out.flush()
     return 0 if answer.ok else 1
 

@@ -361,10 +361,26 @@ class Store:
             raise _translate(exc, self) from exc
 
     def _one(self, sql: str, params=()):
-        return self._exec(sql, params).fetchone()
+        return self._fetch(sql, params, "fetchone")
 
     def _all(self, sql: str, params=()) -> list:
-        return self._exec(sql, params).fetchall()
+        return self._fetch(sql, params, "fetchall")
+
+    def _fetch(self, sql: str, params, how: str):
+        try:
+            return getattr(self._exec(sql, params), how)()
+        except (HashlensError, peewee.DatabaseError, sqlite3.OperationalError) as exc:
+            if self.backend != "sqlite" or "could not decode" not in str(exc).lower():
+                raise _translate(exc, self) from exc
+        # Another program stored bytes that are not UTF-8 as TEXT; by default that fails
+        # the whole read (reliability S4). Read them with surrogate escapes instead: the
+        # listing works, and any export refuses exactly the undecodable entry by name.
+        conn = self.db.connection()
+        conn.text_factory = _tolerant_text
+        try:
+            return getattr(self._exec(sql, params), how)()
+        finally:
+            conn.text_factory = str
 
     def _insert(self, sql: str, params) -> int:
         if self.backend == "postgresql":
@@ -862,7 +878,11 @@ class Store:
         if op is FilterOp.LABEL_EQUALS:
             return "e.label = ?", [f.value]
         if op is FilterOp.HAS_IMAGE_DATA:
-            return "e.has_image_data = ?", [bool(f.value)]
+            # A literal, not a parameter, so the planner can use the partial index on
+            # entries without image data (a bool is never user text).
+            if self.backend == "postgresql":
+                return ("e.has_image_data" if f.value else "NOT e.has_image_data"), []
+            return f"e.has_image_data = {1 if f.value else 0}", []
         if op is FilterOp.META_PRESENT:
             return "e.id IN (SELECT m.entry_id FROM hl_metadata m WHERE m.meta_key = ?)", [f.key]
         if op is FilterOp.META_ABSENT:
@@ -954,6 +974,10 @@ def _rows(raw, first_position: int) -> list[EntryRow]:
         EntryRow(first_position + i, r[0], r[1], r[2], bool(r[3]), r[4] & mask, r[5], r[6], r[7], r[8], r[9], r[10])
         for i, r in enumerate(raw)
     ]
+
+
+def _tolerant_text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _chunks(items, size):

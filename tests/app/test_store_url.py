@@ -100,3 +100,28 @@ def test_newer_schema_opens_read_only(tmp_path):
 def test_unreachable_server_is_a_clear_error():
     with pytest.raises(HashlensError, match="Cannot open the store"):
         Store.open("postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_text_that_is_not_utf8_lists_and_exports_refuse_it_by_name(tmp_path):
+    """A foreign writer stored invalid UTF-8 as TEXT (reliability S4)."""
+    import sqlite3
+
+    from app.aci.actions import handle
+    from app.domain import ListingQuery, NewEntry
+
+    url = f"sqlite:///{tmp_path / 's4.db'}"
+    with Store.open(url) as store:
+        actions.create_database(store, "D")
+        with store.writing():
+            store.add_entry("D", NewEntry("good", "g", 1, None, None, None, None, None))
+            store.add_entry("D", NewEntry("bad", "b", 2, None, None, None, None, None))
+    conn = sqlite3.connect(tmp_path / "s4.db")
+    conn.execute("UPDATE hl_entry SET identifier = CAST(X'6261649F' AS TEXT) WHERE identifier = 'bad'")
+    conn.commit()
+    conn.close()
+    with Store.open(url) as store:
+        rows = store.list_page(ListingQuery("D")).rows
+        assert rows[0].identifier == "good" and rows[1].identifier == "bad\udc9f"
+        answer = handle(store, "action=ListImageHashes&database=D")
+        assert not answer.ok
+        assert "cannot carry" in answer.error.description and "bad" in answer.error.description
