@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="the current label, as RelabelImageHashImage requires (default: read it)")
         q.set_defaults(handler=_cmd_change, change=name)
 
+    p = sub.add_parser("migrate", help="upgrade an older store to this version's schema (backs it up first)")
+    p.add_argument("--backup", metavar="PATH", help="where to write the SQLite backup (default: beside the store)")
+    p.set_defaults(handler=_cmd_migrate)
+
     for module in PLUGIN_MODULES:
         try:
             plugin = importlib.import_module(module)
@@ -277,6 +281,18 @@ def _cmd_change(store: Store, args) -> int:
         current = args.current if args.current is not None else actions.image(store, db, ident).label
         actions.relabel_image(store, db, ident, current, args.newlabel)
         print(f"Relabelled '{ident}' from '{current}' to '{args.newlabel}'.")
+    return 0
+
+
+def _cmd_migrate(store: Store, args) -> int:
+    if not store.needs_migration:
+        print(f"The store is at schema version {store.schema_version}; nothing to migrate.")
+        return 0
+    before = store.schema_version
+    backup = store.migrate(Path(args.backup) if args.backup else None)
+    if backup:
+        print(f"Backed up the store to {backup}.")
+    print(f"Migrated the store from schema version {before} to {store.schema_version}.")
     return 0
 
 

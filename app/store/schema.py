@@ -21,6 +21,11 @@ from peewee import (
 
 SCHEMA_VERSION = 1
 
+# Migration steps by the version they start from: MIGRATIONS[1] takes a version-1 store
+# to version 2. Each step receives the Store and runs inside one write transaction; on
+# MySQL, where DDL commits implicitly, a step must be safe to run twice.
+MIGRATIONS: dict = {}
+
 database_proxy = DatabaseProxy()
 
 

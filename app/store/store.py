@@ -300,11 +300,10 @@ class Store:
         self.schema_version = int(row[0]) if row else None
         if self.schema_version is None:
             raise HashlensError(Failure.STORE_UNAVAILABLE, "The store records no schema version.")
-        if self.schema_version > schema.SCHEMA_VERSION:
-            # A newer Hashlens wrote this store: read it, never write it (reliability D4).
+        if self.schema_version != schema.SCHEMA_VERSION:
+            # A newer Hashlens wrote this store: read it, never write it. An older one is
+            # migrated only on request, after a backup (reliability D4).
             self.read_only = True
-        elif self.schema_version < schema.SCHEMA_VERSION and create:
-            self._migrate(self.schema_version)
 
     def _create_schema(self) -> None:
         with self.db.bind_ctx(schema.ALL_TABLES), self.db.atomic():
@@ -326,10 +325,48 @@ class Store:
             )
             self._exec("INSERT INTO hl_store_info (name, value) VALUES (?, ?)", ("created_at", str(now_ms())))
 
-    def _migrate(self, from_version: int) -> None:
-        # Version 1 is the first release; each later version adds one step here, run in
-        # one transaction and recorded only after it succeeds.
-        raise HashlensError(Failure.STORE_FAILED, f"No migration from schema version {from_version} exists.")
+    @property
+    def needs_migration(self) -> bool:
+        return (self.schema_version or 0) < schema.SCHEMA_VERSION
+
+    def migrate(self, backup_to: Path | None = None) -> Path | None:
+        """Bring an older store up to this version's schema. An SQLite store is first
+        copied through the backup API (never by copying files, which would miss the WAL);
+        each step then runs in its own transaction and the version is recorded with it,
+        so a failed step leaves the store at the last good version. Returns the backup."""
+        if not self.needs_migration:
+            return None
+        backup = None
+        if self.backend == "sqlite":
+            source = self.location.path.resolve()
+            backup = Path(backup_to) if backup_to else source.with_name(
+                f"{source.stem}.v{self.schema_version}-backup{source.suffix}")
+            if backup.exists():
+                raise HashlensError(Failure.FILE_FAILED, f"The backup '{backup}' exists already; move it away first.")
+            target = sqlite3.connect(backup)
+            try:
+                self.db.connection().backup(target)
+            finally:
+                target.close()
+        self.read_only = False
+        for version in range(self.schema_version, schema.SCHEMA_VERSION):
+            step = schema.MIGRATIONS.get(version)
+            if step is None:
+                raise HashlensError(Failure.STORE_FAILED, f"No migration from schema version {version} exists.")
+            with self.writing():
+                step(self)
+                self._exec("UPDATE hl_store_info SET value = ? WHERE name = ?", (str(version + 1), "schema_version"))
+            self.schema_version = version + 1
+        return backup
+
+    def read_only_reason(self) -> str:
+        if (self.schema_version or 0) > schema.SCHEMA_VERSION:
+            return (f"The store {self.describe()} was written by a newer Hashlens (schema "
+                    f"{self.schema_version}); this version only reads it.")
+        if self.needs_migration:
+            return (f"The store {self.describe()} has the older schema {self.schema_version}; run "
+                    "'hashlens migrate' (it makes a backup first) to change it with this version.")
+        return f"The store {self.describe()} is open read-only; reopen it for writing to change it."
 
     def close(self) -> None:
         self.db.close()
@@ -399,12 +436,7 @@ class Store:
     def writing(self):
         """One write transaction, holding the write lock from its first statement."""
         if self.read_only:
-            raise HashlensError(
-                Failure.READ_ONLY,
-                f"The store {self.describe()} is open read-only"
-                + (" (a newer Hashlens wrote it)" if (self.schema_version or 0) > schema.SCHEMA_VERSION else "")
-                + "; reopen it for writing to change it.",
-            )
+            raise HashlensError(Failure.READ_ONLY, self.read_only_reason())
         return self._transaction(*(("IMMEDIATE",) if self.backend == "sqlite" else ()))
 
     @contextlib.contextmanager

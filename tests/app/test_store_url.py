@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from app.domain import HashlensError
+from app.domain import Failure, HashlensError
 from app.services import actions
 from app.store import Store, parse_store_url, resolve_store_url
 
@@ -125,3 +125,52 @@ def test_text_that_is_not_utf8_lists_and_exports_refuse_it_by_name(tmp_path):
         answer = handle(store, "action=ListImageHashes&database=D")
         assert not answer.ok
         assert "cannot carry" in answer.error.description and "bad" in answer.error.description
+
+
+def test_older_store_is_read_only_until_migrated_with_a_backup(tmp_path, monkeypatch, capsys):
+    from app.cli import main
+    from app.store import schema
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with Store.open(url) as store:
+        actions.create_database(store, "D")
+
+    def add_notes_table(store):
+        store._exec("CREATE TABLE hl_notes (id INTEGER PRIMARY KEY, text TEXT)")
+
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", {1: add_notes_table})
+    with Store.open(url) as store:
+        assert store.read_only and store.needs_migration
+        with pytest.raises(HashlensError, match="hashlens migrate"):
+            actions.create_database(store, "E")
+        assert [d.name for d in store.list_databases()] == ["D"]
+    assert main(["--store", url, "migrate"]) == 0
+    out = capsys.readouterr().out
+    assert "Backed up" in out and "from schema version 1 to 2" in out
+    backup = tmp_path / "old.v1-backup.db"
+    with Store.open(f"sqlite:///{backup}", read_only=True) as old:
+        assert old.schema_version == 1 and [d.name for d in old.list_databases()] == ["D"]
+    with Store.open(url) as store:
+        assert not store.read_only and store.schema_version == 2
+        assert "hl_notes" in store.db.get_tables()
+        actions.create_database(store, "E")
+
+
+def test_failed_migration_step_keeps_the_last_good_version(tmp_path, monkeypatch):
+    from app.store import schema
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    Store.open(url).close()
+
+    def broken(store):
+        store._exec("CREATE TABLE hl_half (x)")
+        raise HashlensError(Failure.STORE_FAILED, "step failed")
+
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", {1: broken})
+    with Store.open(url) as store:
+        with pytest.raises(HashlensError, match="step failed"):
+            store.migrate(tmp_path / "b.db")
+    with Store.open(url) as store:
+        assert store.schema_version == 1 and "hl_half" not in store.db.get_tables()
