@@ -140,7 +140,8 @@ def export_listing(
                 parameter="metadata-columns",
             )
 
-    counter = _Counter(_metered(store.iter_listing(query), progress, cancelled))
+    metered = _metered(store.iter_listing(query), progress, cancelled)
+    counter = _Counter(metered)
     index = None
     try:
         if fmt in formats.TEXT_FORMATS:
@@ -168,6 +169,10 @@ def export_listing(
     except Exception as exc:
         # A library's own error class (XlsxWriter, zipfile) as a clear message.
         raise ExportFailed(f"Cannot write '{target}': {exc}; nothing was written there.") from exc
+    finally:
+        # A writer that stopped early leaves the listing suspended; closing it now ends
+        # the store's read snapshot instead of leaving a transaction open.
+        metered.close()
 
     written_manifest = None
     if options.manifest:
