@@ -9,6 +9,7 @@ from urllib.parse import quote
 import pytest
 
 from app.aci.actions import handle
+from app.domain import ListingQuery
 
 
 def aci(store, request: str):
@@ -313,3 +314,14 @@ def test_changes_are_journalled(db):
     before = len(db.history())
     err(db, "action=AddImageHashMetadata&database=ImageHashes&identifier=id0&key=k&value=v", "ERRORPARAMINVALID")
     assert len(db.history()) == before
+
+
+def test_training_is_atomic_when_metadata_is_refused(store, image_bytes):
+    ok(store, "action=CreateImageHashDatabase&database=D")
+    err(store, f"action=TrainImageHash&database=D&identifier=x&imagedata={b64(image_bytes(1))}"
+               "&metadata=" + quote("a:1,a:2"), "ERRORPARAMINVALID", "given twice")
+    err(store, f"action=TrainImageHash&database=D&identifier=x&imagedata={b64(image_bytes(1))}"
+               "&metadata=" + quote("a:" + "v" * 255), "ERRORPARAMINVALID", "255 bytes")
+    assert identifiers(ok(store, "action=ListImageHashes&database=D")) == []
+    assert store.count(ListingQuery("D")).value == 0
+    assert [j.action for j in store.history()] == ["CreateImageHashDatabase"]
