@@ -76,6 +76,18 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def _fsync_after_replace(target: Path) -> None:
+    # The file is complete and in place; only the durability of the rename is in doubt.
+    try:
+        fsync_folder(target.parent)
+    except OSError as exc:
+        name = errno.errorcode.get(exc.errno or 0, "error")
+        raise ExportFailed(
+            f"'{target}' was written completely, but its folder could not be flushed to disk: "
+            f"{exc.strerror} ({name}). The file may not survive a power cut; check the disk."
+        ) from None
+
+
 def refuse_store_target(target: Path, store_path: Path | None) -> None:
     """Refuse to write over the open SQLite store or its -wal/-shm/-journal files."""
     if store_path is None:
@@ -144,9 +156,9 @@ class AtomicFile:
             self._file.close()
             faults.checkpoint("export.replace")
             os.replace(self.part, self.target)
-            fsync_folder(self.target.parent)
         except OSError as exc:
             raise os_failure(self.target, exc) from None
+        _fsync_after_replace(self.target)
 
     def discard(self) -> None:
         if self._file is not None:
@@ -211,9 +223,9 @@ class AtomicPath:
             if self.folder and self.target.is_dir():
                 os.rmdir(self.target)  # checked empty above; os.replace cannot replace a folder
             os.replace(self.part, self.target)
-            fsync_folder(self.target.parent)
         except OSError as exc:
             raise os_failure(self.target, exc) from None
+        _fsync_after_replace(self.target)
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
