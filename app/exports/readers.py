@@ -85,6 +85,8 @@ def sniff(path: Path, head: bytes) -> str:
     if head.startswith(_UTF16_32_BOMS):
         raise ImportRefused(path, "the file is UTF-16 or UTF-32; only UTF-8 is accepted.", 1)
     text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if not text:
+        raise ImportRefused(path, "the file is empty.")
     if text.startswith(b"<"):
         return "xml"
     if text.startswith(b"["):
@@ -95,8 +97,10 @@ def sniff(path: Path, head: bytes) -> str:
             return "database"
         if first.startswith(b'{"format":"' + formats.JSON_FORMAT_NAME.encode()):
             return "json"
-        with contextlib.suppress(ValueError):
-            if isinstance(json.loads(first), dict):
+        with contextlib.suppress(ValueError, RecursionError):
+            obj = json.loads(first)
+            # A one-line document with an 'entries' list is JSON; an entry per line is NDJSON.
+            if isinstance(obj, dict) and "entries" not in obj and "format" not in obj:
                 return "ndjson"
         return "json"
     if path.suffix.lower() in (".tsv", ".tab"):
@@ -627,6 +631,7 @@ def read_xml(path, f) -> Iterator[ImportedEntry]:
     parser = DefusedXMLParser(target=target, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     target.parser = parser
     first = True
+    closing = False
     try:
         while True:
             chunk = f.read(_READ_CHUNK)
@@ -639,11 +644,14 @@ def read_xml(path, f) -> Iterator[ImportedEntry]:
             if target.entries:
                 yield from target.entries
                 target.entries = []
+        closing = True
         parser.close()
         yield from target.entries
     except ParseError as exc:
         line, column = getattr(exc, "position", (None, None))
         reason = str(exc).split(":")[0]
+        if closing:
+            reason += "; the file ends too early: is it truncated?"
         raise ImportRefused(path, f"the XML is not well-formed ({reason}).", line, None if column is None else column + 1) from None
     except DTDForbidden:
         raise ImportRefused(path, "document type declarations (DTDs) are not allowed, so no entity can be "

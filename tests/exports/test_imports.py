@@ -1,0 +1,366 @@
+"""Imports: Media Server responses, duplicates policy, and malformed or hostile files,
+each refused with its line and reason while the store stays exactly as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.domain import Failure, HashlensError, ListingQuery
+from app.exports.importer import ImportOptions, detect_format, import_file
+from app.exports.readers import ImportRefused
+from app.store import Store
+
+from .conftest import add_plain, store_digest
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = """<autnresponse>
+  <action>LISTIMAGEHASHES</action>
+  <response>SUCCESS</response>
+  <responsedata>
+    <entry>
+      <identifier>6d8e53fd92e601a4b8948e1b9397e381</identifier>
+      <numimages>1</numimages>
+      <numtrained>1</numtrained>
+      <numfailed>0</numfailed>
+      <numuntrained>0</numuntrained>
+      <images>
+        <image>
+          <label>image1</label>
+          <status>trained</status>
+          <hasimagedata>true</hasimagedata>
+        </image>
+      </images>
+      <metadata>
+        <item>
+          <key>importance</key>
+          <value>high</value>
+        </item>
+      </metadata>
+    </entry>
+    <entry>
+      <identifier>second</identifier>
+      <numimages>1</numimages>
+      <numtrained>1</numtrained>
+      <numfailed>0</numfailed>
+      <numuntrained>0</numuntrained>
+    </entry>
+  </responsedata>
+</autnresponse>
+"""
+
+
+def _rows(store, database):
+    return [r for b in store.iter_listing(ListingQuery(database, imagestatus=True, metadata=True)) for r in b]
+
+
+def _write(tmp_path, name, content) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return path
+
+
+def test_media_server_response_needs_the_no_phash_choice(sqlite_store, tmp_path):
+    path = _write(tmp_path, "ms.xml", SEED)
+    before = store_digest(sqlite_store)
+    with pytest.raises(ImportRefused) as err:
+        import_file(sqlite_store, path, "Imported")
+    assert "line 5" in err.value.description and "no pHash" in err.value.description and "--no-phash" in err.value.description
+    assert store_digest(sqlite_store) == before and not sqlite_store.database_exists("Imported")
+    report = import_file(sqlite_store, path, "Imported", ImportOptions(allow_missing_phash=True))
+    assert report.added == 2 and report.created_database and report.unknown_phash_count == 2
+    assert report.images_not_in_file == 1
+    rows = _rows(sqlite_store, "Imported")
+    assert [(r.identifier, r.label, r.has_image_data, r.phash, r.metadata) for r in rows] == [
+        ("6d8e53fd92e601a4b8948e1b9397e381", "image1", False, 0, (("importance", "high"),)),
+        ("second", "second", False, 0, ()),  # no imagestatus: the label defaults to the identifier
+    ]
+    journal = sqlite_store.history()[-1]
+    assert journal.action == "ImportImageHashes" and journal.database == "Imported"
+    assert journal.params["unknown_phash"] == 2 and "second" in journal.params["unknown_phash_identifiers"]
+    assert "no image is invented" in "\n".join(report.lines())
+
+
+def test_xml_with_declaration_bom_and_namespace_prefix(sqlite_store, tmp_path):
+    text = '\ufeff<?xml version="1.0" encoding="UTF-8"?>\n' + SEED.replace(
+        "<autnresponse>", '<autnresponse xmlns:autn="http://schemas.autonomy.com/aci/">')
+    report = import_file(sqlite_store, _write(tmp_path, "ms.xml", text), "D", ImportOptions(allow_missing_phash=True))
+    assert report.added == 2
+
+
+@pytest.fixture
+def existing(sqlite_store):
+    add_plain(sqlite_store, "D", [("a", "old a", 0xA, [("k", "old")], 1), ("b", "old b", 0xB, [], 2)])
+    return sqlite_store
+
+
+def _ndjson(*objects) -> str:
+    return "".join(json.dumps(o) + "\n" for o in objects)
+
+
+NEW = [{"identifier": "b", "label": "new b", "phash": "000000000000000f"},
+       {"identifier": "c", "label": "new c", "phash": "00000000000000cc", "metadata": {"x": "y"}}]
+
+
+def test_duplicates_abort_by_default_and_list_them(existing, tmp_path):
+    before = store_digest(existing)
+    path = _write(tmp_path, "f.ndjson", _ndjson(*NEW, {"identifier": "c", "phash": "01"}))
+    with pytest.raises(HashlensError) as err:
+        import_file(existing, path, "D")
+    text = err.value.description
+    assert err.value.failure is Failure.IDENTIFIER_EXISTS
+    assert "2 entries" in text and "line 1: 'b'" in text and "line 3: 'c'" in text and "Nothing was imported" in text
+    assert store_digest(existing) == before
+
+
+def test_duplicates_skip(existing, tmp_path):
+    report = import_file(existing, _write(tmp_path, "f.ndjson", _ndjson(*NEW)), "D", ImportOptions(on_duplicate="skip"))
+    assert report.added == 1 and report.skipped == ["b"]
+    assert [(r.identifier, r.label) for r in _rows(existing, "D")] == [("a", "old a"), ("b", "old b"), ("c", "new c")]
+
+
+def test_duplicates_replace_keeps_what_the_file_does_not_carry(existing, tmp_path, image_bytes):
+    from app.services import actions
+
+    actions.train_image(existing, "D", data=image_bytes(3), identifier="img", label="picture", metadata=[("m", "1")])
+    img = next(r for r in _rows(existing, "D") if r.identifier == "img")
+    content = _ndjson(
+        {"identifier": "a", "label": "new a"},  # no pHash, no metadata: both kept
+        {"identifier": "img", "metadata": {"m": "2"}},  # same pHash: the image stays
+        {"identifier": "b", "phash": "00000000000000bb", "metadata": {}},
+    )
+    report = import_file(existing, _write(tmp_path, "f.ndjson", content), "D", ImportOptions(on_duplicate="replace"))
+    assert report.replaced_count == 3 and report.added == 0
+    rows = {r.identifier: r for r in _rows(existing, "D")}
+    assert (rows["a"].label, rows["a"].phash, rows["a"].metadata, rows["a"].trained_at) == ("new a", 0xA, (("k", "old"),), 1)
+    assert rows["img"].has_image_data and rows["img"].phash == img.phash and rows["img"].metadata == (("m", "2"),)
+    assert existing.image("D", "img").data == image_bytes(3)
+    assert rows["b"].phash == 0xBB and rows["b"].label == "old b" and rows["b"].metadata == ()
+
+
+def test_replace_with_another_phash_drops_the_mismatched_image(existing, tmp_path, image_bytes):
+    from app.services import actions
+
+    actions.train_image(existing, "D", data=image_bytes(3), identifier="img", label="picture")
+    path = _write(tmp_path, "f.ndjson", _ndjson({"identifier": "img", "phash": "0000000000000001"}))
+    import_file(existing, path, "D", ImportOptions(on_duplicate="replace"))
+    row = next(r for r in _rows(existing, "D") if r.identifier == "img")
+    assert row.phash == 1 and not row.has_image_data
+
+
+def test_import_into_new_database_and_csv_dialect_from_manifest(sqlite_store, tmp_path):
+    path = _write(tmp_path, "raw.csv", "identifier,phash,label\r\n'quoted,0000000000000001,=1+1\r\n")
+    # Without a manifest the default is the spreadsheet-safe dialect, which cannot hold '=1+1'.
+    with pytest.raises(ImportRefused, match="spreadsheet-safe"):
+        import_file(sqlite_store, path, "N")
+    _write(tmp_path, "raw.csv.manifest.json", json.dumps({"options": {"csv_dialect": "raw"}}))
+    report = import_file(sqlite_store, path, "N")
+    assert report.format == "csv, raw dialect"
+    row = _rows(sqlite_store, "N")[0]
+    assert (row.identifier, row.label) == ("'quoted", "=1+1")
+
+
+def test_detect_format(tmp_path):
+    cases = {"a.xml": SEED, "a.json": '{"format":"hashlens-listing","version":1,"entries":[\n]}\n',
+             "b.json": '[\n{"identifier": "x"}\n]', "a.ndjson": '{"identifier": "x"}\n',
+             "a.csv": "identifier,phash\r\n", "a.tsv": "identifier\tphash\r\n", "b.txt": "identifier\tphash\r\n",
+             "d.hldb": '{"format":"hashlens-database","version":1}\n'}
+    expected = {"a.xml": "xml", "a.json": "json", "b.json": "json", "a.ndjson": "ndjson", "a.csv": "csv",
+                "a.tsv": "tsv", "b.txt": "tsv", "d.hldb": "database"}
+    for name, content in cases.items():
+        assert detect_format(_write(tmp_path, name, content)) == expected[name], name
+
+
+# -- hostile and malformed files ---------------------------------------------------------------------
+
+_LAUGHS = """<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<autnresponse><action>LISTIMAGEHASHES</action><response>SUCCESS</response><responsedata><entry>
+<identifier>&lol3;</identifier></entry></responsedata></autnresponse>"""
+
+
+def _entry_xml(inner: str) -> str:
+    return ("<autnresponse><action>LISTIMAGEHASHES</action><response>SUCCESS</response><responsedata>"
+            f"<entry>{inner}</entry></responsedata></autnresponse>")
+
+
+HOSTILE = [
+    # (file name, content, fragment of the message, line or None)
+    ("laughs.xml", _LAUGHS, "DTDs) are not allowed", 2),
+    ("quadratic.xml", '<!DOCTYPE a [<!ENTITY a "' + "x" * 10000 + '">]>' + _entry_xml("&a;&a;&a;"),
+     "DTDs) are not allowed", 1),
+    ("param.xml", '<!DOCTYPE a [<!ENTITY % p "x"> %p;]><autnresponse/>', "DTDs) are not allowed", 1),
+    ("xxe_file.xml", '<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>' + _entry_xml("<identifier>&x;</identifier>"),
+     "DTDs) are not allowed", 1),
+    ("xxe_http.xml", '<!DOCTYPE a [<!ENTITY x SYSTEM "http://127.0.0.1:9/x">]>' + _entry_xml("<identifier>&x;</identifier>"),
+     "DTDs) are not allowed", 1),
+    ("dtd.xml", '<!DOCTYPE autnresponse SYSTEM "http://127.0.0.1:9/x.dtd">' + _entry_xml(""), "DTDs) are not allowed", 1),
+    ("undeclared.xml", _entry_xml("<identifier>&x;</identifier>"), "not well-formed (undefined entity", 1),
+    ("bad_utf8.xml", b"<autnresponse>\n<action>LIST\xff</action></autnresponse>", "not well-formed", 2),
+    ("latin1.xml", '<?xml version="1.0" encoding="ISO-8859-1"?><autnresponse/>', "only UTF-8 is accepted", 1),
+    ("utf16.xml", '<autnresponse/>'.encode("utf-16"), "only UTF-8 is accepted", 1),
+    ("xml11.xml", '<?xml version="1.1"?><autnresponse/>', "only XML 1.0 is accepted", 1),
+    ("charref.xml", _entry_xml("<identifier>a&#1;b</identifier>"), "not well-formed", 1),
+    ("wrong_root.xml", "<html><body/></html>", "the root element is <html>", 1),
+    ("error.xml", "<autnresponse><action>LISTIMAGEHASHES</action><response>ERROR</response><responsedata><error>"
+                  "<errorid>X</errorid></error></responsedata></autnresponse>",
+     "this file is an error response, not a listing", 1),
+    ("other_action.xml", "<autnresponse><action>GETSTATUS</action></autnresponse>", "not to ListImageHashes", 1),
+    ("no_identifier.xml", _entry_xml("<numimages>1</numimages>"), "has no <identifier>", 1),
+    ("numimages.xml", _entry_xml("<identifier>a</identifier><numimages>2</numimages>"), "<numimages> is '2'", 1),
+    ("unknown.xml", _entry_xml("<identifier>a</identifier><phash>1</phash>"), "unexpected element <phash>", 1),
+    ("two_ids.xml", _entry_xml("<identifier>a</identifier><identifier>b</identifier>"), "more than one <identifier>", 1),
+    ("deep.xml", _entry_xml("<identifier>" + "<a>" * 50 + "</a>" * 50 + "</identifier>"), "holds text only", 1),
+    ("long_text.xml", _entry_xml("<identifier>" + "x" * 100_000 + "</identifier>"), "longer than 4,096", 1),
+    ("too_long_id.xml", _entry_xml("<identifier>" + "é" * 128 + "</identifier>"), "256 bytes", 1),
+    ("truncated.xml", SEED[:300], "the file ends too early", 10),
+    ("empty.xml", "", "the file is empty", None),
+    ("no_response.xml", "<autnresponse><action>LISTIMAGEHASHES</action></autnresponse>", "no <response>", None),
+    ("not_xml.xml", "<autnresponse><action>LISTIMAGEHASHES</action><response>SUCCESS</response>x<", "not well-formed", 1),
+    # JSON and NDJSON (X8)
+    ("nan.ndjson", '{"identifier": "a", "width": NaN}\n', "NaN is not a number JSON allows", 1),
+    ("inf.ndjson", '{"identifier": "a"}\n{"identifier": "b", "width": Infinity}\n', "Infinity", 2),
+    ("dupkey.ndjson", '{"identifier": "a", "identifier": "b"}\n', "appears twice", 1),
+    ("deep.json", "[" * 100_000 + "]" * 100_000, "nested too deeply", None),
+    ("deep.ndjson", '{"identifier": "a"}\n' + "[" * 100_000 + "\n", "nested too deeply", 2),
+    ("bad.ndjson", '{"identifier": "a"}\n{"identifier": "b",}\n', "invalid JSON", 2),
+    ("bad_utf8.ndjson", b'{"identifier": "a"}\n{"identifier": "\xc3\x28"}\n', "not valid UTF-8", 2),
+    ("type.ndjson", '{"identifier": 5}\n', "'identifier' must be text", 1),
+    ("bool_width.ndjson", '{"identifier": "a", "phash": "01", "width": true}\n', "'width' must be a whole number", 1),
+    ("unknown_field.ndjson", '{"identifier": "a", "evil": 1}\n', "unknown field 'evil'", 1),
+    ("bad_phash.ndjson", '{"identifier": "a", "phash": "xyz"}\n', "not a pHash", 1),
+    ("bad_time.ndjson", '{"identifier": "a", "phash": "01", "trained_at": "yesterday"}\n', "trained_at", 1),
+    ("meta_type.ndjson", '{"identifier": "a", "phash": "01", "metadata": {"k": 1}}\n', "text value", 1),
+    ("control.ndjson", '{"identifier": "a\\u0001", "phash": "01"}\n', "U+0001", 1),
+    ("nul.ndjson", '{"identifier": "a", "phash": "01", "label": "x\\u0000"}\n', "U+0000", 1),
+    ("empty_id.ndjson", '{"identifier": "", "phash": "01"}\n', "empty", 1),
+    ("space_id.ndjson", '{"identifier": "   ", "phash": "01"}\n', "white space", 1),
+    ("array.ndjson", '[1, 2]\n', "entry 1: an entry must be a JSON object", None),
+    ("array_line.ndjson", '{"identifier": "a", "phash": "01"}\n[1]\n', "must be a JSON object", 2),
+    ("json_trunc.json", '{"format":"hashlens-listing","version":1,"imagestatus":false,"metadata":false,"entries":[\n'
+                        '{"identifier":"a","phash":"01"},\n', "truncated", None),
+    ("json_comma.json", '{"format":"hashlens-listing","version":1,"imagestatus":false,"metadata":false,"entries":[\n'
+                        '{"identifier":"a","phash":"01"}\n{"identifier":"b","phash":"01"}\n]}\n', "expected ']}'", 3),
+    ("json_version.json", '{"format":"hashlens-listing","version":9,"entries":[\n]}\n', "version 9", 1),
+    ("json_other.json", '{"format": "something", "entries": []}', "not a Hashlens listing", None),
+    ("json_no_entries.json", '{"rows": []}', "unknown field 'rows'", 1),
+    ("json_no_entries2.json", '{"format": "hashlens-listing",\n"rows": []}', "no 'entries' list", None),
+    # CSV and TSV (X9)
+    ("big_field.csv", "identifier,phash\r\n" + "x" * (17 * 1024 * 1024) + ",01\r\n", "field larger than field limit", 2),
+    ("nul.csv", "identifier,phash\r\na\x00b,01\r\n", "NUL", 2),
+    ("semicolon.csv", "identifier;phash\r\na;01\r\n", "unknown column 'identifier;phash'", 1),
+    ("cells.csv", "identifier,phash\r\na,01,extra\r\n", "3 cells; the header has 2", 2),
+    ("unknown_col.csv", "identifier,phash,evil\r\n", "unknown column 'evil'", 1),
+    ("no_id.csv", "phash,label\r\n01,x\r\n", "no 'identifier' column", 1),
+    ("dup_col.csv", "identifier,identifier\r\n", "appears twice", 1),
+    ("bad_utf8.csv", b"identifier,phash\r\nok,01\r\n\xe9t\xe9,01\r\n", "not valid UTF-8", 3),
+    ("unsafe.csv", "identifier,phash\r\n=cmd,01\r\n", "not written in the spreadsheet-safe dialect", 2),
+    ("bad_bool.csv", "identifier,phash,hasimagedata\r\na,01,maybe\r\n", "true or false", 2),
+    ("bad_width.csv", "identifier,phash,width\r\na,01,3.5\r\n", "whole number", 2),
+    ("quote.csv", 'identifier,phash\r\n"a"b,01\r\n', "malformed CSV", 2),
+    ("meta_json.csv", 'identifier,phash,metadata\r\na,01,"{""k"":""v"",""k"":""w""}"\r\n', "appears twice", 2),
+    ("both_meta.csv", "identifier,metadata,meta:k\r\n", "both a 'metadata' column", 1),
+    ("empty.csv", "", "the file is empty", None),
+    ("header_only_bom.csv", "\ufeff", "the file is empty", None),
+]
+
+
+@pytest.mark.parametrize("name, content, fragment, line", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_and_malformed_files_are_refused(existing, tmp_path, name, content, fragment, line):
+    path = _write(tmp_path, name, content)
+    before = store_digest(existing)
+    with pytest.raises(HashlensError) as err:
+        import_file(existing, path, "D", ImportOptions(allow_missing_phash=True))
+    text = err.value.description
+    assert fragment in text, text
+    assert str(path) in text and "Traceback" not in text
+    if line is not None:
+        assert f"line {line}" in text, text
+    assert store_digest(existing) == before
+    assert not existing.db.in_transaction()
+
+
+def test_size_cap(existing, tmp_path):
+    path = _write(tmp_path, "a.ndjson", _ndjson(*NEW))
+    with pytest.raises(ImportRefused, match="the limit is 10"):
+        import_file(existing, path, "D", ImportOptions(max_bytes=10))
+
+
+def test_not_a_regular_file(existing, tmp_path):
+    with pytest.raises(ImportRefused, match="not a regular file"):
+        import_file(existing, tmp_path, "D")
+    with pytest.raises(ImportRefused, match="no such file"):
+        import_file(existing, tmp_path / "missing.xml", "D")
+
+
+def test_a_failure_late_in_the_file_imports_nothing(existing, tmp_path):
+    good = [{"identifier": f"n{i}", "phash": "01"} for i in range(500)]
+    path = _write(tmp_path, "late.ndjson", _ndjson(*good, {"identifier": "bad\u0001", "phash": "01"}))
+    before = store_digest(existing)
+    with pytest.raises(ImportRefused, match="line 501"):
+        import_file(existing, path, "New")
+    assert store_digest(existing) == before and not existing.database_exists("New")
+
+
+def test_cancel_imports_nothing(existing, tmp_path):
+    path = _write(tmp_path, "many.ndjson", _ndjson(*[{"identifier": f"n{i}", "phash": "01"} for i in range(1000)]))
+    before = store_digest(existing)
+    calls = []
+    with pytest.raises(HashlensError) as err:
+        import_file(existing, path, "D", cancelled=lambda: calls.append(1) or len(calls) > 2)
+    assert err.value.failure is Failure.CANCELLED and store_digest(existing) == before
+
+
+def test_database_full_rolls_back(existing, tmp_path):
+    """SQLITE_FULL part way (reliability FI2): a clear error and the store as before."""
+    path = _write(tmp_path, "many.ndjson", _ndjson(*[{"identifier": f"n{i}" * 20, "phash": "01",
+                                                       "metadata": {"k": "v" * 200}} for i in range(3000)]))
+    before = store_digest(existing)
+    pages = existing._one("PRAGMA page_count")[0]
+    existing._exec(f"PRAGMA max_page_count = {pages + 20}")
+    with pytest.raises(HashlensError) as err:
+        import_file(existing, path, "D")
+    existing._exec("PRAGMA max_page_count = 4294967294")
+    assert "full" in err.value.description and store_digest(existing) == before
+
+
+# -- K2: kills during an import -------------------------------------------------------------------------
+
+_CHILD = """
+import sys
+from app.store import Store
+from app.exports.importer import import_file
+store = Store.open(sys.argv[1])
+import_file(store, sys.argv[2], "D")
+"""
+
+
+@pytest.mark.slow
+def test_kill_during_import_is_all_or_nothing(sqlite_url, tmp_path):
+    path = _write(tmp_path, "10k.ndjson", _ndjson(*[{"identifier": f"n{i}", "phash": f"{i:016x}",
+                                                      "metadata": {"k": str(i)}} for i in range(10_000)]))
+    store = Store.open(sqlite_url)
+    add_plain(store, "D", [("a", "a", 1, [], 1)])
+    before = store_digest(store)
+    store.close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    kills = 0
+    for n in range(1, 100, 3):  # 33 points spread over the 100 checkpoints of 10k entries
+        env["HASHLENS_FAULTS"] = f"import.row={n}:kill"
+        proc = subprocess.run([sys.executable, "-c", _CHILD, sqlite_url, str(path)], env=env, capture_output=True,
+                              text=True, cwd=ROOT, timeout=120)
+        assert proc.returncode == -9, proc.stderr
+        kills += 1
+        store = Store.open(sqlite_url)
+        try:
+            assert store._one("PRAGMA integrity_check")[0] == "ok"
+            assert store_digest(store) == before, n
+        finally:
+            store.close()
+    assert kills >= 30
