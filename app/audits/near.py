@@ -62,6 +62,11 @@ def popcount64(values: np.ndarray) -> np.ndarray:
 
 def as_hashes(values) -> np.ndarray:
     """A 1-D uint64 array from uint64/int64 arrays (two's complement) or Python ints."""
+    if isinstance(values, (list, tuple)):
+        try:
+            return np.array([int(v) & 0xFFFFFFFFFFFFFFFF for v in values], dtype=np.uint64)
+        except (TypeError, ValueError):
+            raise param_invalid("hashes", "expected whole numbers (64-bit hashes).") from None
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise param_invalid("hashes", f"expected a 1-D array of 64-bit hashes, got shape {arr.shape}.")
