@@ -86,6 +86,8 @@ def sniff(path: Path, head: bytes) -> str:
         raise ImportRefused(path, "the file is UTF-16 or UTF-32; only UTF-8 is accepted.", 1)
     text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     if not text:
+        if path.suffix.lower() in (".ndjson", ".jsonl"):
+            return "ndjson"  # an NDJSON export of an empty listing is an empty file
         raise ImportRefused(path, "the file is empty.")
     if text.startswith(b"<"):
         return "xml"
