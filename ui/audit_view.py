@@ -1,0 +1,629 @@
+"""The Audit window: runs an audit off the GUI thread and shows its figures, charts,
+groups with their images side by side, findings and change history."""
+
+from __future__ import annotations
+
+import threading
+from html import escape
+
+from PySide6.QtCore import QObject, QRect, QRunnable, QSize, Qt, QThreadPool, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QTabWidget,
+    QTextBrowser,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.audits import near as nearmod
+from app.audits.audit import AuditCache, run_audit
+from app.audits.model import AuditOptions, AuditResult, Group, Level
+from app.audits.report import iso, journal_line, write_atomic
+from app.domain import Failure, HashlensError
+from app.services import imaging
+
+THUMB_PX = 150
+_LEVEL_COLOURS = {Level.ERROR: "#c62828", Level.WARNING: "#b26a00", Level.INFO: "#1f5fa8"}
+_ROLE = Qt.ItemDataRole.UserRole
+
+
+# -- workers ---------------------------------------------------------------------------------
+
+
+class _Relay(QObject):
+    """Signals from worker threads; Qt queues them to the GUI thread."""
+
+    progress = Signal(int, str, int, int)  # ticket, phase, done, total (-1: unknown)
+    done = Signal(int, object)
+    failed = Signal(int, str, bool)  # ticket, message, cancelled
+    thumbs = Signal(int, object)  # ticket, {key: QImage | None}
+
+
+class _AuditTask(QRunnable):
+    def __init__(self, relay: _Relay, ticket: int, store, database, options, cache, cancel: threading.Event):
+        super().__init__()
+        self.relay, self.ticket, self.store = relay, ticket, store
+        self.database, self.options, self.cache, self.cancel = database, options, cache, cancel
+
+    def run(self) -> None:
+        try:
+            result = run_audit(
+                self.store, self.database, self.options, cache=self.cache,
+                progress=lambda phase, done, total: self.relay.progress.emit(
+                    self.ticket, phase, int(done), -1 if total is None else int(total)),
+                cancelled=self.cancel.is_set,
+            )
+            self.relay.done.emit(self.ticket, result)
+        except HashlensError as exc:
+            self.relay.failed.emit(self.ticket, exc.description, exc.failure is Failure.CANCELLED)
+        except Exception as exc:  # never let a worker die silently: show it
+            self.relay.failed.emit(self.ticket, f"The audit failed unexpectedly: {type(exc).__name__}: {exc}", False)
+        finally:
+            _close_thread_connection(self.store)
+
+
+class _ThumbTask(QRunnable):
+    """Decodes a group's images safely and scales them down, off the GUI thread."""
+
+    def __init__(self, relay: _Relay, ticket: int, store, keys: list[int]):
+        super().__init__()
+        self.relay, self.ticket, self.store, self.keys = relay, ticket, store, keys
+
+    def run(self) -> None:
+        images: dict[int, QImage | None] = {}
+        try:
+            blobs = self.store.images_by_key(self.keys)
+            for key in self.keys:
+                data = blobs.get(key)
+                images[key] = _thumbnail(data) if data is not None else None
+        except HashlensError:
+            pass  # the preview shows "no image"; the audit itself reports damage
+        finally:
+            _close_thread_connection(self.store)
+        self.relay.thumbs.emit(self.ticket, images)
+
+
+class _ReportTask(QRunnable):
+    def __init__(self, relay: _Relay, ticket: int, store, result: AuditResult, path: str):
+        super().__init__()
+        self.relay, self.ticket, self.store, self.result, self.path = relay, ticket, store, result, path
+
+    def run(self) -> None:
+        from app.audits.html_report import report_thumbnails, to_html
+
+        try:
+            write_atomic(self.path, to_html(self.result, report_thumbnails(self.store, self.result)))
+            self.relay.progress.emit(self.ticket, f"Report saved to {self.path}", 1, 1)
+        except HashlensError as exc:
+            self.relay.failed.emit(self.ticket, exc.description, False)
+        finally:
+            _close_thread_connection(self.store)
+
+
+def _close_thread_connection(store) -> None:
+    # peewee keeps one connection per thread; a pool thread must not keep one open.
+    try:
+        store.db.close()
+    except Exception:
+        pass
+
+
+def _thumbnail(data: bytes) -> QImage | None:
+    try:
+        image = imaging.open_image(data)
+    except HashlensError:
+        return None
+    image = image.convert("RGBA")
+    image.thumbnail((THUMB_PX, THUMB_PX))
+    raw = image.tobytes()
+    # QImage does not own `raw`: copy() before it goes away.
+    return QImage(raw, image.width, image.height, image.width * 4, QImage.Format.Format_RGBA8888).copy()
+
+
+# -- charts ------------------------------------------------------------------------------------
+
+
+class CoverageChart(QWidget):
+    """Metadata coverage: one horizontal bar per key, 0–100 %."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.rows: list[tuple[str, float]] = []
+        self.setMinimumHeight(60)
+
+    def set_rows(self, rows: list[tuple[str, float]]) -> None:
+        self.rows = rows[:40]
+        self.setMinimumHeight(max(60, 22 * len(self.rows) + 10))
+        self.update()
+
+    def sizeHint(self) -> QSize:
+        return QSize(420, max(60, 22 * len(self.rows) + 10))
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        pal = self.palette()
+        p.fillRect(self.rect(), pal.base())
+        if not self.rows:
+            p.setPen(pal.placeholderText().color())
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No metadata")
+            return
+        label_w = min(180, self.width() // 3)
+        span = max(10, self.width() - label_w - 60)
+        bar = QColor("#3d7bd9")
+        for i, (label, share) in enumerate(self.rows):
+            y = 6 + i * 22
+            p.setPen(pal.text().color())
+            p.drawText(QRect(4, y, label_w - 8, 18), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                       p.fontMetrics().elidedText(label, Qt.TextElideMode.ElideRight, label_w - 8))
+            p.fillRect(label_w, y + 2, span, 14, pal.alternateBase())
+            p.fillRect(label_w, y + 2, int(span * max(0.0, min(1.0, share))), 14, bar)
+            p.drawText(label_w + span + 6, y + 14, f"{share:.0%}")
+        p.end()
+
+
+class DistanceHistogram(QWidget):
+    """Pairs of entries per pHash distance 0–64, the near-duplicate threshold in red."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.counts: tuple[int, ...] = ()
+        self.threshold = nearmod.DEFAULT_RADIUS
+        self.setMinimumSize(300, 160)
+
+    def set_counts(self, counts, threshold: int) -> None:
+        self.counts, self.threshold = tuple(counts), threshold
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        pal = self.palette()
+        p.fillRect(self.rect(), pal.base())
+        if not self.counts or not any(self.counts):
+            p.setPen(pal.placeholderText().color())
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "Fewer than two entries")
+            return
+        left, bottom, top = 36, 20, 8
+        w, h = self.width() - left - 8, self.height() - bottom - top
+        peak = max(self.counts)
+        step = w / 65
+        near, far = QColor("#d9534f"), QColor("#3d7bd9")
+        for d, c in enumerate(self.counts):
+            bar = int(h * c / peak)
+            p.fillRect(int(left + d * step), top + h - bar, max(1, int(step) - 1), bar, near if d <= self.threshold else far)
+        pen = p.pen()
+        pen.setColor(near)
+        pen.setStyle(Qt.PenStyle.DashLine)
+        p.setPen(pen)
+        x = int(left + (self.threshold + 1) * step)
+        p.drawLine(x, top, x, top + h)
+        p.setPen(pal.text().color())
+        p.drawLine(left, top + h, left + w, top + h)
+        for d in range(0, 65, 8):
+            p.drawText(int(left + d * step), self.height() - 4, str(d))
+        p.drawText(2, top + 10, f"{peak:,}")
+        p.end()
+
+
+class BitGrid(QWidget):
+    """The 64 bits of two pHashes as an 8×8 grid; differing bits are filled."""
+
+    def __init__(self, a: int, b: int, parent=None):
+        super().__init__(parent)
+        self.diff = (a ^ b) & ((1 << 64) - 1)
+        self.setFixedSize(8 * 12 + 1, 8 * 12 + 1)
+        self.setToolTip(f"{self.diff.bit_count()} of 64 bits differ from the group's first entry")
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        pal = self.palette()
+        on, off = QColor("#d9534f"), pal.alternateBase().color()
+        for bit in range(64):
+            x, y = (bit % 8) * 12, (bit // 8) * 12
+            p.fillRect(x, y, 11, 11, on if (self.diff >> (63 - bit)) & 1 else off)
+        p.end()
+
+
+# -- the window -----------------------------------------------------------------------------------
+
+
+class AuditWindow(QWidget):
+    """Audit a database (or every database when `database` is None). `show_filter`
+    emits a ListingQuery whenever a finding or group is clicked, for the main table."""
+
+    show_filter = Signal(object)
+    finished = Signal(object)  # AuditResult
+    failed = Signal(str)
+    cancelled = Signal()
+    thumbnails_loaded = Signal()
+
+    def __init__(self, store, database: str | None, parent=None):
+        super().__init__(parent)
+        self.store = store
+        self.database = database
+        self.result: AuditResult | None = None
+        self.cache = AuditCache()
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(2)
+        self._relay = _Relay(self)
+        self._relay.progress.connect(self._on_worker_progress)
+        self._relay.done.connect(self._on_worker_done)
+        self._relay.failed.connect(self._on_worker_failed)
+        self._relay.thumbs.connect(self._on_worker_thumbs)
+        self._ticket = 0
+        self._thumb_ticket = 0
+        self._cancel: threading.Event | None = None
+        self._group_items: dict[int, tuple[Group, str | None]] = {}
+        self._preview_group: Group | None = None
+        self.setWindowTitle(f"Audit — {database}" if database else "Audit — every database")
+        self._build()
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        top = QHBoxLayout()
+        top.addWidget(QLabel(f"<b>{escape(self.database)}</b>" if self.database else "<b>Every database</b>"))
+        top.addSpacing(12)
+        top.addWidget(QLabel("Near-duplicates within"))
+        self.near_spin = QSpinBox()
+        self.near_spin.setRange(0, nearmod.MAX_RADIUS)
+        self.near_spin.setValue(nearmod.DEFAULT_RADIUS)
+        self.near_spin.setSuffix(" bits")
+        self.near_spin.setToolTip("Hamming distance of Hashlens's 64-bit pHash (not Media Server's confidence)")
+        top.addWidget(self.near_spin)
+        self.images_box = QCheckBox("Decode and re-hash images")
+        self.images_box.setChecked(True)
+        self.across_box = QCheckBox("Across databases")
+        self.across_box.setChecked(True)
+        top.addWidget(self.images_box)
+        top.addWidget(self.across_box)
+        top.addStretch(1)
+        self.run_button = QPushButton("Run audit")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.save_button = QPushButton("Save report…")
+        self.save_button.setEnabled(False)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.save_button.clicked.connect(self._on_save_clicked)
+        for b in (self.run_button, self.cancel_button, self.save_button):
+            top.addWidget(b)
+
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.status = QLabel("Press Run audit to begin. The audit only reads the store.")
+        self.status.setWordWrap(True)
+
+        self.tabs = QTabWidget()
+        self.summary_view = QTextBrowser()
+        self.summary_view.setOpenLinks(False)
+        self.tabs.addTab(self.summary_view, "Summary")
+
+        self.findings_tree = QTreeWidget()
+        self.findings_tree.setHeaderLabels(["Level", "Kind", "Database", "Finding"])
+        self.findings_tree.setRootIsDecorated(False)
+        self.findings_tree.setUniformRowHeights(True)
+        self.findings_tree.itemClicked.connect(self._on_findings_clicked)
+        self.tabs.addTab(self.findings_tree, "Findings")
+
+        self.groups_tree = QTreeWidget()
+        self.groups_tree.setHeaderLabels(["Group / entry", "Label", "pHash", "Database"])
+        self.groups_tree.setUniformRowHeights(True)
+        self.groups_tree.itemClicked.connect(self._on_groups_clicked)
+        self.preview = QWidget()
+        self.preview_layout = QHBoxLayout(self.preview)
+        self.preview_layout.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.preview)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.groups_tree)
+        split.addWidget(scroll)
+        split.setSizes([300, 220])
+        self.tabs.addTab(split, "Duplicates")
+
+        charts = QWidget()
+        charts_layout = QVBoxLayout(charts)
+        self.chart_database = QComboBox()
+        self.chart_database.currentIndexChanged.connect(self._on_chart_database_changed)
+        charts_layout.addWidget(self.chart_database)
+        charts_layout.addWidget(QLabel("Metadata coverage"))
+        self.coverage_chart = CoverageChart()
+        charts_layout.addWidget(self.coverage_chart)
+        self.histogram_label = QLabel("Pairwise pHash distances")
+        charts_layout.addWidget(self.histogram_label)
+        self.histogram = DistanceHistogram()
+        charts_layout.addWidget(self.histogram, 1)
+        chart_scroll = QScrollArea()
+        chart_scroll.setWidgetResizable(True)
+        chart_scroll.setWidget(charts)
+        self.tabs.addTab(chart_scroll, "Charts")
+
+        self.history_tree = QTreeWidget()
+        self.history_tree.setHeaderLabels(["When (UTC)", "User", "Action", "Database", "Identifier", "Parameters"])
+        self.history_tree.setRootIsDecorated(False)
+        self.history_tree.setUniformRowHeights(True)
+        self.history_label = QLabel()
+        history = QWidget()
+        hl = QVBoxLayout(history)
+        hl.addWidget(self.history_label)
+        hl.addWidget(self.history_tree)
+        self.tabs.addTab(history, "History")
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.tabs, 1)
+        self.resize(980, 720)
+
+    # -- running ---------------------------------------------------------------------------
+
+    def options(self) -> AuditOptions:
+        return AuditOptions(near=self.near_spin.value(), check_images=self.images_box.isChecked(),
+                            across=self.across_box.isChecked())
+
+    @property
+    def running(self) -> bool:
+        return self._cancel is not None
+
+    def run(self) -> None:
+        """Start an audit in the pool; a newer run makes any older result stale."""
+        if self.running:
+            return
+        self._ticket += 1
+        self._cancel = threading.Event()
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setRange(0, 0)
+        self.status.setText("Auditing…")
+        self.pool.start(_AuditTask(self._relay, self._ticket, self.store, self.database, self.options(),
+                                   self.cache, self._cancel))
+
+    def cancel(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+            self.status.setText("Cancelling…")
+            self.cancel_button.setEnabled(False)
+
+    def _finish_run(self) -> None:
+        self._cancel = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _on_worker_progress(self, ticket: int, phase: str, done: int, total: int) -> None:
+        if ticket != self._ticket:
+            return
+        if total < 0:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, max(total, 1))
+            self.progress.setValue(min(done, max(total, 1)))
+        self.status.setText(phase)
+
+    def _on_worker_done(self, ticket: int, result: AuditResult) -> None:
+        if ticket != self._ticket:
+            return
+        self._finish_run()
+        self.result = result
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        counts = result.counts()
+        reused = f" Reused unchanged results for {', '.join(result.reused)}." if result.reused else ""
+        self.status.setText(
+            f"Done in {(result.finished_at - result.started_at) / 1000:.1f} s: {counts[Level.ERROR]} errors, "
+            f"{counts[Level.WARNING]} warnings, {counts[Level.INFO]} notes.{reused}")
+        self.save_button.setEnabled(True)
+        self._show(result)
+        self.finished.emit(result)
+
+    def _on_worker_failed(self, ticket: int, message: str, was_cancelled: bool) -> None:
+        if ticket != self._ticket:
+            return
+        self._finish_run()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        if was_cancelled:
+            self.status.setText("Cancelled; nothing was changed.")
+            self.cancelled.emit()
+        else:
+            self.status.setText(message)
+            self.failed.emit(message)
+
+    # -- showing a result ---------------------------------------------------------------------
+
+    def _show(self, result: AuditResult) -> None:
+        self.summary_view.setHtml(_summary_html(result))
+        self.findings_tree.clear()
+        items = []
+        for index, f in enumerate(result.findings):
+            item = QTreeWidgetItem([f.level.label, f.kind, f.database or "store", f.message])
+            item.setForeground(0, QColor(_LEVEL_COLOURS[f.level]))
+            item.setData(0, _ROLE, index)
+            item.setToolTip(3, f.message + ("\nClick to show these entries in the table." if f.query else ""))
+            items.append(item)
+        self.findings_tree.addTopLevelItems(items)
+        self.findings_tree.resizeColumnToContents(1)
+
+        self.groups_tree.clear()
+        self._group_items.clear()
+        titles = {"bytes": "identical bytes", "phash": "identical pHash", "near": "near-duplicates",
+                  "across": "near-duplicates across databases"}
+        groups = [(g, db.name) for db in result.databases for g in db.groups] + [(g, None) for g in result.across_groups]
+        tops = []
+        for n, (g, db_name) in enumerate(groups):
+            flag = " · likely mislabel" if g.likely_mislabel else ""
+            text = f"{titles[g.kind]} · {g.size:,} entries · ≤ {g.max_distance} bits{flag}"
+            top = QTreeWidgetItem([text, "", "", db_name or ", ".join(g.databases)])
+            top.setData(0, _ROLE, n)
+            for m in g.members:
+                child = QTreeWidgetItem([m.identifier, m.label, m.phash_hex + ("" if m.has_image_data else " (no image)"),
+                                         m.database])
+                child.setData(0, _ROLE, n)
+                child.setData(1, _ROLE, m.database)
+                top.addChild(child)
+            tops.append(top)
+            self._group_items[n] = (g, db_name)
+        self.groups_tree.addTopLevelItems(tops)
+        self.groups_tree.resizeColumnToContents(0)
+
+        self.chart_database.blockSignals(True)
+        self.chart_database.clear()
+        self.chart_database.addItems([db.name for db in result.databases])
+        self.chart_database.blockSignals(False)
+        self._on_chart_database_changed(0)
+
+        h = result.history
+        self.history_label.setText(
+            f"{h.total:,} changes recorded from {iso(h.since) or 'the start'} until {iso(h.until) or 'now'}; "
+            f"the last {len(h.latest):,} are listed.")
+        self.history_tree.clear()
+        rows = []
+        for e in reversed(h.latest):
+            params = ", ".join(f"{k}={v!r}" for k, v in e.params.items())
+            rows.append(QTreeWidgetItem([iso(e.at), e.user, e.action, e.database or "", e.identifier or "", params]))
+            rows[-1].setToolTip(5, journal_line(e))
+        self.history_tree.addTopLevelItems(rows)
+
+    def _on_chart_database_changed(self, index: int) -> None:
+        if self.result is None or not 0 <= index < len(self.result.databases):
+            self.coverage_chart.set_rows([])
+            self.histogram.set_counts((), self.near_spin.value())
+            return
+        db = self.result.databases[index]
+        self.coverage_chart.set_rows([(p.key, p.coverage) for p in db.metadata])
+        self.histogram.set_counts(db.distance_histogram, self.result.options.near)
+        sampled = "" if db.histogram_sample >= db.summary.entries else f" (a sample of {db.histogram_sample:,} entries)"
+        self.histogram_label.setText(f"Pairwise pHash distances{sampled}; red: within {self.result.options.near} bits")
+
+    # -- clicks -------------------------------------------------------------------------------
+
+    def _on_findings_clicked(self, item: QTreeWidgetItem, column: int) -> None:
+        if self.result is None:
+            return
+        finding = self.result.findings[item.data(0, _ROLE)]
+        if finding.query is not None:
+            self.show_filter.emit(finding.query)
+
+    def _on_groups_clicked(self, item: QTreeWidgetItem, column: int) -> None:
+        group, db_name = self._group_items[item.data(0, _ROLE)]
+        # A member's own database; for a group across databases, the audited one.
+        target = item.data(1, _ROLE) or (self.database if self.database in group.databases else db_name)
+        self._load_preview(group)
+        self.show_filter.emit(group.query(target if target in group.databases else None))
+
+    def _load_preview(self, group: Group) -> None:
+        self._thumb_ticket += 1
+        self._preview_group = group
+        while self.preview_layout.count():
+            w = self.preview_layout.takeAt(0).widget()
+            if w is not None:
+                w.deleteLater()
+        keys = [m.key for m in group.members[:24] if m.has_image_data]
+        if keys:
+            self.pool.start(_ThumbTask(self._relay, self._thumb_ticket, self.store, keys))
+        else:
+            self._on_worker_thumbs(self._thumb_ticket, {})
+
+    def _on_worker_thumbs(self, ticket: int, images: dict) -> None:
+        if ticket != self._thumb_ticket:
+            return
+        group = self._preview_group
+        first = group.members[0].phash
+        for m in group.members[:24]:
+            cell = QFrame()
+            cell.setFrameShape(QFrame.Shape.StyledPanel)
+            box = QVBoxLayout(cell)
+            image = images.get(m.key)
+            if image is not None:
+                pic = QLabel()
+                pic.setObjectName("thumbnail")
+                pic.setPixmap(QPixmap.fromImage(image))
+                pic.setFixedSize(THUMB_PX, THUMB_PX)
+                pic.setAlignment(Qt.AlignmentFlag.AlignCenter)
+                box.addWidget(pic)
+            else:
+                why = "no image data" if not m.has_image_data else "image does not decode"
+                box.addWidget(QLabel(why))
+                grid = BitGrid(first, m.phash)
+                grid.setObjectName("bitgrid")
+                box.addWidget(grid)
+            text = QLabel(f"<b>{escape(m.identifier)}</b><br>{escape(m.label)}<br><tt>{m.phash_hex}</tt> · "
+                          f"{(m.phash ^ first).bit_count()} bits")
+            text.setWordWrap(True)
+            text.setMaximumWidth(THUMB_PX + 20)
+            box.addWidget(text)
+            self.preview_layout.addWidget(cell)
+        self.thumbnails_loaded.emit()
+
+    def _on_save_clicked(self) -> None:
+        if self.result is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save audit report", "audit.html", "HTML report (*.html)")
+        if path:
+            self.save_report(path)
+
+    def save_report(self, path: str) -> None:
+        """Write the self-contained HTML report in the pool (thumbnails need the store)."""
+        if self.result is not None:
+            self.pool.start(_ReportTask(self._relay, self._ticket, self.store, self.result, path))
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def closeEvent(self, event) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self, wait_ms: int = 5000) -> None:
+        """Cancel any running work and wait briefly for the pool to drain."""
+        self.cancel()
+        self._ticket += 1  # whatever still arrives is stale
+        self._thumb_ticket += 1
+        self.pool.waitForDone(wait_ms)
+
+
+def _summary_html(result: AuditResult) -> str:
+    counts = result.counts()
+    parts = [
+        f"<h3>{escape(result.scope) if result.scope else 'Every database'}</h3>",
+        f"<p>Store {escape(result.store)} · Hashlens {escape(result.version)} · {iso(result.started_at)}<br>"
+        f"Near-duplicates within {result.options.near} of 64 bits (Hashlens's pHash; not Media Server's measure).</p>",
+        f"<p><b style='color:{_LEVEL_COLOURS[Level.ERROR]}'>{counts[Level.ERROR]} errors</b> · "
+        f"<b style='color:{_LEVEL_COLOURS[Level.WARNING]}'>{counts[Level.WARNING]} warnings</b> · "
+        f"<b style='color:{_LEVEL_COLOURS[Level.INFO]}'>{counts[Level.INFO]} notes</b></p>",
+    ]
+    for db in result.databases:
+        s, i = db.summary, db.integrity
+        totals = dict(db.group_totals)
+        rows = [
+            ("Entries", f"{s.entries:,}"),
+            ("With / without image data", f"{s.with_image_data:,} / {s.without_image_data:,}"),
+            ("Labels generated / empty / shared", f"{s.labels_auto:,} / {s.labels_missing:,} / {s.labels_shared:,}"),
+            ("Identifiers generated / awkward / near the limit",
+             f"{s.identifiers_auto:,} / {s.identifiers_awkward:,} / {s.identifiers_near_limit:,}"),
+            ("Formats", ", ".join(f"{escape(k)} {v:,}" for k, v in s.formats) or "-"),
+            ("Duplicate groups: bytes / pHash / near",
+             f"{totals.get('bytes', 0):,} / {totals.get('phash', 0):,} / {totals.get('near', 0):,}"),
+            ("Images checked", "skipped" if i.images_skipped else f"{i.images_checked:,}"),
+            ("Undecodable / pHash mismatches / degenerate",
+             f"{i.undecodable:,} / {i.phash_mismatches:,} / {i.degenerate_hashes:,}"),
+        ]
+        parts.append(f"<h4>{escape(db.name)}</h4><table cellspacing='0' cellpadding='3'>")
+        parts += [f"<tr><td>{k}</td><td align='right'>{v}</td></tr>" for k, v in rows]
+        parts.append("</table>")
+    c = result.store_checks
+    parts.append(f"<h4>Store</h4><p>{escape(c.backend)}, schema version {c.schema_version}; "
+                 f"integrity {escape(c.integrity_status)} ({escape(c.integrity_check)})</p>")
+    return "".join(parts)
