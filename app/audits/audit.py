@@ -352,11 +352,16 @@ class _Scan:
         name = self.name
         out: list[Finding] = []
 
-        def listed(kind, capped: _Capped, text, query=None, ident=lambda item: item):
+        def listed(kind, capped: _Capped, words, query=None, ident=lambda item: item):
+            # words: (subject for one, subject for several, the rest of the sentence)
             if capped.count:
                 ids = tuple(ident(i) for i in capped.items)
                 shown = "" if capped.count <= len(ids) else f" (the first {len(ids):,} are listed)"
-                out.append(Finding(kind, name, text.format(n=capped.count) + shown, ids, capped.count,
+                one, many, rest = words
+                if capped.count != 1:
+                    rest = rest.replace(" it ", " they ")
+                text = (one if capped.count == 1 else many.format(n=capped.count)) + rest
+                out.append(Finding(kind, name, text + shown, ids, capped.count,
                                    query or ListingQuery(name, identifiers=ids)))
 
         def each(kind, capped: _Capped, text_of, ident):
@@ -381,7 +386,8 @@ class _Scan:
         if count:
             ids = tuple(i[0] for i in items)
             out.append(Finding("image-flag-mismatch", name,
-                               f"{count:,} entries say they have image data but have none, or the reverse.",
+                               f"{_entries(count)} {'says it has' if count == 1 else 'say they have'} image data but "
+                               f"{'has' if count == 1 else 'have'} none, or the reverse.",
                                ids, count, ListingQuery(name, identifiers=ids)))
         if self.actual_count != self.recorded:
             out.append(Finding("entry-count-mismatch", name,
@@ -391,7 +397,8 @@ class _Scan:
         if count:
             ids = tuple(i[0] for i in items)
             out.append(Finding("meta-count-mismatch", name,
-                               f"{count:,} entries record a different number of metadata items than they hold.",
+                               f"{_entries(count)} {'records' if count == 1 else 'record'} a different number of metadata "
+                               "items than held.",
                                ids, count, ListingQuery(name, identifiers=ids)))
         # Duplicates and near-duplicates.
         for g in groups:
@@ -417,17 +424,20 @@ class _Scan:
         each("hash-degenerate", self.degenerate,
              lambda i: f"'{i[0]}': the pHash {phash_to_hex(i[1])} is {i[2]}; it matches blank or flat images.", first)
         listed("identifier-awkward", self.ids_awkward,
-               "{n:,} identifiers contain a comma or a double quote; list them quoted in identifier= (\"a,b\").")
+               ("1 identifier contains", "{n:,} identifiers contain",
+                " a comma or a double quote; list it quoted in identifier= (\"a,b\")."))
         listed("identifier-near-limit", self.ids_long,
-               f"{{n:,}} identifiers are {NEAR_LIMIT_BYTES} bytes or longer, near the 254-byte limit.")
-        listed("label-missing", self.labels_missing, "{n:,} entries have an empty label.")
+               ("1 identifier is", "{n:,} identifiers are", f" {NEAR_LIMIT_BYTES} bytes or longer, near the 254-byte limit."))
+        listed("label-missing", self.labels_missing, ("1 entry has", "{n:,} entries have", " an empty label."))
         listed("label-near-limit", self.labels_long,
-               f"{{n:,}} labels are {NEAR_LIMIT_BYTES} bytes or longer, near the 254-byte limit.", ident=first)
+               ("1 label is", "{n:,} labels are", f" {NEAR_LIMIT_BYTES} bytes or longer, near the 254-byte limit."),
+               ident=first)
         for profile, ids in self.key_gaps:
             missing = self.entries - profile.entries
             out.append(Finding(
                 "metadata-key-gap", name,
-                f"{missing:,} entries lack the metadata key '{profile.key}', which {profile.coverage:.0%} of entries have.",
+                f"{_entries(missing)} {'lacks' if missing == 1 else 'lack'} the metadata key '{profile.key}', "
+                f"which {profile.coverage:.0%} of entries have.",
                 tuple(ids), missing, ListingQuery(name, filters=(Filter(FilterOp.META_ABSENT, key=profile.key),)),
             ))
         for profile, ids in self.long_values:
@@ -442,10 +452,12 @@ class _Scan:
                                ListingQuery(name, filters=(Filter(FilterOp.META_PRESENT, key=profile.key),))))
         # Facts.
         listed("no-image-data", self.no_image,
-               "{n:,} entries have no image data; they can never be retrained or re-hashed.",
+               ("1 entry has", "{n:,} entries have", " no image data; it can never be retrained or re-hashed."),
                ListingQuery(name, filters=(Filter(FilterOp.HAS_IMAGE_DATA, False),)))
-        listed("identifier-auto", self.ids_auto, "{n:,} identifiers were generated (32 hex digits).")
-        listed("label-auto", self.labels_auto, "{n:,} labels were generated (equal to the identifier).")
+        listed("identifier-auto", self.ids_auto, ("1 identifier was", "{n:,} identifiers were",
+                                                  " generated (32 hex digits)."))
+        listed("label-auto", self.labels_auto, ("1 label was", "{n:,} labels were",
+                                                " generated (equal to the identifier)."))
         for label, n in self.shared[:MAX_FINDINGS_PER_KIND]:
             out.append(Finding("label-shared", name, f"The label '{label}' is shared by {n:,} entries.", (), n,
                                ListingQuery(name, filters=(Filter(FilterOp.LABEL_EQUALS, label),))))
@@ -453,6 +465,10 @@ class _Scan:
         if rest > 0:
             out.append(Finding("label-shared", name, f"… and {rest:,} more shared labels.", (), rest))
         return out
+
+
+def _entries(n: int) -> str:
+    return "1 entry" if n == 1 else f"{n:,} entries"
 
 
 def _mislabel_text(g: Group) -> str:

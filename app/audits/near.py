@@ -392,19 +392,23 @@ def near_pairs(
 
 
 def brute_force_pairs(hashes, radius: int = DEFAULT_RADIUS) -> Pairs:
-    """The reference answer by comparing every pair (tests and benchmarks)."""
+    """The reference answer by comparing every pair (tests and benchmarks): a block of
+    rows against the hashes after them, so each pair is computed once."""
     h = as_hashes(hashes)
     n = len(h)
     parts_i, parts_j, parts_d = [], [], []
-    block = max(1, (1 << 22) // max(n, 1))
+    block = max(1, (1 << 21) // max(n, 1))
     for start in range(0, n, block):
-        d = popcount64(h[start:start + block, None] ^ h[None, :])
-        a, b = np.nonzero(d <= radius)
-        a += start
-        keep = a < b
-        parts_i.append(a[keep])
-        parts_j.append(b[keep])
-        parts_d.append(d[a[keep] - start, b[keep]])
+        d = popcount64(h[start:start + block, None] ^ h[None, start:])
+        hit = d <= radius
+        if not hit.any():
+            continue
+        a, b = np.nonzero(hit)
+        keep = b > a
+        a, b = a[keep], b[keep]
+        parts_i.append(a + start)
+        parts_j.append(b + start)
+        parts_d.append(d[a, b])
     if not parts_i:
         empty = np.zeros(0, np.int64)
         return Pairs(empty, empty, np.zeros(0, np.uint8))
@@ -477,16 +481,22 @@ def group_values(u: np.ndarray, pairs: Pairs, inverse: np.ndarray, keep_value: n
     if keep_value is not None:
         k = keep_value[a] & keep_value[b]
         a, b = a[k], b[k]
-    label = components(len(u), a, b)
-    pos_label = label[inverse]
+    # Only values on an edge, or held by two or more positions, can be in a group: the
+    # rest (nearly all of a big store) never reach the sort below.
+    involved = np.bincount(inverse, minlength=len(u)) > 1
+    involved[a] = True
+    involved[b] = True
     if keep_value is not None:
-        pos_label = np.where(keep_value[inverse], pos_label, -1)
+        involved &= keep_value
+    label = components(len(u), a, b)
+    positions = np.flatnonzero(involved[inverse])
+    pos_label = label[inverse[positions]]
     order = np.argsort(pos_label, kind="stable")  # positions ascending within a label
-    sorted_labels = pos_label[order]
-    cuts = np.flatnonzero(np.diff(sorted_labels)) + 1
+    runs = positions[order]
+    cuts = np.flatnonzero(np.diff(pos_label[order])) + 1
     groups = []
-    for run in np.split(order, cuts):
-        if len(run) < 2 or pos_label[run[0]] < 0:
+    for run in np.split(runs, cuts):
+        if len(run) < 2:
             continue
         dist, exact = diameter(u[inverse[run]])
         groups.append(Group(tuple(int(p) for p in run), dist, exact))

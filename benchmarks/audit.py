@@ -1,0 +1,152 @@
+"""Benchmark: exact near-duplicate grouping of millions of random 64-bit pHashes.
+
+For each size, a child process generates uniform random hashes (numpy, not the store),
+plants a few thousand pairs at distance 1..8, runs the audit's index
+(app.audits.near.distinct_pairs, then the grouping) and prints its time and peak memory
+beside a NumPy brute-force baseline measured in the same run on a 100,000 sample and
+extrapolated by the square of the size. It then verifies the answer: every planted pair
+is found, every reported pair is truly within the radius, and on the sample, every pair
+brute force finds is reported (no misses).
+
+    .venv/bin/python benchmarks/audit.py                  # 1,000,000 and 10,000,000
+    .venv/bin/python benchmarks/audit.py --sizes 200000   # quick look
+
+Targets (issue 5): 1,000,000 hashes < 10 s, 10,000,000 < 5 min on 2 cores, memory < 2 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.audits import near  # noqa: E402
+
+TARGETS = {1_000_000: 10.0, 10_000_000: 300.0}
+MEMORY_TARGET_MB = 2048
+SAMPLE = 100_000
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _current_rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def brute_pairs(h: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """The raw baseline: popcount of every pair's XOR (each pair once), a block of rows
+    against the hashes after them."""
+    pairs = near.brute_force_pairs(h, radius)
+    return pairs.i, pairs.j
+
+
+def one(n: int, planted: int, radius: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    h = rng.integers(0, 2**64, n, dtype=np.uint64)
+    # Planted pairs: a copy of a random hash with 1..radius random bits flipped, written
+    # over another random position.
+    src = rng.choice(n, planted, replace=False)
+    dst = rng.choice(np.setdiff1d(np.arange(n), src), planted, replace=False)
+    for s, d in zip(src, dst):
+        bits = rng.choice(64, int(rng.integers(1, radius + 1)), replace=False)
+        mask = np.uint64(0)
+        for b in bits:
+            mask |= np.uint64(1) << np.uint64(int(b))
+        h[d] = h[s] ^ mask
+    base_rss = _current_rss_mb()
+
+    t0 = time.perf_counter()
+    u, inverse = np.unique(h, return_inverse=True)
+    t1 = time.perf_counter()
+    plan = near.make_plan(len(u), radius)
+    pairs = near.distinct_pairs(u, radius, plan=plan)
+    t2 = time.perf_counter()
+    groups = near.group_values(u, pairs, inverse.astype(np.int64))
+    t3 = time.perf_counter()
+    peak = _rss_mb()
+
+    # Verification.
+    found = set(zip(pairs.i.tolist(), pairs.j.tolist()))
+    missed_planted = 0
+    for s, d in zip(src, dst):
+        a, b = int(inverse[s]), int(inverse[d])
+        if a != b and (min(a, b), max(a, b)) not in found:
+            missed_planted += 1
+    true_d = np.bitwise_count(u[pairs.i] ^ u[pairs.j])
+    false_pairs = int(np.count_nonzero((true_d > radius) | (true_d != pairs.distance)))
+    sample_n = min(SAMPLE, n)
+    sample = np.sort(rng.choice(n, sample_n, replace=False))
+    tb = time.perf_counter()
+    bi, bj = brute_pairs(h[sample], radius)
+    tb = time.perf_counter() - tb
+    missed_sample = 0
+    for a, b in zip(bi.tolist(), bj.tolist()):
+        va, vb = int(inverse[sample[a]]), int(inverse[sample[b]])
+        if va != vb and (min(va, vb), max(va, vb)) not in found:
+            missed_sample += 1
+    return {
+        "n": n, "planted": planted, "radius": radius, "plan": plan.describe(),
+        "unique_s": t1 - t0, "pairs_s": t2 - t1, "groups_s": t3 - t2, "total_s": t3 - t0,
+        "pairs": len(pairs), "groups": len(groups), "peak_mb": peak, "hashes_mb": base_rss,
+        "baseline_sample": sample_n, "baseline_sample_s": tb, "baseline_pairs": int(len(bi)),
+        "baseline_extrapolated_s": tb * (n / sample_n) ** 2,
+        "missed_planted": missed_planted, "false_pairs": false_pairs, "missed_on_sample": missed_sample,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000000,10000000")
+    parser.add_argument("--planted", type=int, default=3000)
+    parser.add_argument("--radius", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=20240501)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one, args.planted, args.radius, args.seed)))
+        return 0
+    print(f"near-duplicate grouping, radius {args.radius}, {os.cpu_count()} cores, numpy {np.__version__}")
+    ok = True
+    for n in (int(s) for s in args.sizes.split(",")):
+        # A child per size, so its peak memory is its own.
+        out = subprocess.run([sys.executable, __file__, "--one", str(n), "--planted", str(min(args.planted, n // 4)),
+                              "--radius", str(args.radius), "--seed", str(args.seed)],
+                             capture_output=True, text=True, check=True).stdout
+        r = json.loads(out)
+        speedup = r["baseline_extrapolated_s"] / r["total_s"]
+        target = TARGETS.get(n)
+        verdict = []
+        if target is not None:
+            verdict.append(f"time {'PASS' if r['total_s'] < target else 'FAIL'} (< {target:.0f} s)")
+        verdict.append(f"memory {'PASS' if r['peak_mb'] < MEMORY_TARGET_MB else 'FAIL'} (< {MEMORY_TARGET_MB} MB)")
+        correct = r["missed_planted"] == 0 and r["false_pairs"] == 0 and r["missed_on_sample"] == 0
+        verdict.append(f"answer {'EXACT' if correct else 'WRONG'}")
+        ok &= correct and (target is None or r["total_s"] < target) and r["peak_mb"] < MEMORY_TARGET_MB
+        print(f"\n{n:>12,} hashes, {r['planted']:,} planted pairs; {r['plan']}")
+        print(f"  index      {r['total_s']:8.2f} s  (unique {r['unique_s']:.2f} + pairs {r['pairs_s']:.2f} "
+              f"+ groups {r['groups_s']:.2f}); {r['pairs']:,} pairs in {r['groups']:,} groups")
+        print(f"  baseline   {r['baseline_extrapolated_s']:8.1f} s  NumPy brute force, extrapolated from "
+              f"{r['baseline_sample']:,} hashes in {r['baseline_sample_s']:.2f} s  -> index is {speedup:,.0f}x faster")
+        print(f"  memory     {r['peak_mb']:8.0f} MB peak RSS ({r['hashes_mb']:.0f} MB with just the hashes); "
+              f"{r['peak_mb'] / max(r['hashes_mb'], 1):.1f}x")
+        print(f"  verified   planted missed {r['missed_planted']}, false pairs {r['false_pairs']}, "
+              f"missed on the brute-forced sample {r['missed_on_sample']} "
+              f"({r['baseline_pairs']} pairs there)")
+        print("  " + "; ".join(verdict))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
