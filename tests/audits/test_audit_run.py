@@ -221,3 +221,7 @@ def test_planted_problems_on_every_backend(store, store_url):
     assert result.store_checks.integrity_status == expected_status
     photos = {d.name: d for d in result.databases}["photos"]
     assert {p.key: p.max_value_bytes for p in photos.metadata} == {"note": 245, "source": 7}
+    # The auditor's own way in: a read-only session gives the same answer.
+    with Store.open(store_url, read_only=True) as reader:
+        again = run_audit(reader, "photos", AuditOptions(check_images=False))
+    assert again.findings == tuple(f for f in run_audit(store, "photos", AuditOptions(check_images=False)).findings)
