@@ -1,0 +1,1 @@
+"""Icons and the application icon of the Hashlens window, read with importlib.resources."""

@@ -1,13 +1,79 @@
-"""A minimal window until the full browser lands."""
+"""Starts the Hashlens window: the application object, palette, icon, error hook, store."""
 
 from __future__ import annotations
 
+import logging
+import sys
+from pathlib import Path
 
-def run(argv: list[str], store_url: str | None = None, read_only: bool = False) -> int:
-    from PySide6.QtWidgets import QApplication, QLabel
+ORGANIZATION = "Hashlens"
+APPLICATION = "Hashlens"
+
+
+def log_file() -> Path:
+    import platformdirs
+
+    folder = Path(platformdirs.user_log_dir("hashlens", appauthor=False))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "hashlens-window.log"
+
+
+def _configure_logging() -> Path | None:
+    try:
+        path = log_file()
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        return None  # no writable log folder: messages still reach the dialogs
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("hashlens")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return path
+
+
+def create_application(argv: list[str]):
+    from PySide6.QtWidgets import QApplication
+
+    from ui.icons import app_icon
 
     app = QApplication.instance() or QApplication(["hashlens", *argv])
-    label = QLabel("Hashlens")
-    label.resize(400, 200)
-    label.show()
-    return app.exec()
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("Hashlens")
+    app.setWindowIcon(app_icon())
+    return app
+
+
+def build_window(store_url: str | None = None, read_only: bool = False, log_path: Path | None = None):
+    """The main window with its store opening; the caller shows it and runs the loop."""
+    from app.store.url import resolve_store_url
+    from ui.main_window import MainWindow
+    from ui.settings import Settings
+    from ui.theme import ThemeManager
+    from PySide6.QtWidgets import QApplication
+
+    settings = Settings()
+    theme = ThemeManager(QApplication.instance(), settings.theme())
+    window = MainWindow(force_read_only=read_only, theme=theme, settings=settings, log_path=log_path)
+    try:
+        url = resolve_store_url(store_url)
+    except Exception as exc:  # a broken $HASHLENS_STORE must not stop the window opening
+        window.presenter.show_error(exc, "Open store")
+        return window
+    reason = "Hashlens was started with --read-only" if read_only else None
+    window.open_store(url, read_only=read_only, reason=reason)
+    return window
+
+
+def run(argv: list[str], store_url: str | None = None, read_only: bool = False) -> int:
+    """The GUI entry point: `hashlens` with no subcommand and `hashlens-gui` land here."""
+    app = create_application(argv)
+    path = _configure_logging()
+    window = build_window(store_url, read_only, log_path=path)
+    window.presenter.install_excepthook()
+    window.show()
+    try:
+        return app.exec()
+    finally:
+        window.presenter.uninstall_excepthook()
+        window.shutdown()

@@ -1,21 +1,21 @@
-"""The `hashlens` entry point: commands go to app.cli, no command opens the window."""
+"""Starts the desktop window: `hashlens-gui [--store URL] [--read-only]`."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 
-def _start_window(argv, store_url=None, read_only=False) -> int:
-    # Imported here so that commands never load Qt.
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="hashlens-gui", description="Browse image-hash databases in a window.")
+    parser.add_argument("--store", metavar="URL", help="sqlite:///path.db, postgresql://… or mysql://… "
+                        "(default: $HASHLENS_STORE, then the per-user store)")
+    parser.add_argument("--read-only", action="store_true", help="open the store read-only; every change is disabled")
+    args, qt_args = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+
     from ui.app import run
 
-    return run(argv, store_url=store_url, read_only=read_only)
-
-
-def main(argv=None) -> int:
-    from app.cli import main as cli_main
-
-    return cli_main(sys.argv[1:] if argv is None else argv, gui=_start_window)
+    return run(qt_args, store_url=args.store, read_only=args.read_only)
 
 
 if __name__ == "__main__":

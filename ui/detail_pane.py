@@ -1,0 +1,513 @@
+"""Detail panes beside the table: the image and its status, and the entry's metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFontDatabase, QImage, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QStackedWidget,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.domain import EntryRow, HashlensError, hamming
+from app.services import actions, imaging
+from ui.icons import icon
+from ui.models.metadata_model import DIFFERS, MetadataModel, shared_metadata
+from ui.theme import current_accents
+
+# Larger images are scaled down once, off the GUI thread, so a 50-megapixel training
+# image never becomes a 200 MB pixmap (zoom stays sharp up to this size).
+MAX_DISPLAY_SIDE = 4096
+PHASH_NOTE = ("The pHash is Hashlens's own 64-bit perceptual hash of the training image, "
+              "used to find duplicates; Media Server never returns one.")
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """A training image ready to show, or why it cannot be shown."""
+
+    identifier: str
+    image: QImage | None
+    removed: bool = False
+    problem: str | None = None
+
+
+def load_display_image(store, database: str, identifier: str) -> DecodedImage:
+    """Fetch and decode one entry's image with the importer's safety rules (bombs,
+    truncation and untrusted formats are refused). Runs on a worker thread: QImage,
+    unlike QPixmap, may be made there."""
+    info = actions.image(store, database, identifier)
+    if info.data is None:
+        return DecodedImage(identifier, None, removed=True)
+    try:
+        picture = imaging.open_image(info.data, "the stored image")
+    except HashlensError as exc:
+        return DecodedImage(identifier, None, problem=f"cannot display image data ({exc.description})")
+    if max(picture.size) > MAX_DISPLAY_SIDE:
+        picture.thumbnail((MAX_DISPLAY_SIDE, MAX_DISPLAY_SIDE))
+    picture = picture.convert("RGBA")
+    width, height = picture.size
+    data = picture.tobytes("raw", "RGBA")
+    image = QImage(data, width, height, 4 * width, QImage.Format.Format_RGBA8888).copy()
+    return DecodedImage(identifier, image)
+
+
+class ImageSource:
+    """Loads images for the pane on the window's image lane; newest selection wins."""
+
+    def __init__(self, workers, store):
+        self.workers = workers
+        self.store = store
+
+    def load(self, database: str, identifier: str, on_done, on_error):
+        store = self.store
+        return self.workers.submit(
+            "image", lambda: load_display_image(store, database, identifier),
+            on_done=on_done, on_error=on_error, kind="image", store=store,
+        )
+
+
+class PhashGrid(QWidget):
+    """The 64 bits of a pHash as an 8×8 grid, most significant bit top left. For several
+    hashes, bits they all share are drawn as usual and bits that differ are marked."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._hashes: list[int] = []
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.setToolTip("The pHash as an 8×8 bit grid (dark = 1). " + PHASH_NOTE)
+
+    def set_hashes(self, hashes: list[int]) -> None:
+        self._hashes = list(hashes)
+        self.update()
+
+    def sizeHint(self) -> QSize:
+        return QSize(8 * 14 + 2, 8 * 14 + 2)
+
+    def cells(self) -> list[str]:
+        """Each bit as '1', '0' or '?' (differs among the hashes): what the grid draws."""
+        result = []
+        for bit in range(63, -1, -1):
+            values = {(h >> bit) & 1 for h in self._hashes}
+            result.append("?" if len(values) > 1 else ("1" if values == {1} else "0") if values else " ")
+        return result
+
+    def paintEvent(self, _event):
+        painter = QPainter(self)
+        accents = current_accents()
+        on, off, mixed = QColor(accents["bit_on"]), QColor(accents["bit_off"]), QColor(accents["bit_mixed"])
+        border = self.palette().color(self.palette().ColorRole.Mid)
+        side = min(self.width(), self.height()) - 2
+        cell = side / 8
+        painter.setPen(QPen(border, 1))
+        for i, value in enumerate(self.cells()):
+            r, c = divmod(i, 8)
+            rect = QRectF(1 + c * cell, 1 + r * cell, cell, cell)
+            color = {"1": on, "0": off, "?": mixed}.get(value)
+            painter.setBrush(color if color is not None else self.palette().window())
+            painter.drawRect(rect)
+        painter.end()
+
+
+class ImageView(QScrollArea):
+    """The training image, scaled to fit or zoomed (Ctrl+wheel, or the pane's buttons)."""
+
+    zoom_changed = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._pixmap: QPixmap | None = None
+        self._fit = True
+        self._zoom = 1.0
+        self._label = QLabel()
+        self._label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setWidget(self._label)
+        self.setWidgetResizable(True)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setMinimumSize(160, 120)
+
+    def set_image(self, image: QImage | None) -> None:
+        self._pixmap = QPixmap.fromImage(image) if image is not None else None
+        self._fit = True
+        self._render()
+
+    @property
+    def has_image(self) -> bool:
+        return self._pixmap is not None
+
+    def fit(self) -> None:
+        self._fit = True
+        self._render()
+
+    def actual_size(self) -> None:
+        self._fit, self._zoom = False, 1.0
+        self._render()
+
+    def zoom_by(self, factor: float) -> None:
+        if self._pixmap is None:
+            return
+        if self._fit:
+            self._zoom = self._fit_scale()
+            self._fit = False
+        self._zoom = max(0.05, min(16.0, self._zoom * factor))
+        self._render()
+
+    def _fit_scale(self) -> float:
+        if self._pixmap is None or self._pixmap.isNull():
+            return 1.0
+        area = self.viewport().size()
+        w, h = self._pixmap.width(), self._pixmap.height()
+        # Small training images are enlarged up to 8× so their content is visible.
+        return max(0.01, min(area.width() / w, area.height() / h, 8.0))
+
+    def _render(self) -> None:
+        if self._pixmap is None:
+            self._label.clear()
+            self.zoom_changed.emit("")
+            return
+        scale = self._fit_scale() if self._fit else self._zoom
+        self.setWidgetResizable(self._fit)
+        size = self._pixmap.size() * scale
+        # Enlarge tiny images with hard pixel edges (a blurred 32 px image misleads about
+        # what was trained); otherwise scale smoothly.
+        mode = Qt.TransformationMode.FastTransformation if scale >= 3 else Qt.TransformationMode.SmoothTransformation
+        self._label.setPixmap(self._pixmap.scaled(size, Qt.AspectRatioMode.KeepAspectRatio, mode))
+        if not self._fit:
+            self._label.resize(self._label.pixmap().size())
+        self.zoom_changed.emit(f"{scale * 100:.0f}%" + (" (fit)" if self._fit else ""))
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        if self._fit and self._pixmap is not None:
+            self._render()
+
+    def wheelEvent(self, event):
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier and self._pixmap is not None:
+            self.zoom_by(1.25 if event.angleDelta().y() > 0 else 0.8)
+            event.accept()
+            return
+        super().wheelEvent(event)
+
+
+def _title(text: str) -> QLabel:
+    label = QLabel(text)
+    font = label.font()
+    font.setBold(True)
+    font.setPointSizeF(font.pointSizeF() * 1.05)
+    label.setFont(font)
+    return label
+
+
+class ImageStatusPane(QWidget):
+    """What ListImageHashes' imagestatus says about the selected entries, and the image."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._source: ImageSource | None = None
+        self._database: str | None = None
+        self._rows: list[EntryRow] = []
+        self._loading_for: str | None = None
+
+        self.view = ImageView()
+        self.message = QLabel()
+        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setWordWrap(True)
+        self.message.setObjectName("imageMessage")
+        self.message.setMinimumHeight(120)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.view)
+        self.stack.addWidget(self.message)
+        self.stack.setMinimumHeight(140)
+        self.stack.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+        self.zoom_in = self._tool("zoom-in", "Zoom in (Ctrl+wheel)", lambda: self.view.zoom_by(1.25))
+        self.zoom_out = self._tool("zoom-out", "Zoom out (Ctrl+wheel)", lambda: self.view.zoom_by(0.8))
+        self.zoom_fit = self._tool("zoom-fit", "Scale to fit", self.view.fit)
+        self.zoom_actual = self._tool("zoom-actual", "Actual size (100%)", self.view.actual_size)
+        self.zoom_label = QLabel()
+        self.view.zoom_changed.connect(self.zoom_label.setText)
+        zoom_row = QHBoxLayout()
+        zoom_row.setContentsMargins(0, 0, 0, 0)
+        zoom_row.addWidget(_title("Image status"))
+        zoom_row.addStretch(1)
+        zoom_row.addWidget(self.zoom_label)
+        for b in (self.zoom_out, self.zoom_in, self.zoom_fit, self.zoom_actual):
+            zoom_row.addWidget(b)
+
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        self.identifier = self._value()
+        self.label = self._value()
+        self.status = self._value()
+        self.hasimagedata = self._value()
+        self.counts = self._value()
+        self.image_info = self._value()
+        self.phash = self._value()
+        self.phash.setFont(mono)
+        self.grid = PhashGrid()
+        self.note = QLabel(PHASH_NOTE)
+        self.note.setWordWrap(True)
+        self.note.setObjectName("phashNote")
+        note_font = self.note.font()
+        note_font.setPointSizeF(note_font.pointSizeF() * 0.9)
+        self.note.setFont(note_font)
+        self.note.setForegroundRole(self.note.palette().ColorRole.PlaceholderText)
+
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        form.setHorizontalSpacing(10)
+        form.setVerticalSpacing(3)
+        form.addRow("Identifier", self.identifier)
+        form.addRow("Label", self.label)
+        form.addRow("Status", self.status)
+        form.addRow("hasimagedata", self.hasimagedata)
+        form.addRow("Counts", self.counts)
+        form.addRow("Image", self.image_info)
+        form.addRow("pHash", self.phash)
+        form.addRow("", self.grid)
+        form.addRow("", self.note)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.addLayout(zoom_row)
+        layout.addWidget(self.stack, 1)
+        layout.addLayout(form)
+        self.show_rows([])
+
+    def _tool(self, name, tip, slot) -> QToolButton:
+        b = QToolButton()
+        b.setIcon(icon(name))
+        b.setToolTip(tip)
+        b.setAutoRaise(True)
+        b.clicked.connect(slot)
+        return b
+
+    def _value(self) -> QLabel:
+        label = QLabel()
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        label.setWordWrap(True)
+        label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        return label
+
+    def refresh_icons(self) -> None:
+        for name, b in (("zoom-in", self.zoom_in), ("zoom-out", self.zoom_out), ("zoom-fit", self.zoom_fit),
+                        ("zoom-actual", self.zoom_actual)):
+            b.setIcon(icon(name))
+
+    def set_source(self, source: ImageSource | None, database: str | None) -> None:
+        self._source = source
+        self._database = database
+
+    # -- showing ---------------------------------------------------------------------------
+
+    def show_rows(self, rows: list[EntryRow]) -> None:
+        previous = self._rows[0] if len(self._rows) == 1 else None
+        self._rows = list(rows)
+        if not rows:
+            self._message("Select an entry to see its training image and status.")
+            for w in (self.identifier, self.label, self.status, self.hasimagedata, self.counts,
+                      self.image_info, self.phash):
+                w.setText("—")
+            self.grid.set_hashes([])
+            return
+        if len(rows) == 1:
+            self._show_one(rows[0], reload=previous is None or previous != rows[0])
+        else:
+            self._show_many(rows)
+
+    def _show_one(self, row: EntryRow, reload: bool) -> None:
+        self.identifier.setText(row.identifier)
+        self.label.setText(row.label)
+        self.status.setText("trained")
+        self.hasimagedata.setText("true" if row.has_image_data else "false")
+        self.counts.setText("numimages 1 · numtrained 1 · numfailed 0 · numuntrained 0")
+        self.image_info.setText(_image_text(row))
+        self.phash.setText(row.phash_hex)
+        self.grid.set_hashes([row.phash])
+        if not row.has_image_data:
+            self._message("Image data removed\n\nThe hash and its metadata remain; the training "
+                          "image was deleted (NullImageHashImageData).", removed=True)
+        elif reload or not self.view.has_image:
+            self._load_image(row)
+
+    def _show_many(self, rows: list[EntryRow]) -> None:
+        n = len(rows)
+        self.identifier.setText(f"{n:,} entries selected")
+        labels = {r.label for r in rows}
+        self.label.setText(labels.pop() if len(labels) == 1 else f"({len(labels)} different labels)")
+        self.status.setText("trained")
+        stored = sum(r.has_image_data for r in rows)
+        self.hasimagedata.setText("true" if stored == n else "false" if stored == 0 else f"true for {stored} of {n}")
+        self.counts.setText("numimages 1 · numtrained 1 · numfailed 0 · numuntrained 0 (each)")
+        self.image_info.setText("—")
+        hashes = [r.phash for r in rows]
+        if len(set(hashes)) == 1:
+            self.phash.setText(f"{rows[0].phash_hex} (identical)")
+        elif n <= 200:
+            widest = max(hamming(a, b) for a, b in combinations(hashes, 2))
+            self.phash.setText(f"differ in up to {widest} bits; grid shows shared bits")
+        else:
+            self.phash.setText("grid shows the bits all selected hashes share")
+        self.grid.set_hashes(hashes)
+        self._loading_for = None
+        self._message(f"{n:,} entries selected")
+
+    def _message(self, text: str, removed: bool = False) -> None:
+        self._loading_for = None
+        self.view.set_image(None)
+        self.message.setText(text)
+        self.message.setProperty("removed", removed)
+        self.stack.setCurrentWidget(self.message)
+
+    def _load_image(self, row: EntryRow) -> None:
+        if self._source is None or self._database is None:
+            self._message("No store is open.")
+            return
+        self._message("Loading image…")
+        self._loading_for = row.identifier
+        self._source.load(self._database, row.identifier, self._on_image_loaded, self._on_image_failed)
+
+    def _on_image_loaded(self, decoded: DecodedImage) -> None:
+        if decoded.identifier != self._loading_for:
+            return
+        if decoded.removed:
+            self._message("Image data removed\n\nThe hash and its metadata remain.", removed=True)
+        elif decoded.image is None:
+            self._message(decoded.problem or "cannot display image data")
+        else:
+            self._loading_for = None
+            self.stack.setCurrentWidget(self.view)
+            self.view.set_image(decoded.image)
+
+    def _on_image_failed(self, error: HashlensError) -> None:
+        self._message(f"cannot display image data ({error.description})")
+
+    @property
+    def message_text(self) -> str:
+        return self.message.text() if self.stack.currentWidget() is self.message else ""
+
+    @property
+    def showing_image(self) -> bool:
+        return self.stack.currentWidget() is self.view and self.view.has_image
+
+
+def _image_text(row: EntryRow) -> str:
+    if row.width is None:
+        return "unknown size" if row.has_image_data else "— (image data removed)"
+    parts = [f"{row.width} × {row.height} px"]
+    if row.image_format:
+        parts.append(row.image_format)
+    if row.byte_size is not None and row.has_image_data:
+        parts.append(_bytes(row.byte_size))
+    return ", ".join(parts)
+
+
+def _bytes(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+class MetadataPane(QWidget):
+    """The selected entry's custom metadata; for several entries, what they share."""
+
+    key_selected = Signal(object)  # str or None
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.model = MetadataModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        header.resizeSection(0, 140)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setForegroundRole(self.summary.palette().ColorRole.PlaceholderText)
+        self.buttons = QHBoxLayout()
+        self.buttons.setContentsMargins(0, 0, 0, 0)
+        head = QHBoxLayout()
+        head.setContentsMargins(0, 0, 0, 0)
+        head.addWidget(_title("Metadata"))
+        head.addStretch(1)
+        head.addLayout(self.buttons)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.addLayout(head)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.table, 1)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
+        self.model.modelReset.connect(self._on_selection_changed)
+        self.show_rows([])
+
+    def set_actions(self, actions_: list) -> None:
+        """Edit actions shown as buttons above the table and on right-click."""
+        for action in actions_:
+            button = QToolButton()
+            button.setDefaultAction(action)
+            button.setAutoRaise(True)
+            self.buttons.addWidget(button)
+            self.table.addAction(action)
+
+    def show_rows(self, rows: list[EntryRow]) -> None:
+        selected = self.selected_key()
+        items, unshared = shared_metadata(rows)
+        self.model.set_items(items)
+        if not rows:
+            self.summary.setText("Select an entry to see its metadata.")
+        elif len(rows) == 1:
+            n = len(items)
+            self.summary.setText("No custom metadata." if n == 0 else f"{n} item{'s' if n != 1 else ''}, in the order added.")
+        else:
+            differing = sum(1 for _, v in items if v is DIFFERS)
+            text = f"Keys all {len(rows):,} selected entries have: {len(items)}"
+            if differing:
+                text += f" ({differing} with different values)"
+            if unshared:
+                text += f"; {unshared} other key{'s' if unshared != 1 else ''} only some have."
+            self.summary.setText(text)
+        if selected is not None:
+            for r, (key, _v) in enumerate(items):
+                if key == selected:
+                    self.table.selectRow(r)
+                    break
+
+    def selected_key(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.model.key(rows[0].row()) if rows else None
+
+    def select_key(self, key: str) -> bool:
+        for r, (k, _v) in enumerate(self.model.items()):
+            if k == key:
+                self.table.selectRow(r)
+                return True
+        return False
+
+    def _on_selection_changed(self, *_):
+        self.key_selected.emit(self.selected_key())

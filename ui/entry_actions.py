@@ -1,0 +1,481 @@
+"""The window's write actions: each asks what it needs, runs the same `app.services.actions`
+function the ACI and command line use (on the write lane), and reports the ACI line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction, QKeySequence
+
+from app.domain import EntryRow, Failure, HashlensError
+from app.services import actions
+from ui.action_log import aci_line
+from ui.icons import icon
+from ui.progress_dialog import TaskProgressDialog
+from ui.workers import CancelToken
+
+SAMPLE_COUNT = 2000
+
+
+@dataclass
+class WriteResult:
+    """What one write job did: the ACI lines of the changes made, what failed, and the
+    store's change token right after (so our own change is not reported as someone else's)."""
+
+    lines: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    token: int | None = None
+    summary: str | None = None
+    details: str | None = None
+    select_database: str | None = None
+
+
+class EntryActions(QObject):
+    """QActions for every change the window can make, enabled by selection and store mode."""
+
+    changed = Signal(object)  # WriteResult, after any write finished
+    busy_changed = Signal(bool)
+
+    def __init__(self, workers, prompter, presenter, parent=None):
+        super().__init__(parent)
+        self.workers = workers
+        self.prompter = prompter
+        self.presenter = presenter
+        self.parent_widget = parent
+        self.store = None
+        self.read_only_reason: str | None = None
+        self.database: str | None = None
+        self.rows: list[EntryRow] = []
+        self.meta_key: str | None = None
+        self.databases: list[str] = []
+        self._running = 0
+        self.progress_dialog: TaskProgressDialog | None = None
+
+        a = self._action
+        self.train_files = a("Train images…", "train", self.on_train_files, "Train one or more image files into this database")
+        self.train_folder = a("Train a folder…", "train", self.on_train_folder, "Train every image in a folder (and its subfolders)")
+        self.add_metadata = a("Add metadata…", "meta-add", self.on_add_metadata, "AddImageHashMetadata")
+        self.update_metadata = a("Edit metadata value…", "rename", self.on_update_metadata, "UpdateImageHashMetadata")
+        self.remove_metadata = a("Remove metadata…", "meta-remove", self.on_remove_metadata, "RemoveImageHashMetadata")
+        self.relabel = a("Relabel image…", "tag", self.on_relabel, "RelabelImageHashImage")
+        self.rename = a("Rename identifier…", "rename", self.on_rename, "RenameImageHash")
+        self.move = a("Move to database…", "move", self.on_move, "MoveImageHash")
+        self.null_image = a("Remove image data…", "image-off", self.on_null_image,
+                            "NullImageHashImageData: delete the stored training image, keep the hash")
+        self.remove = a("Remove entry…", "delete", self.on_remove, "RemoveImageHash: remove the hash, its image and metadata")
+        self.remove.setShortcut(QKeySequence.StandardKey.Delete)
+        self.new_database = a("New database…", "database-add", self.on_new_database, "CreateImageHashDatabase")
+        self.rename_database = a("Rename database…", "rename", self.on_rename_database, "RenameImageHashDatabase")
+        self.remove_database = a("Remove database…", "delete", self.on_remove_database, "RemoveImageHashDatabase")
+        self.create_sample = a("Create sample database…", "sample", self.on_create_sample,
+                               "Generate a database of sample images to explore Hashlens")
+        self.update_enabled()
+
+    def _action(self, text: str, icon_name: str, slot, tip: str) -> QAction:
+        action = QAction(icon(icon_name), text, self)
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        action.setProperty("icon_name", icon_name)
+        action.triggered.connect(lambda _checked=False: slot())
+        return action
+
+    @property
+    def all_actions(self) -> list[QAction]:
+        return [self.train_files, self.train_folder, self.add_metadata, self.update_metadata, self.remove_metadata,
+                self.relabel, self.rename, self.move, self.null_image, self.remove, self.new_database,
+                self.rename_database, self.remove_database, self.create_sample]
+
+    def refresh_icons(self) -> None:
+        for action in self.all_actions:
+            action.setIcon(icon(action.property("icon_name")))
+
+    # -- context from the window ---------------------------------------------------------------
+
+    def set_store(self, store, read_only_reason: str | None) -> None:
+        self.store = store
+        self.read_only_reason = read_only_reason
+        self.update_enabled()
+
+    def set_database(self, database: str | None, databases: list[str]) -> None:
+        self.database = database
+        self.databases = list(databases)
+        self.update_enabled()
+
+    def set_rows(self, rows: list[EntryRow]) -> None:
+        self.rows = list(rows)
+        self.update_enabled()
+
+    def set_meta_key(self, key: str | None) -> None:
+        self.meta_key = key
+        self.update_enabled()
+
+    def update_enabled(self) -> None:
+        writable = self.store is not None and self.read_only_reason is None
+        has_db = writable and self.database is not None
+        some = has_db and bool(self.rows)
+        one = has_db and len(self.rows) == 1
+        for action in (self.train_files, self.train_folder, self.rename_database, self.remove_database):
+            action.setEnabled(has_db)
+        for action in (self.add_metadata, self.relabel, self.null_image, self.remove, self.update_metadata,
+                       self.remove_metadata):
+            action.setEnabled(some)
+        self.move.setEnabled(some and len(self.databases) > 1)
+        self.rename.setEnabled(one)
+        self.new_database.setEnabled(writable)
+        self.create_sample.setEnabled(writable)
+        why = f"Disabled: the store is read-only ({self.read_only_reason})." if self.read_only_reason else None
+        for action in self.all_actions:
+            base = action.statusTip()
+            action.setToolTip(why if why and not writable else base)
+
+    @property
+    def busy(self) -> bool:
+        return self._running > 0
+
+    # -- running -------------------------------------------------------------------------------
+
+    def _submit(self, work, *, title: str, progress_dialog: TaskProgressDialog | None = None) -> None:
+        """Run `work(store) -> WriteResult` (or `work(store, progress)` with a progress
+        dialog) on the write lane, then report and emit `changed`."""
+        store = self.store
+        if store is None:
+            return
+        holder: list = []
+        progress = self.workers.progress_callback(holder) if progress_dialog is not None else None
+
+        def job():
+            result = work(store, progress) if progress_dialog is not None else work(store)
+            try:
+                result.token = store.change_token()
+            except HashlensError:
+                result.token = None
+            return result
+
+        def ended():
+            self._finished()
+            if progress_dialog is not None:
+                self.progress_dialog = None
+                progress_dialog.finish()
+
+        def done(result: WriteResult):
+            ended()
+            self.changed.emit(result)
+            if result.failures:
+                shown = "\n".join(result.failures[:8])
+                more = f"\n…and {len(result.failures) - 8:,} more." if len(result.failures) > 8 else ""
+                total = len(result.lines) + len(result.failures)
+                self.presenter.show_error(
+                    HashlensError(Failure.PARAM_INVALID,
+                                  f"{title}: {len(result.failures):,} of {total:,} could not be changed.\n\n{shown}{more}"),
+                    title,
+                )
+            elif result.details:
+                self.prompter.info(title, result.summary or title, result.details)
+            elif result.summary:
+                self.presenter.notify(result.summary)
+
+        def failed(error: HashlensError):
+            ended()
+            self.presenter.show_error(error, title)
+            self.changed.emit(WriteResult())
+
+        self._running += 1
+        self.busy_changed.emit(True)
+        if progress_dialog is not None:
+            self.progress_dialog = progress_dialog
+        holder.append(self.workers.submit(
+            "write", job, on_done=done, on_error=failed, store=store,
+            on_progress=progress_dialog.update_progress if progress_dialog is not None else None,
+        ))
+        if progress_dialog is not None:
+            progress_dialog.open()
+
+    def _finished(self) -> None:
+        self._running = max(0, self._running - 1)
+        if self._running == 0:
+            self.busy_changed.emit(False)
+
+    def _each(self, title: str, rows: list[EntryRow], change) -> None:
+        """Apply `change(store, row) -> ACI line` to each row in its own transaction, so
+        one refusal never undoes the others; refusals are reported together."""
+        database = self.database
+
+        def work(store):
+            result = WriteResult()
+            for row in rows:
+                try:
+                    result.lines.append(change(store, database, row))
+                except HashlensError as exc:
+                    result.failures.append(f"{row.identifier}: {exc.description}")
+            n = len(result.lines)
+            result.summary = f"{title}: {n} entr{'y' if n == 1 else 'ies'} changed."
+            return result
+
+        self._submit(work, title=title)
+
+    def _targets(self) -> list[EntryRow]:
+        return list(self.rows) if self.database is not None else []
+
+    def _what(self, rows: list[EntryRow]) -> str:
+        return f"'{rows[0].identifier}'" if len(rows) == 1 else f"{len(rows):,} selected entries"
+
+    # -- entry actions -----------------------------------------------------------------------------
+
+    def on_add_metadata(self) -> None:
+        rows = self._targets()
+        if not rows:
+            return
+        answer = self.prompter.key_value(f"Add metadata to {self._what(rows)}")
+        if answer is None:
+            return
+        key, value = answer
+
+        def change(store, db, row):
+            actions.add_metadata(store, db, row.identifier, key, value)
+            return aci_line("AddImageHashMetadata", database=db, identifier=row.identifier, key=key, value=value)
+
+        self._each("Add metadata", rows, change)
+
+    def on_update_metadata(self) -> None:
+        rows = self._targets()
+        if not rows:
+            return
+        key = self.meta_key or self._ask_key(rows, "Edit metadata value")
+        if key is None:
+            return
+        current = dict(rows[0].metadata or ()).get(key, "")
+        answer = self.prompter.key_value(f"Edit metadata of {self._what(rows)}", key, current, key_editable=False)
+        if answer is None:
+            return
+        _key, value = answer
+
+        def change(store, db, row):
+            actions.update_metadata(store, db, row.identifier, key, value)
+            return aci_line("UpdateImageHashMetadata", database=db, identifier=row.identifier, key=key, newvalue=value)
+
+        self._each("Edit metadata", rows, change)
+
+    def on_remove_metadata(self) -> None:
+        rows = self._targets()
+        if not rows:
+            return
+        key = self.meta_key or self._ask_key(rows, "Remove metadata")
+        if key is None:
+            return
+        if not self.prompter.confirm("Remove metadata", f"Remove the metadata key '{key}' from {self._what(rows)}?",
+                                     "Remove"):
+            return
+
+        def change(store, db, row):
+            actions.remove_metadata(store, db, row.identifier, key)
+            return aci_line("RemoveImageHashMetadata", database=db, identifier=row.identifier, key=key)
+
+        self._each("Remove metadata", rows, change)
+
+    def _ask_key(self, rows: list[EntryRow], title: str) -> str | None:
+        keys = sorted({k for r in rows for k, _ in (r.metadata or ())})
+        if not keys:
+            self.presenter.notify("The selected entries have no metadata.")
+            return None
+        return self.prompter.item(title, "Metadata key", keys)
+
+    def on_relabel(self) -> None:
+        rows = self._targets()
+        if not rows:
+            return
+        label = self.prompter.text("Relabel image", f"New label for {self._what(rows)}:",
+                                   rows[0].label if len(rows) == 1 else "")
+        if label is None:
+            return
+
+        def change(store, db, row):
+            actions.relabel_image(store, db, row.identifier, row.label, label)
+            return aci_line("RelabelImageHashImage", database=db, identifier=row.identifier,
+                            imagelabel=row.label, newimagelabel=label)
+
+        self._each("Relabel", rows, change)
+
+    def on_rename(self) -> None:
+        rows = self._targets()
+        if len(rows) != 1:
+            return
+        row = rows[0]
+        new = self.prompter.text("Rename identifier", f"New identifier for '{row.identifier}':", row.identifier)
+        if new is None or new == row.identifier:
+            return
+
+        def change(store, db, r):
+            actions.rename_image_hash(store, db, r.identifier, new)
+            return aci_line("RenameImageHash", database=db, identifier=r.identifier, newidentifier=new)
+
+        self._each("Rename", rows, change)
+
+    def on_move(self) -> None:
+        rows = self._targets()
+        targets = [d for d in self.databases if d != self.database]
+        if not rows or not targets:
+            return
+        target = self.prompter.item("Move to database", f"Move {self._what(rows)} to:", targets)
+        if target is None:
+            return
+
+        def change(store, db, row):
+            actions.move_image_hash(store, db, row.identifier, target)
+            return aci_line("MoveImageHash", database=db, identifier=row.identifier, newdatabase=target)
+
+        self._each("Move", rows, change)
+
+    def on_null_image(self) -> None:
+        rows = [r for r in self._targets() if r.has_image_data] or self._targets()
+        if not rows:
+            return
+        if not self.prompter.confirm(
+            "Remove image data",
+            f"Delete the stored training image of {self._what(rows)}?\n\nThe hash, its label and metadata "
+            "stay; the image cannot be recovered (NullImageHashImageData).",
+            "Remove image data",
+        ):
+            return
+
+        def change(store, db, row):
+            actions.null_image_data(store, db, row.identifier)
+            return aci_line("NullImageHashImageData", database=db, identifier=row.identifier)
+
+        self._each("Remove image data", rows, change)
+
+    def on_remove(self) -> None:
+        rows = self._targets()
+        if not rows:
+            return
+        if not self.prompter.confirm(
+            "Remove entry",
+            f"Remove {self._what(rows)} from '{self.database}'?\n\nThe hash, its image and its metadata are "
+            "deleted (RemoveImageHash). This cannot be undone.",
+            "Remove",
+        ):
+            return
+
+        def change(store, db, row):
+            actions.remove_image_hash(store, db, row.identifier)
+            return aci_line("RemoveImageHash", database=db, identifier=row.identifier)
+
+        self._each("Remove", rows, change)
+
+    # -- databases ---------------------------------------------------------------------------------
+
+    def on_new_database(self) -> str | None:
+        name = self.prompter.text("New database", "Name of the new image-hash database:")
+        if not name:
+            return None
+
+        def work(store):
+            actions.create_database(store, name)
+            return WriteResult([aci_line("CreateImageHashDatabase", database=name)],
+                               summary=f"Created database '{name}'.", select_database=name)
+
+        self._submit(work, title="New database")
+        return name
+
+    def on_rename_database(self) -> None:
+        old = self.database
+        if old is None:
+            return
+        new = self.prompter.text("Rename database", f"New name for '{old}':", old)
+        if not new or new == old:
+            return
+
+        def work(store):
+            actions.rename_database(store, old, new)
+            return WriteResult([aci_line("RenameImageHashDatabase", database=old, newdatabase=new)],
+                               summary=f"Renamed '{old}' to '{new}'.", select_database=new)
+
+        self._submit(work, title="Rename database")
+
+    def on_remove_database(self) -> None:
+        name = self.database
+        if name is None:
+            return
+        if not self.prompter.confirm(
+            "Remove database",
+            f"Remove the database '{name}' with all its image hashes, images and metadata?\n\n"
+            "This cannot be undone (RemoveImageHashDatabase).",
+            "Remove database",
+        ):
+            return
+
+        def work(store):
+            removed = actions.remove_database(store, name)
+            return WriteResult([aci_line("RemoveImageHashDatabase", database=name)],
+                               summary=f"Removed database '{name}' ({removed:,} entries).")
+
+        self._submit(work, title="Remove database")
+
+    # -- long jobs ---------------------------------------------------------------------------------
+
+    def on_train_files(self) -> None:
+        files = self.prompter.image_files()
+        if files:
+            self.train_paths(files)
+
+    def on_train_folder(self) -> None:
+        folder = self.prompter.folder()
+        if folder:
+            self.train_paths([folder])
+
+    def train_paths(self, paths: list[str], database: str | None = None) -> None:
+        """Train files and folders into the database with progress and Cancel."""
+        database = database or self.database
+        if database is None or self.store is None:
+            return
+        dialog = TaskProgressDialog("Training images", f"Training images into '{database}'…", self.parent_widget)
+        # The person's Cancel stops training between files; the job still ends normally
+        # and reports what was added, so it is not the job's own (result-dropping) token.
+        stop = CancelToken()
+        dialog.cancel_requested.connect(stop.cancel)
+
+        def work(store, progress):
+            report = actions.train_files(store, database, paths, progress=progress, cancelled=stop)
+            result = WriteResult()
+            for path, identifier in report.added:
+                result.lines.append(aci_line("TrainImageHash", database=database, imagepath=path,
+                                             identifier=identifier, imagelabel=Path(path).stem))
+            added, refused = len(report.added), len(report.refused)
+            result.summary = (f"Trained {added:,} image{'s' if added != 1 else ''} into '{database}'"
+                              + (f"; {refused:,} refused" if refused else "")
+                              + ("; cancelled" if report.cancelled else "") + ".")
+            if refused:
+                result.details = "\n".join(f"{p}: {why}" for p, why in report.refused)
+            return result
+
+        self._submit(work, title="Training", progress_dialog=dialog)
+
+    def on_create_sample(self) -> None:
+        try:
+            from app.services.sample import generate_sample
+        except ImportError:
+            self.prompter.info("Sample data", "Sample data is not available in this build.")
+            return
+        if self.store is None:
+            return
+        name = self.prompter.text("Create sample database", "Name of the sample database:", _free_name(self.databases))
+        if not name:
+            return
+        dialog = TaskProgressDialog("Sample data", f"Creating the sample database '{name}'…", self.parent_widget)
+        stop = CancelToken()
+        dialog.cancel_requested.connect(stop.cancel)
+
+        def work(store, progress):
+            generate_sample(store, name, SAMPLE_COUNT, progress=progress, cancelled=stop)
+            return WriteResult(summary=f"Created the sample database '{name}'.", select_database=name)
+
+        self._submit(work, title="Sample data", progress_dialog=dialog)
+
+
+def _free_name(existing: list[str], base: str = "Sample") -> str:
+    name, n = base, 1
+    while name in existing:
+        n += 1
+        name = f"{base} {n}"
+    return name

@@ -1,0 +1,90 @@
+"""The one seam through which the window shows errors: a message, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from app.domain import HashlensError
+
+log = logging.getLogger("hashlens.ui")
+
+
+class ErrorPresenter(QObject):
+    """Shows a HashlensError's description in a message box and the status bar.
+
+    Tests replace `QMessageBox.warning`/`critical` (pytest-qt's advice for modal dialogs)
+    or read `last_message`; unexpected exceptions become a dialog and a log entry, and the
+    application keeps running."""
+
+    shown = Signal(str, str)  # title, message
+
+    def __init__(self, parent: QWidget | None = None, status=None, log_path: Path | None = None):
+        super().__init__(parent)
+        self._parent = parent
+        self._status = status  # a callable(text, ms) such as QStatusBar.showMessage
+        self.log_path = log_path
+        self.last_message: str | None = None
+        self.history: list[str] = []
+        self._previous_hook = None
+        self._in_dialog = False
+
+    def show_error(self, error: HashlensError | Exception, title: str = "Hashlens") -> None:
+        text = error.description if isinstance(error, HashlensError) else str(error)
+        log.warning("%s: %s", title, text)
+        self._present(title, text, critical=False)
+
+    def notify(self, text: str, ms: int = 6000) -> None:
+        """A passing message in the status bar, for what needs no dialog."""
+        self.last_message = text
+        if self._status is not None:
+            self._status(text, ms)
+
+    def _present(self, title: str, text: str, critical: bool) -> None:
+        self.last_message = text
+        self.history.append(text)
+        if self._status is not None:
+            self._status(text, 10000)
+        self.shown.emit(title, text)
+        if self._in_dialog:
+            return  # one dialog at a time: a burst of errors must not stack modal boxes
+        self._in_dialog = True
+        try:
+            box = QMessageBox.critical if critical else QMessageBox.warning
+            box(self._parent, title, text)
+        finally:
+            self._in_dialog = False
+
+    # -- unexpected exceptions ---------------------------------------------------------------
+
+    def install_excepthook(self) -> None:
+        self._previous_hook = sys.excepthook
+        sys.excepthook = self.excepthook
+
+    def uninstall_excepthook(self) -> None:
+        if self._previous_hook is not None:
+            sys.excepthook = self._previous_hook
+            self._previous_hook = None
+
+    def excepthook(self, exc_type, exc, tb) -> None:
+        """Log the traceback, show one sentence, keep the application running."""
+        if issubclass(exc_type, KeyboardInterrupt):
+            (self._previous_hook or sys.__excepthook__)(exc_type, exc, tb)
+            return
+        details = "".join(traceback.format_exception(exc_type, exc, tb))
+        log.error("Unexpected error\n%s", details)
+        if isinstance(exc, HashlensError):
+            self._present("Hashlens", exc.description, critical=False)
+            return
+        where = f" The details were written to {self.log_path}." if self.log_path else " The details were written to the log."
+        self._present(
+            "Unexpected error",
+            f"Something unexpected went wrong ({exc_type.__name__}: {exc}). Hashlens keeps running; "
+            f"check that the last thing you did took effect, and try it again if not.{where}",
+            critical=True,
+        )

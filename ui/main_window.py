@@ -1,0 +1,706 @@
+"""The main window: builds the widgets, menus and toolbar, and wires their signals.
+
+It holds no browsing logic of its own: the filter panel makes the request, the model
+fetches and pages, the panes show, EntryActions changes the store and the Session
+opens it and watches it. What remains here is layout and connections."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QFrame,
+    QLabel,
+    QListView,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QStackedWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+import app
+from app.domain import HashlensError, ListingQuery
+from ui.action_log import ActionLog
+from ui.detail_pane import ImageSource, ImageStatusPane, MetadataPane
+from ui.empty_state import EmptyState
+from ui.entry_actions import EntryActions, WriteResult
+from ui.errors import ErrorPresenter
+from ui.filter_panel import FilterPanel
+from ui.icons import app_icon, icon, icon_size
+from ui.models.database_model import DatabaseDelegate, DatabaseListModel
+from ui.models.listing_model import ListingModel, ListingSource
+from ui.notice_bar import NoticeBar
+from ui.pager import PagerBar
+from ui.prompts import Prompter
+from ui.record_table import RecordTable
+from ui.session import POLL_MS, Session
+from ui.settings import Settings
+from ui.store_dialog import OpenStoreDialog
+from ui.theme import ThemeManager
+from ui.workers import Workers
+
+log = logging.getLogger("hashlens.ui")
+
+
+def _section_title(text: str) -> QLabel:
+    label = QLabel(text.upper())
+    font = label.font()
+    font.setBold(True)
+    font.setPointSizeF(font.pointSizeF() * 0.85)
+    font.setLetterSpacing(font.SpacingType.PercentageSpacing, 108)
+    label.setFont(font)
+    label.setForegroundRole(label.palette().ColorRole.PlaceholderText)
+    return label
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, *, force_read_only: bool = False, theme: ThemeManager | None = None,
+                 settings: Settings | None = None, poll_ms: int = POLL_MS, log_path: Path | None = None):
+        super().__init__()
+        self.setWindowTitle("Hashlens")
+        self.setWindowIcon(app_icon())
+        self.setObjectName("hashlensMain")
+        self.force_read_only = force_read_only
+        self.settings = settings or Settings()
+        self.theme = theme or ThemeManager(QApplication.instance(), self.settings.theme())
+        self.workers = Workers(self)
+        self.session = Session(self.workers, self, poll_ms=poll_ms)
+        self.prompter = Prompter(self)
+        self.presenter = ErrorPresenter(self, self.statusBar().showMessage, log_path)
+        self.workers.error.connect(self.presenter.show_error)
+        self._closed = False
+        self._pending_database: str | None = None
+        self._build()
+        self._build_menus()
+        self._wire()
+        self._restore()
+        self._show_no_store()
+
+    # -- building ----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.model = ListingModel(None, self, page_size=self.settings.page_size())
+        self.table = RecordTable(self.model)
+        self.filter_panel = FilterPanel()
+        self.pager = PagerBar(ListingModel.PAGE_SIZES, self.model.page_size)
+        self.image_pane = ImageStatusPane()
+        self.metadata_pane = MetadataPane()
+        self.entry_actions = EntryActions(self.workers, self.prompter, self.presenter, self)
+        self.action_log = ActionLog(self)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.action_log)
+        self.action_log.hide()
+
+        self.databases = DatabaseListModel(self)
+        self.database_list = QListView()
+        self.database_list.setModel(self.databases)
+        self.database_list.setItemDelegate(DatabaseDelegate(self.database_list))
+        self.database_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.database_list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.database_list.setUniformItemSizes(True)
+        self.database_list.setMinimumHeight(90)
+        self.database_list.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+
+        sidebar = QWidget()
+        sidebar.setObjectName("sidebar")
+        side = QVBoxLayout(sidebar)
+        side.setContentsMargins(8, 8, 4, 8)
+        side.addWidget(_section_title("Databases"))
+        side.addWidget(self.database_list, 2)
+        side.addSpacing(6)
+        side.addWidget(_section_title("Filter"))
+        side.addWidget(self.filter_panel)
+        side.addStretch(1)
+        sidebar.setMinimumWidth(250)
+
+        self.description = QLabel()
+        self.description.setObjectName("filterDescription")
+        self.description.setWordWrap(True)
+        self.description.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        center = QWidget()
+        middle = QVBoxLayout(center)
+        middle.setContentsMargins(4, 8, 4, 4)
+        middle.setSpacing(4)
+        middle.addWidget(self.description)
+        middle.addWidget(self.table, 1)
+        middle.addWidget(self.pager)
+
+        self.details = QSplitter(Qt.Orientation.Vertical)
+        self.details.setObjectName("detailSplitter")
+        self.details.addWidget(self.image_pane)
+        self.details.addWidget(self.metadata_pane)
+        self.details.setStretchFactor(0, 3)
+        self.details.setStretchFactor(1, 2)
+        self.details.setMinimumWidth(280)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("mainSplitter")
+        self.splitter.addWidget(sidebar)
+        self.splitter.addWidget(center)
+        self.splitter.addWidget(self.details)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 0)
+        self.splitter.setSizes([290, 760, 360])
+        self.splitter.setChildrenCollapsible(False)
+
+        self.read_only_banner = NoticeBar("banner")
+        self.change_hint = NoticeBar("hint")
+        browser = QWidget()
+        outer = QVBoxLayout(browser)
+        outer.setContentsMargins(6, 6, 6, 0)
+        outer.setSpacing(4)
+        outer.addWidget(self.read_only_banner)
+        outer.addWidget(self.change_hint)
+        outer.addWidget(self.splitter, 1)
+
+        self.empty = EmptyState()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(browser)
+        self.browser = browser
+        self.setCentralWidget(self.stack)
+
+        self.status_store = QLabel()
+        self.status_database = QLabel()
+        self.status_count = QLabel()
+        self.status_time = QLabel()
+        self.status_busy = QLabel()
+        for w in (self.status_busy, self.status_store, self.status_database, self.status_count, self.status_time):
+            w.setContentsMargins(6, 0, 6, 0)
+            self.statusBar().addPermanentWidget(w)
+        self.status_store.setFrameShape(QFrame.Shape.NoFrame)
+        self.resize(1400, 860)
+
+    def _action(self, text: str, slot, shortcut=None, icon_name: str | None = None, tip: str | None = None) -> QAction:
+        action = QAction(text, self)
+        if icon_name:
+            action.setIcon(icon(icon_name))
+            action.setProperty("icon_name", icon_name)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.triggered.connect(lambda _checked=False: slot())
+        return action
+
+    def _build_menus(self) -> None:
+        ea = self.entry_actions
+        K = QKeySequence
+        self.open_action = self._action("&Open store…", self.open_store_dialog, K.StandardKey.Open, "open",
+                                        "Open an SQLite store file or a PostgreSQL/MySQL store")
+        self.refresh_action = self._action("&Refresh", self.refresh, K.StandardKey.Refresh, "refresh",
+                                           "Reload databases, counts and the current page (F5)")
+        if self.refresh_action.shortcut().isEmpty():
+            self.refresh_action.setShortcut(K("F5"))
+        self.export_action = self._action("&Export…", self.open_export, K("Ctrl+E"), "export",
+                                          "Export the current listing, page or selection")
+        self.import_action = self._action("&Import…", self.open_import, None, "import",
+                                          "Import image hashes from a file")
+        self.audit_action = self._action("&Audit…", self.open_audit, None, "audit",
+                                         "Duplicates, near-duplicates and metadata coverage")
+        self.quit_action = self._action("&Quit", self.close, K.StandardKey.Quit, "quit")
+        if self.quit_action.shortcut().isEmpty():
+            self.quit_action.setShortcut(K("Ctrl+Q"))
+        self.focus_filter_action = self._action("&Filter…", self.filter_panel.focus_filter, K.StandardKey.Find, "filter",
+                                                "Move to the filter panel (Ctrl+F)")
+        self.clear_filters_action = self._action("&Clear filters", self.filter_panel.clear, None, "clear")
+        self.go_to_action = self._action("&Go to entry…", self._focus_go_to, K("Ctrl+G"), None,
+                                         "Show the page starting at entry N")
+        self.find_similar_action = self._action("Find &similar images", self._find_similar, None, "similar",
+                                                "Filter to entries whose pHash is within the chosen distance")
+        self.copy_action = self.table.copy_action
+        self.copy_action.setIcon(icon("copy"))
+        self.copy_action.setProperty("icon_name", "copy")
+        self.fit_columns_action = self._action("Fit columns to contents", self.table.size_columns)
+        self.about_action = self._action("&About Hashlens", self.show_about, None, "about")
+        self.about_qt_action = self._action("About &Qt", lambda: QMessageBox.aboutQt(self))
+        self.log_action = self.action_log.toggleViewAction()
+        self.log_action.setText("Action &log")
+        self.log_action.setIcon(icon("log"))
+        self.log_action.setProperty("icon_name", "log")
+        self.log_action.setShortcut(K("Ctrl+L"))
+
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(self.open_action)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        file_menu.addSeparator()
+        file_menu.addAction(self.import_action)
+        file_menu.addAction(self.export_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+
+        edit = bar.addMenu("&Edit")
+        edit.addAction(self.copy_action)
+        edit.addSeparator()
+        for a in (ea.add_metadata, ea.update_metadata, ea.remove_metadata):
+            edit.addAction(a)
+        edit.addSeparator()
+        for a in (ea.relabel, ea.rename, ea.move):
+            edit.addAction(a)
+        edit.addSeparator()
+        edit.addAction(ea.null_image)
+        edit.addAction(ea.remove)
+
+        db = bar.addMenu("&Database")
+        for a in (ea.new_database, ea.rename_database, ea.remove_database):
+            db.addAction(a)
+        db.addSeparator()
+        for a in (ea.train_files, ea.train_folder):
+            db.addAction(a)
+        db.addSeparator()
+        db.addAction(ea.create_sample)
+
+        view = bar.addMenu("&View")
+        view.addAction(self.refresh_action)
+        view.addAction(self.focus_filter_action)
+        view.addAction(self.clear_filters_action)
+        view.addAction(self.go_to_action)
+        view.addAction(self.find_similar_action)
+        view.addSeparator()
+        view.addAction(self.log_action)
+        view.addAction(self.audit_action)
+        view.addSeparator()
+        theme_menu = view.addMenu("&Theme")
+        self.theme_group = QActionGroup(self)
+        self.theme_actions = {}
+        for mode, text in (("system", "Follow the &system"), ("light", "&Light"), ("dark", "&Dark")):
+            action = theme_menu.addAction(text)
+            action.setCheckable(True)
+            action.setChecked(self.theme.mode == mode)
+            action.triggered.connect(lambda _c=False, m=mode: self.set_theme(m))
+            self.theme_group.addAction(action)
+            self.theme_actions[mode] = action
+        view.addAction(self.fit_columns_action)
+
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.about_action)
+        help_menu.addAction(self.about_qt_action)
+
+        tools = QToolBar("Main")
+        tools.setObjectName("mainToolbar")
+        tools.setIconSize(icon_size())
+        tools.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        tools.setMovable(False)
+        for a in (self.open_action, self.refresh_action, None, ea.train_files, ea.train_folder, None,
+                  self.export_action, self.import_action, self.audit_action, None, self.log_action):
+            if a is None:
+                tools.addSeparator()
+            else:
+                tools.addAction(a)
+        self.addToolBar(tools)
+        self.toolbar = tools
+
+        self.table.set_context_actions([
+            self.find_similar_action, None, ea.add_metadata, ea.update_metadata, ea.remove_metadata, None,
+            ea.relabel, ea.rename, ea.move, None, ea.null_image, ea.remove, None, self.export_action,
+        ])
+        self.metadata_pane.set_actions([ea.add_metadata, ea.update_metadata, ea.remove_metadata])
+        for a in (ea.new_database, ea.rename_database, ea.remove_database, ea.train_folder):
+            self.database_list.addAction(a)
+        for a in (self.open_action, self.refresh_action, self.export_action, self.quit_action,
+                  self.focus_filter_action, self.go_to_action, self.log_action):
+            self.addAction(a)  # shortcuts work with the menu bar hidden too
+        self._rebuild_recent_menu()
+
+    def _wire(self) -> None:
+        s, m, t, f, p = self.session, self.model, self.table, self.filter_panel, self.pager
+        s.opening.connect(self._on_session_opening)
+        s.opened.connect(self._on_session_opened)
+        s.open_failed.connect(self._on_session_open_failed)
+        s.databases_changed.connect(self._on_session_databases_changed)
+        s.changed_elsewhere.connect(self._on_session_changed_elsewhere)
+        s.poll_failed.connect(lambda e: self.presenter.notify(f"Cannot check the store for changes: {e.description}"))
+        self.database_list.selectionModel().currentChanged.connect(self._on_database_list_current_changed)
+        f.query_changed.connect(m.set_query)
+        f.query_changed.connect(self._on_filter_query_changed)
+        m.page_loaded.connect(self._update_pager)
+        m.count_changed.connect(self._update_pager)
+        m.loading_changed.connect(self._update_pager)
+        m.query_requested.connect(self._update_description)
+        m.failed.connect(lambda e: self.presenter.show_error(e, "Listing"))
+        p.first_requested.connect(m.first_page)
+        p.previous_requested.connect(m.previous_page)
+        p.next_requested.connect(m.next_page)
+        p.last_requested.connect(m.last_page)
+        p.go_to_requested.connect(m.go_to)
+        p.page_size_changed.connect(self._on_pager_page_size_changed)
+        t.rows_selected.connect(self._on_table_rows_selected)
+        t.copied.connect(lambda n: self.presenter.notify(f"Copied {n:,} row{'s' if n != 1 else ''} as tab-separated text."))
+        t.doubleClicked.connect(lambda _i: self.image_pane.view.fit())
+        self.metadata_pane.key_selected.connect(self.entry_actions.set_meta_key)
+        self.entry_actions.changed.connect(self._on_entry_actions_changed)
+        self.entry_actions.busy_changed.connect(
+            lambda busy: self.status_busy.setText("Working…" if busy else ""))
+        self.change_hint.action_clicked.connect(self.refresh)
+        self.read_only_banner.action_clicked.connect(self.open_store_dialog)
+        self.empty.open_store.connect(self.open_store_dialog)
+        self.empty.create_sample.connect(self.entry_actions.on_create_sample)
+        self.empty.new_database.connect(self.entry_actions.on_new_database)
+        self.empty.train_folder.connect(self._train_folder_into_new_database)
+        self.theme.changed.connect(self._on_theme_changed)
+
+    def _restore(self) -> None:
+        geometry = self.settings.state("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        for name, splitter in (("main_splitter", self.splitter), ("detail_splitter", self.details)):
+            state = self.settings.state(name)
+            if state is not None:
+                splitter.restoreState(state)
+        self.table.restore_header(self.settings.state("header"))
+        state = self.settings.state("window_state")
+        if state is not None:
+            self.restoreState(state)
+
+    def save_settings(self) -> None:
+        self.settings.set_state("geometry", self.saveGeometry())
+        self.settings.set_state("main_splitter", self.splitter.saveState())
+        self.settings.set_state("detail_splitter", self.details.saveState())
+        self.settings.set_state("header", self.table.save_header())
+        self.settings.set_state("window_state", self.saveState())
+        self.settings.set_page_size(self.model.page_size)
+        self.settings.sync()
+
+    # -- stores --------------------------------------------------------------------------------
+
+    def open_store(self, url: str, read_only: bool = False, reason: str | None = None) -> None:
+        """Open a store (in the background); `--read-only` wins over the caller."""
+        if self.force_read_only:
+            read_only, reason = True, "Hashlens was started with --read-only"
+        self.session.open(url, read_only=read_only, reason=reason)
+
+    def open_store_dialog(self) -> None:
+        dialog = OpenStoreDialog(self.settings.recent_stores(), self, read_only=self.session.read_only,
+                                 forced_read_only=self.force_read_only)
+        if dialog.exec() == OpenStoreDialog.DialogCode.Accepted and dialog.url():
+            reason = "you chose to open it read-only" if dialog.read_only.isChecked() else None
+            self.open_store(dialog.url(), dialog.read_only.isChecked(), reason)
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent_stores()
+        for url in recent:
+            action = self.recent_menu.addAction(url)
+            action.triggered.connect(lambda _c=False, u=url: self.open_store(u))
+        self.recent_menu.setEnabled(bool(recent))
+
+    def _on_session_opening(self, url: str) -> None:
+        self.statusBar().showMessage(f"Opening {url}…")
+
+    def _on_session_opened(self, store) -> None:
+        reason = self.session.read_only_reason
+        self.model.set_source(ListingSource(self.workers, store))
+        self.image_pane.set_source(ImageSource(self.workers, store), None)
+        self.entry_actions.set_store(store, reason)
+        self.settings.add_recent_store(self.session.url)
+        self._rebuild_recent_menu()
+        self.setWindowTitle(f"{store.describe()} — Hashlens" + (" (read-only)" if reason else ""))
+        self.status_store.setText(store.describe() + (" · read-only" if reason else ""))
+        self.statusBar().showMessage(f"Opened {store.describe()}", 4000)
+        if reason:
+            button = None if self.force_read_only else "Open for writing…"
+            self.read_only_banner.show_notice(
+                f"Read-only: {reason}. Training, editing and removing are disabled.", button)
+        else:
+            self.read_only_banner.hide()
+        self.change_hint.hide()
+        self._pending_database = self.settings.last_database(self.session.url or "")
+        self.databases.set_databases([])
+        self.filter_panel.set_database(None)
+        self.model.clear()
+
+    def _on_session_open_failed(self, error: HashlensError) -> None:
+        self.presenter.show_error(error, "Open store")
+        if self.session.store is None:
+            self._show_no_store(error.description)
+
+    def _on_session_databases_changed(self, databases) -> None:
+        current = self.filter_panel.database
+        wanted = self._pending_database or current
+        self._pending_database = None
+        self.databases.set_databases(databases)
+        names = [d.name for d in databases]
+        self.entry_actions.set_database(current if current in names else None, names)
+        if not databases:
+            self.filter_panel.set_database(None)
+            self.model.clear()
+            self.empty.show_empty_store(self.session.describe(), self.session.read_only)
+            self.stack.setCurrentWidget(self.empty)
+            self._update_status()
+            return
+        self.stack.setCurrentWidget(self.browser)
+        name = wanted if wanted in names else names[0]
+        self.select_database(name)
+        self._update_status()
+
+    def select_database(self, name: str) -> None:
+        row = self.databases.row_of(name)
+        if row < 0:
+            return
+        index = self.databases.index(row)
+        if self.database_list.currentIndex() != index:
+            self.database_list.setCurrentIndex(index)  # → _on_database_list_current_changed
+        elif self.filter_panel.database != name:
+            self._use_database(name)
+
+    def _on_database_list_current_changed(self, current, _previous) -> None:
+        if current.isValid():
+            self._use_database(self.databases.names()[current.row()])
+
+    def _use_database(self, name: str) -> None:
+        if name == self.filter_panel.database:
+            return
+        self.image_pane.set_source(self.image_pane._source, name)
+        self.entry_actions.set_database(name, self.databases.names())
+        if self.session.url:
+            self.settings.set_last_database(self.session.url, name)
+        self.filter_panel.set_database(name)
+        self._load_metadata_keys(name)
+        self._update_status()
+
+    def _load_metadata_keys(self, database: str) -> None:
+        store = self.session.store
+        if store is None:
+            return
+        self.workers.submit("ui", lambda: store.metadata_keys(database), kind="meta_keys", store=store,
+                            on_done=self.filter_panel.set_metadata_keys, on_error=lambda _e: None)
+
+    def _show_no_store(self, reason: str | None = None) -> None:
+        self.empty.show_no_store(reason)
+        self.stack.setCurrentWidget(self.empty)
+        self.entry_actions.set_store(None, None)
+        self._update_status()
+
+    # -- browsing ------------------------------------------------------------------------------
+
+    def _on_filter_query_changed(self, query: ListingQuery) -> None:
+        self._update_description(self.model.query or query)
+
+    def _update_description(self, query: ListingQuery | None) -> None:
+        if query is None:
+            self.description.setText("")
+            return
+        self.description.setText(f"<b>{_html(query.database)}</b> · showing {_html(query.describe())}")
+
+    def _update_pager(self, *_):
+        m = self.model
+        self.pager.update_state(m.query, m.rowCount(), m.count, m.has_next(), m.last_start(), m.loading)
+        self.table.set_placeholder(self._placeholder_text())
+        self._update_status()
+
+    def _placeholder_text(self) -> str:
+        m = self.model
+        if m.query is None or m.rowCount() or m.page is None:
+            return "Loading…" if m.loading else ""
+        if m.query.start > 1:
+            total = f" The listing has {m.count} entries." if m.count is not None else ""
+            return f"No entries from entry {m.query.start:,} on.{total}"
+        if m.query.is_filtered:
+            return "No entries match this filter.\nChange or clear the filter (View ▸ Clear filters)."
+        if self.session.read_only:
+            return "This database has no entries."
+        return "This database has no entries yet.\nTrain images into it with Database ▸ Train images…"
+
+    def _update_status(self) -> None:
+        m = self.model
+        self.status_database.setText(f"Database: {self.filter_panel.database}" if self.filter_panel.database else "")
+        self.status_count.setText(f"{m.count} entries" if m.count is not None and m.query is not None else "")
+        if m.last_elapsed_ms is None or m.query is None:
+            self.status_time.setText("")
+        elif m.last_from_cache:
+            self.status_time.setText("page from cache")
+        else:
+            self.status_time.setText(f"query {m.last_elapsed_ms:,.0f} ms")
+        if self.session.store is None:
+            self.status_store.setText("no store open")
+
+    def _on_pager_page_size_changed(self, size: int) -> None:
+        self.model.set_page_size(size)
+        self.settings.set_page_size(size)
+
+    def _on_table_rows_selected(self, rows) -> None:
+        self.image_pane.show_rows(rows)
+        self.metadata_pane.show_rows(rows)
+        self.entry_actions.set_rows(rows)
+        self.filter_panel.set_reference(rows[0].phash_hex if len(rows) == 1 else None)
+        self.find_similar_action.setEnabled(len(rows) == 1)
+
+    def _find_similar(self) -> None:
+        rows = self.table.selected_rows()
+        if len(rows) == 1:
+            self.filter_panel.find_similar(rows[0].phash_hex)
+
+    def _focus_go_to(self) -> None:
+        self.pager.go_to.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.pager.go_to.selectAll()
+
+    def show_query(self, query: ListingQuery) -> None:
+        """Show a listing made elsewhere (an audit finding) in the table and the panel."""
+        if query.database != self.filter_panel.database:
+            self.select_database(query.database)
+        self.filter_panel.set_query(query)
+
+    def refresh(self) -> None:
+        """F5: reload databases, counts and the page; clear the 'changed elsewhere' hint."""
+        if self.session.store is None:
+            return
+        self.session.mark_seen()
+        self.model.refresh()
+        self.session.refresh_databases()
+        if self.filter_panel.database:
+            self._load_metadata_keys(self.filter_panel.database)
+
+    def _on_session_changed_elsewhere(self, changed: bool) -> None:
+        if changed:
+            self.change_hint.show_notice("The store was changed elsewhere since this page was loaded.", "Refresh")
+        else:
+            self.change_hint.hide()
+
+    def _on_entry_actions_changed(self, result: WriteResult) -> None:
+        if result.lines:
+            self.action_log.add(result.lines)
+        self.session.mark_seen(result.token)
+        if result.select_database:
+            self._pending_database = result.select_database
+        self.model.refresh()
+        self.session.refresh_databases()
+        if self.filter_panel.database:
+            self._load_metadata_keys(self.filter_panel.database)
+
+    def _train_folder_into_new_database(self) -> None:
+        folder = self.prompter.folder()
+        if not folder:
+            return
+        name = self.prompter.text("Train a folder", "Name of the new database:", Path(folder).name or "Images")
+        if not name:
+            return
+        store = self.session.store
+        if store is None:
+            return
+        from app.services import actions
+
+        def created(_):
+            self._pending_database = name
+            self.session.refresh_databases()
+            self.entry_actions.train_paths([folder], database=name)
+
+        self.workers.submit("write", lambda: actions.create_database(store, name), store=store,
+                            on_done=created, on_error=lambda e: self.presenter.show_error(e, "New database"))
+
+    # -- other windows -----------------------------------------------------------------------
+
+    def _selected_identifiers(self) -> list[str] | None:
+        rows = self.table.selected_rows()
+        return [r.identifier for r in rows] if rows else None
+
+    def open_export(self) -> None:
+        store, query = self.session.store, self.model.query
+        if store is None or query is None:
+            self.presenter.notify("Choose a database to export first.")
+            return
+        try:
+            from ui.export_dialog import ExportDialog
+        except ImportError:
+            self._not_available("Export")
+            return
+        ExportDialog(store, query, self._selected_identifiers(), self.model.rows, self).exec()
+
+    def open_import(self) -> None:
+        store = self.session.store
+        if store is None:
+            return
+        if self.session.read_only:
+            self.presenter.notify(f"Import is disabled: the store is read-only ({self.session.read_only_reason}).")
+            return
+        try:
+            from ui.import_dialog import ImportDialog
+        except ImportError:
+            self._not_available("Import")
+            return
+        ImportDialog(store, self.filter_panel.database, self).exec()
+        self.refresh()
+
+    def open_audit(self) -> None:
+        store = self.session.store
+        if store is None:
+            return
+        try:
+            from ui.audit_view import AuditWindow
+        except ImportError:
+            self._not_available("Audit")
+            return
+        window = AuditWindow(store, self.filter_panel.database, self)
+        window.show_filter.connect(self.show_query)
+        window.show()
+        self._audit_window = window
+
+    def _not_available(self, what: str) -> None:
+        self.prompter.info(what, f"{what} is not available in this build.")
+
+    def show_about(self) -> None:
+        from PySide6 import __version__ as pyside_version
+
+        QMessageBox.about(
+            self, "About Hashlens",
+            f"<h3>Hashlens {app.__version__}</h3>"
+            "<p>Browse, export and audit OpenText IDOL Media Server image-hash databases.</p>"
+            "<p>Hashlens answers Media Server's image-hash actions (ListImageHashes and its family). "
+            "The pHash it shows is its own perceptual hash of each training image, not a Media Server "
+            "value.</p>"
+            f"<p>Store: {_html(self.session.describe())}<br>PySide6 {pyside_version}</p>",
+        )
+
+    # -- look and feel ------------------------------------------------------------------------
+
+    def set_theme(self, mode: str) -> None:
+        self.theme.set_mode(mode)
+        self.settings.set_theme(mode)
+        self.theme_actions[mode].setChecked(True)
+
+    def _on_theme_changed(self, _scheme: str) -> None:
+        for action in self.findChildren(QAction):
+            name = action.property("icon_name")
+            if name:
+                action.setIcon(icon(name))
+        self.entry_actions.refresh_icons()
+        self.pager.refresh_icons()
+        self.image_pane.refresh_icons()
+        self.read_only_banner.restyle()
+        self.change_hint.restyle()
+        self.image_pane.grid.update()
+
+    def sizeHint(self) -> QSize:
+        return QSize(1400, 860)
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def closeEvent(self, event) -> None:
+        if not self._closed:
+            self._closed = True
+            self.save_settings()
+            if self.entry_actions.progress_dialog is not None:
+                self.entry_actions.progress_dialog.reject()  # ask the long job to stop
+            if not self.session.shutdown(wait_ms=10000):
+                log.warning("background work did not stop within 10 s of closing")
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Close without a close event (tests, the benchmark)."""
+        if not self._closed:
+            self._closed = True
+            self.session.shutdown()
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+

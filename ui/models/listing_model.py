@@ -1,0 +1,473 @@
+"""The entry table's item model: one page of a listing, fetched off the GUI thread and cached.
+
+`data()` reads only the strings prepared when a page arrived: it never touches the store
+(a test counts the listing service's calls while scrolling). Pages are requested through
+a `ListingSource`, newest request wins, and the next page is prefetched so paging forward
+is served from memory. Sorting re-queries the store with a `SortKey`; the model never
+sorts rows itself (a sort proxy over a million rows took over a minute here).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
+from PySide6.QtGui import QFont, QFontDatabase
+
+from app.domain import Count, EntryRow, HashlensError, ListingPage, ListingQuery, SortKey
+from app.services import actions
+
+ROW_ROLE = Qt.ItemDataRole.UserRole + 1
+# Counting a filtered listing stops here first ("10,000+"); the exact figure follows
+# from a slower background count (ours, after the house guide).
+COUNT_BOUND = 10_000
+CACHE_PAGES = 48
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    title: str
+    sort: SortKey | None
+    numeric: bool = False
+    tooltip: str = ""
+
+
+COLUMNS = (
+    Column("position", "#", SortKey.POSITION, True,
+           "Position in this listing: the 1-based index ListImageHashes' start= would use"),
+    Column("identifier", "Identifier", SortKey.IDENTIFIER, tooltip="The image hash's identifier"),
+    Column("label", "Label", SortKey.LABEL, tooltip="The training image's label"),
+    Column("status", "Status", None, tooltip="Always 'trained' (Media Server)"),
+    Column("image", "Image data", SortKey.HAS_IMAGE_DATA,
+           tooltip="Whether the training image is stored (hasimagedata)"),
+    Column("meta", "Metadata", SortKey.META_COUNT, True, "Number of custom metadata items"),
+    Column("phash", "pHash", SortKey.PHASH,
+           tooltip="Hashlens's own 64-bit perceptual hash (not a Media Server value)"),
+    Column("size", "Image size", SortKey.WIDTH, tooltip="Pixel size and format of the training image"),
+    Column("trained", "Trained at", SortKey.TRAINED_AT, tooltip="When the hash was trained (local time)"),
+)
+COLUMN_INDEX = {c.name: i for i, c in enumerate(COLUMNS)}
+
+
+def format_row(row: EntryRow) -> tuple[str, ...]:
+    """The strings a row shows, computed once per page so `data()` only indexes."""
+    if row.width is not None and row.height is not None:
+        size = f"{row.width} × {row.height}" + (f" {row.image_format}" if row.image_format else "")
+    else:
+        size = ""
+    trained = datetime.fromtimestamp(row.trained_at / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        f"{row.position:,}",
+        row.identifier,
+        row.label,
+        "trained",
+        "yes" if row.has_image_data else "removed",
+        str(row.meta_count),
+        row.phash_hex,
+        size,
+        trained,
+    )
+
+
+def count_key(query: ListingQuery) -> ListingQuery:
+    """What a count depends on: the database and filters, not the window or the order."""
+    return replace(query, start=1, maxresults=None, sort=SortKey.POSITION, descending=False,
+                   imagestatus=False, metadata=False)
+
+
+class ListingSource:
+    """Runs listing requests on the window's workers against one store."""
+
+    def __init__(self, workers, store):
+        self.workers = workers
+        self.store = store
+
+    def page(self, query: ListingQuery, on_done, on_error, kind: str):
+        store = self.store
+        return self.workers.submit(
+            "ui", lambda: actions.list_image_hashes(store, query),
+            on_done=on_done, on_error=on_error, kind=kind, store=store,
+        )
+
+    def count(self, query: ListingQuery, bound: int | None, on_done, on_error, kind: str):
+        store = self.store
+        lane = "ui" if bound is not None else "count"
+        return self.workers.submit(
+            lane, lambda: store.count(query, bound=bound),
+            on_done=on_done, on_error=on_error, kind=kind, store=store,
+        )
+
+    def interrupt_count(self, job) -> None:
+        """Stop a running exact count and make its result stale."""
+        self.workers.invalidate("count_exact")
+        self.workers.interrupt("count", job)
+
+    def drop_pages(self) -> None:
+        """Make any page request in flight stale (a cached page is shown instead)."""
+        self.workers.invalidate("page")
+
+
+class ListingModel(QAbstractTableModel):
+    """One page of a listing as a table. Owned by the window; it never touches a view."""
+
+    query_requested = Signal(object)  # ListingQuery: the windowed request now wanted
+    page_loaded = Signal(object)  # ListingPage now shown
+    count_changed = Signal(object)  # Count, or None while unknown
+    loading_changed = Signal(bool)
+    failed = Signal(object)  # HashlensError
+
+    PAGE_SIZES = (50, 100, 500, 1000)
+
+    def __init__(self, source: ListingSource | None = None, parent=None, page_size: int = 100):
+        super().__init__(parent)
+        self._source = source
+        self._page_size = page_size if page_size in self.PAGE_SIZES else 100
+        self._sort = SortKey.POSITION
+        self._descending = False
+        self._query: ListingQuery | None = None
+        self._shown: ListingPage | None = None
+        self._rows: list[EntryRow] = []
+        self._display: list[tuple[str, ...]] = []
+        self._cache: OrderedDict[ListingQuery, ListingPage] = OrderedDict()
+        self._counts: dict[ListingQuery, Count] = {}
+        self._count_key: ListingQuery | None = None
+        self._count: Count | None = None
+        self._counting: ListingQuery | None = None
+        self._exact_job = None
+        self._loading = False
+        self.last_elapsed_ms: float | None = None
+        self.last_from_cache = False
+        # Built once: data() must not create fonts or brushes per call.
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        italic = QFont()
+        italic.setItalic(True)
+        self._fonts = [None] * len(COLUMNS)
+        self._fonts[COLUMN_INDEX["phash"]] = mono
+        self._removed_font = italic
+        right = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        left = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        self._align = [right if c.numeric else left for c in COLUMNS]
+        self._image_col = COLUMN_INDEX["image"]
+
+    # -- Qt model interface -----------------------------------------------------------------
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        row, col = index.row(), index.column()
+        if row >= len(self._rows):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display[row][col]
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return self._align[col]
+        if role == Qt.ItemDataRole.FontRole:
+            if col == self._image_col and not self._rows[row].has_image_data:
+                return self._removed_font
+            return self._fonts[col]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if col == self._image_col and not self._rows[row].has_image_data:
+                return "The training image was removed (NullImageHashImageData); the hash remains."
+            return self._display[row][col] or None
+        if role == ROW_ROLE:
+            return self._rows[row]
+        return None
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section].title
+        if role == Qt.ItemDataRole.ToolTipRole:
+            column = COLUMNS[section]
+            return column.tooltip + ("" if column.sort else " (not sortable)")
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return self._align[section]
+        return None
+
+    def flags(self, index):
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+    def sort(self, column: int, order=Qt.SortOrder.AscendingOrder) -> None:
+        """Called by the header: re-query in the store's order (never sort rows here)."""
+        if not 0 <= column < len(COLUMNS) or COLUMNS[column].sort is None:
+            return
+        key = COLUMNS[column].sort
+        descending = order == Qt.SortOrder.DescendingOrder
+        if (key, descending) == (self._sort, self._descending):
+            return
+        self._sort, self._descending = key, descending
+        if self._query is not None:
+            self._request(replace(self._query, sort=key, descending=descending, start=1))
+
+    # -- what the window asks -----------------------------------------------------------------
+
+    @property
+    def query(self) -> ListingQuery | None:
+        """The windowed request most recently made (shown, or on its way)."""
+        return self._query
+
+    @property
+    def page(self) -> ListingPage | None:
+        return self._shown
+
+    @property
+    def rows(self) -> list[EntryRow]:
+        return list(self._rows)
+
+    @property
+    def count(self) -> Count | None:
+        return self._count
+
+    @property
+    def page_size(self) -> int:
+        return self._page_size
+
+    @property
+    def sort_order(self) -> tuple[SortKey, bool]:
+        return self._sort, self._descending
+
+    @property
+    def loading(self) -> bool:
+        return self._loading
+
+    def row(self, i: int) -> EntryRow:
+        return self._rows[i]
+
+    def sort_column(self) -> int:
+        return next(i for i, c in enumerate(COLUMNS) if c.sort is self._sort)
+
+    def set_source(self, source: ListingSource | None) -> None:
+        """A new store: forget every page and count."""
+        self._drop_count()
+        self._source = source
+        self._cache.clear()
+        self._counts.clear()
+        self._query = None
+        self._count_key = None
+        self._set_count(None)
+        self._show(None)
+
+    def set_query(self, query: ListingQuery) -> None:
+        """A new filter from the panel: the first page in the current order and page size."""
+        self._request(replace(query, sort=self._sort, descending=self._descending, start=1,
+                              maxresults=self._page_size, imagestatus=True, metadata=True))
+
+    def clear(self) -> None:
+        self._query = None
+        self._count_key = None
+        self._set_count(None)
+        self._show(None)
+
+    def go_to(self, start: int) -> None:
+        """Show the page starting exactly at entry `start` (ListImageHashes' start=N)."""
+        if self._query is not None:
+            self._request(replace(self._query, start=max(1, int(start))))
+
+    def first_page(self) -> None:
+        self.go_to(1)
+
+    def previous_page(self) -> None:
+        if self._query is not None:
+            self.go_to(max(1, self._query.start - self._page_size))
+
+    def next_page(self) -> None:
+        if self._query is not None and self.has_next():
+            self.go_to(self._query.start + self._page_size)
+
+    def last_page(self) -> None:
+        start = self.last_start()
+        if start is not None:
+            self.go_to(start)
+
+    def last_start(self) -> int | None:
+        """Where the last page starts, aligned to page size; None until the count is exact."""
+        if self._count is None or not self._count.exact:
+            return None
+        total = self._count.value
+        if total == 0:
+            return 1
+        return (total - 1) // self._page_size * self._page_size + 1
+
+    def has_next(self) -> bool:
+        if self._query is None:
+            return False
+        if self._count is not None and self._count.exact:
+            return self._query.start + self._page_size <= self._count.value
+        return self._shown is not None and len(self._rows) >= self._page_size
+
+    def set_page_size(self, size: int) -> None:
+        if size not in self.PAGE_SIZES or size == self._page_size:
+            return
+        self._page_size = size
+        if self._query is not None:
+            self._request(replace(self._query, maxresults=size))
+
+    def refresh(self) -> None:
+        """The store changed: forget cached pages and counts, reload the current page."""
+        self._cache.clear()
+        self._counts.clear()
+        self._count_key = None
+        self._drop_count()
+        if self._query is not None:
+            self._request(self._query)
+
+    # -- fetching ----------------------------------------------------------------------------
+
+    def _request(self, query: ListingQuery) -> None:
+        self._query = query
+        self.query_requested.emit(query)
+        key = count_key(query)
+        if key != self._count_key:
+            self._count_key = key
+            self._drop_count()
+            self._set_count(self._counts.get(key))
+        if self._source is None:
+            return
+        cached = self._cache.get(query)
+        if cached is not None:
+            self._cache.move_to_end(query)
+            # An older request still in flight must not replace what we show now.
+            self._source.drop_pages()
+            self.last_elapsed_ms, self.last_from_cache = 0.0, True
+            self._set_loading(False)
+            self._show(cached)
+            self._after_page(query, cached)
+            return
+        began = time.perf_counter()
+        self._set_loading(True)
+        self._source.page(
+            query,
+            on_done=lambda page: self._on_page(query, page, began),
+            on_error=self._on_error,
+            kind="page",
+        )
+
+    def _on_page(self, query: ListingQuery, page: ListingPage, began: float) -> None:
+        self.last_elapsed_ms = (time.perf_counter() - began) * 1000
+        self.last_from_cache = False
+        self._remember(query, page)
+        self._set_loading(False)
+        self._show(page)
+        self._after_page(query, page)
+
+    def _after_page(self, query: ListingQuery, page: ListingPage) -> None:
+        key = count_key(query)
+        if page.total is not None:
+            self._known_count(key, Count(page.total, True))
+        elif query.start == 1 and query.maxresults and len(page.rows) < query.maxresults:
+            self._known_count(key, Count(len(page.rows), True))
+        elif key not in self._counts or not self._counts[key].exact:
+            self._start_count(key)
+        self._prefetch(query, page)
+
+    def _prefetch(self, query: ListingQuery, page: ListingPage) -> None:
+        # Paging forward is the common move: have the next page in memory before asked.
+        if not query.maxresults or len(page.rows) < query.maxresults:
+            return
+        following = replace(query, start=query.start + len(page.rows))
+        if following in self._cache or self._source is None:
+            return
+        self._source.page(following, on_done=lambda p: self._remember(following, p),
+                          on_error=lambda _e: None, kind="prefetch")
+
+    def _remember(self, query: ListingQuery, page: ListingPage) -> None:
+        self._cache[query] = page
+        self._cache.move_to_end(query)
+        while len(self._cache) > CACHE_PAGES:
+            self._cache.popitem(last=False)
+
+    def _on_error(self, error: HashlensError) -> None:
+        self._set_loading(False)
+        self.failed.emit(error)
+
+    # -- counting ----------------------------------------------------------------------------
+
+    def _drop_count(self) -> None:
+        if self._exact_job is not None and self._source is not None:
+            # A slow count for an old filter is no longer wanted: stop its statement.
+            self._source.interrupt_count(self._exact_job)
+        self._exact_job = None
+        self._counting = None
+
+    def _start_count(self, key: ListingQuery) -> None:
+        if self._counting == key or self._source is None:
+            return
+        self._drop_count()
+        self._counting = key
+        self._source.count(key, COUNT_BOUND, on_done=lambda c: self._known_count(key, c),
+                           on_error=lambda _e: None, kind="count_bound")
+        self._exact_job = self._source.count(
+            key, None, on_done=lambda c: self._known_count(key, c), on_error=self._on_count_error, kind="count_exact"
+        )
+
+    def _on_count_error(self, error: HashlensError) -> None:
+        self._counting = None
+        self._exact_job = None
+        self.failed.emit(error)
+
+    def _known_count(self, key: ListingQuery, count: Count) -> None:
+        previous = self._counts.get(key)
+        if previous is not None and previous.exact and not count.exact:
+            return  # the exact count arrived first; a bound adds nothing
+        self._counts[key] = count
+        if count.exact and self._counting == key:
+            self._counting = None
+            self._exact_job = None
+        if key == self._count_key:
+            self._set_count(count)
+
+    def _set_count(self, count: Count | None) -> None:
+        if count != self._count:
+            self._count = count
+            self.count_changed.emit(count)
+
+    def _set_loading(self, loading: bool) -> None:
+        if loading != self._loading:
+            self._loading = loading
+            self.loading_changed.emit(loading)
+
+    # -- showing -----------------------------------------------------------------------------
+
+    def _show(self, page: ListingPage | None) -> None:
+        rows = list(page.rows) if page is not None else []
+        display = [format_row(r) for r in rows]
+        same_view = (
+            page is not None and self._shown is not None and page.query == self._shown.query
+        )
+        if same_view:
+            # A refresh of the page on screen: keep the selection and scroll position.
+            self._replace_rows(rows, display)
+        else:
+            self.beginResetModel()
+            self._rows, self._display = rows, display
+            self.endResetModel()
+        self._shown = page
+        self.page_loaded.emit(page)
+
+    def _replace_rows(self, rows, display) -> None:
+        old, new = len(self._rows), len(rows)
+        if new < old:
+            self.beginRemoveRows(QModelIndex(), new, old - 1)
+            self._rows, self._display = self._rows[:new], self._display[:new]
+            self.endRemoveRows()
+        elif new > old:
+            self.beginInsertRows(QModelIndex(), old, new - 1)
+            self._rows = self._rows + rows[old:]
+            self._display = self._display + display[old:]
+            self.endInsertRows()
+        self._rows, self._display = rows, display
+        if new:
+            self.dataChanged.emit(self.index(0, 0), self.index(new - 1, len(COLUMNS) - 1))

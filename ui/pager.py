@@ -1,0 +1,108 @@
+"""The paging bar under the table: first/previous/next/last, page size, go to entry N."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QIntValidator
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QToolButton, QWidget
+
+from app.domain import Count, ListingQuery
+from ui.icons import icon
+
+
+def page_text(query: ListingQuery | None, shown: int, count: Count | None, loading: bool = False) -> str:
+    """'entries 1,001–1,050 of 2,000,000' (the count may be '10,000+' or not known yet)."""
+    if query is None:
+        return "no database chosen"
+    total = "…" if count is None else str(count)
+    if shown == 0:
+        if count is not None and count.exact and count.value == 0:
+            return "no entries match" if query.is_filtered else "this database has no entries"
+        if loading:
+            return "loading…"
+        return f"no entries from {query.start:,} (of {total})"
+    first, last = query.start, query.start + shown - 1
+    return f"entries {first:,}–{last:,} of {total}"
+
+
+class PagerBar(QWidget):
+    """Emits what the person asked for; the model decides what that means."""
+
+    first_requested = Signal()
+    previous_requested = Signal()
+    next_requested = Signal()
+    last_requested = Signal()
+    go_to_requested = Signal(int)
+    page_size_changed = Signal(int)
+
+    def __init__(self, page_sizes=(50, 100, 500, 1000), page_size: int = 100, parent=None):
+        super().__init__(parent)
+        self.first = self._button("first", "First page", self.first_requested)
+        self.previous = self._button("previous", "Previous page", self.previous_requested)
+        self.next = self._button("next", "Next page", self.next_requested)
+        self.last = self._button("last", "Last page (once the exact count is known)", self.last_requested)
+        self.indicator = QLabel("no database chosen")
+        self.indicator.setObjectName("pageIndicator")
+        self.indicator.setMinimumWidth(260)
+        self.indicator.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.go_to = QLineEdit()
+        self.go_to.setPlaceholderText("go to entry…")
+        self.go_to.setToolTip("Show the page starting exactly at entry N (ListImageHashes start=N)")
+        self.go_to.setValidator(QIntValidator(1, 2_000_000_000, self))
+        self.go_to.setMaximumWidth(120)
+        self.go_to.returnPressed.connect(self._on_go_to_return_pressed)
+        self.page_size = QComboBox()
+        for size in page_sizes:
+            self.page_size.addItem(f"{size:,} per page", size)
+        self.page_size.setCurrentIndex(max(0, self.page_size.findData(page_size)))
+        self.page_size.setToolTip("Entries per page (ListImageHashes maxresults)")
+        self.page_size.currentIndexChanged.connect(
+            lambda _i: self.page_size_changed.emit(int(self.page_size.currentData()))
+        )
+
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.setSpacing(4)
+        for w in (self.first, self.previous):
+            layout.addWidget(w)
+        layout.addWidget(self.indicator)
+        for w in (self.next, self.last):
+            layout.addWidget(w)
+        layout.addStretch(1)
+        layout.addWidget(self.go_to)
+        layout.addWidget(self.page_size)
+
+    def _button(self, name: str, tip: str, signal) -> QToolButton:
+        button = QToolButton()
+        button.setIcon(icon(name))
+        button.setToolTip(tip)
+        button.setAutoRaise(True)
+        button.clicked.connect(signal.emit)
+        return button
+
+    def _on_go_to_return_pressed(self) -> None:
+        text = self.go_to.text().strip()
+        if text.isdigit() and int(text) >= 1:
+            self.go_to_requested.emit(int(text))
+
+    def set_page_size(self, size: int) -> None:
+        index = self.page_size.findData(size)
+        if index >= 0 and index != self.page_size.currentIndex():
+            self.page_size.blockSignals(True)
+            self.page_size.setCurrentIndex(index)
+            self.page_size.blockSignals(False)
+
+    def update_state(self, query: ListingQuery | None, shown: int, count: Count | None,
+                     has_next: bool, last_start: int | None, loading: bool = False) -> None:
+        self.indicator.setText(page_text(query, shown, count, loading))
+        at_start = query is None or query.start <= 1
+        self.first.setEnabled(not at_start)
+        self.previous.setEnabled(not at_start)
+        self.next.setEnabled(query is not None and has_next)
+        self.last.setEnabled(query is not None and last_start is not None and last_start != query.start)
+        self.go_to.setEnabled(query is not None)
+
+    def refresh_icons(self) -> None:
+        for name, button in (("first", self.first), ("previous", self.previous), ("next", self.next),
+                             ("last", self.last)):
+            button.setIcon(icon(name))

@@ -1,0 +1,81 @@
+"""Every question the window asks a person, behind one object tests can replace."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QWidget,
+)
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.jpe *.gif *.bmp *.tif *.tiff *.webp);;All files (*)"
+
+
+class Prompter:
+    """Modal questions. Each returns None (or False) when the person cancels."""
+
+    def __init__(self, parent: QWidget | None = None):
+        self.parent = parent
+
+    def text(self, title: str, label: str, value: str = "") -> str | None:
+        text, ok = QInputDialog.getText(self.parent, title, label, QLineEdit.EchoMode.Normal, value)
+        return text if ok else None
+
+    def item(self, title: str, label: str, items: list[str]) -> str | None:
+        if not items:
+            return None
+        choice, ok = QInputDialog.getItem(self.parent, title, label, items, 0, False)
+        return choice if ok else None
+
+    def integer(self, title: str, label: str, value: int, minimum: int, maximum: int) -> int | None:
+        number, ok = QInputDialog.getInt(self.parent, title, label, value, minimum, maximum)
+        return number if ok else None
+
+    def key_value(self, title: str, key: str = "", value: str = "", key_editable: bool = True) -> tuple[str, str] | None:
+        dialog = QDialog(self.parent)
+        dialog.setWindowTitle(title)
+        form = QFormLayout(dialog)
+        key_edit = QLineEdit(key)
+        key_edit.setReadOnly(not key_editable)
+        value_edit = QLineEdit(value)
+        form.addRow("Key", key_edit)
+        form.addRow("Value", value_edit)
+        form.addRow(QLabel("Keys and values: at most 254 bytes of UTF-8 (Media Server's limit)."))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(dialog.accept)
+        buttons.rejected.connect(dialog.reject)
+        form.addRow(buttons)
+        (value_edit if not key_editable else key_edit).setFocus()
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return None
+        return key_edit.text(), value_edit.text()
+
+    def confirm(self, title: str, text: str, ok_text: str = "OK") -> bool:
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Cancel, self.parent)
+        ok = box.addButton(ok_text, QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is ok
+
+    def info(self, title: str, text: str, details: str | None = None) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, title, text, QMessageBox.StandardButton.Ok, self.parent)
+        if details:
+            box.setDetailedText(details)
+        box.exec()
+
+    def image_files(self, title: str = "Train images") -> list[str]:
+        files, _ = QFileDialog.getOpenFileNames(self.parent, title, "", IMAGE_FILTER)
+        return files
+
+    def folder(self, title: str = "Train a folder of images") -> str | None:
+        return QFileDialog.getExistingDirectory(self.parent, title) or None
+
+    def store_file(self, title: str = "Open store") -> str | None:
+        path, _ = QFileDialog.getOpenFileName(self.parent, title, "", "Hashlens stores (*.db *.sqlite *.sqlite3);;All files (*)")
+        return path or None

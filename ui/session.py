@@ -1,0 +1,164 @@
+"""The open store as the window sees it: opening, its databases, read-only state and
+changes made by others, all done on worker lanes so a slow server never freezes the window."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from app.domain import HashlensError
+from app.store import Store
+from app.store.schema import SCHEMA_VERSION
+from ui.workers import Workers
+
+log = logging.getLogger("hashlens.ui")
+
+POLL_MS = 2000
+
+
+class Session(QObject):
+    opening = Signal(str)  # url being opened
+    opened = Signal(object)  # Store
+    open_failed = Signal(object)  # HashlensError
+    databases_changed = Signal(list)  # list[DatabaseInfo]
+    changed_elsewhere = Signal(bool)  # True: the store changed since we last loaded it
+    poll_failed = Signal(object)  # HashlensError from the change poll (connection lost, …)
+
+    def __init__(self, workers: Workers, parent=None, poll_ms: int = POLL_MS):
+        super().__init__(parent)
+        self.workers = workers
+        self.store: Store | None = None
+        self.url: str | None = None
+        self.read_only_reason: str | None = None
+        self.databases: list = []
+        self._seen_token: int | None = None
+        self._stale = False
+        self._poll_failed = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(poll_ms)
+        self._timer.timeout.connect(self.poll)
+
+    # -- opening ------------------------------------------------------------------------------
+
+    def open(self, url: str, read_only: bool = False, reason: str | None = None) -> None:
+        """Open a store in the background; `opened` or `open_failed` follows."""
+        self.opening.emit(url)
+
+        def work():
+            store = Store.open(url, read_only=read_only)
+            try:
+                token = store.change_token()
+            finally:
+                # Opened on a lane thread that will not own it: hand the connection back.
+                store.db.close()
+            return store, token
+
+        self.workers.submit(
+            "ui", work, kind="open",
+            on_done=lambda result: self._on_opened(url, result, read_only, reason),
+            on_error=self.open_failed.emit,
+        )
+
+    def _on_opened(self, url: str, result, read_only: bool, reason: str | None) -> None:
+        store, token = result
+        old = self.store
+        self.store, self.url = store, url
+        if read_only:
+            self.read_only_reason = reason or "it was opened read-only"
+        elif store.read_only:
+            self.read_only_reason = (
+                f"a newer version of Hashlens wrote it (schema {store.schema_version}; this version "
+                f"understands {SCHEMA_VERSION}), so it is never written here"
+            )
+        else:
+            self.read_only_reason = None
+        self.databases = []
+        self._seen_token = token
+        self._set_stale(False)
+        if old is not None:
+            # Each lane closes its own connection to the old store between jobs.
+            self.workers.release(old)
+        self.opened.emit(store)
+        self.refresh_databases()
+        self._timer.start()
+
+    @property
+    def read_only(self) -> bool:
+        return self.read_only_reason is not None
+
+    def describe(self) -> str:
+        return self.store.describe() if self.store is not None else "no store"
+
+    # -- databases -------------------------------------------------------------------------------
+
+    def refresh_databases(self, then=None) -> None:
+        store = self.store
+        if store is None:
+            return
+
+        def done(databases):
+            self.databases = databases
+            self.databases_changed.emit(databases)
+            if then is not None:
+                then(databases)
+
+        self.workers.submit("ui", store.list_databases, kind="databases", store=store, on_done=done)
+
+    # -- changes made elsewhere ------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Ask the store for its change token; a new one means someone else wrote."""
+        store = self.store
+        if store is None or self.workers.busy("poll") or self.workers.busy("write"):
+            return  # our own write in progress would look like someone else's
+        self.workers.submit("poll", store.change_token, kind="poll", store=store,
+                            on_done=self._on_polled, on_error=self._on_poll_error)
+
+    def _on_polled(self, token: int) -> None:
+        self._poll_failed = False
+        if self.workers.busy("write"):
+            return
+        if self._seen_token is not None and token != self._seen_token:
+            self._set_stale(True)
+
+    def _on_poll_error(self, error: HashlensError) -> None:
+        log.info("change poll failed: %s", error.description)
+        if not self._poll_failed:
+            self._poll_failed = True
+            self.poll_failed.emit(error)
+
+    def mark_seen(self, token: int | None = None) -> None:
+        """We have loaded (or made) the store's current state: clear the hint."""
+        if token is not None:
+            self._seen_token = token
+            self._set_stale(False)
+            return
+        store = self.store
+        if store is None:
+            return
+        self._set_stale(False)
+        self.workers.submit("poll", store.change_token, kind="seen", store=store,
+                            on_done=lambda t: setattr(self, "_seen_token", t), on_error=lambda _e: None)
+
+    def _set_stale(self, stale: bool) -> None:
+        if stale != self._stale:
+            self._stale = stale
+            self.changed_elsewhere.emit(stale)
+
+    @property
+    def stale(self) -> bool:
+        return self._stale
+
+    # -- closing ---------------------------------------------------------------------------------
+
+    def shutdown(self, wait_ms: int = 5000) -> bool:
+        self._timer.stop()
+        store = self.store
+        finished = self.workers.shutdown(wait_ms)
+        if store is not None:
+            try:
+                store.close()
+            except Exception:
+                log.debug("closing the store failed", exc_info=True)
+        return finished

@@ -1,0 +1,326 @@
+"""Background work for the window: long-lived store lanes on a QThreadPool, with tickets.
+
+Why lanes: PySide6 drops a pool thread's Python thread state when a QRunnable's `run()`
+returns, and with it peewee's thread-local connection, so a runnable per page would
+reconnect (and on SQLite checkpoint the WAL) every time. A lane is one QRunnable whose
+`run()` loops over a queue of jobs, so its connection lives as long as the lane. Lanes
+are separate so that a slow exact count never delays a page, and writes run one at a time.
+
+Newest request wins: a job submitted with a `kind` gets a ticket; a newer job of the same
+kind makes it stale, and a stale job is skipped before it runs and dropped when it
+finishes. Results are delivered on the GUI thread through a signal relay.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+from app.domain import Failure, HashlensError
+
+log = logging.getLogger("hashlens.ui")
+
+LANES = ("ui", "count", "poll", "write", "image")
+
+
+class CancelToken:
+    """A flag a long job checks between batches; callable, so it can be `cancelled=`."""
+
+    def __init__(self):
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass(eq=False)
+class Job:
+    """One unit of work: `fn()` runs on a lane; its result or error comes back on the GUI thread."""
+
+    fn: Callable[[], object]
+    on_done: Callable[[object], None] | None = None
+    on_error: Callable[[HashlensError], None] | None = None
+    on_progress: Callable[[int, int], None] | None = None
+    kind: str | None = None
+    ticket: int = 0
+    store: object | None = None
+    cancel: CancelToken = field(default_factory=CancelToken)
+    submitted: float = field(default_factory=time.perf_counter)
+    started: float | None = None
+    finished: float | None = None
+
+
+@dataclass
+class _Outcome:
+    job: Job
+    value: object = None
+    error: HashlensError | None = None
+
+
+class _Relay(QObject):
+    """Lives on the GUI thread; signals emitted from lanes are queued to it."""
+
+    finished = Signal(object)  # _Outcome
+    progress = Signal(object, int, int)  # Job, done, total
+
+
+class Lane(QRunnable):
+    """A worker that runs jobs one after another on one pool thread until stopped."""
+
+    def __init__(self, name: str, relay: _Relay, is_current: Callable[[Job], bool]):
+        super().__init__()
+        self.setAutoDelete(False)
+        self.name = name
+        self._relay = relay
+        self._is_current = is_current
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._running: Job | None = None
+        self._connection = None
+        self._stores: list = []  # stores this lane's thread has connected to
+        self.stopped = threading.Event()
+
+    def put(self, job: Job | None) -> None:
+        self._queue.put(job)
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def running(self) -> Job | None:
+        return self._running
+
+    def run(self) -> None:  # noqa: D401 - Qt override
+        try:
+            while True:
+                job = self._queue.get()
+                if job is None:
+                    break
+                if job.cancel.is_cancelled or not self._is_current(job):
+                    continue  # superseded before it started: skip the query altogether
+                self._run_job(job)
+        finally:
+            for store in self._stores:
+                self._close(store)
+            self._stores.clear()
+            self.stopped.set()
+
+    def _run_job(self, job: Job) -> None:
+        store = job.store
+        if store is not None and store not in self._stores:
+            self._stores.append(store)
+        with self._lock:
+            self._running = job
+            self._connection = _connection_of(store)
+        job.started = time.perf_counter()
+        outcome = _Outcome(job)
+        try:
+            outcome.value = job.fn()
+        except HashlensError as exc:
+            outcome.error = exc
+            if exc.failure is Failure.STORE_UNAVAILABLE and store is not None:
+                # A lost server connection: drop ours so the next job reconnects.
+                self._close(store)
+        except Exception as exc:  # the window must never die from a worker's surprise
+            log.exception("Unexpected error in background job on lane %s", self.name)
+            outcome.error = HashlensError(
+                Failure.STORE_FAILED,
+                f"An unexpected error stopped the operation ({type(exc).__name__}: {exc}). "
+                "Nothing else was affected; the details were written to the log.",
+            )
+        finally:
+            with self._lock:
+                self._running = None
+                self._connection = None
+            job.finished = time.perf_counter()
+        self._relay.finished.emit(outcome)
+
+    def interrupt(self, job: Job) -> bool:
+        """Stop `job`'s running statement (SQLite interrupt, PostgreSQL cancel), if it runs."""
+        with self._lock:
+            if self._running is not job or self._connection is None:
+                return False
+            conn = self._connection
+            try:
+                if hasattr(conn, "interrupt"):
+                    conn.interrupt()  # sqlite3: documented as callable from another thread
+                elif hasattr(conn, "cancel"):
+                    conn.cancel()  # psycopg 3
+                else:
+                    return False
+            except Exception:  # best effort; the ticket still drops the result
+                log.debug("interrupt failed", exc_info=True)
+                return False
+            return True
+
+    def _close(self, store) -> None:
+        try:
+            store.db.close()
+        except Exception:
+            log.debug("closing a lane connection failed", exc_info=True)
+
+    def release(self, store) -> None:
+        """Close this lane's connection to `store` (runs on the lane, between jobs)."""
+
+        def close():
+            if store in self._stores:
+                self._stores.remove(store)
+                self._close(store)
+
+        self.put(Job(close))
+
+
+def _connection_of(store):
+    """This thread's DB-API connection of `store`, opened if needed (for interrupts)."""
+    if store is None:
+        return None
+    try:
+        return store.db.connection()
+    except Exception:
+        return None
+
+
+class Workers(QObject):
+    """The window's background executor: named lanes, tickets and delivery on the GUI thread."""
+
+    error = Signal(object)  # HashlensError from a job that has no on_error
+
+    def __init__(self, parent: QObject | None = None, lanes: tuple[str, ...] = LANES):
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(len(lanes))
+        # Lane threads never finish while open; keep idle threads forever so the pool
+        # never tries to expire one of ours.
+        self.pool.setExpiryTimeout(-1)
+        self._names = lanes
+        self._relay = _Relay()
+        self._relay.finished.connect(self._deliver)
+        self._relay.progress.connect(self._deliver_progress)
+        self._tickets: dict[str, int] = defaultdict(int)
+        self._lanes: dict[str, Lane] = {}
+        self._closed = False
+        self.delivered = 0
+
+    # -- submitting ------------------------------------------------------------------------
+
+    def submit(
+        self,
+        lane: str,
+        fn: Callable[[], object],
+        *,
+        on_done=None,
+        on_error=None,
+        on_progress=None,
+        kind: str | None = None,
+        store=None,
+        cancel: CancelToken | None = None,
+    ) -> Job:
+        """Queue `fn` on `lane`. With `kind`, earlier jobs of that kind become stale."""
+        job = Job(fn, on_done, on_error, on_progress, kind, store=store, cancel=cancel or CancelToken())
+        if kind is not None:
+            self._tickets[kind] += 1
+            job.ticket = self._tickets[kind]
+        if self._closed:
+            job.cancel.cancel()
+            return job
+        self._lane(lane).put(job)
+        return job
+
+    def progress_callback(self, job_holder: list) -> Callable[[int, int], None]:
+        """A `progress(done, total)` for the job in `job_holder[0]`, throttled to ~20/s."""
+        last = [0.0]
+
+        def progress(done: int, total: int | None) -> None:
+            now = time.monotonic()
+            if now - last[0] < 0.05 and done != total:
+                return
+            last[0] = now
+            if job_holder:
+                self._relay.progress.emit(job_holder[0], int(done), int(total or 0))
+
+        return progress
+
+    def is_current(self, job: Job) -> bool:
+        if self._closed:
+            return False
+        return job.kind is None or self._tickets.get(job.kind) == job.ticket
+
+    def invalidate(self, kind: str) -> None:
+        """Make every queued or running job of `kind` stale."""
+        self._tickets[kind] += 1
+
+    def busy(self, lane: str) -> bool:
+        found = self._lanes.get(lane)
+        return found is not None and (found.running is not None or found.pending > 0)
+
+    def interrupt(self, lane: str, job: Job) -> bool:
+        found = self._lanes.get(lane)
+        return found.interrupt(job) if found else False
+
+    def release(self, store) -> None:
+        """Close every lane's connection to a store that is being replaced."""
+        for lane in self._lanes.values():
+            lane.release(store)
+
+    def _lane(self, name: str) -> Lane:
+        if name not in self._names:
+            raise ValueError(f"unknown lane {name!r}")
+        lane = self._lanes.get(name)
+        if lane is None:
+            lane = self._lanes[name] = Lane(name, self._relay, self.is_current)
+            self.pool.start(lane)
+        return lane
+
+    # -- delivering ------------------------------------------------------------------------
+
+    @Slot(object)
+    def _deliver(self, outcome: _Outcome) -> None:
+        job = outcome.job
+        if self._closed or job.cancel.is_cancelled or not self.is_current(job):
+            return  # a stale or cancelled result: newest request wins
+        self.delivered += 1
+        if outcome.error is not None:
+            if job.on_error is not None:
+                job.on_error(outcome.error)
+            else:
+                self.error.emit(outcome.error)
+        elif job.on_done is not None:
+            job.on_done(outcome.value)
+
+    @Slot(object, int, int)
+    def _deliver_progress(self, job: Job, done: int, total: int) -> None:
+        if not self._closed and job.on_progress is not None and not job.cancel.is_cancelled:
+            job.on_progress(done, total)
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def shutdown(self, wait_ms: int = 5000) -> bool:
+        """Cancel everything, stop the lanes and wait for them; True if all stopped."""
+        self._closed = True
+        for lane in self._lanes.values():
+            running = lane.running
+            if running is not None:
+                running.cancel.cancel()
+                lane.interrupt(running)
+            lane.put(None)
+        finished = self.pool.waitForDone(wait_ms)
+        return finished and all(lane.stopped.is_set() for lane in self._lanes.values())
+
+    @property
+    def active_threads(self) -> int:
+        return self.pool.activeThreadCount()
