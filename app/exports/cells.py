@@ -13,13 +13,13 @@ import time
 FORMULA_TRIGGERS = frozenset("=+-@\t\r＝＋－＠")
 # The apostrophe is OWASP's neutraliser. A cell that already starts with one is
 # escaped as well (ours), so that `restore(neutralise(v)) == v` for every string.
-_ESCAPED = FORMULA_TRIGGERS | {"'"}
+ESCAPED_START = FORMULA_TRIGGERS | {"'"}
 
 
 def neutralise(text: str) -> str:
     """The spreadsheet-safe form of a cell: a leading `'` before any trigger (ours,
     after OWASP) and before a leading `'`, so the import can undo it exactly."""
-    if text and text[0] in _ESCAPED:
+    if text and text[0] in ESCAPED_START:
         return "'" + text
     return text
 
@@ -39,10 +39,22 @@ def is_neutral(text: str) -> bool:
 _ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})Z")
 
 
+_days: dict[int, str] = {}
+
+
 def format_time(ms: int) -> str:
     """Milliseconds since the epoch as ISO 8601 UTC with milliseconds: exact both ways."""
-    seconds, millis = divmod(int(ms), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    seconds, millis = divmod(ms, 1000)
+    day, rest = divmod(seconds, 86400)
+    # The date is looked up per day: exports format a million times in a row.
+    date = _days.get(day)
+    if date is None:
+        if len(_days) > 4096:
+            _days.clear()
+        date = _days[day] = time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{date}T{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}Z"
 
 
 def parse_time(text: str) -> int:
@@ -59,7 +71,12 @@ def parse_time(text: str) -> int:
 # -- metadata as one JSON value -----------------------------------------------------------
 
 
+_quote = json.encoder.encode_basestring  # the C function when available
+
+
 def metadata_json(items) -> str:
     """Metadata as a JSON object in the order the items were added; keys are unique per
-    hash, so an object loses nothing."""
-    return json.dumps(dict(items), ensure_ascii=False, separators=(",", ":"))
+    hash, so an object loses nothing. Written directly: every key and value is text."""
+    if not items:
+        return "{}"
+    return "{" + ",".join([_quote(k) + ":" + _quote(v) for k, v in items]) + "}"
