@@ -26,6 +26,8 @@ function of `seed`: the same seed gives the same database, entry for entry.
 from __future__ import annotations
 
 import io
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -114,32 +116,98 @@ def generate_sample(
     report = SampleReport(database)
     # Big transactions keep the random-keyed indexes from being rewritten at every
     # commit (see append_entries); the page cache grows with the load, up to 1 GB.
-    commit_every = 20_000 if count <= 100_000 else 500_000
+    commit_every = 20_000 if count <= 100_000 else max(500_000, count // 4)
     cache_mb = min(1024, max(64, count // 10_000))
-    report.entries = append_entries(
-        store, database, sample_entries(count, seed=seed, images=images, report=report),
-        batch=20_000, commit_every=commit_every, cache_mb=cache_mb, total=count,
-        progress=progress, cancelled=cancelled, action="GenerateSample",
-    )
+    # Generation runs in a thread beside the writer: SQLite lets go of the GIL while it
+    # steps through its indexes, which is most of a write, so the two overlap.
+    chunks = _prefetched(sample_chunks(count, seed=seed, images=images))
+    entries = _counted(chunks, report)
+    try:
+        report.entries = append_entries(
+            store, database, entries, batch=20_000, commit_every=commit_every, cache_mb=cache_mb, total=count,
+            progress=progress, cancelled=cancelled, action="GenerateSample",
+        )
+    finally:
+        entries.close()
+        chunks.close()  # stops the generating thread
     report.cancelled = report.entries < count
     report.seconds = time.monotonic() - began
     return report
 
 
-def sample_entries(count: int, *, seed: int = 0, images: int = DEFAULT_IMAGES,
-                   report: SampleReport | None = None) -> Iterator[NewEntry]:
+def sample_entries(count: int, *, seed: int = 0, images: int = DEFAULT_IMAGES) -> Iterator[NewEntry]:
     """The entries of a sample database, in database order, generated lazily."""
-    report = report if report is not None else SampleReport("")
+    for chunk in sample_chunks(count, seed=seed, images=images):
+        yield from chunk
+
+
+def sample_chunks(count: int, *, seed: int = 0, images: int = DEFAULT_IMAGES) -> Iterator[list[NewEntry]]:
+    """The same entries, a list at a time."""
     drawn = min(images, count)
-    yield from _drawn_entries(drawn, seed, report)
-    yield from _fast_entries(drawn, count, seed, report)
+    yield from _drawn_chunks(drawn, seed)
+    yield from _fast_chunks(drawn, count, seed)
+
+
+def _counted(chunks: Iterator[list[NewEntry]], report: SampleReport) -> Iterator[NewEntry]:
+    """The entries one by one, counted into the report as they are taken."""
+    for chunk in chunks:
+        for e in chunk:
+            report.metadata_items += len(e.metadata)
+            if e.image_data is not None:
+                report.with_image_data += 1
+            elif e.image_format is not None:
+                report.image_data_removed += 1
+            if e.metadata and e.metadata[-1][0] == "derived_from":
+                report.near_duplicates += 1
+            yield e
+
+
+def _prefetched(chunks: Iterator[list], depth: int = 4) -> Iterator[list]:
+    """`chunks`, made by a background thread up to `depth` ahead. Closing this generator
+    stops the thread; an error in the thread is raised here."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+            put(end)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(exc)
+
+    thread = threading.Thread(target=produce, name="sample-generator", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 # -- drawn images ---------------------------------------------------------------------------
 
 
-def _drawn_entries(n: int, seed: int, report: SampleReport) -> Iterator[NewEntry]:
+def _drawn_chunks(n: int, seed: int) -> Iterator[list[NewEntry]]:
     originals: list[tuple[str, bytes]] = []  # (identifier, encoded bytes) of undamaged originals
+    chunk: list[NewEntry] = []
     for i in range(n):
         rng = np.random.default_rng([seed, 1, i])
         derived_from = None
@@ -165,12 +233,12 @@ def _drawn_entries(n: int, seed: int, report: SampleReport) -> Iterator[NewEntry
             # As NullImageHashImageData leaves an entry: the hash and facts, no bytes.
             entry = NewEntry(entry.identifier, entry.label, entry.phash, None, entry.image_format,
                              entry.width, entry.height, entry.sha256, entry.metadata, entry.trained_at)
-            report.image_data_removed += 1
-        else:
-            report.with_image_data += 1
-        report.near_duplicates += derived_from is not None
-        report.metadata_items += len(entry.metadata)
-        yield entry
+        chunk.append(entry)
+        if len(chunk) == 64:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _draw(rng: np.random.Generator) -> Image.Image:
@@ -309,7 +377,7 @@ def gray32_batch(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.clip(img, 0, 255, out=img).astype(np.uint8)
 
 
-def _fast_entries(first: int, count: int, seed: int, report: SampleReport) -> Iterator[NewEntry]:
+def _fast_chunks(first: int, count: int, seed: int) -> Iterator[list[NewEntry]]:
     previous: tuple[np.ndarray, list[str]] | None = None
     i = first
     chunk_no = 0
@@ -356,13 +424,11 @@ def _fast_entries(first: int, count: int, seed: int, report: SampleReport) -> It
         for k in rare:
             source = pool_ids[derived[k]] if derived[k] >= 0 else None
             metadata[k] = _metadata(u[k], picks[k], source)
-        is_copy = (derived >= 0).tolist()
-        for k in range(wanted):
-            md = metadata[k]
-            report.metadata_items += len(md)
-            report.near_duplicates += is_copy[k]
-            yield NewEntry(identifiers[k], f"{_WORDS[words[k]]}-{i + k + 1:06d}", hashes[k],
-                           None, None, None, None, None, md, stamps[k])
+        yield [
+            NewEntry(identifiers[k], f"{_WORDS[words[k]]}-{i + k + 1:06d}", hashes[k],
+                     None, None, None, None, None, metadata[k], stamps[k])
+            for k in range(wanted)
+        ]
         previous = (pixels, identifiers)
         i += n
         chunk_no += 1

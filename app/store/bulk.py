@@ -144,18 +144,21 @@ def _append_batch(store: Store, db_id: int, chunk: list[NewEntry]) -> None:
         # learn its key.
         first = (store._one("SELECT MAX(id) FROM hl_entry")[0] or 0) + 1
         keys = list(range(first, first + n))
-        _run(store, cursor.executemany,
-             f"INSERT INTO hl_entry (id, {_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-             [(k, *r) for k, r in zip(keys, rows)])
+        _write(store, cursor, "hl_entry", f"id, {_ENTRY_COLUMNS}", [(k, *r) for k, r in zip(keys, rows)])
+    elif store.backend == "postgresql":
+        # Keys from the table's own sequence, which every other writer draws from too,
+        # so they never clash; then COPY, PostgreSQL's bulk path.
+        keys = sorted(r[0] for r in store._all(
+            "SELECT nextval(pg_get_serial_sequence('hl_entry', 'id')) FROM generate_series(1, ?)", (n,)
+        ))
+        _write(store, cursor, "hl_entry", f"id, {_ENTRY_COLUMNS}", [(k, *r) for k, r in zip(keys, rows)])
     else:
-        # Servers hand out keys from a sequence (PostgreSQL) or AUTO_INCREMENT (MySQL),
-        # which other writers share; explicit keys could collide with theirs. Insert
-        # without keys, then read ours back: under the database row's lock only this
-        # batch adds entries above the previous maximum.
+        # AUTO_INCREMENT is shared with other writers, and explicit keys could collide
+        # with theirs. Insert without keys (pymysql folds executemany into multi-row
+        # INSERTs), then read ours back: under the database row's lock only this batch
+        # adds entries above the previous maximum.
         before = store._one("SELECT MAX(id) FROM hl_entry WHERE database_id = ?", (db_id,))[0] or 0
-        _run(store, cursor.executemany,
-             store._sql(f"INSERT INTO hl_entry ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-             rows)
+        _write(store, cursor, "hl_entry", _ENTRY_COLUMNS, rows)
         found = dict(
             (ident, key) for key, ident in store._all(
                 "SELECT id, identifier FROM hl_entry WHERE database_id = ? AND id > ?", (db_id, before)
@@ -164,18 +167,36 @@ def _append_batch(store: Store, db_id: int, chunk: list[NewEntry]) -> None:
         keys = [found[e.identifier] for e in chunk]
     images = [(k, e.image_data) for k, e in zip(keys, chunk) if e.image_data is not None]
     if images:
-        _run(store, cursor.executemany, store._sql("INSERT INTO hl_image (entry_id, data) VALUES (?, ?)"), images)
+        _write(store, cursor, "hl_image", "entry_id, data", images)
     items = [(k, mk, mv) for k, e in zip(keys, chunk) for mk, mv in e.metadata]
     if items:
-        _run(store, cursor.executemany,
-             store._sql("INSERT INTO hl_metadata (entry_id, meta_key, meta_value) VALUES (?, ?, ?)"), items)
+        # Rows go in list order, so metadata ids keep each entry's items in their order.
+        _write(store, cursor, "hl_metadata", "entry_id, meta_key, meta_value", items)
     # Position marks: the j-th new entry in key order holds position base + j + 1.
     ordered = sorted(keys)
     first_mark = (base // MARK_SPACING + 1) * MARK_SPACING
     marks = [(db_id, p, ordered[p - base - 1]) for p in range(first_mark, base + n + 1, MARK_SPACING)]
     if marks:
-        _run(store, cursor.executemany,
-             store._sql("INSERT INTO hl_mark (database_id, ordinal, entry_id) VALUES (?, ?, ?)"), marks)
+        _write(store, cursor, "hl_mark", "database_id, ordinal, entry_id", marks)
+
+
+def _write(store: Store, cursor, table: str, columns: str, rows: list[tuple]) -> None:
+    """Insert rows: COPY on PostgreSQL, one executemany elsewhere. A unique-key failure
+    becomes _UniqueViolation for the caller to name; other failures a HashlensError."""
+    try:
+        if store.backend == "postgresql":
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" * (columns.count(",") + 1))
+            cursor.executemany(store._sql(f"INSERT INTO {table} ({columns}) VALUES ({marks})"), rows)
+    except Exception as exc:  # each driver raises its own classes from a raw cursor
+        error = _translate(exc, store)
+        text = error.description.lower()
+        if "unique" in text or "duplicate" in text:
+            raise _UniqueViolation(error) from exc
+        raise error from exc
 
 
 def _check_metadata_keys(chunk: list[NewEntry]) -> None:
@@ -196,18 +217,6 @@ class _UniqueViolation(Exception):
     def __init__(self, error: HashlensError):
         super().__init__(error.description)
         self.error = error
-
-
-def _run(store: Store, method, sql: str, params) -> None:
-    """One executemany; a unique-key failure becomes _UniqueViolation for the caller to name."""
-    try:
-        method(sql, params)
-    except Exception as exc:  # each driver raises its own classes from a raw cursor
-        error = _translate(exc, store)
-        text = error.description.lower()
-        if "unique" in text or "duplicate" in text:
-            raise _UniqueViolation(error) from exc
-        raise error from exc
 
 
 def _duplicate_error(store: Store, db_id: int, chunk: list[NewEntry], violation: _UniqueViolation,
