@@ -150,7 +150,7 @@ def main(argv=None) -> int:
 
     theme = ThemeManager(app, args.theme)
     window = MainWindow(theme=theme, settings=Settings())
-    window.resize(1440, 880)
+    window.resize(1600, 900)
     window.show()
     window.open_store(url)
     wait(app, lambda: window.model.rowCount() > 0 and window.model.count is not None)

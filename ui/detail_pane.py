@@ -228,10 +228,19 @@ class ImageStatusPane(QWidget):
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.message.setWordWrap(True)
         self.message.setObjectName("imageMessage")
-        self.message.setMinimumHeight(120)
+        self.message_icon = QLabel()
+        self.message_icon.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        message_box = QWidget()
+        message_layout = QVBoxLayout(message_box)
+        message_layout.addStretch(1)
+        message_layout.addWidget(self.message_icon)
+        message_layout.addWidget(self.message)
+        message_layout.addStretch(1)
+        message_box.setMinimumHeight(120)
+        self._message_box = message_box
         self.stack = QStackedWidget()
         self.stack.addWidget(self.view)
-        self.stack.addWidget(self.message)
+        self.stack.addWidget(message_box)
         self.stack.setMinimumHeight(140)
         self.stack.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
@@ -334,7 +343,7 @@ class ImageStatusPane(QWidget):
         self.label.setText(row.label)
         self.status.setText("trained")
         self.hasimagedata.setText("true" if row.has_image_data else "false")
-        self.counts.setText("numimages 1 · numtrained 1 · numfailed 0 · numuntrained 0")
+        self.counts.setText("numimages 1 · numtrained 1\nnumfailed 0 · numuntrained 0")
         self.image_info.setText(_image_text(row))
         self.phash.setText(row.phash_hex)
         self.grid.set_hashes([row.phash])
@@ -352,7 +361,7 @@ class ImageStatusPane(QWidget):
         self.status.setText("trained")
         stored = sum(r.has_image_data for r in rows)
         self.hasimagedata.setText("true" if stored == n else "false" if stored == 0 else f"true for {stored} of {n}")
-        self.counts.setText("numimages 1 · numtrained 1 · numfailed 0 · numuntrained 0 (each)")
+        self.counts.setText("numimages 1 · numtrained 1\nnumfailed 0 · numuntrained 0 (each)")
         self.image_info.setText("—")
         hashes = [r.phash for r in rows]
         if len(set(hashes)) == 1:
@@ -366,12 +375,18 @@ class ImageStatusPane(QWidget):
         self._loading_for = None
         self._message(f"{n:,} entries selected")
 
-    def _message(self, text: str, removed: bool = False) -> None:
+    def _message(self, text: str, removed: bool = False, problem: bool = False) -> None:
         self._loading_for = None
         self.view.set_image(None)
         self.message.setText(text)
-        self.message.setProperty("removed", removed)
-        self.stack.setCurrentWidget(self.message)
+        name = "image-off" if removed else "warning" if problem else None
+        if name:
+            color = self.palette().color(self.palette().ColorRole.PlaceholderText)
+            self.message_icon.setPixmap(icon(name, color).pixmap(48, 48))
+        else:
+            self.message_icon.clear()
+        self.message_icon.setVisible(bool(name))
+        self.stack.setCurrentWidget(self._message_box)
 
     def _load_image(self, row: EntryRow) -> None:
         if self._source is None or self._database is None:
@@ -387,18 +402,18 @@ class ImageStatusPane(QWidget):
         if decoded.removed:
             self._message("Image data removed\n\nThe hash and its metadata remain.", removed=True)
         elif decoded.image is None:
-            self._message(decoded.problem or "cannot display image data")
+            self._message(decoded.problem or "cannot display image data", problem=True)
         else:
             self._loading_for = None
             self.stack.setCurrentWidget(self.view)
             self.view.set_image(decoded.image)
 
     def _on_image_failed(self, error: HashlensError) -> None:
-        self._message(f"cannot display image data ({error.description})")
+        self._message(f"cannot display image data ({error.description})", problem=True)
 
     @property
     def message_text(self) -> str:
-        return self.message.text() if self.stack.currentWidget() is self.message else ""
+        return self.message.text() if self.stack.currentWidget() is self._message_box else ""
 
     @property
     def showing_image(self) -> bool:

@@ -148,7 +148,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
-        self.splitter.setSizes([290, 760, 360])
+        self.splitter.setSizes([270, 820, 340])
         self.splitter.setChildrenCollapsible(False)
 
         self.read_only_banner = NoticeBar("banner")
@@ -177,7 +177,7 @@ class MainWindow(QMainWindow):
             w.setContentsMargins(6, 0, 6, 0)
             self.statusBar().addPermanentWidget(w)
         self.status_store.setFrameShape(QFrame.Shape.NoFrame)
-        self.resize(1400, 860)
+        self.resize(1480, 900)
 
     def _action(self, text: str, slot, shortcut=None, icon_name: str | None = None, tip: str | None = None) -> QAction:
         action = QAction(text, self)
@@ -680,7 +680,7 @@ class MainWindow(QMainWindow):
         self.image_pane.grid.update()
 
     def sizeHint(self) -> QSize:
-        return QSize(1400, 860)
+        return QSize(1480, 900)
 
     # -- closing -------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import csv
 import io
 
 from PySide6.QtCore import QItemSelectionModel, QPoint, Qt, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QPainter, QPalette
+from PySide6.QtGui import QAction, QFontDatabase, QFontMetrics, QGuiApplication, QKeySequence, QPainter, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView
 
 from app.domain import EntryRow
@@ -51,6 +51,8 @@ class RecordTable(QTableView):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._on_header_menu_requested)
+        for section, width in enumerate(self.default_widths()):
+            header.resizeSection(section, width)
         header.setSortIndicator(0, Qt.SortOrder.AscendingOrder)
         self.setSortingEnabled(True)
         header.sortIndicatorChanged.connect(self._on_sort_indicator_changed)
@@ -115,14 +117,34 @@ class RecordTable(QTableView):
 
     # -- columns ----------------------------------------------------------------------------
 
+    def default_widths(self) -> list[int]:
+        """Widths that fit typical values without looking at any row: a 32-hex-digit
+        identifier, a 16-digit pHash, a timestamp (ours)."""
+        fm = self.fontMetrics()
+        mono = QFontMetrics(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        pad = 24
+        samples = {
+            "position": fm.horizontalAdvance("10,000,000") + pad,
+            "identifier": fm.horizontalAdvance("0123456789abcdef" * 2) + pad,
+            "label": fm.horizontalAdvance("x" * 22) + pad,
+            "status": fm.horizontalAdvance("trained") + pad,
+            "image": fm.horizontalAdvance("Image data") + pad,
+            "meta": fm.horizontalAdvance("Metadata") + pad,
+            "phash": mono.horizontalAdvance("0" * 16) + pad,
+            "size": fm.horizontalAdvance("1920 × 1080 JPEG") + pad,
+            "trained": fm.horizontalAdvance("2000-00-00 00:00:00") + pad,
+        }
+        return [samples[c.name] for c in COLUMNS]
+
     def size_columns(self) -> None:
-        """Fit columns to the first page once; Qt samples 1,000 rows (about 200 ms)."""
+        """Fit columns to the first page once (Qt samples up to 1,000 rows, about 200 ms),
+        never narrower than the typical-value widths and never wider than 360 px."""
         self._sized = True
         header = self.horizontalHeader()
         header.setResizeContentsPrecision(200)
         self.resizeColumnsToContents()
-        for section in range(header.count()):
-            header.resizeSection(section, min(header.sectionSize(section) + 16, 360))
+        for section, minimum in enumerate(self.default_widths()):
+            header.resizeSection(section, max(minimum, min(header.sectionSize(section) + 12, 360)))
 
     def restore_header(self, state) -> bool:
         if state is None or state.isEmpty():

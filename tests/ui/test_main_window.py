@@ -1,0 +1,404 @@
+"""Driving the real window: databases, filters, paging, panes, copy, errors, settings, close."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
+
+from app.services import actions
+from app.store import Store
+from tests.ui.conftest import ANIMALS_TOTAL, BROKEN, wait_idle
+from ui.models.listing_model import COLUMN_INDEX
+
+
+def click_database(qtbot, window, name):
+    row = window.databases.row_of(name)
+    rect = window.database_list.visualRect(window.databases.index(row))
+    qtbot.mouseClick(window.database_list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.waitUntil(lambda: window.model.query is not None and window.model.query.database == name, timeout=3000)
+    wait_idle(qtbot, window)
+
+
+def test_opens_with_databases_and_counts(qtbot, window):
+    assert window.databases.names() == ["Animals", "Empty", "Plants"]
+    assert window.model.rowCount() == 100
+    assert window.pager.indicator.text() == f"entries 1–100 of {ANIMALS_TOTAL}"
+    assert window.status_count.text() == f"{ANIMALS_TOTAL} entries"
+    assert "query" in window.status_time.text() or "cache" in window.status_time.text()
+    assert "browse.db" in window.status_store.text()
+    assert window.description.text().endswith("showing all entries")
+
+
+def test_pick_a_database(qtbot, window):
+    click_database(qtbot, window, "Plants")
+    assert [r.identifier for r in window.model.rows] == ["p0", "p1", "p2"]
+    assert window.status_database.text() == "Database: Plants"
+    click_database(qtbot, window, "Empty")
+    assert window.model.rowCount() == 0
+    assert "no entries yet" in window.table.placeholder
+    assert window.pager.indicator.text() == "this database has no entries"
+
+
+def test_type_a_filter(qtbot, window):
+    qtbot.keyClicks(window.filter_panel.label_text, "cat")
+    qtbot.waitUntil(lambda: bool(window.model.query.filters), timeout=3000)
+    wait_idle(qtbot, window)
+    labels = [r.label for r in window.model.rows]
+    assert labels and all("cat" in label for label in labels)
+    assert "label contains 'cat'" in window.description.text()
+    assert window.pager.indicator.text() == "entries 1–44 of 44"
+    window.filter_panel.clear()
+    qtbot.waitUntil(lambda: not window.model.query.filters, timeout=3000)
+
+
+def test_filter_without_matches_says_so(qtbot, window):
+    window.filter_panel.label_text.setText("zebra")
+    window.filter_panel.flush()
+    qtbot.waitUntil(lambda: window.model.query.filters != (), timeout=3000)
+    wait_idle(qtbot, window)
+    assert window.model.rowCount() == 0
+    assert "No entries match this filter" in window.table.placeholder
+    assert window.pager.indicator.text() == "no entries match"
+
+
+def test_identifier_filter_keeps_database_order(qtbot, window):
+    window.filter_panel.identifiers.setText('a005,"a,comma",nope,a001')
+    window.filter_panel.flush()
+    qtbot.waitUntil(lambda: window.model.query.identifiers is not None, timeout=3000)
+    wait_idle(qtbot, window)
+    assert [r.identifier for r in window.model.rows] == ["a001", "a005", "a,comma"]
+
+
+def test_page_forward_and_go_to_entry(qtbot, window):
+    qtbot.mouseClick(window.pager.next, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.model.query.start == 101, timeout=3000)
+    wait_idle(qtbot, window)
+    assert window.pager.indicator.text() == f"entries 101–{ANIMALS_TOTAL} of {ANIMALS_TOTAL}"
+    assert not window.pager.next.isEnabled()
+    window.pager.go_to.setText("57")
+    qtbot.keyClick(window.pager.go_to, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.model.query.start == 57, timeout=3000)
+    wait_idle(qtbot, window)
+    assert window.model.row(0).position == 57 and window.model.row(0).identifier == "a056"
+    assert window.pager.indicator.text() == f"entries 57–{ANIMALS_TOTAL} of {ANIMALS_TOTAL}"
+    qtbot.mouseClick(window.pager.first, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.model.query.start == 1, timeout=3000)
+    window.pager.page_size.setCurrentIndex(window.pager.page_size.findData(50))
+    wait_idle(qtbot, window)
+    qtbot.mouseClick(window.pager.last, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.model.query.start == 101, timeout=3000)
+    assert window.settings.page_size() == 50
+
+
+def test_select_a_row_and_read_the_panes(qtbot, window):
+    window.table.select_row(0)
+    pane = window.image_pane
+    assert pane.identifier.text() == "a000"
+    assert pane.label.text() == "cat-000"
+    assert pane.status.text() == "trained"
+    assert pane.hasimagedata.text() == "true"
+    assert pane.phash.text() == window.model.row(0).phash_hex
+    qtbot.waitUntil(lambda: pane.showing_image, timeout=3000)
+    assert window.metadata_pane.model.items() == [("colour", "red"), ("size", "big")]
+    # An entry whose image data was removed, and one whose blob is not an image.
+    window.table.select_row(60)
+    assert "Image data removed" in pane.message_text and pane.hasimagedata.text() == "false"
+    window.filter_panel.identifiers.setText(BROKEN)
+    window.filter_panel.flush()
+    qtbot.waitUntil(lambda: window.model.query.identifiers == (BROKEN,), timeout=3000)
+    wait_idle(qtbot, window)
+    window.table.select_row(0)
+    qtbot.waitUntil(lambda: pane.message_text.startswith("cannot display image data"), timeout=3000)
+    assert pane.label.text() == "broken"
+
+
+def test_several_rows_show_what_they_share(qtbot, window):
+    window.table.select_row(0)
+    window.table.select_row(10, extend=True)
+    assert window.image_pane.identifier.text() == "2 entries selected"
+    assert window.metadata_pane.model.items()[0][0] == "colour"
+    assert window.filter_panel.use_selected.isEnabled() is False
+
+
+def test_find_similar_from_the_selection(qtbot, window):
+    window.table.select_row(3)
+    target = window.model.row(3)
+    window.find_similar_action.trigger()
+    qtbot.waitUntil(lambda: bool(window.model.query.filters), timeout=3000)
+    wait_idle(qtbot, window)
+    assert target.identifier in [r.identifier for r in window.model.rows]
+    assert "pHash within 8 bits" in window.description.text()
+
+
+def test_copy_rows_as_tsv(qtbot, window):
+    window.table.select_row(0)
+    window.table.select_row(1, extend=True)
+    window.table.setFocus()
+    qtbot.keyClick(window.table, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    text = QGuiApplication.clipboard().text()
+    lines = text.splitlines()
+    assert lines[0].split("\t")[:3] == ["position", "Identifier", "Label"]
+    assert lines[1].split("\t")[:4] == ["1", "a000", "cat-000", "trained"]
+    assert len(lines) == 3
+
+
+def test_copy_keeps_awkward_text(qtbot, window):
+    import csv
+    import io
+
+    window.filter_panel.label_text.setText("awkward")
+    window.filter_panel.flush()
+    qtbot.waitUntil(lambda: bool(window.model.query.filters), timeout=3000)
+    wait_idle(qtbot, window)
+    for r in range(window.model.rowCount()):
+        window.table.select_row(r, extend=True)
+    rows = list(csv.reader(io.StringIO(window.table.copy_selection()), delimiter="\t"))
+    assert [r[1] for r in rows[1:]] == ["a,comma", "with space ", "café ☕", 'quote"inside']
+
+
+def test_header_click_sorts_through_the_store(qtbot, window):
+    header = window.table.horizontalHeader()
+    x = header.sectionViewportPosition(COLUMN_INDEX["label"]) + 5
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=header.rect().center().__class__(x, 5))
+    qtbot.waitUntil(lambda: window.model.query.sort.value == "label", timeout=3000)
+    wait_idle(qtbot, window)
+    labels = [r.label for r in window.model.rows]
+    assert labels == sorted(labels)
+    assert "sorted by label" in window.description.text()
+
+
+def test_broken_store_url_is_a_message_not_a_traceback(qtbot, make_window, message_boxes, browse_url):
+    window = make_window()
+    window.open_store("sqlite://relative.db")
+    qtbot.waitUntil(lambda: bool(message_boxes), timeout=3000)
+    kind, title, text = message_boxes[-1]
+    assert "three slashes" in text and "Traceback" not in text
+    assert window.stack.currentWidget() is window.empty
+    assert "three slashes" in window.empty.text.text()
+    # The window stays usable: a good store opens afterwards.
+    window.open_store(browse_url)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 100, timeout=5000)
+
+
+def test_a_file_that_is_not_a_store(qtbot, make_window, message_boxes, tmp_path):
+    bad = tmp_path / "not-a-store.db"
+    bad.write_bytes(b"this is not sqlite at all" * 100)
+    window = make_window()
+    window.open_store("sqlite:///" + str(bad), read_only=True)
+    qtbot.waitUntil(lambda: bool(message_boxes), timeout=3000)
+    assert "Traceback" not in message_boxes[-1][2]
+    assert "not" in message_boxes[-1][2].lower()
+
+
+def test_listing_error_keeps_the_place(qtbot, window, message_boxes, browse_url):
+    """The database vanishes under the window: a message, and the last page stays."""
+    other = Store.open(browse_url)
+    actions.remove_database(other, "Plants")
+    other.close()
+    window.model.set_query(window.model.query.__class__("Plants"))
+    qtbot.waitUntil(lambda: bool(message_boxes), timeout=3000)
+    assert "'database=Plants' does not exist" in message_boxes[-1][2]
+    assert window.model.rowCount() == 100  # still the Animals page
+
+
+def test_empty_store_offers_next_steps(qtbot, make_window, tmp_path, monkeypatch):
+    window = make_window("sqlite:///" + str(tmp_path / "new.db"))
+    assert window.stack.currentWidget() is window.empty
+    assert "no image-hash databases" in window.empty.title.text()
+    assert window.empty.sample_button.isVisible() and window.empty.new_button.isVisible()
+    monkeypatch.setattr(window.prompter, "text", lambda *a, **k: "Fresh")
+    window.empty.new_button.click()
+    qtbot.waitUntil(lambda: window.filter_panel.database == "Fresh", timeout=5000)
+    assert window.stack.currentWidget() is window.browser
+    assert window.action_log.lines == ["action=CreateImageHashDatabase&database=Fresh"]
+
+
+def test_sample_database_from_the_empty_store(qtbot, make_window, tmp_path, monkeypatch):
+    pytest.importorskip("app.services.sample")
+    from ui import entry_actions
+
+    monkeypatch.setattr(entry_actions, "SAMPLE_COUNT", 40)
+    window = make_window("sqlite:///" + str(tmp_path / "new.db"))
+    monkeypatch.setattr(window.prompter, "text", lambda *a, **k: "Sample")
+    window.empty.sample_button.click()
+    qtbot.waitUntil(lambda: window.filter_panel.database == "Sample", timeout=20000)
+    wait_idle(qtbot, window)
+    assert window.model.count.value == 40
+
+
+def test_sample_not_available_is_a_friendly_message(qtbot, window, monkeypatch):
+    monkeypatch.setitem(sys.modules, "app.services.sample", None)
+    told = []
+    monkeypatch.setattr(window.prompter, "info", lambda title, text, details=None: told.append(text))
+    window.entry_actions.create_sample.trigger()
+    assert told == ["Sample data is not available in this build."]
+
+
+@pytest.mark.parametrize("module, action, title", [
+    ("ui.export_dialog", "export_action", "Export"),
+    ("ui.import_dialog", "import_action", "Import"),
+    ("ui.audit_view", "audit_action", "Audit"),
+])
+def test_missing_dialogs_are_not_available_messages(qtbot, window, monkeypatch, module, action, title):
+    monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
+    told = []
+    monkeypatch.setattr(window.prompter, "info", lambda t, text, details=None: told.append((t, text)))
+    getattr(window, action).trigger()
+    assert told == [(title, f"{title} is not available in this build.")]
+
+
+def test_export_gets_the_current_query_and_selection(qtbot, window, monkeypatch):
+    import types
+
+    calls = []
+
+    class FakeExport:
+        def __init__(self, store, query, selected, page_rows, parent):
+            calls.append((store, query, selected, page_rows, parent))
+
+        def exec(self):
+            return 0
+
+    monkeypatch.setitem(sys.modules, "ui.export_dialog", types.SimpleNamespace(ExportDialog=FakeExport))
+    window.table.select_row(2)
+    qtbot.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    store, query, selected, page_rows, parent = calls[0]
+    assert store is window.session.store and query == window.model.query
+    assert selected == ["a002"] and len(page_rows) == 100 and parent is window
+
+
+def test_audit_filter_shows_in_the_table(qtbot, window, monkeypatch):
+    import types
+
+    from PySide6.QtCore import QObject, Signal
+
+    from app.domain import ListingQuery
+
+    class FakeAudit(QObject):
+        show_filter = Signal(object)
+
+        def __init__(self, store, database, parent):
+            super().__init__(parent)
+            self.database = database
+
+        def show(self):
+            pass
+
+    monkeypatch.setitem(sys.modules, "ui.audit_view", types.SimpleNamespace(AuditWindow=FakeAudit))
+    window.audit_action.trigger()
+    window._audit_window.show_filter.emit(ListingQuery("Animals", identifiers=("a003", "a004")))
+    qtbot.waitUntil(lambda: window.model.query.identifiers == ("a003", "a004"), timeout=3000)
+    wait_idle(qtbot, window)
+    assert window.model.rowCount() == 2
+    assert window.filter_panel.identifiers.text() == "a003,a004"
+
+
+def test_shortcuts(qtbot, window):
+    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert window.filter_panel.label_text.hasFocus() or QApplication.focusWidget() is window.filter_panel.label_text
+    assert window.refresh_action.shortcut().toString() == "F5"
+    assert window.open_action.shortcut().toString() == "Ctrl+O"
+    assert window.quit_action.shortcut().toString() == "Ctrl+Q"
+    assert window.export_action.shortcut().toString() == "Ctrl+E"
+    assert window.copy_action.shortcut().toString() == "Ctrl+C"
+
+
+def test_store_changed_elsewhere_shows_a_hint(qtbot, make_window, browse_url):
+    window = make_window(browse_url, poll_ms=50)
+    other = Store.open(browse_url)
+    actions.add_metadata(other, "Animals", "a001", "seen", "elsewhere")
+    other.close()
+    qtbot.waitUntil(lambda: window.change_hint.isVisible(), timeout=5000)
+    assert "changed elsewhere" in window.change_hint.text.text()
+    window.change_hint.button.click()
+    qtbot.waitUntil(lambda: not window.change_hint.isVisible(), timeout=3000)
+    qtbot.waitUntil(lambda: window.model.row(1).meta_count == 1, timeout=3000)
+    qtbot.wait(200)  # several polls: our own refresh does not bring the hint back
+    assert not window.change_hint.isVisible()
+
+
+def test_settings_are_remembered(qtbot, make_window, browse_url):
+    first = make_window(browse_url)
+    first.resize(790, 700)  # the offscreen screen is 800×800; restoring clamps to it
+    first.table.horizontalHeader().setSectionHidden(COLUMN_INDEX["status"], True)
+    first.pager.page_size.setCurrentIndex(first.pager.page_size.findData(500))
+    first.splitter.setSizes([300, 700, 300])
+    click_database(qtbot, first, "Plants")
+    sizes = first.splitter.sizes()
+    first.close()
+    saved_size = first.size()
+    second = make_window(browse_url)
+    assert second.size() == saved_size
+    assert second.table.horizontalHeader().isSectionHidden(COLUMN_INDEX["status"])
+    assert second.model.page_size == 500
+    assert second.splitter.sizes() == sizes
+    assert second.filter_panel.database == "Plants"
+    assert second.settings.recent_stores()[0] == browse_url
+    assert second.recent_menu.actions()[0].text() == browse_url
+
+
+def test_recent_stores_never_keep_passwords(qtbot, make_window):
+    window = make_window()
+    window.settings.add_recent_store("postgresql://me:secret@db.example:5432/hl")
+    assert window.settings.recent_stores()[0] == "postgresql://me@db.example:5432/hl"
+
+
+def test_settings_read_with_types(qtbot, make_window):
+    window = make_window()
+    window.settings.q.setValue("table/page_size", "not a number")
+    assert window.settings.page_size() == 100
+    window.settings.q.setValue("stores/recent", "sqlite:///only-one.db")
+    assert window.settings.recent_stores() == ["sqlite:///only-one.db"]
+
+
+def test_dark_and_light_palettes(qtbot, window):
+    window.set_theme("dark")
+    assert QApplication.palette().color(QPalette.ColorRole.Window).lightness() < 80
+    assert window.settings.theme() == "dark"
+    window.grab()
+    window.set_theme("light")
+    assert QApplication.palette().color(QPalette.ColorRole.Window).lightness() > 200
+    window.set_theme("system")  # offscreen reports no scheme: light
+
+
+def test_about_box_names_the_version(qtbot, window, message_boxes):
+    import app
+
+    window.about_action.trigger()
+    assert message_boxes[-1][0] == "about" and app.__version__ in message_boxes[-1][2]
+
+
+def test_unexpected_error_becomes_a_dialog_and_a_log_entry(qtbot, window, message_boxes, caplog):
+    try:
+        raise ValueError("surprise")
+    except ValueError:
+        window.presenter.excepthook(*sys.exc_info())
+    kind, title, text = message_boxes[-1]
+    assert kind == "critical" and "ValueError: surprise" in text and "Traceback" not in text
+    assert "Traceback" in caplog.text
+    window.refresh()  # and the window still works
+    wait_idle(qtbot, window)
+
+
+def test_close_stops_every_thread(qtbot, make_window, browse_url):
+    window = make_window(browse_url)
+    window.table.select_row(0)
+    window.model.set_query(window.model.query.__class__("Animals", filters=()))
+    window.close()
+    assert window.workers.active_threads == 0
+
+
+def test_ui_never_imports_peewee_or_builds_sql():
+    from pathlib import Path
+
+    import ui
+
+    for path in Path(ui.__file__).parent.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "import peewee" not in text and "from peewee" not in text, path
+        for keyword in ("SELECT ", "INSERT ", "UPDATE ", "DELETE FROM"):
+            assert keyword not in text, (path, keyword)
