@@ -251,8 +251,10 @@ class AuditWindow(QWidget):
 
     def __init__(self, store, database: str | None, parent=None):
         super().__init__(parent)
+        # Its own window even when the main window is its parent (for lifetime only).
+        self.setWindowFlag(Qt.WindowType.Window, True)
         self.store = store
-        self.database = database
+        self.database = database or None
         self.result: AuditResult | None = None
         self.cache = AuditCache()
         self.pool = QThreadPool(self)

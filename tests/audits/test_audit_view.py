@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from PySide6.QtGui import QColor  # noqa: E402
-from PySide6.QtWidgets import QLabel  # noqa: E402
+from PySide6.QtWidgets import QLabel, QWidget  # noqa: E402
 
 from app.domain import Failure, HashlensError, ListingQuery  # noqa: E402
 from app.services import actions  # noqa: E402
@@ -131,6 +131,14 @@ def test_close_cancels_and_leaves_no_thread_running(qtbot, store, monkeypatch):
     assert started.wait(10)
     w.close()
     assert w.pool.activeThreadCount() == 0
+
+
+def test_with_a_parent_it_is_still_its_own_window(qtbot, store):
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    w = AuditWindow(store, "", parent)
+    assert w.isWindow() and w.database is None and w.parent() is parent
+    w.shutdown()
 
 
 def test_an_error_is_shown_not_raised(qtbot, store):
