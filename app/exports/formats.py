@@ -271,7 +271,7 @@ def write_xlsx(path: Path, batches, query: ListingQuery, about: list[tuple[str, 
     book = xlsxwriter.Workbook(
         str(path),
         {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
-         "strings_to_numbers": False, "tmpdir": str(path.parent)},
+         "strings_to_numbers": False},
     )
     count = 0
     try:
