@@ -1,6 +1,6 @@
 """ListImageHashes pages on a million-entry SQLite store, beside raw sqlite3 (issue 2, item 9).
 
-Builds (or reuses) benchmarks/data/listing-1m.db with `hashlens sample`'s generator, then
+Builds (or reuses) benchmarks/data/sample-1000000.db with `hashlens sample`'s generator, then
 times `actions.list_image_hashes` for pages of 50 at the start, the middle and the end,
 with and without imagestatus/metadata, and for an identifier filter of 100 identifiers.
 Each figure is the median of many repetitions, printed beside the same rows fetched with
@@ -106,10 +106,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--reps", type=int, default=300, help="repetitions per figure (median reported)")
-    parser.add_argument("--store", type=Path, help="store file (default benchmarks/data/listing-<count>.db)")
+    parser.add_argument("--store", type=Path, help="store file (default benchmarks/data/sample-<count>.db, shared with scale.py)")
     parser.add_argument("--profile", action="store_true", help="profile the slowest service case")
     args = parser.parse_args(argv)
-    path = args.store or DATA / f"listing-{args.count // 1000}k.db"
+    path = args.store or DATA / f"sample-{args.count}.db"
     build(path, args.count)
 
     store = Store.open("sqlite:///" + str(path), read_only=True)
