@@ -514,14 +514,6 @@ def _scan_database(store: Store, db_id: int, name: str, recorded: int, options: 
             if bits <= low or bits >= high:
                 what = "all zeros" if bits == 0 else "all ones" if bits == 64 else f"of very low bit entropy ({bits} of 64 bits set)"
                 scan.degenerate.add((ident, phash, what))
-            if fmt:
-                scan.formats[fmt] += 1
-            if width is not None:
-                scan.width = _widen(scan.width, width)
-            if height is not None:
-                scan.height = _widen(scan.height, height)
-            if size is not None:
-                scan.size = _widen(scan.size, size)
             if meta_count:
                 scan.with_metadata += 1
         scan.entries += len(batch)
@@ -533,6 +525,8 @@ def _scan_database(store: Store, db_id: int, name: str, recorded: int, options: 
         scan.hashes = np.concatenate(hash_parts)
     cancel.check()
     report(f"{name}: labels, duplicates and metadata", 0, None)
+    formats, (scan.width, scan.height, scan.size) = q.shape_profile(store, db_id)
+    scan.formats.update(dict(formats))
     scan.shared_total, scan.shared = q.shared_labels(store, db_id, MAX_FINDINGS_PER_KIND)
     scan.sha_total, scan.sha_groups = q.sha256_groups(store, db_id, MAX_GROUPS)
     if scan.sha_total > len(scan.sha_groups):
@@ -545,10 +539,6 @@ def _scan_database(store: Store, db_id: int, name: str, recorded: int, options: 
     scan.meta_mismatch = q.meta_count_mismatches(store, db_id, EXAMPLES)
     scan.histogram, scan.sample = distance_histogram(scan.hashes, options.histogram_sample)
     return scan
-
-
-def _widen(span, value):
-    return (value, value) if span is None else (min(span[0], value), max(span[1], value))
 
 
 def _profile_metadata(store: Store, scan: _Scan) -> None:

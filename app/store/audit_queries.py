@@ -80,6 +80,23 @@ def iter_entries(store: Store, db_id: int, batch: int = 5000) -> Iterator[list[t
         after = rows[-1][0]
 
 
+def shape_profile(store: Store, db_id: int) -> tuple[list[tuple[str, int]], tuple]:
+    """(image format -> entries, by count) and the (min, max) width, height and byte size,
+    each None when no entry records it: aggregates, so no row reaches Python."""
+    formats = store._all(
+        "SELECT image_format, COUNT(*) AS n FROM hl_entry WHERE database_id = ? AND image_format IS NOT NULL "
+        "GROUP BY image_format ORDER BY n DESC, image_format",
+        (db_id,),
+    )
+    r = store._one(
+        "SELECT MIN(width), MAX(width), MIN(height), MAX(height), MIN(byte_size), MAX(byte_size) "
+        "FROM hl_entry WHERE database_id = ?",
+        (db_id,),
+    )
+    spans = tuple(None if r[i] is None else (int(r[i]), int(r[i + 1])) for i in (0, 2, 4))
+    return [(f, int(n)) for f, n in formats], spans
+
+
 def iter_hashes(store: Store, db_id: int, batch: int = 50_000) -> Iterator[tuple[list[int], list[int]]]:
     """(keys, unsigned pHashes) of a database in database order, a batch at a time."""
     after = -1
