@@ -445,8 +445,10 @@ class _Scan:
                 text = f"The metadata key '{profile.key}' is {profile.key_bytes} bytes, near the 254-byte limit."
                 n = profile.entries
             else:
-                text = (f"{profile.values_near_limit:,} values of the metadata key '{profile.key}' are "
-                        f"{NEAR_LIMIT_BYTES} bytes or longer, near the 254-byte limit.")
+                many = profile.values_near_limit != 1
+                text = (f"{profile.values_near_limit:,} {'values' if many else 'value'} of the metadata key "
+                        f"'{profile.key}' {'are' if many else 'is'} {NEAR_LIMIT_BYTES} bytes or longer, "
+                        "near the 254-byte limit.")
                 n = profile.values_near_limit
             out.append(Finding("metadata-near-limit", name, text, tuple(ids), n,
                                ListingQuery(name, filters=(Filter(FilterOp.META_PRESENT, key=profile.key),))))

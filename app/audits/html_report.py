@@ -213,7 +213,8 @@ def to_html(result: AuditResult, thumbs: dict[int, str] | None = None, *, max_gr
             for f in result.findings:
                 if f.level is not level:
                     continue
-                ids = ", ".join(_e(i) for i in f.identifiers[:8]) + (" …" if len(f.identifiers) > 8 else "")
+                ids = " ".join(f"<code>{_e(i)}</code>" for i in f.identifiers[:8]) + (
+                    " …" if len(f.identifiers) > 8 else "")
                 out.append(f'<tr><td><span class="badge {level.label}">{level.label}</span></td><td>{_e(f.kind)}</td>'
                            f"<td>{_e(f.database or 'store')}</td><td>{_e(f.message)}</td><td>{ids}</td></tr>")
         out.append("</table>")
