@@ -45,6 +45,13 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process (both cores count): a figure other work on the
+    machine cannot inflate, unlike the wall-clock time."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _current_rss_mb() -> float:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -72,6 +79,7 @@ def one(n: int, planted: int, radius: int, seed: int) -> dict:
         h[d] = h[s] ^ mask
     base_rss = _current_rss_mb()
 
+    cpu0 = _cpu_s()
     t0 = time.perf_counter()
     u, inverse = np.unique(h, return_inverse=True)
     t1 = time.perf_counter()
@@ -80,6 +88,7 @@ def one(n: int, planted: int, radius: int, seed: int) -> dict:
     t2 = time.perf_counter()
     groups = near.group_values(u, pairs, inverse.astype(np.int64))
     t3 = time.perf_counter()
+    cpu = _cpu_s() - cpu0
     peak = _rss_mb()
 
     # Verification.
@@ -109,7 +118,7 @@ def one(n: int, planted: int, radius: int, seed: int) -> dict:
     return {
         "n": n, "planted": planted, "radius": radius, "plan": plan.describe(),
         "unique_s": t1 - t0, "pairs_s": t2 - t1, "groups_s": t3 - t2, "total_s": t3 - t0,
-        "pairs": len(pairs), "groups": len(groups), "peak_mb": peak, "hashes_mb": base_rss,
+        "cpu_s": cpu, "pairs": len(pairs), "groups": len(groups), "peak_mb": peak, "hashes_mb": base_rss,
         "baseline_sample": sample_n, "baseline_sample_s": tb, "baseline_pairs": int(len(bi)),
         "baseline_extrapolated_s": tb * (n / sample_n) ** 2,
         "missed_planted": missed_planted, "false_pairs": false_pairs, "missed_on_sample": missed_sample,
@@ -179,7 +188,9 @@ def main() -> int:
     if args.one_store:
         print(json.dumps(audit_store(args.one_store, args.seed)))
         return 0
-    print(f"near-duplicate grouping, radius {args.radius}, {os.cpu_count()} cores, numpy {np.__version__}")
+    load = os.getloadavg()[0]
+    print(f"near-duplicate grouping, radius {args.radius}, {os.cpu_count()} cores, numpy {np.__version__}, "
+          f"load average {load:.1f} at the start")
     ok = True
     for n in (int(s) for s in args.sizes.split(",") if int(s) > 0):
         # A child per size, so its peak memory is its own.
@@ -198,7 +209,8 @@ def main() -> int:
         ok &= correct and (target is None or r["total_s"] < target) and r["peak_mb"] < MEMORY_TARGET_MB
         print(f"\n{n:>12,} hashes, {r['planted']:,} planted pairs; {r['plan']}")
         print(f"  index      {r['total_s']:8.2f} s  (unique {r['unique_s']:.2f} + pairs {r['pairs_s']:.2f} "
-              f"+ groups {r['groups_s']:.2f}); {r['pairs']:,} pairs in {r['groups']:,} groups")
+              f"+ groups {r['groups_s']:.2f}); {r['cpu_s']:.2f} s of CPU; {r['pairs']:,} pairs in "
+              f"{r['groups']:,} groups")
         print(f"  baseline   {r['baseline_extrapolated_s']:8.1f} s  NumPy brute force, extrapolated from "
               f"{r['baseline_sample']:,} hashes in {r['baseline_sample_s']:.2f} s  -> index is {speedup:,.0f}x faster")
         print(f"  memory     {r['peak_mb']:8.0f} MB peak RSS ({r['hashes_mb']:.0f} MB with just the hashes); "

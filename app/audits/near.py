@@ -232,8 +232,9 @@ def _search_band(u: np.ndarray, band: Band, radius: int, out: _Collector, cancel
     # 32-bit positions halve the memory traffic of the gathers below (ours: up to 2^31 hashes).
     itype = np.int32 if n < 2**31 - 1 else np.int64
     if dense:
-        starts = np.zeros((1 << band.width) + 1, dtype=itype)
-        np.cumsum(np.bincount(ks, minlength=1 << band.width), out=starts[1:])
+        sizes = np.bincount(ks, minlength=1 << band.width).astype(itype)
+        starts = np.zeros(1 << band.width, dtype=itype)
+        np.cumsum(sizes[:-1], out=starts[1:])
 
     # Pairs in the same bucket: runs of equal keys are contiguous in sorted order.
     live = np.flatnonzero(ks[1:] == ks[:-1])
@@ -264,7 +265,7 @@ def _search_band(u: np.ndarray, band: Band, radius: int, out: _Collector, cancel
                 t = kp ^ kdtype(mask)
                 if dense:
                     lo = starts[t]
-                    cnt = starts[t + 1] - lo
+                    cnt = sizes[t]
                 else:
                     lo = np.searchsorted(ks, t, "left").astype(itype)
                     cnt = (np.searchsorted(ks, t, "right") - lo).astype(itype)
