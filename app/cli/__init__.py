@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "'action=ListImageHashes&database=ImageHashes&start=1&maxresults=10'. "
                                    "Exit status 0 on SUCCESS, 1 on ERROR.")
     p.add_argument("request", help="the query string; imagepath= names a local file")
-    p.set_defaults(handler=_cmd_aci, needs_store=False)
+    p.set_defaults(handler=_cmd_aci)
 
     db = sub.add_parser("db", help="create, list, rename or remove databases")
     dbs = db.add_subparsers(dest="db_command", metavar="ACTION", required=True, parser_class=_Parser)
@@ -333,6 +333,8 @@ def main(argv: list[str] | None = None, gui: Callable[..., int] | None = None) -
         return gui([], store_url=url, read_only=args.read_only)
     store = None
     try:
+        if not getattr(args, "needs_store", True):
+            return args.handler(None, args)
         try:
             store = Store.open(url, read_only=args.read_only)
         except HashlensError as exc:

@@ -753,14 +753,17 @@ class Store:
 
     def list_page(self, query: ListingQuery) -> ListingPage:
         """One window of a listing: `start`/`maxresults` of the filtered, ordered entries."""
-        db_id = self.database_id(query.database)
-        if query.identifiers is not None:
-            rows = self._rows_by_identifiers(db_id, query)
-        else:
-            rows = self._window_rows(db_id, query, query.start, query.maxresults)
-        if query.metadata:
-            rows = self._with_metadata(rows)
-        total = None if query.is_filtered else self._entry_count(db_id)
+        # One snapshot for every statement of the page (mark seek, rows, metadata, total),
+        # so a change committed meanwhile is seen whole or not at all.
+        with self.reading():
+            db_id = self.database_id(query.database)
+            if query.identifiers is not None:
+                rows = self._rows_by_identifiers(db_id, query)
+            else:
+                rows = self._window_rows(db_id, query, query.start, query.maxresults)
+            if query.metadata:
+                rows = self._with_metadata(rows)
+            total = None if query.is_filtered else self._entry_count(db_id)
         return ListingPage(query, rows, total)
 
     def iter_listing(self, query: ListingQuery, batch: int = 2000) -> Iterator[list[EntryRow]]:
@@ -931,16 +934,26 @@ class Store:
         raise AssertionError(op)
 
     def _with_metadata(self, rows: list[EntryRow]) -> list[EntryRow]:
-        """Attach each row's metadata with one IN query per chunk, in the order added."""
+        """Attach each row's metadata, in the order it was added. Rows in key order (every
+        keyset batch of a listing in database order) take one range query; others one IN
+        query per chunk of keys."""
         keys = [r.key for r in rows if r.meta_count]
         items: dict[int, list] = {}
-        for chunk in _chunks(keys, IN_CHUNK):
-            marks = ",".join("?" * len(chunk))
-            for key, k, v in self._all(
-                f"SELECT entry_id, meta_key, meta_value FROM hl_metadata WHERE entry_id IN ({marks}) ORDER BY entry_id, id", chunk
-            ):
-                items.setdefault(key, []).append((k, v))
-        return [r._replace(metadata=tuple(items.get(r.key, ()))) for r in rows]
+        sql = "SELECT entry_id, meta_key, meta_value FROM hl_metadata WHERE "
+        if len(keys) > 8 and all(a < b for a, b in zip(keys, keys[1:])):
+            wanted = set(keys)
+            # The range may hold other databases' entries too: keep only ours.
+            for key, k, v in self._all(sql + "entry_id BETWEEN ? AND ? ORDER BY entry_id, id", (keys[0], keys[-1])):
+                if key in wanted:
+                    items.setdefault(key, []).append((k, v))
+        else:
+            for chunk in _chunks(keys, IN_CHUNK):
+                marks = ",".join("?" * len(chunk))
+                for key, k, v in self._all(sql + f"entry_id IN ({marks}) ORDER BY entry_id, id", chunk):
+                    items.setdefault(key, []).append((k, v))
+        empty = ()
+        make = tuple.__new__
+        return [make(EntryRow, (*r[:-1], tuple(items[r.key]) if r.key in items else empty)) for r in rows]
 
     def metadata_keys(self, database: str, limit: int = 500) -> list[str]:
         db_id = self.database_id(database)

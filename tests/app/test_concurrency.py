@@ -167,11 +167,6 @@ def metadata_flipper(url: str, stop: str) -> int:
     return done
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Store.list_page reads the entries and then their metadata in two statements outside "
-    "a read transaction, so a change committed between them shows half made (meta_count "
-    "from before, metadata rows from after). Fix: run list_page's body inside "
-    "self.reading(); then remove this marker."))
 def test_a_page_never_shows_half_a_change(sqlite_url, tmp_path):
     """The window's own path (actions.list_image_hashes, no snapshot of the caller's)."""
     with Store.open(sqlite_url) as store:
