@@ -18,5 +18,18 @@ def main(argv=None) -> int:
     return run(qt_args, store_url=args.store, read_only=args.read_only)
 
 
+def cli(argv=None) -> int:
+    """`hashlens`: the command line, and the window when no subcommand is given. Qt is
+    imported only on that path, so the command line stays free of it."""
+    from app.cli import main as cli_main
+
+    def gui(qt_args, store_url=None, read_only=False):
+        from ui.app import run
+
+        return run(qt_args, store_url=store_url, read_only=read_only)
+
+    return cli_main(argv, gui=gui)
+
+
 if __name__ == "__main__":
     sys.exit(main())

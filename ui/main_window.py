@@ -70,7 +70,7 @@ class MainWindow(QMainWindow):
         self.setObjectName("hashlensMain")
         self.force_read_only = force_read_only
         self.settings = settings or Settings()
-        self.theme = theme or ThemeManager(QApplication.instance(), self.settings.theme())
+        self.theme = theme or ThemeManager(QApplication.instance(), self.settings.theme(), parent=self)
         self.workers = Workers(self)
         self.session = Session(self.workers, self, poll_ms=poll_ms)
         self.prompter = Prompter(self)

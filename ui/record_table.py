@@ -122,11 +122,11 @@ class RecordTable(QTableView):
         identifier, a 16-digit pHash, a timestamp (ours)."""
         fm = self.fontMetrics()
         mono = QFontMetrics(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        pad = 24
+        pad = 16
         samples = {
             "position": fm.horizontalAdvance("10,000,000") + pad,
             "identifier": fm.horizontalAdvance("0123456789abcdef" * 2) + pad,
-            "label": fm.horizontalAdvance("x" * 22) + pad,
+            "label": fm.horizontalAdvance("x" * 16) + pad,
             "status": fm.horizontalAdvance("trained") + pad,
             "image": fm.horizontalAdvance("Image data") + pad,
             "meta": fm.horizontalAdvance("Metadata") + pad,

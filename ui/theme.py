@@ -63,8 +63,8 @@ class ThemeManager(QObject):
 
     changed = Signal(str)  # the scheme now in effect: "light" or "dark"
 
-    def __init__(self, app: QApplication, mode: str = "system"):
-        super().__init__(app)
+    def __init__(self, app: QApplication, mode: str = "system", parent: QObject | None = None):
+        super().__init__(parent or app)
         self._app = app
         self.mode = mode if mode in THEMES else "system"
         self.scheme = "light"

@@ -168,6 +168,8 @@ def test_stale_page_is_dropped(qtbot, setup):
     """A slow first request answering after a newer one must not replace it."""
     model, store, _w = setup
     load(qtbot, model, ListingQuery("Animals"))
+    qtbot.waitUntil(lambda: store.calls["list_page"] >= 2, timeout=3000)  # the page and its prefetch
+    qtbot.wait(50)
     store.gate = threading.Event()
     plants = ListingQuery("Plants")
     model.set_query(ListingQuery("Animals", filters=(Filter(FilterOp.LABEL_CONTAINS, "cat"),)))
