@@ -135,13 +135,35 @@ def run_audit(
     report = progress or (lambda phase, done, total: None)
     cancel = _Cancel(cancelled)
     started = _now_ms()
+    # On a damaged SQLite file the audit reads what it can and reports what it could not
+    # (ours): an auditor that stops at the first bad page tells the operator nothing.
+    damage: list[str] = []
+
+    def tolerate(what: str, read, default):
+        try:
+            with q.translated(store):
+                return read()
+        except HashlensError as exc:
+            if not _is_damage(store, exc):
+                raise
+            damage.append(f"{what}: {exc.description}")
+        except _ODD_VALUES as exc:
+            # SQLite stores any type in any column: a damaged page, or another program,
+            # can leave text where a number belongs. Servers enforce their types.
+            if store.backend != "sqlite":
+                raise
+            damage.append(f"{what}: a value of an unexpected type ({type(exc).__name__}: {exc})")
+        return default
+
     with q.cancellable(store, cancel):
-        token = store.change_token()
-        changed = cache.refresh(store, token) if cache is not None else None
-        all_dbs = q.databases(store)
+        token = tolerate("the change journal", store.change_token, 0)
+        if cache is not None and damage:
+            cache.clear()
+        changed = cache.refresh(store, token) if cache is not None else None  # noqa: F841
+        all_dbs = tolerate("the list of databases", lambda: q.databases(store), [])
         if database is not None:
             scope = [d for d in all_dbs if d[1] == database]
-            if not scope:
+            if not scope and not damage:
                 raise no_such_database(database)
         else:
             scope = all_dbs
@@ -156,12 +178,15 @@ def run_audit(
         across_cached = cache.across.get(across_key) if cache is not None and want_across else None
 
         scans: dict[str, _Scan] = {}
-        with store.reading():
+        with q.translated(store), store.reading():
             for db_id, name, recorded in scope:
                 if name in reused:
                     continue
                 cancel.check()
-                scans[name] = _scan_database(store, db_id, name, recorded, options, report, cancel)
+                scan = tolerate(f"database '{name}'", lambda a=(db_id, name, recorded): _scan_database(
+                    store, *a, options, report, cancel), None)
+                if scan is not None:
+                    scans[name] = scan
             # Hashes of every database the near-duplicate search needs, in name order.
             hashes: dict[str, tuple[np.ndarray, np.ndarray]] = {n: (s.keys, s.hashes) for n, s in scans.items()}
             need = [d for d in all_dbs if d[1] not in hashes] if want_across and across_cached is None else []
@@ -170,26 +195,38 @@ def run_audit(
                     hashes[name] = cache.hashes[name]
                     continue
                 cancel.check()
-                hashes[name] = _load_hashes(store, db_id, name, recorded, report, cancel)
-            near = _near_search(store, scans, hashes, all_dbs, scope, options, report, cancel,
-                                want_across and across_cached is None)
+                loaded = tolerate(f"the hashes of '{name}'", lambda a=(db_id, name, recorded): _load_hashes(
+                    store, *a, report, cancel), None)
+                if loaded is not None:
+                    hashes[name] = loaded
+            near = tolerate("the near-duplicate groups", lambda: _near_search(
+                store, scans, hashes, all_dbs, scope, options, report, cancel,
+                want_across and across_cached is None), _Near())
             across = across_cached if across_cached is not None else near.across
         for name, scan in scans.items():
             cancel.check()
-            scan.integrity_images(store, options, report, cancel)
+            tolerate(f"the images of '{name}'", lambda s=scan: s.integrity_images(store, options, report, cancel), None)
         audits = []
         for _, name, _ in scope:
             if name in reused:
                 audits.append(reused[name])
-            else:
+            elif name in scans:
                 audits.append(scans[name].result(near.groups.get(name, ())))
-        checks = _store_checks(store, options, report, cancel)
-        history = _history(store, database, options)
+        checks = _store_checks(store, options, report, cancel, tolerate)
+        history = tolerate("the change journal", lambda: _history(store, database, options),
+                           History(options.since, options.until, 0, (), ()))
 
     findings = [f for a in audits for f in a.findings]
     findings += _across_findings(across, database)
     findings += _store_findings(checks)
-    if cache is not None:
+    if damage:
+        findings.append(Finding(
+            "store-integrity", None,
+            "The audit could not read all of the store, so its results are incomplete: " + "; ".join(damage[:5])
+            + (f" (and {len(damage) - 5} more)" if len(damage) > 5 else "")
+            + ". Copy what can be read to a new store or restore a backup; Hashlens never repairs a store in place.",
+            (), len(damage)))
+    elif cache is not None:
         for a in audits:
             cache.databases[(a.name, options.cache_key())] = a
         for name, pair in hashes.items():
@@ -734,11 +771,18 @@ def _across_findings(groups, scope: str | None) -> list[Finding]:
 # -- the store and its history -------------------------------------------------------------------
 
 
-def _store_checks(store: Store, options: AuditOptions, report: Progress, cancel: _Cancel) -> StoreChecks:
+def _store_checks(store: Store, options: AuditOptions, report: Progress, cancel: _Cancel, tolerate) -> StoreChecks:
     cancel.check()
     report("store integrity", 0, None)
-    status, messages, check = q.store_integrity(store, options.full_integrity)
-    orphans = q.orphan_rows(store)
+    try:
+        with q.translated(store):
+            status, messages, check = q.store_integrity(store, options.full_integrity)
+    except HashlensError as exc:
+        if not _is_damage(store, exc):
+            raise
+        # The check itself hit the damage: that is its answer.
+        status, messages, check = "failed", [exc.description], "PRAGMA integrity_check"
+    orphans = tolerate("the consistency of the tables", lambda: q.orphan_rows(store), {})
     return StoreChecks(
         backend=store.backend,
         schema_version=store.schema_version,
@@ -748,6 +792,14 @@ def _store_checks(store: Store, options: AuditOptions, report: Progress, cancel:
         integrity_messages=tuple(messages),
         orphans=tuple(sorted(orphans.items())),
     )
+
+
+_ODD_VALUES = (TypeError, ValueError, OverflowError, UnicodeError)
+
+
+def _is_damage(store: Store, exc: HashlensError) -> bool:
+    """A read error that means a damaged SQLite file (not a lost server or a cancel)."""
+    return store.backend == "sqlite" and exc.failure in (Failure.STORE_UNAVAILABLE, Failure.STORE_FAILED)
 
 
 def _store_findings(checks: StoreChecks) -> list[Finding]:

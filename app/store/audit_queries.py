@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 from collections.abc import Callable, Iterator
 
+import peewee
+
 from app.domain import JournalEntry, PHASH_MASK
-from app.store.store import IN_CHUNK, Store
+from app.store.store import IN_CHUNK, Store, _translate
 
 ENTRY_SCAN_COLUMNS = (
     "e.id, e.identifier, e.label, e.phash, e.sha256, e.has_image_data, e.image_format, "
@@ -34,6 +37,16 @@ def byte_length(store: Store, column: str) -> str:
     if store.backend == "mysql":
         return f"LENGTH({column})"
     return f"LENGTH(CAST({column} AS BLOB))"
+
+
+@contextlib.contextmanager
+def translated(store: Store):
+    """Driver errors as HashlensErrors. The store translates errors of `execute`; a
+    damaged SQLite page can also fail later, in `fetchall`, as a bare sqlite3 error."""
+    try:
+        yield
+    except (sqlite3.DatabaseError, peewee.DatabaseError) as exc:
+        raise _translate(exc, store) from exc
 
 
 @contextlib.contextmanager
