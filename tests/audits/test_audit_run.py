@@ -225,3 +225,16 @@ def test_planted_problems_on_every_backend(store, store_url):
     with Store.open(store_url, read_only=True) as reader:
         again = run_audit(reader, "photos", AuditOptions(check_images=False))
     assert again.findings == tuple(f for f in run_audit(store, "photos", AuditOptions(check_images=False)).findings)
+
+
+@pytest.mark.server
+def test_reports_never_show_the_store_password(pg_url):
+    from app.audits.html_report import to_html
+    from app.audits.report import to_json, to_text
+
+    url = pg_url.replace("postgres@", "postgres:s3cret-pw@")  # the local server trusts and ignores it
+    with Store.open(url) as store:
+        actions.create_database(store, "db")
+        result = run_audit(store)
+    for text in (to_text(result), to_json(result), to_html(result)):
+        assert "s3cret-pw" not in text and "postgres@127.0.0.1" in text
