@@ -782,6 +782,12 @@ def _store_checks(store: Store, options: AuditOptions, report: Progress, cancel:
             raise
         # The check itself hit the damage: that is its answer.
         status, messages, check = "failed", [exc.description], "PRAGMA integrity_check"
+    except MemoryError:
+        if store.backend != "sqlite":
+            raise
+        # SQLite reports out-of-memory when a damaged page claims an absurd record size.
+        status, messages, check = "failed", ["SQLite ran out of memory reading the file: a damaged page "
+                                             "claims an impossible size."], "PRAGMA integrity_check"
     orphans = tolerate("the consistency of the tables", lambda: q.orphan_rows(store), {})
     return StoreChecks(
         backend=store.backend,
@@ -794,7 +800,8 @@ def _store_checks(store: Store, options: AuditOptions, report: Progress, cancel:
     )
 
 
-_ODD_VALUES = (TypeError, ValueError, OverflowError, UnicodeError)
+# MemoryError: SQLite's answer when a damaged page claims an absurd record size.
+_ODD_VALUES = (TypeError, ValueError, OverflowError, UnicodeError, MemoryError)
 
 
 def _is_damage(store: Store, exc: HashlensError) -> bool:

@@ -17,18 +17,28 @@ from app.audits.model import AuditOptions, Level
 from app.domain import HashlensError
 from app.services import actions
 from app.store import Store
+from app.store import store as store_module
 
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory):
     """A small store in rollback-journal form (one file, no WAL) to mutate."""
-    path = tmp_path_factory.mktemp("damaged") / "small.db"
-    with Store.open("sqlite:///" + str(path)) as store:
+    return _build(tmp_path_factory.mktemp("damaged") / "small.db")
+
+
+def _build(path) -> bytes:
+    # A fixed clock makes the file, and so the sweep, the same on every run.
+    clock = iter(range(1_700_000_000_000, 1_800_000_000_000, 1000))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(store_module, "now_ms", lambda: next(clock))
+        mp.setattr(store_module, "_current_user", lambda: "auditor")
+        store = Store.open("sqlite:///" + str(path))
         actions.create_database(store, "db")
         for seed in range(40):
             actions.train_image(store, "db", data=_image(seed), identifier=f"id-{seed:03d}",
                                 label=f"label {seed % 7}", metadata=[("k", str(seed % 3))])
         store._exec("PRAGMA journal_mode=DELETE")
+        store.close()
     return path.read_bytes()
 
 
@@ -51,6 +61,11 @@ def _mutate(data: bytes, rng: random.Random) -> bytes:
         for i in range(at, min(len(buf), at + span)):
             buf[i] = rng.randrange(256) if fill is None else fill[0]
     return bytes(buf)
+
+
+def test_the_sweep_is_repeatable(small_store, tmp_path):
+    """The file is made the same every run, so a failure seen once is seen again."""
+    assert _build(tmp_path / "again.db") == small_store
 
 
 def test_damaged_files_are_reported_or_refused_never_crash(small_store, tmp_path):
