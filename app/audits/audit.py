@@ -545,7 +545,7 @@ def _scan_database(store: Store, db_id: int, name: str, recorded: int, options: 
                 scan.ids_long.add(ident)
             if label == ident:
                 scan.labels_auto.add(ident)
-            elif not label.strip():
+            elif not label or not label.strip():
                 scan.labels_missing.add(ident)
             if len(label) * 4 >= NEAR_LIMIT_BYTES and _nbytes(label) >= NEAR_LIMIT_BYTES:
                 scan.labels_long.add((ident, label))
@@ -801,7 +801,7 @@ def _store_checks(store: Store, options: AuditOptions, report: Progress, cancel:
 
 
 # MemoryError: SQLite's answer when a damaged page claims an absurd record size.
-_ODD_VALUES = (TypeError, ValueError, OverflowError, UnicodeError, MemoryError)
+_ODD_VALUES = (TypeError, ValueError, OverflowError, UnicodeError, AttributeError, MemoryError)
 
 
 def _is_damage(store: Store, exc: HashlensError) -> bool:

@@ -69,10 +69,19 @@ def test_the_sweep_is_repeatable(small_store, tmp_path):
 
 
 def test_damaged_files_are_reported_or_refused_never_crash(small_store, tmp_path):
-    rng = random.Random(20240501)
+    _sweep(small_store, tmp_path, 120, seed=20240501)
+
+
+@pytest.mark.soak
+def test_damaged_files_soak(small_store, tmp_path):
+    _sweep(small_store, tmp_path, 5000, seed=7)
+
+
+def _sweep(small_store: bytes, tmp_path, runs: int, seed: int) -> None:
+    rng = random.Random(seed)
     outcomes = {"reported": 0, "refused": 0, "clean": 0}
     opener_escapes: list[str] = []
-    for n in range(120):
+    for n in range(runs):
         target = tmp_path / f"m{n}.db"
         data = _mutate(small_store, rng)
         target.write_bytes(data)
@@ -98,7 +107,9 @@ def test_damaged_files_are_reported_or_refused_never_crash(small_store, tmp_path
             finally:
                 store.close()
         assert hashlib.sha256(target.read_bytes()).hexdigest() == before, f"mutation {n} changed the file"
+        for leftover in tmp_path.glob(f"m{n}.db*"):
+            leftover.unlink()
     # The sweep must exercise both paths, or it proves nothing.
-    assert outcomes["reported"] > 10 and outcomes["refused"] > 5, outcomes
+    assert outcomes["reported"] > runs // 12 and outcomes["refused"] > runs // 24, outcomes
     if opener_escapes:
         warnings.warn("Store.open let non-Hashlens errors escape on damaged files: " + "; ".join(opener_escapes[:5]))
