@@ -12,6 +12,10 @@ brute force finds is reported (no misses).
     .venv/bin/python benchmarks/audit.py --sizes 200000   # quick look
     .venv/bin/python benchmarks/audit.py --sizes 0 --store 1000000   # a whole audit of a store
 
+`--images N` trains N JPEG photographs (scikit-image's, resized and shifted) and times the
+audit's image check (decode, re-hash, compare) beside a plain loop doing the same in one
+thread, measured in the same run.
+
 `--store N` also builds an SQLite store of N entries (random hashes, 10 % with a metadata
 key, no image data) and times a whole audit without the image check beside a raw
 `sqlite3` read of the same columns.
@@ -22,6 +26,7 @@ Targets (issue 5): 1,000,000 hashes < 10 s, 10,000,000 < 5 min on 2 cores, memor
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -172,6 +177,53 @@ def audit_store(n: int, seed: int) -> dict:
             "peak_mb": _rss_mb(), "before_mb": rss_before, "plan": result.near_plan}
 
 
+def audit_images(n: int, seed: int) -> dict:
+    import io
+    import tempfile
+
+    import skimage.data
+    from PIL import Image
+
+    from app.audits.audit import run_audit
+    from app.audits.model import AuditOptions
+    from app.services import actions, imaging
+    from app.store import Store
+
+    photos = [Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+              for name in ("astronaut", "coffee", "chelsea", "rocket", "horse", "camera")]
+    rng = np.random.default_rng(seed)
+    blobs = []
+    for i in range(n):
+        photo = photos[i % len(photos)]
+        dx, dy = (int(v) for v in rng.integers(0, 40, 2))
+        image = photo.crop((dx, dy, dx + 400, dy + 300)).resize((640, 480))
+        buf = io.BytesIO()
+        image.save(buf, "JPEG", quality=85)
+        blobs.append(buf.getvalue())
+    folder = Path(tempfile.mkdtemp(prefix="hashlens-bench-"))
+    url = "sqlite:///" + str(folder / "images.db")
+    with Store.open(url) as store:
+        actions.create_database(store, "images")
+        for i, data in enumerate(blobs):
+            actions.train_image(store, "images", data=data, identifier=f"img-{i:06d}", label=f"photo {i}")
+    t = time.perf_counter()
+    for data in blobs:
+        imaging.phash_of(imaging.open_image(data))
+        hashlib.sha256(data).hexdigest()
+    raw_s = time.perf_counter() - t
+    with Store.open(url, read_only=True) as store:
+        t = time.perf_counter()
+        run_audit(store, "images", AuditOptions(across=False))
+        audit_s = time.perf_counter() - t
+        t = time.perf_counter()
+        run_audit(store, "images", AuditOptions(across=False, check_images=False))
+        without_s = time.perf_counter() - t
+    for p in folder.iterdir():
+        p.unlink()
+    folder.rmdir()
+    return {"n": n, "raw_s": raw_s, "audit_s": audit_s, "without_s": without_s}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000000,10000000")
@@ -180,6 +232,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20240501)
     parser.add_argument("--store", type=int, default=0, metavar="N", help="also audit an SQLite store of N entries")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--images", type=int, default=0, metavar="N", help="also time the image check on N photos")
     parser.add_argument("--one-store", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -219,6 +272,13 @@ def main() -> int:
               f"missed on the brute-forced sample {r['missed_on_sample']} "
               f"({r['baseline_pairs']} pairs there)")
         print("  " + "; ".join(verdict))
+    if args.images:
+        r = audit_images(args.images, args.seed)
+        check_s = r["audit_s"] - r["without_s"]
+        print(f"\nimage check of {r['n']:,} JPEG photographs (640×480)")
+        print(f"  audit      {check_s:8.2f} s  ({r['n'] / check_s:,.0f} images/s; whole audit {r['audit_s']:.2f} s)")
+        print(f"  raw loop   {r['raw_s']:8.2f} s  ({r['n'] / r['raw_s']:,.0f} images/s, one thread: decode, pHash, "
+              f"SHA-256) -> audit is {check_s / r['raw_s']:.2f}x the raw loop")
     if args.store:
         out = subprocess.run([sys.executable, __file__, "--one-store", str(args.store), "--seed", str(args.seed)],
                              capture_output=True, text=True, check=True).stdout
