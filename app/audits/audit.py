@@ -9,7 +9,8 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
@@ -57,6 +58,9 @@ AUTO_IDENTIFIER = re.compile(r"[0-9a-f]{32}")
 # the group's size stays exact (ours).
 MAX_MEMBERS = 500
 IMAGE_BATCH = 64
+# From this many images a database's image check runs in a process pool (ours: below it,
+# starting the workers costs more than it saves).
+PROCESS_THRESHOLD = 1000
 
 
 def _now_ms() -> int:
@@ -318,27 +322,51 @@ class _Scan:
         total = q.count_with_image_flag(store, self.db_id)
         done = 0
         report(f"{self.name}: checking images", 0, total)
-        workers = max(1, min(4, os.cpu_count() or 1))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        # Decoding and hashing hold the GIL (measured: two threads run no faster than one),
+        # so many images go to a process pool. "spawn" starts clean interpreters: no fork
+        # of a process that may be running Qt threads.
+        workers = options.image_workers or (os.cpu_count() or 1)
+        pool = None
+        if workers > 1 and total >= PROCESS_THRESHOLD:
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        pending = None
+        try:
             for batch in q.iter_image_entries(store, self.db_id, IMAGE_BATCH):
                 cancel.check()
                 blobs = store.images_by_key([r[0] for r in batch])
-                jobs = [(r, blobs[r[0]]) for r in batch if r[0] in blobs]
-                for (key, identifier, stored, digest), outcome in zip(
-                    (j[0] for j in jobs), pool.map(lambda j: _check_image(j[0][1], j[1]), jobs)
-                ):
-                    self.images_checked += 1
-                    kind, value = outcome
-                    if kind == "undecodable":
-                        self.undecodable.add((identifier, value))
-                        continue
-                    recomputed, sha = value
-                    if recomputed != stored:
-                        self.phash_mismatch.add((identifier, stored, recomputed))
-                    if digest is not None and sha != digest:
-                        self.sha_mismatch.add((identifier, digest, sha))
+                rows = [r for r in batch if r[0] in blobs]
+                items = [(r[1], blobs[r[0]]) for r in rows]
+                if pool is not None:
+                    # One task per half batch: a task per image costs more in messages.
+                    half = max(1, len(items) // 2)
+                    outcomes = [pool.submit(_check_images, items[i:i + half]) for i in range(0, len(items), half)]
+                else:
+                    outcomes = [_check_images(items)]
+                del blobs
+                # The workers decode this batch while the previous one is tallied.
+                if pending is not None:
+                    self._tally(*pending)
+                pending = (rows, outcomes)
                 done += len(batch)
                 report(f"{self.name}: checking images", done, total)
+            if pending is not None:
+                self._tally(*pending)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _tally(self, rows, outcomes) -> None:
+        results = [r for part in outcomes for r in (part.result() if hasattr(part, "result") else part)]
+        for (_key, identifier, stored, digest), (kind, value) in zip(rows, results):
+            self.images_checked += 1
+            if kind == "undecodable":
+                self.undecodable.add((identifier, value))
+                continue
+            recomputed, sha = value
+            if recomputed != stored:
+                self.phash_mismatch.add((identifier, stored, recomputed))
+            if digest is not None and sha != digest:
+                self.sha_mismatch.add((identifier, digest, sha))
 
     def result(self, groups: tuple[Group, ...]) -> DatabaseAudit:
         summary = Summary(
@@ -611,6 +639,10 @@ def _load_hashes(store: Store, db_id: int, name: str, recorded: int, report: Pro
     if not keys:
         return np.zeros(0, np.int64), np.zeros(0, np.uint64)
     return np.concatenate(keys), np.concatenate(hashes)
+
+
+def _check_images(items: list[tuple[str, bytes]]) -> list:
+    return [_check_image(identifier, data) for identifier, data in items]
 
 
 def _check_image(identifier: str, data: bytes):

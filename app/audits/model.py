@@ -229,6 +229,7 @@ class AuditOptions:
     until: int | None = None
     history_limit: int = 200
     histogram_sample: int = 2000
+    image_workers: int | None = None  # processes for the image check; None: one per core
 
     def cache_key(self) -> tuple:
         """The options a database's own sections depend on (not the history range)."""

@@ -238,3 +238,15 @@ def test_reports_never_show_the_store_password(pg_url):
         result = run_audit(store)
     for text in (to_text(result), to_json(result), to_html(result)):
         assert "s3cret-pw" not in text and "postgres@127.0.0.1" in text
+
+
+def test_image_check_in_worker_processes_finds_the_same(planted_url, monkeypatch):
+    from app.audits import audit as audit_module
+
+    monkeypatch.setattr(audit_module, "PROCESS_THRESHOLD", 1)
+    with Store.open(planted_url, read_only=True) as store:
+        pooled = run_audit(store, "photos", AuditOptions(image_workers=2, across=False))
+        inline = run_audit(store, "photos", AuditOptions(image_workers=1, across=False))
+    assert pooled.findings == inline.findings
+    assert {f.kind for f in pooled.findings} >= {"image-undecodable", "phash-mismatch"}
+    assert pooled.databases[0].integrity.images_checked == 19
