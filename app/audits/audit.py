@@ -4,12 +4,12 @@ image integrity, store-level checks and the change history, as one AuditResult."
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import re
 import time
 from collections import Counter
 from collections.abc import Callable
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -163,7 +163,8 @@ def run_audit(
         token = tolerate("the change journal", store.change_token, 0)
         if cache is not None and damage:
             cache.clear()
-        changed = cache.refresh(store, token) if cache is not None else None  # noqa: F841
+        if cache is not None:
+            cache.refresh(store, token)  # forgets what changed since the cached run
         all_dbs = tolerate("the list of databases", lambda: q.databases(store), [])
         if database is not None:
             scope = [d for d in all_dbs if d[1] == database]
