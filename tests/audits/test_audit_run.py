@@ -250,3 +250,14 @@ def test_image_check_in_worker_processes_finds_the_same(planted_url, monkeypatch
     assert pooled.findings == inline.findings
     assert {f.kind for f in pooled.findings} >= {"image-undecodable", "phash-mismatch"}
     assert pooled.databases[0].integrity.images_checked == 19
+
+
+@pytest.mark.parametrize("version, kind, level", [(99, "schema-newer", Level.ERROR), (0, "schema-older", Level.WARNING)])
+def test_schema_version_is_checked(sqlite_url, version, kind, level):
+    with Store.open(sqlite_url) as store:
+        actions.create_database(store, "db")
+        store.schema_version = version  # as read from a store another Hashlens wrote
+        result = run_audit(store)
+    (finding,) = result.findings
+    assert finding.kind == kind and finding.level is level and finding.database is None
+    assert result.store_checks.schema_version == version
