@@ -182,7 +182,7 @@ class RecordTable(QTableView):
             action.toggled.connect(lambda on, s=logical: header.setSectionHidden(s, not on))
         menu.addSeparator()
         menu.addAction("Fit columns to contents", self.size_columns)
-        menu.exec(header.mapToGlobal(pos))
+        self.popup_menu(menu, header.mapToGlobal(pos))
 
     # -- copy and context menu ----------------------------------------------------------------
 
@@ -203,7 +203,11 @@ class RecordTable(QTableView):
                 menu.addMenu(action)
             else:
                 menu.addAction(action)
-        menu.exec(self.viewport().mapToGlobal(pos))
+        self.popup_menu(menu, self.viewport().mapToGlobal(pos))
+
+    def popup_menu(self, menu: QMenu, where: QPoint) -> None:
+        """Show a menu modally (one seam: tests record the menu instead of blocking on it)."""
+        menu.exec(where)
 
     def visible_columns(self) -> list[int]:
         header = self.horizontalHeader()

@@ -144,3 +144,12 @@ def window(make_window, browse_url):
     w = make_window(browse_url)
     assert w.filter_panel.database == "Animals"
     return w
+
+
+def pytest_collection_modifyitems(config, items):
+    # A modal dialog left un-patched would block the event loop where pytest-timeout's
+    # signal cannot reach it: the thread method ends such a test (and the run) instead of
+    # hanging CI.
+    for item in items:
+        if "tests/ui/" in str(item.fspath).replace("\\", "/") and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(120, method="thread"))

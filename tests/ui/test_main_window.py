@@ -402,3 +402,101 @@ def test_ui_never_imports_peewee_or_builds_sql():
         assert "import peewee" not in text and "from peewee" not in text, path
         for keyword in ("SELECT ", "INSERT ", "UPDATE ", "DELETE FROM"):
             assert keyword not in text, (path, keyword)
+
+
+def test_open_store_dialog_offers_read_only(qtbot, make_window, browse_url, monkeypatch):
+    from ui.store_dialog import OpenStoreDialog, url_for
+
+    assert url_for(" /tmp/x.db ") == "sqlite:////tmp/x.db"
+    assert url_for("postgresql://u@h/db") == "postgresql://u@h/db"
+    window = make_window()
+
+    def accept(dialog):
+        dialog.location.setEditText(browse_url)
+        dialog.read_only.setChecked(True)
+        return OpenStoreDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(OpenStoreDialog, "exec", accept)
+    window.open_action.trigger()
+    qtbot.waitUntil(lambda: window.session.store is not None and window.model.rowCount() == 100, timeout=5000)
+    assert window.session.read_only_reason == "you chose to open it read-only"
+    assert not window.entry_actions.new_database.isEnabled()
+    assert window.read_only_banner.button.isVisible()  # "Open for writing…"
+
+
+def test_forced_read_only_dialog_cannot_uncheck(qtbot, make_window):
+    from ui.store_dialog import OpenStoreDialog
+
+    dialog = OpenStoreDialog(["sqlite:///a.db"], forced_read_only=True)
+    qtbot.addWidget(dialog)
+    assert dialog.read_only.isChecked() and not dialog.read_only.isEnabled()
+    assert dialog.url() == "sqlite:///a.db"
+
+
+def test_recent_store_menu_reopens(qtbot, make_window, browse_url):
+    first = make_window(browse_url)
+    first.close()
+    window = make_window()
+    action = window.recent_menu.actions()[0]
+    assert action.text() == browse_url
+    action.trigger()
+    qtbot.waitUntil(lambda: window.model.rowCount() == 100, timeout=5000)
+
+
+def test_row_context_menu_offers_the_actions(qtbot, window, monkeypatch):
+    shown = []
+    monkeypatch.setattr(window.table, "popup_menu", lambda menu, where: shown.append([a.text().replace("&", "") for a in menu.actions()]))
+    rect = window.table.visualRect(window.model.index(4, 1))
+    window.table.customContextMenuRequested.emit(rect.center())
+    assert window.table.selected_rows()[0].identifier == "a004"  # right-click selects the row
+    texts = shown[0]
+    for expected in ("Copy rows", "Find similar images", "Add metadata…", "Relabel image…", "Rename identifier…",
+                     "Move to database…", "Remove image data…", "Remove entry…", "Export…"):
+        assert expected in texts
+
+
+def test_header_menu_hides_and_columns_reorder(qtbot, make_window, browse_url, monkeypatch):
+    window = make_window(browse_url)
+    menus = []
+    monkeypatch.setattr(window.table, "popup_menu", lambda menu, where: menus.append(menu))
+    window.table.horizontalHeader().customContextMenuRequested.emit(window.table.horizontalHeader().rect().center())
+    trained = next(a for a in menus[0].actions() if a.text() == "Trained at")
+    trained.setChecked(False)
+    header = window.table.horizontalHeader()
+    assert header.isSectionHidden(COLUMN_INDEX["trained"])
+    header.moveSection(header.visualIndex(COLUMN_INDEX["label"]), 0)
+    assert window.table.visible_columns()[0] == COLUMN_INDEX["label"]
+    window.table.select_row(0)
+    assert window.table.selection_tsv().splitlines()[0].split("\t")[0] == "Label"
+    window.close()
+    again = make_window(browse_url)
+    assert again.table.horizontalHeader().isSectionHidden(COLUMN_INDEX["trained"])
+    assert again.table.visible_columns()[0] == COLUMN_INDEX["label"]
+
+
+def test_page_indicator_words():
+    from app.domain import Count, ListingQuery
+    from ui.pager import page_text
+
+    q = ListingQuery("D", start=1001, maxresults=50)
+    assert page_text(q, 50, Count(2_000_000, True)) == "entries 1,001–1,050 of 2,000,000"
+    assert page_text(q, 50, Count(10_000, False)) == "entries 1,001–1,050 of 10,000+"
+    assert page_text(q, 50, None) == "entries 1,001–1,050 of …"
+    assert page_text(None, 0, None) == "no database chosen"
+    assert page_text(q, 0, Count(10, True)) == "no entries from 1,001 (of 10)"
+
+
+def test_train_a_folder_into_a_new_database_from_the_empty_store(qtbot, make_window, tmp_path, monkeypatch):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"p{i}.png").write_bytes(__import__("tests.conftest", fromlist=["make_image"]).make_image(40 + i))
+    window = make_window("sqlite:///" + str(tmp_path / "new.db"))
+    monkeypatch.setattr(window.prompter, "folder", lambda *a: str(folder))
+    monkeypatch.setattr(window.prompter, "text", lambda *a, **k: "Pictures")
+    with qtbot.waitSignal(window.entry_actions.changed, timeout=10000):
+        window.empty.train_button.click()
+    qtbot.waitUntil(lambda: window.filter_panel.database == "Pictures", timeout=5000)
+    wait_idle(qtbot, window)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 3, timeout=5000)
+    assert len(window.action_log.lines) == 3

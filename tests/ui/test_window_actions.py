@@ -171,22 +171,36 @@ def test_train_files_with_progress(qtbot, window, answers, tmp_path):
 
 
 def test_train_folder_can_be_cancelled(qtbot, window, answers, tmp_path, monkeypatch):
+    import threading
+
+    from PySide6.QtWidgets import QDialogButtonBox
+
     from app.services import actions
 
     for i in range(5):
         (tmp_path / f"img{i}.png").write_bytes(make_image(800 + i))
     real = actions.train_files
+    started, proceed = threading.Event(), threading.Event()
 
-    def train_and_cancel(store, database, paths, **kwargs):
-        # Press Cancel as soon as training starts, as a person would.
-        window.entry_actions.progress_dialog.buttons.rejected.emit()
+    def train_when_told(store, database, paths, **kwargs):
+        started.set()
+        proceed.wait(5)  # training starts only after the person pressed Cancel
         return real(store, database, paths, **kwargs)
 
-    monkeypatch.setattr(actions, "train_files", train_and_cancel)
+    monkeypatch.setattr(actions, "train_files", train_when_told)
     answers.set(folder=[str(tmp_path)])
-    result = changed(qtbot, window, window.entry_actions.train_folder.trigger)
+    with qtbot.waitSignal(window.entry_actions.changed, timeout=10000) as blocker:
+        window.entry_actions.train_folder.trigger()
+        qtbot.waitUntil(started.is_set, timeout=3000)
+        dialog = window.entry_actions.progress_dialog
+        assert dialog is not None and dialog.isVisible()
+        dialog.buttons.button(QDialogButtonBox.StandardButton.Cancel).click()
+        proceed.set()
+    result = blocker.args[0]
     assert "cancelled" in result.summary
-    assert len(result.lines) < 5
+    assert result.lines == []  # cancelled before the first file: nothing trained
+    wait_idle(qtbot, window)
+    assert window.model.count.value == ANIMALS_TOTAL
 
 
 def test_read_only_store_disables_every_change(qtbot, make_window, browse_url):
