@@ -2,6 +2,8 @@
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python docs/make_screenshots.py [--out docs/screenshots]
 
+It writes main-window.png, filtered.png, image-removed.png and main-window-dark.png.
+
 The store is built here with the same app.services.actions the window uses: generated
 pictures (shapes, gradients, text), a few near-duplicates, metadata at different
 coverage, and some entries whose image data was removed.
@@ -185,6 +187,15 @@ def main(argv=None) -> int:
     wait(app, lambda: window.model.query is not None and bool(window.model.query.filters) and not window.model.loading)
     settle(0)
     window.grab().save(str(out / "image-removed.png"))
+
+    if args.theme == "light":
+        # The same first view in the dark palette, for the README's look-and-feel note.
+        window.filter_panel.clear()
+        wait(app, lambda: window.model.query is not None and not window.model.query.filters
+             and not window.model.loading)
+        theme.set_mode("dark")
+        settle(2)
+        window.grab().save(str(out / "main-window-dark.png"))
 
     window.shutdown()
     window.close()

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.domain import EntryRow, HashlensError, hamming
 from app.services import actions, imaging
-from ui.icons import icon
+from ui.icons import icon, set_icon
 from ui.models.metadata_model import DIFFERS, MetadataModel, shared_metadata
 from ui.theme import current_accents
 
@@ -299,7 +299,7 @@ class ImageStatusPane(QWidget):
 
     def _tool(self, name, tip, slot) -> QToolButton:
         b = QToolButton()
-        b.setIcon(icon(name))
+        set_icon(b, name)
         b.setToolTip(tip)
         b.setAutoRaise(True)
         b.clicked.connect(slot)
@@ -311,11 +311,6 @@ class ImageStatusPane(QWidget):
         label.setWordWrap(True)
         label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         return label
-
-    def refresh_icons(self) -> None:
-        for name, b in (("zoom-in", self.zoom_in), ("zoom-out", self.zoom_out), ("zoom-fit", self.zoom_fit),
-                        ("zoom-actual", self.zoom_actual)):
-            b.setIcon(icon(name))
 
     def set_source(self, source: ImageSource | None, database: str | None) -> None:
         self._source = source

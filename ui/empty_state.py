@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
-from ui.icons import app_icon, icon
+from ui.icons import app_icon, set_icon
 
 
 class EmptyState(QWidget):
@@ -46,7 +46,8 @@ class EmptyState(QWidget):
         layout.addStretch(3)
 
     def _button(self, text: str, icon_name: str, signal) -> QPushButton:
-        b = QPushButton(icon(icon_name), text)
+        b = QPushButton(text)
+        set_icon(b, icon_name)
         b.setMinimumWidth(280)
         b.setMinimumHeight(32)
         b.clicked.connect(signal.emit)

@@ -12,7 +12,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from app.domain import EntryRow, Failure, HashlensError
 from app.services import actions
 from ui.action_log import aci_line
-from ui.icons import icon
+from ui.icons import set_icon
 from ui.progress_dialog import TaskProgressDialog
 from ui.workers import CancelToken
 
@@ -74,10 +74,10 @@ class EntryActions(QObject):
         self.update_enabled()
 
     def _action(self, text: str, icon_name: str, slot, tip: str) -> QAction:
-        action = QAction(icon(icon_name), text, self)
+        action = QAction(text, self)
+        set_icon(action, icon_name)
         action.setToolTip(tip)
         action.setStatusTip(tip)
-        action.setProperty("icon_name", icon_name)
         action.triggered.connect(lambda _checked=False: slot())
         return action
 
@@ -86,10 +86,6 @@ class EntryActions(QObject):
         return [self.train_files, self.train_folder, self.add_metadata, self.update_metadata, self.remove_metadata,
                 self.relabel, self.rename, self.move, self.null_image, self.remove, self.new_database,
                 self.rename_database, self.remove_database, self.create_sample]
-
-    def refresh_icons(self) -> None:
-        for action in self.all_actions:
-            action.setIcon(icon(action.property("icon_name")))
 
     # -- context from the window ---------------------------------------------------------------
 

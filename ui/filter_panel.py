@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain import Failure, Filter, FilterOp, HashlensError, ListingQuery, parse_phash, phash_to_hex
-from ui.icons import icon
+from ui.icons import set_icon
 from ui.theme import current_accents
 
 # Typing pauses this long before the table re-queries, so keystrokes never wait on the store.
@@ -142,11 +142,11 @@ class FilterPanel(QWidget):
         self.distance.setPrefix("≤ ")
         self.distance.setSuffix(" bits")
         self.use_selected = QPushButton("Use selected")
-        self.use_selected.setIcon(icon("similar"))
+        set_icon(self.use_selected, "similar")
         self.use_selected.setEnabled(False)
         self.use_selected.setToolTip("Fill in the pHash of the entry selected in the table")
         self.clear_button = QPushButton("Clear filters")
-        self.clear_button.setIcon(icon("clear"))
+        set_icon(self.clear_button, "clear")
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setObjectName("filterError")

@@ -68,5 +68,21 @@ def app_icon() -> QIcon:
     return result
 
 
+def set_icon(target, name: str) -> None:
+    """Give a button or action the named icon, remembered so a theme change can redraw it."""
+    target.setProperty("icon_name", name)
+    target.setIcon(icon(name))
+
+
+def refresh_icons(root) -> None:
+    """Redraw every icon set with `set_icon` under `root` (after the palette changed)."""
+    from PySide6.QtCore import QObject
+
+    for obj in [root, *root.findChildren(QObject)]:
+        name = obj.property("icon_name") if hasattr(obj, "property") else None
+        if name and hasattr(obj, "setIcon"):
+            obj.setIcon(icon(name))
+
+
 def icon_size() -> QSize:
     return QSize(20, 20)

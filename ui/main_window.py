@@ -34,7 +34,7 @@ from ui.empty_state import EmptyState
 from ui.entry_actions import EntryActions, WriteResult
 from ui.errors import ErrorPresenter
 from ui.filter_panel import FilterPanel
-from ui.icons import app_icon, icon, icon_size
+from ui.icons import app_icon, icon_size, refresh_icons, set_icon
 from ui.models.database_model import DatabaseDelegate, DatabaseListModel
 from ui.models.listing_model import ListingModel, ListingSource
 from ui.notice_bar import NoticeBar
@@ -182,8 +182,7 @@ class MainWindow(QMainWindow):
     def _action(self, text: str, slot, shortcut=None, icon_name: str | None = None, tip: str | None = None) -> QAction:
         action = QAction(text, self)
         if icon_name:
-            action.setIcon(icon(icon_name))
-            action.setProperty("icon_name", icon_name)
+            set_icon(action, icon_name)
         if shortcut is not None:
             action.setShortcut(shortcut)
         if tip:
@@ -218,15 +217,13 @@ class MainWindow(QMainWindow):
         self.find_similar_action = self._action("Find &similar images", self._find_similar, None, "similar",
                                                 "Filter to entries whose pHash is within the chosen distance")
         self.copy_action = self.table.copy_action
-        self.copy_action.setIcon(icon("copy"))
-        self.copy_action.setProperty("icon_name", "copy")
+        set_icon(self.copy_action, "copy")
         self.fit_columns_action = self._action("Fit columns to contents", self.table.size_columns)
         self.about_action = self._action("&About Hashlens", self.show_about, None, "about")
         self.about_qt_action = self._action("About &Qt", lambda: QMessageBox.aboutQt(self))
         self.log_action = self.action_log.toggleViewAction()
         self.log_action.setText("Action &log")
-        self.log_action.setIcon(icon("log"))
-        self.log_action.setProperty("icon_name", "log")
+        set_icon(self.log_action, "log")
         self.log_action.setShortcut(K("Ctrl+L"))
 
         bar = self.menuBar()
@@ -668,13 +665,8 @@ class MainWindow(QMainWindow):
         self.theme_actions[mode].setChecked(True)
 
     def _on_theme_changed(self, _scheme: str) -> None:
-        for action in self.findChildren(QAction):
-            name = action.property("icon_name")
-            if name:
-                action.setIcon(icon(name))
-        self.entry_actions.refresh_icons()
-        self.pager.refresh_icons()
-        self.image_pane.refresh_icons()
+        refresh_icons(self)
+        refresh_icons(self.entry_actions)
         self.read_only_banner.restyle()
         self.change_hint.restyle()
         self.image_pane.grid.update()

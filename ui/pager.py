@@ -7,7 +7,7 @@ from PySide6.QtGui import QIntValidator
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QToolButton, QWidget
 
 from app.domain import Count, ListingQuery
-from ui.icons import icon
+from ui.icons import set_icon
 
 
 def page_text(query: ListingQuery | None, shown: int, count: Count | None, loading: bool = False) -> str:
@@ -74,7 +74,7 @@ class PagerBar(QWidget):
 
     def _button(self, name: str, tip: str, signal) -> QToolButton:
         button = QToolButton()
-        button.setIcon(icon(name))
+        set_icon(button, name)
         button.setToolTip(tip)
         button.setAutoRaise(True)
         button.clicked.connect(signal.emit)
@@ -101,8 +101,3 @@ class PagerBar(QWidget):
         self.next.setEnabled(query is not None and has_next)
         self.last.setEnabled(query is not None and last_start is not None and last_start != query.start)
         self.go_to.setEnabled(query is not None)
-
-    def refresh_icons(self) -> None:
-        for name, button in (("first", self.first), ("previous", self.previous), ("next", self.next),
-                             ("last", self.last)):
-            button.setIcon(icon(name))
