@@ -20,7 +20,8 @@ Metadata keys have different coverage: `source` on every entry, `importance` on 
 (the identifier of the original) on each near-duplicate. Identifiers are 32 lower-case hex
 characters as Media Server generates them (MS), with an awkward human-style name (commas,
 quotes, accents, a trailing space) now and then among the drawn images. Everything is a
-function of `seed`: the same seed gives the same database, entry for entry.
+function of `seed` and `images`: the same seed gives the same database, entry for entry,
+and a smaller count gives the start of a bigger one.
 """
 
 from __future__ import annotations
