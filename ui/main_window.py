@@ -219,6 +219,8 @@ class MainWindow(QMainWindow):
         self.copy_action = self.table.copy_action
         set_icon(self.copy_action, "copy")
         self.fit_columns_action = self._action("Fit columns to contents", self.table.size_columns)
+        self.stop_action = self._action("&Stop loading", self._stop_loading, K("Esc"), "clear",
+                                        "Stop fetching the page and keep the one shown")
         self.about_action = self._action("&About Hashlens", self.show_about, None, "about")
         self.about_qt_action = self._action("About &Qt", lambda: QMessageBox.aboutQt(self))
         self.log_action = self.action_log.toggleViewAction()
@@ -262,6 +264,7 @@ class MainWindow(QMainWindow):
         view.addAction(self.focus_filter_action)
         view.addAction(self.clear_filters_action)
         view.addAction(self.go_to_action)
+        view.addAction(self.stop_action)
         view.addAction(self.find_similar_action)
         view.addSeparator()
         view.addAction(self.log_action)
@@ -331,6 +334,7 @@ class MainWindow(QMainWindow):
         p.last_requested.connect(m.last_page)
         p.go_to_requested.connect(m.go_to)
         p.page_size_changed.connect(self._on_pager_page_size_changed)
+        p.stop_requested.connect(self._stop_loading)
         t.rows_selected.connect(self._on_table_rows_selected)
         t.copied.connect(lambda n: self.presenter.notify(f"Copied {n:,} row{'s' if n != 1 else ''} as tab-separated text."))
         t.doubleClicked.connect(lambda _i: self.image_pane.view.fit())
@@ -536,6 +540,10 @@ class MainWindow(QMainWindow):
         rows = self.table.selected_rows()
         if len(rows) == 1:
             self.filter_panel.find_similar(rows[0].phash_hex)
+
+    def _stop_loading(self) -> None:
+        if self.model.cancel_loading():
+            self.presenter.notify("Stopped loading; the page shown is the previous one.")
 
     def _focus_go_to(self) -> None:
         self.pager.go_to.setFocus(Qt.FocusReason.ShortcutFocusReason)

@@ -34,6 +34,7 @@ class PagerBar(QWidget):
     last_requested = Signal()
     go_to_requested = Signal(int)
     page_size_changed = Signal(int)
+    stop_requested = Signal()
 
     def __init__(self, page_sizes=(50, 100, 500, 1000), page_size: int = 100, parent=None):
         super().__init__(parent)
@@ -41,6 +42,8 @@ class PagerBar(QWidget):
         self.previous = self._button("previous", "Previous page", self.previous_requested)
         self.next = self._button("next", "Next page", self.next_requested)
         self.last = self._button("last", "Last page (once the exact count is known)", self.last_requested)
+        self.stop = self._button("clear", "Stop loading this page and keep the one shown (Esc)", self.stop_requested)
+        self.stop.hide()
         self.indicator = QLabel("no database chosen")
         self.indicator.setObjectName("pageIndicator")
         self.indicator.setMinimumWidth(260)
@@ -66,6 +69,7 @@ class PagerBar(QWidget):
         for w in (self.first, self.previous):
             layout.addWidget(w)
         layout.addWidget(self.indicator)
+        layout.addWidget(self.stop)
         for w in (self.next, self.last):
             layout.addWidget(w)
         layout.addStretch(1)
@@ -101,3 +105,4 @@ class PagerBar(QWidget):
         self.next.setEnabled(query is not None and has_next)
         self.last.setEnabled(query is not None and last_start is not None and last_start != query.start)
         self.go_to.setEnabled(query is not None)
+        self.stop.setVisible(loading)

@@ -57,6 +57,7 @@ class Job:
     on_progress: Callable[[int, int], None] | None = None
     kind: str | None = None
     ticket: int = 0
+    lane: str | None = None
     store: object | None = None
     cancel: CancelToken = field(default_factory=CancelToken)
     submitted: float = field(default_factory=time.perf_counter)
@@ -231,7 +232,7 @@ class Workers(QObject):
         cancel: CancelToken | None = None,
     ) -> Job:
         """Queue `fn` on `lane`. With `kind`, earlier jobs of that kind become stale."""
-        job = Job(fn, on_done, on_error, on_progress, kind, store=store, cancel=cancel or CancelToken())
+        job = Job(fn, on_done, on_error, on_progress, kind, store=store, cancel=cancel or CancelToken(), lane=lane)
         if kind is not None:
             self._tickets[kind] += 1
             job.ticket = self._tickets[kind]
@@ -271,6 +272,15 @@ class Workers(QObject):
     def interrupt(self, lane: str, job: Job) -> bool:
         found = self._lanes.get(lane)
         return found.interrupt(job) if found else False
+
+    def stop(self, job: Job | None) -> None:
+        """Make `job` stale and stop its statement if it is running (a newer request won)."""
+        if job is None:
+            return
+        if job.kind is not None and self.is_current(job):
+            self.invalidate(job.kind)
+        if job.lane is not None:
+            self.interrupt(job.lane, job)
 
     def release(self, store) -> None:
         """Close every lane's connection to a store that is being replaced."""

@@ -274,3 +274,54 @@ def test_window_query_carries_metadata_for_the_panes(qtbot, setup):
     assert model.query.metadata and model.query.imagestatus
     assert model.row(0).metadata == (("colour", "red"), ("size", "big"))
     assert replace(model.query, start=1) == model.query
+
+
+class EndlessFirstStore(CountingStore):
+    """The first page request runs a statement that never ends on its own."""
+
+    def list_page(self, query):
+        self.calls["list_page"] += 1
+        if self.calls["list_page"] == 1:
+            self._store._one("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT COUNT(*) FROM n")
+        return self._store.list_page(query)
+
+
+def test_a_superseded_slow_page_is_stopped(qtbot, browse_url):
+    """A newer request interrupts the running statement, so the lane is free at once."""
+    store = Store.open(browse_url)
+    workers = Workers()
+    endless = EndlessFirstStore(store)
+    model = ListingModel(ListingSource(workers, endless))
+    model.set_query(ListingQuery("Animals"))
+    qtbot.waitUntil(lambda: endless.calls["list_page"] == 1, timeout=3000)
+    qtbot.wait(50)  # the endless statement is running
+    with qtbot.waitSignal(model.page_loaded, timeout=5000) as blocker:
+        model.set_query(ListingQuery("Plants"))
+    assert blocker.args[0].query.database == "Plants"
+    assert workers.shutdown(5000)
+    store.close()
+
+
+def test_cancel_loading_keeps_the_page_shown(qtbot, setup):
+    model, store, _w = setup
+    load(qtbot, model, ListingQuery("Animals"))
+    qtbot.waitUntil(lambda: store.calls["list_page"] >= 2, timeout=3000)
+    qtbot.wait(50)
+    store.gate = threading.Event()
+    model.set_query(ListingQuery("Plants"))
+    assert model.loading
+    assert model.cancel_loading()
+    assert not model.loading and model.query.database == "Animals"
+    with qtbot.assertNotEmitted(model.page_loaded, wait=300):
+        store.gate.set()
+    assert model.rowCount() == 100 and model.row(0).identifier == "a000"
+
+
+def test_few_matches_are_counted_by_one_scan(qtbot, setup, monkeypatch):
+    monkeypatch.setattr(listing_model, "COUNT_BOUND", 1000)
+    model, store, _w = setup
+    model.set_page_size(50)
+    load(qtbot, model, ListingQuery("Animals", filters=(Filter(FilterOp.LABEL_CONTAINS, "-"),)))
+    qtbot.waitUntil(lambda: model.count is not None and model.count.exact, timeout=3000)
+    assert model.count == Count(130, True)
+    assert store.calls["count"] == 1  # the bounded count was already exact

@@ -18,7 +18,7 @@ from datetime import datetime
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontDatabase
 
-from app.domain import Count, EntryRow, HashlensError, ListingPage, ListingQuery, SortKey
+from app.domain import Count, EntryRow, Failure, HashlensError, ListingPage, ListingQuery, SortKey
 from app.services import actions
 
 ROW_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -96,21 +96,17 @@ class ListingSource:
         )
 
     def count(self, query: ListingQuery, bound: int | None, on_done, on_error, kind: str):
+        # Counts have a lane of their own: a slow count never delays the next page.
         store = self.store
-        lane = "ui" if bound is not None else "count"
         return self.workers.submit(
-            lane, lambda: store.count(query, bound=bound),
+            "count", lambda: store.count(query, bound=bound),
             on_done=on_done, on_error=on_error, kind=kind, store=store,
         )
 
-    def interrupt_count(self, job) -> None:
-        """Stop a running exact count and make its result stale."""
-        self.workers.invalidate("count_exact")
-        self.workers.interrupt("count", job)
-
-    def drop_pages(self) -> None:
-        """Make any page request in flight stale (a cached page is shown instead)."""
-        self.workers.invalidate("page")
+    def stop(self, job) -> None:
+        """A request no longer wanted: its result is dropped and its statement stopped
+        (SQLite interrupt, PostgreSQL cancel), so the lane is free for the next one."""
+        self.workers.stop(job)
 
 
 class ListingModel(QAbstractTableModel):
@@ -139,7 +135,8 @@ class ListingModel(QAbstractTableModel):
         self._count_key: ListingQuery | None = None
         self._count: Count | None = None
         self._counting: ListingQuery | None = None
-        self._exact_job = None
+        self._count_job = None
+        self._page_job = None
         self._loading = False
         self.last_elapsed_ms: float | None = None
         self.last_from_cache = False
@@ -352,11 +349,13 @@ class ListingModel(QAbstractTableModel):
             self._set_count(self._counts.get(key))
         if self._source is None:
             return
+        # An older request still in flight must not replace what we show now, nor keep
+        # the lane busy (a slow filter on a big store): stop it.
+        self._source.stop(self._page_job)
+        self._page_job = None
         cached = self._cache.get(query)
         if cached is not None:
             self._cache.move_to_end(query)
-            # An older request still in flight must not replace what we show now.
-            self._source.drop_pages()
             self.last_elapsed_ms, self.last_from_cache = 0.0, True
             self._set_loading(False)
             self._show(cached)
@@ -364,14 +363,29 @@ class ListingModel(QAbstractTableModel):
             return
         began = time.perf_counter()
         self._set_loading(True)
-        self._source.page(
+        self._page_job = self._source.page(
             query,
             on_done=lambda page: self._on_page(query, page, began),
             on_error=self._on_error,
             kind="page",
         )
 
+    def cancel_loading(self) -> bool:
+        """Stop the page being fetched and keep showing the last one (Esc / the stop button)."""
+        if not self._loading or self._source is None:
+            return False
+        self._source.stop(self._page_job)
+        self._page_job = None
+        self._set_loading(False)
+        if self._shown is not None:
+            self._query = self._shown.query
+            self._count_key = count_key(self._query)
+            self._set_count(self._counts.get(self._count_key))
+            self.query_requested.emit(self._query)
+        return True
+
     def _on_page(self, query: ListingQuery, page: ListingPage, began: float) -> None:
+        self._page_job = None
         self.last_elapsed_ms = (time.perf_counter() - began) * 1000
         self.last_from_cache = False
         self._remember(query, page)
@@ -417,33 +431,41 @@ class ListingModel(QAbstractTableModel):
             self._cache.popitem(last=False)
 
     def _on_error(self, error: HashlensError) -> None:
+        self._page_job = None
         self._set_loading(False)
         self.failed.emit(error)
 
     # -- counting ----------------------------------------------------------------------------
 
     def _drop_count(self) -> None:
-        if self._exact_job is not None and self._source is not None:
-            # A slow count for an old filter is no longer wanted: stop its statement.
-            self._source.interrupt_count(self._exact_job)
-        self._exact_job = None
+        # A count for a filter no longer shown is not wanted: stop its statement.
+        if self._count_job is not None and self._source is not None:
+            self._source.stop(self._count_job)
+        self._count_job = None
         self._counting = None
 
     def _start_count(self, key: ListingQuery) -> None:
+        """Bounded first ("10,000+"), then exact only if the bound was reached: a filter
+        with few matches is counted by one scan, not two."""
         if self._counting == key or self._source is None:
             return
         self._drop_count()
         self._counting = key
-        self._source.count(key, COUNT_BOUND, on_done=lambda c: self._known_count(key, c),
-                           on_error=lambda _e: None, kind="count_bound")
-        self._exact_job = self._source.count(
-            key, None, on_done=lambda c: self._known_count(key, c), on_error=self._on_count_error, kind="count_exact"
-        )
+
+        def bounded(count: Count):
+            self._known_count(key, count)
+            if not count.exact and self._counting == key:
+                self._count_job = self._source.count(key, None, on_done=lambda c: self._known_count(key, c),
+                                                     on_error=self._on_count_error, kind="count")
+
+        self._count_job = self._source.count(key, COUNT_BOUND, on_done=bounded, on_error=self._on_count_error,
+                                             kind="count")
 
     def _on_count_error(self, error: HashlensError) -> None:
         self._counting = None
-        self._exact_job = None
-        self.failed.emit(error)
+        self._count_job = None
+        if error.failure is not Failure.CANCELLED:
+            self.failed.emit(error)
 
     def _known_count(self, key: ListingQuery, count: Count) -> None:
         previous = self._counts.get(key)
@@ -452,7 +474,7 @@ class ListingModel(QAbstractTableModel):
         self._counts[key] = count
         if count.exact and self._counting == key:
             self._counting = None
-            self._exact_job = None
+            self._count_job = None
         if key == self._count_key:
             self._set_count(count)
 
