@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QItemSelectionModel, QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -118,7 +118,9 @@ class MainWindow(QMainWindow):
         side.addWidget(_section_title("Filter"))
         side.addWidget(self.filter_panel)
         side.addStretch(1)
-        sidebar.setMinimumWidth(250)
+        # Explicit minimums below the panes' natural ones: on a small screen the panes
+        # squeeze (and can be dragged shut) instead of pushing the window past its edge.
+        sidebar.setMinimumWidth(200)
 
         self.description = QLabel()
         self.description.setObjectName("filterDescription")
@@ -131,6 +133,7 @@ class MainWindow(QMainWindow):
         middle.addWidget(self.description)
         middle.addWidget(self.table, 1)
         middle.addWidget(self.pager)
+        self.pager.setMinimumWidth(300)
 
         self.details = QSplitter(Qt.Orientation.Vertical)
         self.details.setObjectName("detailSplitter")
@@ -138,7 +141,7 @@ class MainWindow(QMainWindow):
         self.details.addWidget(self.metadata_pane)
         self.details.setStretchFactor(0, 3)
         self.details.setStretchFactor(1, 2)
-        self.details.setMinimumWidth(280)
+        self.details.setMinimumWidth(200)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("mainSplitter")
@@ -149,7 +152,9 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
         self.splitter.setSizes([270, 820, 340])
-        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setCollapsible(0, True)
+        self.splitter.setCollapsible(1, False)
+        self.splitter.setCollapsible(2, True)
 
         self.read_only_banner = NoticeBar("banner")
         self.change_hint = NoticeBar("hint")
@@ -449,9 +454,11 @@ class MainWindow(QMainWindow):
         if row < 0:
             return
         index = self.databases.index(row)
-        if self.database_list.currentIndex() != index:
-            self.database_list.setCurrentIndex(index)  # → _on_database_list_current_changed
-        elif self.filter_panel.database != name:
+        # The view may already have made this row current (after a reset) without
+        # selecting it: select it explicitly, then use it if the current row did not move.
+        self.database_list.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect)  # → _on_database_list_current_changed
+        if self.filter_panel.database != name:
             self._use_database(name)
 
     def _on_database_list_current_changed(self, current, _previous) -> None:

@@ -500,3 +500,8 @@ def test_train_a_folder_into_a_new_database_from_the_empty_store(qtbot, make_win
     wait_idle(qtbot, window)
     qtbot.waitUntil(lambda: window.model.rowCount() == 3, timeout=5000)
     assert len(window.action_log.lines) == 3
+
+
+def test_the_chosen_database_is_selected_in_the_picker(qtbot, window):
+    selected = window.database_list.selectionModel().selectedRows()
+    assert [window.databases.names()[i.row()] for i in selected] == ["Animals"]
