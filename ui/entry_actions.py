@@ -17,6 +17,9 @@ from ui.progress_dialog import TaskProgressDialog
 from ui.workers import CancelToken
 
 SAMPLE_COUNT = 2000
+# Errors of the store as a whole, not of one entry: a batch stops at the first.
+STORE_WIDE = {Failure.STORE_BUSY, Failure.STORE_UNAVAILABLE, Failure.STORE_FAILED, Failure.READ_ONLY,
+              Failure.CANCELLED}
 
 
 @dataclass
@@ -30,6 +33,8 @@ class WriteResult:
     summary: str | None = None
     details: str | None = None
     select_database: str | None = None
+    stopped: HashlensError | None = None  # a store-wide error ended the batch early
+    remaining: list = field(default_factory=list)  # rows not yet tried when it stopped
 
 
 class EntryActions(QObject):
@@ -132,7 +137,8 @@ class EntryActions(QObject):
 
     # -- running -------------------------------------------------------------------------------
 
-    def _submit(self, work, *, title: str, progress_dialog: TaskProgressDialog | None = None) -> None:
+    def _submit(self, work, *, title: str, progress_dialog: TaskProgressDialog | None = None,
+                retry=None) -> None:
         """Run `work(store) -> WriteResult` (or `work(store, progress)` with a progress
         dialog) on the write lane, then report and emit `changed`."""
         store = self.store
@@ -158,7 +164,9 @@ class EntryActions(QObject):
         def done(result: WriteResult):
             ended()
             self.changed.emit(result)
-            if result.failures:
+            if result.stopped is not None:
+                self._stopped(title, result, retry)
+            elif result.failures:
                 shown = "\n".join(result.failures[:8])
                 more = f"\n…and {len(result.failures) - 8:,} more." if len(result.failures) > 8 else ""
                 total = len(result.lines) + len(result.failures)
@@ -174,8 +182,12 @@ class EntryActions(QObject):
 
         def failed(error: HashlensError):
             ended()
-            self.presenter.show_error(error, title)
             self.changed.emit(WriteResult())
+            if error.failure is Failure.STORE_BUSY and progress_dialog is None and self.prompter.retry(
+                    title, f"{error.description}\n\nRetry now?"):
+                self._submit(work, title=title)
+                return
+            self.presenter.show_error(error, title)
 
         self._running += 1
         self.busy_changed.emit(True)
@@ -200,16 +212,31 @@ class EntryActions(QObject):
 
         def work(store):
             result = WriteResult()
-            for row in rows:
+            for i, row in enumerate(rows):
                 try:
                     result.lines.append(change(store, database, row))
                 except HashlensError as exc:
+                    if exc.failure in STORE_WIDE:
+                        # The store itself refused (busy, lost, full): the other rows
+                        # would fail the same way, so stop and offer to retry them.
+                        result.stopped, result.remaining = exc, list(rows[i:])
+                        break
                     result.failures.append(f"{row.identifier}: {exc.description}")
             n = len(result.lines)
             result.summary = f"{title}: {n} entr{'y' if n == 1 else 'ies'} changed."
             return result
 
-        self._submit(work, title=title)
+        self._submit(work, title=title, retry=lambda remaining: self._each(title, remaining, change))
+
+    def _stopped(self, title: str, result: WriteResult, retry) -> None:
+        error = result.stopped
+        done = f"{len(result.lines):,} changed before it stopped; " if result.lines else ""
+        left = f"{len(result.remaining):,} not changed yet."
+        if retry is not None and error.failure is Failure.STORE_BUSY and self.prompter.retry(
+                title, f"{error.description}\n\n{done}{left} Retry them now?"):
+            retry(result.remaining)
+            return
+        self.presenter.show_error(HashlensError(error.failure, f"{error.description}\n\n{done}{left}"), title)
 
     def _targets(self) -> list[EntryRow]:
         return list(self.rows) if self.database is not None else []

@@ -63,6 +63,13 @@ class Prompter:
         box.exec()
         return box.clickedButton() is ok
 
+    def retry(self, title: str, text: str) -> bool:
+        """Retry or Cancel, for a store that was busy (locked by another program)."""
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text,
+                          QMessageBox.StandardButton.Retry | QMessageBox.StandardButton.Cancel, self.parent)
+        box.setDefaultButton(QMessageBox.StandardButton.Retry)
+        return box.exec() == QMessageBox.StandardButton.Retry
+
     def info(self, title: str, text: str, details: str | None = None) -> None:
         box = QMessageBox(QMessageBox.Icon.Information, title, text, QMessageBox.StandardButton.Ok, self.parent)
         if details:

@@ -256,3 +256,33 @@ def test_write_error_is_shown_and_nothing_is_lost(qtbot, window, answers, messag
     changed(qtbot, window, window.entry_actions.rename.trigger)
     assert "already exists" in message_boxes[-1][2] and "Traceback" not in message_boxes[-1][2]
     assert window.model.row(0).identifier == "a000"
+
+
+def test_busy_store_offers_retry_and_retry_works(qtbot, window, answers, monkeypatch, browse_url):
+    """Another program holds the write lock: a clear message with Retry, nothing lost,
+    and Retry succeeds once the lock is gone (reliability C2, GUI variant)."""
+    import sqlite3
+
+    from app.store import store as store_module
+
+    # The write lane connects on first use: give it a short busy timeout.
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 200)
+    path = browse_url[len("sqlite:///"):]
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    asked = []
+
+    def retry(title, text):
+        asked.append(text)
+        blocker.execute("COMMIT")  # the other program lets go
+        return True
+
+    monkeypatch.setattr(window.prompter, "retry", retry)
+    select(window, 0, 1)
+    answers.set(text=["relabelled"])
+    window.entry_actions.relabel.trigger()
+    qtbot.waitUntil(lambda: window.model.row(1).label == "relabelled" and not window.model.loading, timeout=15000)
+    assert window.model.row(0).label == "relabelled"
+    assert asked and "busy" in asked[0] and "Retry" in asked[0] and "Traceback" not in asked[0]
+    assert [line.split("&")[2] for line in window.action_log.lines[-2:]] == ["identifier=a000", "identifier=a001"]
+    blocker.close()
