@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -89,8 +90,15 @@ def start(argv: list[str], store_url: str | None = None, read_only: bool = False
 def run(argv: list[str], store_url: str | None = None, read_only: bool = False) -> int:
     """The GUI entry point: `hashlens` with no subcommand and `hashlens-gui` land here."""
     app, window = start(argv, store_url, read_only)
+    code = 1
     try:
-        return app.exec()
+        code = app.exec()
+        return code
     finally:
         window.presenter.uninstall_excepthook()
-        window.shutdown()
+        if not window.shutdown():
+            # A worker is stuck in a statement nothing could interrupt (a dead server
+            # link): Qt would wait for it forever on the way out. Settings are saved.
+            logging.getLogger("hashlens.ui").error("leaving with a worker still running")
+            logging.shutdown()
+            os._exit(code)

@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
         self.presenter = ErrorPresenter(self, self.statusBar().showMessage, log_path)
         self.workers.error.connect(self.presenter.show_error)
         self._closed = False
+        self.stopped_cleanly = True
         self._pending_database: str | None = None
         self._build()
         self._build_menus()
@@ -697,15 +698,17 @@ class MainWindow(QMainWindow):
             self.save_settings()
             if self.entry_actions.progress_dialog is not None:
                 self.entry_actions.progress_dialog.reject()  # ask the long job to stop
-            if not self.session.shutdown(wait_ms=10000):
+            self.stopped_cleanly = self.session.shutdown(wait_ms=10000)
+            if not self.stopped_cleanly:
                 log.warning("background work did not stop within 10 s of closing")
         super().closeEvent(event)
 
-    def shutdown(self) -> None:
-        """Close without a close event (tests, the benchmark)."""
+    def shutdown(self) -> bool:
+        """Close without a close event (tests, the benchmark); True if every worker stopped."""
         if not self._closed:
             self._closed = True
-            self.session.shutdown()
+            self.stopped_cleanly = self.session.shutdown()
+        return self.stopped_cleanly
 
 
 def _html(text: str) -> str:
