@@ -226,10 +226,11 @@ def window_child(path: str, reps: int) -> None:
     # file and is reported apart.
     results["page_cold"] = wait_page(lambda: model.go_to(rnd.randrange(1, total)))
     results["page_uncached"] = [wait_page(lambda: model.go_to(rnd.randrange(1, total))) for _ in range(reps)]
-    # The next page: the model prefetched it while the person looked at this one.
+    # The next page: the model prefetched it while the person looked at this one (the
+    # prefetch starts 120 ms after a page is shown).
     nexts = []
     for _ in range(reps):
-        settle(30)
+        settle(250)
         nexts.append(wait_page(model.next_page))
     results["page_next"] = nexts
     # The last page, with the cache emptied each time so the store is really asked.
