@@ -425,7 +425,6 @@ def main(argv=None) -> int:
     print(f"{'filter change (label contains)':34s} {fmt(res['filter_change'])}   (raw sqlite3, same filter and "
           f"page: median {flt_raw:.2f} ms; the window adds {flt - flt_raw:.1f} ms)")
     print(f"{'near-duplicate filter (pHash ≤ 8)':34s} {fmt(res['near_filter'])}   (a full scan; no target)")
-    print("  (the paint itself: a page of rows drawn by Qt's raster engine at 1400×860 takes ~12-25 ms here)")
     print(f"\nlongest event-loop gap while scrolling a 1,000-row page, paging 40×, typing and scrolling "
           f"during a pHash scan: "
           f"{res['stall_max_ms']:.1f} ms, while '{res.get('stall_during')}' ({res['stalls_over_50']} gaps over "
