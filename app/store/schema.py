@@ -126,7 +126,8 @@ class Metadata(BaseModel):
         table_name = "hl_metadata"
         indexes = (
             (("entry", "meta_key"), True),
-            (("meta_key", "meta_value"), False),
+            # entry_id last: for one key and value, matches come out in database order.
+            (("meta_key", "meta_value", "entry", "id"), False),
         )
 
 

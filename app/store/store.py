@@ -753,6 +753,9 @@ class Store:
 
     def list_page(self, query: ListingQuery) -> ListingPage:
         """One window of a listing: `start`/`maxresults` of the filtered, ordered entries."""
+        if (not query.is_filtered and query.sort is SortKey.POSITION and not query.descending
+                and not query.metadata and self.backend != "mysql"):
+            return self._plain_page(query)
         # One snapshot for every statement of the page (mark seek, rows, metadata, total),
         # so a change committed meanwhile is seen whole or not at all.
         with self.reading():
@@ -765,6 +768,29 @@ class Store:
                 rows = self._with_metadata(rows)
             total = None if query.is_filtered else self._entry_count(db_id)
         return ListingPage(query, rows, total)
+
+    def _plain_page(self, query: ListingQuery) -> ListingPage:
+        """The browsing hot path, a page of all entries in database order, as one statement:
+        the database, its position mark, the page and the total are read together, so the
+        page needs no transaction and one round trip to a server. (MySQL cannot take a
+        subquery in OFFSET; it uses the general path.)"""
+        sql = (
+            "WITH d AS (SELECT id, entry_count FROM hl_database WHERE name = ?), "
+            "mk AS (SELECT ordinal, entry_id FROM hl_mark WHERE database_id = (SELECT id FROM d) "
+            "AND ordinal <= ? ORDER BY ordinal DESC LIMIT 1) "
+            f"SELECT {_ENTRY_COLUMNS}, (SELECT entry_count FROM d) FROM hl_entry e "
+            "WHERE e.database_id = (SELECT id FROM d) AND e.id >= COALESCE((SELECT entry_id FROM mk), 0) "
+            "ORDER BY e.id"
+        )
+        limit = query.maxresults if query.maxresults is not None else {"sqlite": -1, "postgresql": None}[self.backend]
+        sql += (f" LIMIT {int(limit)}" if limit is not None else "") + \
+            " OFFSET (? - COALESCE((SELECT ordinal FROM mk), 1))"
+        raw = self._all(sql, (query.database, query.start, query.start))
+        if not raw:
+            # Past the end, an empty database, or no such database: one more look says which.
+            db_id = self.database_id(query.database)
+            return ListingPage(query, [], self._entry_count(db_id))
+        return ListingPage(query, _rows(raw, query.start), raw[0][-1])
 
     def iter_listing(self, query: ListingQuery, batch: int = 2000) -> Iterator[list[EntryRow]]:
         """The whole window of a listing in batches, by keyset, in one read snapshot:
@@ -807,9 +833,9 @@ class Store:
             return Count(len(self._rows_by_identifiers(db_id, query.unwindowed())), True)
         where, params = self._where(db_id, query)
         if bound is None:
-            return Count(self._one(f"SELECT COUNT(*) FROM hl_entry e WHERE {where}", params)[0], True)
+            return Count(self._one(f"SELECT COUNT(*) FROM {where}", params)[0], True)
         n = self._one(
-            f"SELECT COUNT(*) FROM (SELECT 1 AS one FROM hl_entry e WHERE {where}{self._limit(bound + 1)}) AS bounded",
+            f"SELECT COUNT(*) FROM (SELECT 1 AS one FROM {where}{self._limit(bound + 1)}) AS bounded",
             params,
         )[0]
         return Count(min(n, bound), n <= bound)
@@ -817,7 +843,7 @@ class Store:
     def _order(self, query: ListingQuery) -> str:
         direction = " DESC" if query.descending else ""
         if query.sort is SortKey.POSITION:
-            return f"e.id{direction}"
+            return f"{'dm.entry_id' if self._driver(query) else 'e.id'}{direction}"
         return f"{_SORT_COLUMNS[query.sort]}{direction}, e.id{direction}"
 
     def _window_rows(self, db_id: int, query: ListingQuery, start: int, limit: int | None) -> list[EntryRow]:
@@ -834,7 +860,7 @@ class Store:
                 where += " AND e.id >= ?"
                 params = params + [mark[1]]
                 offset = start - mark[0]
-        sql = f"SELECT {_ENTRY_COLUMNS} FROM hl_entry e WHERE {where} ORDER BY {self._order(query)}"
+        sql = f"SELECT {_ENTRY_COLUMNS} FROM {where} ORDER BY {self._order(query)}"
         raw = self._all(sql + self._limit(limit, offset), params)
         return _rows(raw, start)
 
@@ -842,14 +868,15 @@ class Store:
         where, params = self._where(db_id, query)
         op = "<" if query.descending else ">"
         if query.sort is SortKey.POSITION:
-            where += f" AND e.id {op} ?"
+            key = "dm.entry_id" if self._driver(query) else "e.id"
+            where += f" AND {key} {op} ?"
             params = params + [after[1]]
         else:
             column = _SORT_COLUMNS[query.sort]
             # Row-value comparison (SQLite 3.15+, PostgreSQL, MySQL) keeps the keyset exact.
             where += f" AND ({column}, e.id) {op} (?, ?)"
             params = params + list(after)
-        sql = f"SELECT {_ENTRY_COLUMNS} FROM hl_entry e WHERE {where} ORDER BY {self._order(query)}"
+        sql = f"SELECT {_ENTRY_COLUMNS} FROM {where} ORDER BY {self._order(query)}"
         return _rows(self._all(sql + self._limit(limit), params), position)
 
     @staticmethod
@@ -877,7 +904,7 @@ class Store:
             marks = ",".join("?" * len(chunk))
             found.extend(
                 self._all(
-                    f"SELECT {_ENTRY_COLUMNS} FROM hl_entry e WHERE {where} AND e.identifier IN ({marks})",
+                    f"SELECT {_ENTRY_COLUMNS} FROM {where} AND e.identifier IN ({marks})",
                     params + chunk,
                 )
             )
@@ -891,14 +918,33 @@ class Store:
             window = window[: query.maxresults]
         return [row._replace(position=query.start + i) for i, row in enumerate(window)]
 
+    def _driver(self, query: ListingQuery):
+        """The metadata equality filter that should drive an SQLite scan, if any.
+
+        `e.id IN (SELECT entry_id …)` makes SQLite collect and sort every match before the
+        first page (0.9 s for 400,000 matches at 10M). Walking the (key, value, entry_id)
+        index instead yields matches already in database order, so a page stops after its
+        rows whether the value is common or rare. CROSS JOIN fixes that loop order."""
+        if self.backend != "sqlite" or query.sort is not SortKey.POSITION:
+            return None
+        return next((f for f in query.filters if f.op is FilterOp.META_EQUALS), None)
+
     def _where(self, db_id: int, query: ListingQuery) -> tuple[str, list]:
-        clauses = ["e.database_id = ?"]
-        params: list = [db_id]
+        """`FROM … WHERE …` for a listing, with every value a bound parameter."""
+        driver = self._driver(query)
+        source, clauses, params = "hl_entry e", ["e.database_id = ?"], [db_id]
+        if driver is not None:
+            source = "hl_metadata dm CROSS JOIN hl_entry e ON e.id = dm.entry_id"
+            clauses.insert(0, "dm.meta_key = ? AND dm.meta_value = ?")
+            params.insert(0, driver.value)
+            params.insert(0, driver.key)
         for f in query.filters:
+            if f is driver:
+                continue
             sql, values = self._filter_sql(f)
             clauses.append(sql)
             params.extend(values)
-        return " AND ".join(clauses), params
+        return f"{source} WHERE {' AND '.join(clauses)}", params
 
     def _filter_sql(self, f) -> tuple[str, list]:
         """The one table of filter operations; values are always bound parameters."""
