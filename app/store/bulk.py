@@ -74,9 +74,10 @@ def append_entries(
             stack.enter_context(_sqlite_cache(store, cache_mb))
         if atomic:
             stack.enter_context(store.writing())
-        finished = False
-        while not finished:
+        finished = stopped = False
+        while not finished and not stopped:
             if cancelled and cancelled():
+                stopped = True
                 break
             in_flight = 0
             with store.writing():  # a savepoint inside the one transaction when atomic
@@ -84,6 +85,7 @@ def append_entries(
                 first = last = None
                 while in_flight < commit_every:
                     if in_flight and cancelled and cancelled():
+                        stopped = True
                         break
                     chunk = list(itertools.islice(iterator, min(batch, commit_every - in_flight)))
                     if not chunk:
@@ -101,7 +103,8 @@ def append_entries(
                             _append_batch(store, db_id, chunk)
                     except _UniqueViolation as violation:
                         raise _duplicate_error(store, db_id, chunk, violation, done if not atomic else 0) from None
-                    first = first or chunk[0].identifier
+                    if first is None:
+                        first = chunk[0].identifier
                     last = chunk[-1].identifier
                     in_flight += len(chunk)
                     if progress:
@@ -109,7 +112,7 @@ def append_entries(
                 if in_flight:
                     store.record(action, database, None, {"entries": in_flight, "first": first, "last": last})
             done += in_flight
-        if atomic and cancelled and cancelled():
+        if atomic and stopped:
             raise HashlensError(Failure.CANCELLED, "The bulk load was cancelled; nothing was added.")
     return done
 

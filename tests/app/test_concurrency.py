@@ -69,10 +69,8 @@ def reader(url: str, stop: str) -> dict:
     try:
         while not Path(stop).exists() and time.monotonic() - began < READER_LIMIT_S:
             try:
-                # One snapshot per page, as Store.list_page should take itself (see
-                # test_a_page_never_shows_half_a_change below).
-                with store.reading():
-                    page = actions.list_image_hashes(store, ListingQuery("db", start=start, maxresults=50, metadata=True))
+                # The window's own path: Store.list_page takes one snapshot per page.
+                page = actions.list_image_hashes(store, ListingQuery("db", start=start, maxresults=50, metadata=True))
                 pages += 1
                 for offset, row in enumerate(page.rows):
                     if row.position != start + offset:
