@@ -78,6 +78,7 @@ def start(argv: list[str], store_url: str | None = None, read_only: bool = False
     path = _configure_logging()
     window = build_window(store_url, read_only, log_path=path)
     window.presenter.install_excepthook()
+    _sweep_export_folder()
     window.show()
     # Move everything made so far (modules, classes, Qt wrappers) out of the collector's
     # reach: a full collection then scans only what browsing creates. Measured on a
@@ -85,6 +86,17 @@ def start(argv: list[str], store_url: str | None = None, read_only: bool = False
     # visible stall while paging) before, ~10-25 ms after.
     gc.freeze()
     return app, window
+
+
+def _sweep_export_folder() -> None:
+    """Remove temporary files a killed export left in the last export folder."""
+    from PySide6.QtCore import QSettings
+
+    from app.exports.atomic import sweep_stale
+
+    folder = QSettings().value("export/last_folder", "", type=str)
+    if folder:
+        sweep_stale(folder)
 
 
 def run(argv: list[str], store_url: str | None = None, read_only: bool = False) -> int:

@@ -626,7 +626,9 @@ class MainWindow(QMainWindow):
         except ImportError:
             self._not_available("Export")
             return
-        ExportDialog(store, query, self._selected_identifiers(), self.model.rows, self).exec()
+        dialog = ExportDialog(store, query, self._selected_identifiers(), self.model.rows, self)
+        dialog.exported.connect(lambda path: self.statusBar().showMessage(f"Exported to {path}", 15000))
+        dialog.exec()
 
     def open_import(self) -> None:
         store = self.session.store

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import logging
@@ -209,7 +210,7 @@ def _cmd_train(store: Store, args) -> int:
 def _cmd_list(store: Store, args) -> int:
     query = listing_query_from_args(args)
     if args.format == "table":
-        query = query.__class__(**{**query.__dict__, "imagestatus": True})
+        query = dataclasses.replace(query, imagestatus=True)
     batches = store.iter_listing(query)
     out = sys.stdout
     if args.format == "xml":

@@ -100,6 +100,7 @@ class Entry(BaseModel):
             (("database", "identifier"), True),
             (("database", "id"), False),
             (("database", "label"), False),
+            (("database", "trained_at"), False),
             (("phash",), False),
             (("sha256",), False),
         )

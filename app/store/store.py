@@ -9,6 +9,7 @@ connections, transactions and the schema (`schema.py`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import getpass
 import json
 import sqlite3
@@ -107,7 +108,7 @@ class _HashlensSqlite(peewee.SqliteDatabase):
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA cache_size=-32768")
 
 
 class _ReconnectingServer(ReconnectMixin):
@@ -253,8 +254,13 @@ class Store:
             )
         try:
             db.connect(reuse_if_open=True)
-        except peewee.DatabaseError as exc:
+        except (peewee.PeeweeException, sqlite3.Error, UnicodeDecodeError) as exc:
+            # A damaged file can fail its first PRAGMA in odd ways (even UnicodeDecodeError).
+            with contextlib.suppress(Exception):
+                db.close()
             reason = _reason(exc)
+            if isinstance(exc, UnicodeDecodeError):
+                reason = "file is not a database"
             if "not a database" in reason or "malformed" in reason:
                 raise HashlensError(
                     Failure.STORE_UNAVAILABLE,
@@ -406,7 +412,8 @@ class Store:
     def _fetch(self, sql: str, params, how: str):
         try:
             return getattr(self._exec(sql, params), how)()
-        except (HashlensError, peewee.DatabaseError, sqlite3.OperationalError) as exc:
+        except (HashlensError, peewee.DatabaseError, sqlite3.DatabaseError) as exc:
+            # sqlite3 raises from fetchall() itself (a damaged page), outside peewee's wrapper.
             if self.backend != "sqlite" or "could not decode" not in str(exc).lower():
                 raise _translate(exc, self) from exc
         # Another program stored bytes that are not UTF-8 as TEXT; by default that fails
@@ -860,6 +867,18 @@ class Store:
                 where += " AND e.id >= ?"
                 params = params + [mark[1]]
                 offset = start - mark[0]
+        if not query.filters and query.sort is not SortKey.POSITION and offset:
+            # A deep page of a sorted listing: OFFSET walks from whichever end is nearer,
+            # so the last page costs what the first does.
+            total = self._entry_count(db_id)
+            if offset > total // 2:
+                if start > total:
+                    return []
+                size = total - offset if limit is None else min(limit, total - offset)
+                reverse = dataclasses.replace(query, descending=not query.descending)
+                sql = f"SELECT {_ENTRY_COLUMNS} FROM {where} ORDER BY {self._order(reverse)}"
+                raw = self._all(sql + self._limit(size, total - offset - size), params)
+                return _rows(raw[::-1], start)
         sql = f"SELECT {_ENTRY_COLUMNS} FROM {where} ORDER BY {self._order(query)}"
         raw = self._all(sql + self._limit(limit, offset), params)
         return _rows(raw, start)
@@ -964,10 +983,11 @@ class Store:
             if self.backend == "postgresql":
                 return ("e.has_image_data" if f.value else "NOT e.has_image_data"), []
             return f"e.has_image_data = {1 if f.value else 0}", []
-        if op is FilterOp.META_PRESENT:
-            return "e.id IN (SELECT m.entry_id FROM hl_metadata m WHERE m.meta_key = ?)", [f.key]
-        if op is FilterOp.META_ABSENT:
-            return "e.id NOT IN (SELECT m.entry_id FROM hl_metadata m WHERE m.meta_key = ?)", [f.key]
+        if op in (FilterOp.META_PRESENT, FilterOp.META_ABSENT):
+            # A probe of the (entry, key) index per entry: a page of a common key stops after
+            # its rows, where IN (SELECT …) would first collect every entry having the key.
+            exists = "EXISTS (SELECT 1 FROM hl_metadata m WHERE m.entry_id = e.id AND m.meta_key = ?)"
+            return (exists if op is FilterOp.META_PRESENT else "NOT " + exists), [f.key]
         if op is FilterOp.META_EQUALS:
             return "e.id IN (SELECT m.entry_id FROM hl_metadata m WHERE m.meta_key = ? AND m.meta_value = ?)", [f.key, f.value]
         if op is FilterOp.PHASH_WITHIN:

@@ -86,6 +86,16 @@ def test_iter_listing_matches_one_page_for_every_order(listing_store, sort, desc
     assert [r.position for r in streamed] == list(range(start, start + len(whole)))
 
 
+@PROPS
+@given(sort=st.sampled_from(list(SortKey)), descending=st.booleans(), start=st.integers(1, 270),
+       size=st.one_of(st.none(), st.integers(1, 60)))
+def test_any_window_of_a_sorted_listing_is_a_slice_of_the_whole(listing_store, sort, descending, start, size):
+    whole = _ids(listing_store.list_page(ListingQuery("D", sort=sort, descending=descending)).rows)
+    page = listing_store.list_page(ListingQuery("D", sort=sort, descending=descending, start=start, maxresults=size))
+    assert _ids(page.rows) == whole[start - 1:None if size is None else start - 1 + size]
+    assert [r.position for r in page.rows] == list(range(start, start + len(page.rows)))
+
+
 def test_sorted_listing_is_total_and_stable(listing_store):
     rows = listing_store.list_page(ListingQuery("D", sort=SortKey.LABEL)).rows
     keys = [(r.label, r.key) for r in rows]
