@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import peewee
 
 from app.domain import JournalEntry, PHASH_MASK
-from app.store.store import IN_CHUNK, Store, _translate
+from app.store.store import IN_CHUNK, Store, _translate, journal_entry, touches
 
 ENTRY_SCAN_COLUMNS = (
     "e.id, e.identifier, e.label, e.phash, e.sha256, e.has_image_data, e.image_format, "
@@ -323,62 +323,17 @@ def store_integrity(store: Store, full: bool = True, max_messages: int = 100) ->
 # -- journal ------------------------------------------------------------------------------------
 
 
-def _journal_where(since: int | None, until: int | None, database: str | None) -> tuple[str, list]:
-    clauses, params = ["1 = 1"], []
-    if since is not None:
-        clauses.append("at_ms >= ?")
-        params.append(since)
-    if until is not None:
-        clauses.append("at_ms < ?")
-        params.append(until)
-    if database is not None:
-        # Moves and database renames name the other database in their parameters only.
-        clauses.append("(database_name = ? OR action IN ('MoveImageHash', 'RenameImageHashDatabase'))")
-        params.append(database)
-    return " AND ".join(clauses), params
-
-
-def _touches(entry: JournalEntry, database: str) -> bool:
-    return entry.database == database or entry.params.get("newdatabase") == database
-
-
-def _journal_entry(r) -> JournalEntry:
-    try:
-        params = json.loads(r[6]) if r[6] else {}
-    except ValueError:  # written by another program: show it rather than fail the audit
-        params = {"raw": r[6]}
-    return JournalEntry(int(r[1]), r[2], r[3], r[4], r[5], params if isinstance(params, dict) else {"value": params})
-
-
 def iter_journal(
     store: Store, since: int | None = None, until: int | None = None, database: str | None = None, batch: int = 5000
 ) -> Iterator[list[JournalEntry]]:
-    """The journal in the order changes were made, a batch at a time (keyset on id)."""
-    where, params = _journal_where(since, until, database)
-    sql = (
-        "SELECT id, at_ms, username, action, database_name, identifier, params FROM hl_journal "
-        f"WHERE {where} AND id > ? ORDER BY id" + store._limit(batch)
-    )
-    after = -1
-    while True:
-        rows = store._all(sql, [*params, after])
-        if not rows:
-            return
-        entries = [_journal_entry(r) for r in rows]
-        if database is not None:
-            entries = [e for e in entries if _touches(e, database)]
-        if entries:
-            yield entries
-        if len(rows) < batch:
-            return
-        after = rows[-1][0]
+    return store.iter_journal(since, until, database, batch)
 
 
 def journal_summary(
     store: Store, since: int | None, until: int | None, database: str | None
 ) -> list[tuple[str, str, int, int, int]]:
     """(action, user, changes, first at_ms, last at_ms) in the range, by action and user."""
-    where, params = _journal_where(since, until, database)
+    where, params = store.journal_where(since, until, database)
     rows = store._all(
         f"SELECT action, username, COUNT(*), MIN(at_ms), MAX(at_ms) FROM hl_journal WHERE {where} "
         "GROUP BY action, username ORDER BY action, username",
@@ -401,7 +356,7 @@ def journal_latest(
     store: Store, since: int | None, until: int | None, database: str | None, limit: int
 ) -> list[JournalEntry]:
     """The last `limit` changes in the range, oldest first."""
-    where, params = _journal_where(since, until, database)
+    where, params = store.journal_where(since, until, database)
     sql = (
         "SELECT id, at_ms, username, action, database_name, identifier, params FROM hl_journal "
         f"WHERE {where} AND id < ? ORDER BY id DESC" + store._limit(max(limit, 1) * 2)
@@ -413,8 +368,8 @@ def journal_latest(
         if not rows:
             break
         for r in rows:
-            entry = _journal_entry(r)
-            if database is None or _touches(entry, database):
+            entry = journal_entry(r)
+            if database is None or touches(entry, database):
                 found.append(entry)
         before = rows[-1][0]
     return list(reversed(found[:limit]))

@@ -1055,7 +1055,9 @@ class Store:
             (now_ms(), _current_user(), action, database, identifier, json.dumps(params, ensure_ascii=False)),
         )
 
-    def history(self, since: int | None = None, until: int | None = None, limit: int | None = None) -> list[JournalEntry]:
+    def journal_where(self, since: int | None, until: int | None, database: str | None) -> tuple[str, list]:
+        """The WHERE clause of a journal range; a database also matches the moves and
+        renames that name it only in their parameters (filtered exactly by `touches`)."""
         clauses, params = ["1 = 1"], []
         if since is not None:
             clauses.append("at_ms >= ?")
@@ -1063,12 +1065,41 @@ class Store:
         if until is not None:
             clauses.append("at_ms < ?")
             params.append(until)
-        rows = self._all(
-            "SELECT at_ms, username, action, database_name, identifier, params FROM hl_journal "
-            f"WHERE {' AND '.join(clauses)} ORDER BY id" + self._limit(limit),
-            params,
+        if database is not None:
+            clauses.append("(database_name = ? OR action IN ('MoveImageHash', 'RenameImageHashDatabase'))")
+            params.append(database)
+        return " AND ".join(clauses), params
+
+    def iter_journal(self, since: int | None = None, until: int | None = None, database: str | None = None,
+                     batch: int = 5000) -> Iterator[list[JournalEntry]]:
+        """The journal in the order changes were made, a batch at a time (keyset on id)."""
+        where, params = self.journal_where(since, until, database)
+        sql = (
+            "SELECT id, at_ms, username, action, database_name, identifier, params FROM hl_journal "
+            f"WHERE {where} AND id > ? ORDER BY id" + self._limit(batch)
         )
-        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        after = -1
+        while True:
+            rows = self._all(sql, [*params, after])
+            if not rows:
+                return
+            entries = [journal_entry(r) for r in rows]
+            if database is not None:
+                entries = [e for e in entries if touches(e, database)]
+            if entries:
+                yield entries
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
+
+    def history(self, since: int | None = None, until: int | None = None, limit: int | None = None,
+                database: str | None = None) -> list[JournalEntry]:
+        found: list[JournalEntry] = []
+        for batch in self.iter_journal(since, until, database):
+            found.extend(batch)
+            if limit is not None and len(found) >= limit:
+                return found[:limit]
+        return found
 
     def change_token(self) -> int:
         """Grows whenever anyone changes the store: windows poll it to notice others' edits."""
@@ -1085,6 +1116,20 @@ def _rows(raw, first_position: int) -> list[EntryRow]:
         EntryRow(first_position + i, r[0], r[1], r[2], bool(r[3]), r[4] & mask, r[5], r[6], r[7], r[8], r[9], r[10])
         for i, r in enumerate(raw)
     ]
+
+
+def journal_entry(r) -> JournalEntry:
+    """A journal row (id, at_ms, username, action, database_name, identifier, params)."""
+    try:
+        params = json.loads(r[6]) if r[6] else {}
+    except ValueError:  # written by another program: show it rather than fail
+        params = {"raw": r[6]}
+    return JournalEntry(int(r[1]), r[2], r[3], r[4], r[5], params if isinstance(params, dict) else {"value": params})
+
+
+def touches(entry: JournalEntry, database: str) -> bool:
+    """Whether a journal entry changed `database` (a move names its target in params)."""
+    return entry.database == database or entry.params.get("newdatabase") == database
 
 
 def _tolerant_text(data: bytes) -> str:

@@ -254,13 +254,19 @@ def test_missing_dialogs_are_not_available_messages(qtbot, window, monkeypatch, 
 def test_export_gets_the_current_query_and_selection(qtbot, window, monkeypatch):
     import types
 
+    from PySide6.QtCore import QObject, Signal
+
     calls = []
 
-    class FakeExport:
+    class FakeExport(QObject):
+        exported = Signal(str)
+
         def __init__(self, store, query, selected, page_rows, parent):
+            super().__init__()
             calls.append((store, query, selected, page_rows, parent))
 
         def exec(self):
+            self.exported.emit("/exports/listing.csv")
             return 0
 
     monkeypatch.setitem(sys.modules, "ui.export_dialog", types.SimpleNamespace(ExportDialog=FakeExport))
@@ -269,6 +275,7 @@ def test_export_gets_the_current_query_and_selection(qtbot, window, monkeypatch)
     store, query, selected, page_rows, parent = calls[0]
     assert store is window.session.store and query == window.model.query
     assert selected == ["a002"] and len(page_rows) == 100 and parent is window
+    assert window.statusBar().currentMessage() == "Exported to /exports/listing.csv"
 
 
 def test_audit_filter_shows_in_the_table(qtbot, window, monkeypatch):
@@ -505,3 +512,18 @@ def test_train_a_folder_into_a_new_database_from_the_empty_store(qtbot, make_win
 def test_the_chosen_database_is_selected_in_the_picker(qtbot, window):
     selected = window.database_list.selectionModel().selectedRows()
     assert [window.databases.names()[i.row()] for i in selected] == ["Animals"]
+
+
+def test_start_sweeps_stale_export_temporaries(tmp_path, monkeypatch):
+    """A killed export's temporary file is removed when the window next starts."""
+    from PySide6.QtCore import QSettings
+
+    from ui import app as ui_app
+
+    stale = tmp_path / ".hashlens-listing.csv.999999999-0123456789ab.part"
+    stale.write_text("half an export")
+    keep = tmp_path / "listing.csv"
+    keep.write_text("a finished export")
+    QSettings().setValue("export/last_folder", str(tmp_path))
+    ui_app._sweep_export_folder()
+    assert not stale.exists() and keep.exists()
