@@ -116,7 +116,7 @@ class _ReportTask(QRunnable):
 def _close_thread_connection(store) -> None:
     # peewee keeps one connection per thread; a pool thread must not keep one open.
     try:
-        store.db.close()
+        store.close()
     except Exception:
         pass
 

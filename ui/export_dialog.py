@@ -98,8 +98,7 @@ class StoreJob(QRunnable):
         finally:
             # This thread's connection; the pool may drop the thread state after run().
             try:
-                if not self.store.db.is_closed():
-                    self.store.db.close()
+                self.store.close()
             except Exception:
                 log.debug("closing a job connection failed", exc_info=True)
 

@@ -51,7 +51,7 @@ class Session(QObject):
                 token = store.change_token()
             finally:
                 # Opened on a lane thread that will not own it: hand the connection back.
-                store.db.close()
+                store.close()
             return store, token
 
         self.workers.submit(

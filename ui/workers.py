@@ -91,7 +91,7 @@ class Lane(QRunnable):
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._running: Job | None = None
-        self._connection = None
+        self._handle = None  # the running job's cancellable scope
         self._stores: list = []  # stores this lane's thread has connected to
         self.stopped = threading.Event()
 
@@ -127,11 +127,18 @@ class Lane(QRunnable):
             self._stores.append(store)
         with self._lock:
             self._running = job
-            self._connection = _connection_of(store)
         job.started = time.perf_counter()
         outcome = _Outcome(job)
         try:
-            outcome.value = job.fn()
+            if store is None:
+                outcome.value = job.fn()
+            else:
+                # The store's cancellable scope: another thread can stop the statement
+                # (SQLite interrupt, PostgreSQL cancel, MySQL KILL QUERY).
+                with store.cancellable() as handle:
+                    with self._lock:
+                        self._handle = handle
+                    outcome.value = job.fn()
         except HashlensError as exc:
             outcome.error = exc
             if exc.failure is Failure.STORE_UNAVAILABLE and store is not None:
@@ -147,31 +154,21 @@ class Lane(QRunnable):
         finally:
             with self._lock:
                 self._running = None
-                self._connection = None
+                self._handle = None
             job.finished = time.perf_counter()
         self._relay.finished.emit(outcome)
 
     def interrupt(self, job: Job) -> bool:
-        """Stop `job`'s running statement (SQLite interrupt, PostgreSQL cancel), if it runs."""
+        """Stop `job`'s running statement, if it runs (the ticket drops its result anyway)."""
         with self._lock:
-            if self._running is not job or self._connection is None:
+            if self._running is not job or self._handle is None:
                 return False
-            conn = self._connection
-            try:
-                if hasattr(conn, "interrupt"):
-                    conn.interrupt()  # sqlite3: documented as callable from another thread
-                elif hasattr(conn, "cancel"):
-                    conn.cancel()  # psycopg 3
-                else:
-                    return False
-            except Exception:  # best effort; the ticket still drops the result
-                log.debug("interrupt failed", exc_info=True)
-                return False
+            self._handle.cancel()
             return True
 
     def _close(self, store) -> None:
         try:
-            store.db.close()
+            store.close()  # this lane's own connection
         except Exception:
             log.debug("closing a lane connection failed", exc_info=True)
 
@@ -184,16 +181,6 @@ class Lane(QRunnable):
                 self._close(store)
 
         self.put(Job(close))
-
-
-def _connection_of(store):
-    """This thread's DB-API connection of `store`, opened if needed (for interrupts)."""
-    if store is None:
-        return None
-    try:
-        return store.db.connection()
-    except Exception:
-        return None
 
 
 class Workers(QObject):

@@ -375,7 +375,10 @@ class Store:
         return f"The store {self.describe()} is open read-only; reopen it for writing to change it."
 
     def close(self) -> None:
-        self.db.close()
+        """Close this thread's connection (peewee keeps one per thread); the store stays
+        usable and reconnects on its next statement."""
+        if not self.db.is_closed():
+            self.db.close()
 
     def __enter__(self):
         return self
