@@ -20,6 +20,7 @@ from app.domain import (
     no_such_database,
     param_invalid,
 )
+from app import faults
 from app.services import imaging
 from app.store.store import Store
 
@@ -111,6 +112,7 @@ def add_entry(store: Store, database: str, entry: NewEntry, *, source: str | Non
         if source:
             params["imagepath"] = source
         store.record("TrainImageHash", database, entry.identifier, params)
+        faults.checkpoint("train.commit")
     return entry.identifier
 
 

@@ -1009,7 +1009,8 @@ class Store:
         keys = [r.key for r in rows if r.meta_count]
         items: dict[int, list] = {}
         sql = "SELECT entry_id, meta_key, meta_value FROM hl_metadata WHERE "
-        if len(keys) > 8 and all(a < b for a, b in zip(keys, keys[1:])):
+        # Only a dense run of keys: 100 scattered keys may span the whole database.
+        if len(keys) > 8 and keys[-1] - keys[0] < 4 * len(keys) and all(a < b for a, b in zip(keys, keys[1:])):
             wanted = set(keys)
             # The range may hold other databases' entries too: keep only ours.
             for key, k, v in self._all(sql + "entry_id BETWEEN ? AND ? ORDER BY entry_id, id", (keys[0], keys[-1])):
@@ -1171,6 +1172,18 @@ def _translate(exc: BaseException, store: Store) -> HashlensError:
         return HashlensError(
             Failure.STORE_BUSY,
             f"The store {store.describe()} is busy (locked by another program); nothing was written. Retry in a moment.",
+        )
+    if "conflict with recovery" in low:
+        return HashlensError(
+            Failure.STORE_BUSY,
+            f"The replica {store.describe()} stopped the query to apply changes from its primary; "
+            "try again, or ask for hot_standby_feedback on the replica for long audits.",
+        )
+    if "command denied" in low or "permission denied" in low:
+        return HashlensError(
+            Failure.READ_ONLY,
+            f"Your account may not change {store.describe()} ({text}). "
+            "Open the store read-only, or ask its owner for write rights.",
         )
     if "interrupted" in low or "canceling statement" in low or "cancelled" in low:
         return HashlensError(Failure.CANCELLED, "The operation was cancelled; nothing was changed.")

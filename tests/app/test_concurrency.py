@@ -279,11 +279,11 @@ def test_mariadb_editor_and_auditor_accounts(mysql_url):
                 cur.execute(f"CREATE USER '{account}'@'127.0.0.1' IDENTIFIED BY 'pw-{account}'")
             cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{name}`.* TO '{editor}'@'127.0.0.1'")
             cur.execute(f"GRANT SELECT ON `{name}`.* TO '{auditor}'@'127.0.0.1'")
-        # MariaDB names the refused command; Hashlens reports it as a store failure for
-        # now (a READ_ONLY translation of "command denied" is the lead's to add).
+        # MariaDB names the refused command; Hashlens reports it as read-only with a hint.
         _check_roles(mysql_url.replace("root@", f"{editor}:pw-{editor}@"),
                      mysql_url.replace("root@", f"{auditor}:pw-{auditor}@"),
-                     lambda error: "command denied" in error.description)
+                     lambda error: error.failure is Failure.READ_ONLY and "command denied" in error.description
+                     and "write rights" in error.description)
     finally:
         with admin.cursor() as cur:
             for account in (editor, auditor):
