@@ -774,8 +774,6 @@ class Store:
                 rows = self._rows_by_identifiers(db_id, query)
             else:
                 rows = self._window_rows(db_id, query, query.start, query.maxresults)
-            if query.metadata:
-                rows = self._with_metadata(rows)
             total = None if query.is_filtered else self._entry_count(db_id)
         return ListingPage(query, rows, total)
 
@@ -808,9 +806,7 @@ class Store:
         db_id = self.database_id(query.database)
         with self.reading():
             if query.identifiers is not None:
-                rows = self._rows_by_identifiers(db_id, query)
-                for chunk in _chunks(rows, batch):
-                    yield self._with_metadata(chunk) if query.metadata else chunk
+                yield from _chunks(self._rows_by_identifiers(db_id, query), batch)
                 return
             remaining = query.maxresults
             position = query.start
@@ -823,7 +819,7 @@ class Store:
                     rows = self._rows_after(db_id, query, after, position, size)
                 if not rows:
                     return
-                yield self._with_metadata(rows) if query.metadata else rows
+                yield rows
                 position += len(rows)
                 if remaining is not None:
                     remaining -= len(rows)
@@ -881,10 +877,10 @@ class Store:
                 reverse = dataclasses.replace(query, descending=not query.descending)
                 sql = f"SELECT {_ENTRY_COLUMNS} FROM {where} ORDER BY {self._order(reverse)}"
                 raw = self._all(sql + self._limit(size, total - offset - size), params)
-                return _rows(raw[::-1], start)
+                return self._build(raw[::-1], start, query)
         sql = f"SELECT {_ENTRY_COLUMNS} FROM {where} ORDER BY {self._order(query)}"
         raw = self._all(sql + self._limit(limit, offset), params)
-        return _rows(raw, start)
+        return self._build(raw, start, query)
 
     def _rows_after(self, db_id, query, after, position, limit) -> list[EntryRow]:
         where, params = self._where(db_id, query)
@@ -899,7 +895,7 @@ class Store:
             where += f" AND ({column}, e.id) {op} (?, ?)"
             params = params + list(after)
         sql = f"SELECT {_ENTRY_COLUMNS} FROM {where} ORDER BY {self._order(query)}"
-        return _rows(self._all(sql + self._limit(limit), params), position)
+        return self._build(self._all(sql + self._limit(limit), params), position, query)
 
     @staticmethod
     def _sort_value(query: ListingQuery, row: EntryRow) -> tuple:
@@ -938,7 +934,8 @@ class Store:
         window = rows[query.start - 1:]
         if query.maxresults is not None:
             window = window[: query.maxresults]
-        return [row._replace(position=query.start + i) for i, row in enumerate(window)]
+        window = [row._replace(position=query.start + i) for i, row in enumerate(window)]
+        return self._with_metadata(window) if query.metadata else window
 
     def _driver(self, query: ListingQuery):
         """The metadata equality filter that should drive an SQLite scan, if any.
@@ -1002,11 +999,21 @@ class Store:
             return "hl_hamming(e.phash, ?) <= ?", [target, f.distance]
         raise AssertionError(op)
 
+    def _build(self, raw: list, first_position: int, query: ListingQuery) -> list[EntryRow]:
+        """Rows from raw entry tuples, with their metadata when the query asks for it: each
+        row is built once, in one pass."""
+        if not query.metadata:
+            return _rows(raw, first_position)
+        return _rows(raw, first_position, self._metadata_of([r[0] for r in raw if r[9]]))
+
     def _with_metadata(self, rows: list[EntryRow]) -> list[EntryRow]:
-        """Attach each row's metadata, in the order it was added. Rows in key order (every
+        items = self._metadata_of([r.key for r in rows if r.meta_count])
+        return [r._replace(metadata=tuple(items.get(r.key, ()))) for r in rows]
+
+    def _metadata_of(self, keys: list[int]) -> dict[int, list]:
+        """Entries' metadata in the order it was added. Keys in a dense increasing run (a
         keyset batch of a listing in database order) take one range query; others one IN
-        query per chunk of keys."""
-        keys = [r.key for r in rows if r.meta_count]
+        query per chunk."""
         items: dict[int, list] = {}
         sql = "SELECT entry_id, meta_key, meta_value FROM hl_metadata WHERE "
         # Only a dense run of keys: 100 scattered keys may span the whole database.
@@ -1021,9 +1028,7 @@ class Store:
                 marks = ",".join("?" * len(chunk))
                 for key, k, v in self._all(sql + f"entry_id IN ({marks}) ORDER BY entry_id, id", chunk):
                     items.setdefault(key, []).append((k, v))
-        empty = ()
-        make = tuple.__new__
-        return [make(EntryRow, (*r[:-1], tuple(items[r.key]) if r.key in items else empty)) for r in rows]
+        return items
 
     def metadata_keys(self, database: str, limit: int = 500) -> list[str]:
         db_id = self.database_id(database)
@@ -1114,10 +1119,19 @@ class Store:
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _rows(raw, first_position: int) -> list[EntryRow]:
+def _rows(raw, first_position: int, metadata: dict[int, list] | None = None) -> list[EntryRow]:
+    """EntryRows from raw entry tuples (the columns of _ENTRY_COLUMNS); with `metadata`,
+    every row gets its items, () when it has none."""
     mask = PHASH_MASK
+    if metadata is None:
+        return [
+            EntryRow(first_position + i, r[0], r[1], r[2], bool(r[3]), r[4] & mask, r[5], r[6], r[7], r[8], r[9], r[10])
+            for i, r in enumerate(raw)
+        ]
+    get, empty = metadata.get, ()
     return [
-        EntryRow(first_position + i, r[0], r[1], r[2], bool(r[3]), r[4] & mask, r[5], r[6], r[7], r[8], r[9], r[10])
+        EntryRow(first_position + i, r[0], r[1], r[2], bool(r[3]), r[4] & mask, r[5], r[6], r[7], r[8], r[9], r[10],
+                 tuple(get(r[0], empty)))
         for i, r in enumerate(raw)
     ]
 
