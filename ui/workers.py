@@ -13,10 +13,12 @@ finishes. Results are delivered on the GUI thread through a signal relay.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -183,6 +185,15 @@ class Lane(QRunnable):
         self.put(Job(close))
 
 
+def _shutdown_at_exit(ref) -> None:
+    workers = ref()
+    if workers is not None and not workers._closed:
+        try:
+            workers.shutdown(1000)
+        except RuntimeError:  # the Qt object is already gone
+            pass
+
+
 class Workers(QObject):
     """The window's background executor: named lanes, tickets and delivery on the GUI thread."""
 
@@ -203,6 +214,11 @@ class Workers(QObject):
         self._lanes: dict[str, Lane] = {}
         self._closed = False
         self.delivered = 0
+        # If the program ends without shutdown() (an exception escaping a script that
+        # drives the window), stop the lanes first: Qt's pool would otherwise wait for
+        # them forever while the interpreter exits. Python runs this before PySide's
+        # own clean-up, which was registered when PySide was imported.
+        atexit.register(_shutdown_at_exit, weakref.ref(self))
 
     # -- submitting ------------------------------------------------------------------------
 
