@@ -1031,13 +1031,20 @@ class Store:
         return items
 
     def metadata_keys(self, database: str, limit: int = 500) -> list[str]:
+        """The metadata keys a database uses, in order (the filter panel's suggestions)."""
         db_id = self.database_id(database)
-        rows = self._all(
-            "SELECT DISTINCT m.meta_key FROM hl_metadata m JOIN hl_entry e ON e.id = m.entry_id "
-            "WHERE e.database_id = ? ORDER BY m.meta_key" + self._limit(limit),
-            (db_id,),
-        )
-        return [r[0] for r in rows]
+        in_database = ("EXISTS (SELECT 1 FROM hl_metadata m JOIN hl_entry e ON e.id = m.entry_id "
+                       "WHERE m.meta_key = k.name AND e.database_id = ?)")
+        if self.backend == "mysql":
+            sql = ("SELECT k.name FROM (SELECT DISTINCT meta_key AS name FROM hl_metadata) AS k "
+                   f"WHERE {in_database} ORDER BY k.name")
+        else:
+            # A loose index scan: one probe of the (key, value, entry) index per distinct
+            # key, where DISTINCT over the join read every metadata row (7 s at 10M).
+            sql = ("WITH RECURSIVE k(name) AS (SELECT MIN(meta_key) FROM hl_metadata UNION ALL "
+                   "SELECT (SELECT MIN(meta_key) FROM hl_metadata WHERE meta_key > k.name) FROM k "
+                   f"WHERE k.name IS NOT NULL) SELECT k.name FROM k WHERE k.name IS NOT NULL AND {in_database}")
+        return [r[0] for r in self._all(sql + self._limit(limit), (db_id,))]
 
     def rebuild_marks(self, database: str) -> None:
         """Recompute a database's position marks and count after a bulk change."""

@@ -96,3 +96,15 @@ def test_sorted_and_filtered_streams_agree(model, sort):
     whole = [r.identifier for r in store.list_page(query).rows]
     assert [r.identifier for b in store.iter_listing(query, batch=3) for r in b] == whole
     assert sorted(whole) == sorted(r.identifier for r in store.list_page(ListingQuery("F", filters=(FILTERS[8],))).rows)
+
+
+def test_metadata_keys_are_those_of_the_database(model):
+    store, _ = model
+    actions.create_database(store, "Third")
+    with store.writing():
+        store.add_entry("Third", NewEntry("t", "t", 1, None, None, None, None, None, (("zeta", "1"), ("alpha", "2"))))
+    assert store.metadata_keys("F") == ["colour", "size"]
+    assert store.metadata_keys("Third") == ["alpha", "zeta"]
+    assert store.metadata_keys("Third", limit=1) == ["alpha"]
+    actions.create_database(store, "Empty")
+    assert store.metadata_keys("Empty") == []
