@@ -9,14 +9,22 @@ import time
 from app.domain import Filter, FilterOp, ListingQuery, SortKey, param_invalid, parse_phash
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' must be 1 or more")
-    return value
+def whole_number(minimum: int):
+    """An argparse type: a whole number of at least `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"'{text}' must be {minimum} or more")
+        return value
+
+    return parse
+
+
+positive_int = whole_number(1)
 
 
 def split_identifiers(text: str) -> tuple[str, ...]:

@@ -5,18 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli.common import TerminalProgress, positive_int
+from app.cli.common import TerminalProgress, positive_int, whole_number
 from app.services import sample
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"'{text}' must be 0 or more")
-    return value
 
 
 def add_commands(subparsers) -> None:
@@ -30,8 +20,8 @@ def add_commands(subparsers) -> None:
     )
     p.add_argument("database", help="the database to create")
     p.add_argument("--count", type=positive_int, required=True, metavar="N", help="how many entries")
-    p.add_argument("--seed", type=_non_negative_int, default=0, metavar="S", help="random seed (default 0)")
-    p.add_argument("--images", type=_non_negative_int, default=sample.DEFAULT_IMAGES, metavar="N",
+    p.add_argument("--seed", type=whole_number(0), default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--images", type=whole_number(0), default=sample.DEFAULT_IMAGES, metavar="N",
                    help=f"entries with drawn, stored images (default {sample.DEFAULT_IMAGES:,})")
     p.set_defaults(handler=run_sample)
 
