@@ -8,6 +8,7 @@ cannot carry, so no response is ever unparseable.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Iterator
 
@@ -16,6 +17,7 @@ from app.domain import EntryRow, Failure, HashlensError, first_bad_xml_char
 XMLNS = "http://schemas.autonomy.com/aci/"
 PRODUCT = "HASHLENS"
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_NEEDS_ESCAPE = re.compile("[&<>\r]")
 
 
 def xml_text(text: str, what: str = "text") -> str:
@@ -28,7 +30,7 @@ def xml_text(text: str, what: str = "text") -> str:
             f"{what} {text!r} holds character U+{ord(text[bad]):04X}, which XML 1.0 cannot carry; "
             "it was written by another program and cannot be exported.",
         )
-    return text.translate(_ESCAPES)
+    return text.translate(_ESCAPES) if _NEEDS_ESCAPE.search(text) else text
 
 
 def _open(action: str, status: str = "SUCCESS") -> str:

@@ -83,14 +83,9 @@ def checked(batches: Iterable[list[EntryRow]]) -> Iterator[list[EntryRow]]:
     """The batches, after one search over all of a batch's text: a bad character is rare,
     so the row that holds it is looked for only when the batch has one."""
     for batch in batches:
-        parts = []
-        for row in batch:
-            parts.append(row.identifier)
-            parts.append(row.label)
-            if row.metadata:
-                for k, v in row.metadata:
-                    parts.append(k)
-                    parts.append(v)
+        parts = [row.identifier for row in batch]
+        parts += [row.label for row in batch]
+        parts += [text for row in batch if row.metadata for item in row.metadata for text in item]
         if first_bad_xml_char("\n".join(parts)) is not None:
             for row in batch:
                 check_row(row)

@@ -127,6 +127,8 @@ class Metadata(BaseModel):
         table_name = "hl_metadata"
         indexes = (
             (("entry", "meta_key"), True),
+            # Entries' metadata in the order added, without a sort: listings read it by range.
+            (("entry", "id"), False),
             # entry_id last: for one key and value, matches come out in database order.
             (("meta_key", "meta_value", "entry", "id"), False),
         )
