@@ -30,37 +30,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DATA = ROOT / "benchmarks" / "data"
 DATABASE = "Bench"
+from bench_common import DATA, sample_store  # noqa: E402
 FORMATS = ["baseline", "baseline-nometa", "csv", "tsv", "ndjson", "xml", "json", "xlsx", "images"]
 
 
 def _store_path(count: int) -> Path:
     return DATA / f"export-{count // 1000}k.db"
 
-
-def ensure_store(count: int) -> Path:
-    from app.domain import ListingQuery
-    from app.services.sample import generate_sample
-    from app.store import Store
-
-    DATA.mkdir(parents=True, exist_ok=True)
-    path = _store_path(count)
-    store = Store.open("sqlite:///" + str(path))
-    try:
-        if store.database_exists(DATABASE) and store.count(ListingQuery(DATABASE)).value == count:
-            return path
-        if store.database_exists(DATABASE):
-            from app.services import actions
-
-            actions.remove_database(store, DATABASE)
-        print(f"Building {path} with {count:,} sample entries (once; reused by later runs)…", flush=True)
-        report = generate_sample(store, DATABASE, count, seed=0)
-        print("  " + report.summary(), flush=True)
-        store.db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        store.close()
-    return path
 
 
 def _status_mb(field: str) -> float:
@@ -155,7 +132,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(args.one, Path(args.db), Path(args.out))))
         return
-    db_path = ensure_store(args.count)
+    db_path = sample_store(_store_path(args.count), args.count, database=DATABASE)
     import sqlite3
 
     print(f"SQLite {sqlite3.sqlite_version}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "

@@ -21,52 +21,20 @@ import io
 import pstats
 import random
 import sqlite3
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.domain import ListingQuery  # noqa: E402
 from app.services import actions  # noqa: E402
-from app.services.sample import generate_sample  # noqa: E402
 from app.store import Store  # noqa: E402
 from app.store.store import _ENTRY_COLUMNS  # noqa: E402
 
-DATA = Path(__file__).resolve().parent / "data"
-DATABASE = "bench"
+from bench_common import DATA, DATABASE, median_ms, sample_store  # noqa: E402
 PAGE = 50
 TARGET_MS = 5.0
 TARGET_RATIO = 4.0
-
-
-def build(path: Path, count: int) -> None:
-    """The store the benchmark reads; kept between runs (benchmarks/data is git-ignored)."""
-    if path.exists():
-        with Store.open("sqlite:///" + str(path)) as store:
-            if store.database_exists(DATABASE) and store.count(ListingQuery(DATABASE)).value == count:
-                return
-        raise SystemExit(f"{path} exists but does not hold {count:,} entries in '{DATABASE}'; remove it first.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"building {path} with {count:,} entries ...", flush=True)
-    with Store.open("sqlite:///" + str(path)) as store:
-        report = generate_sample(store, DATABASE, count, seed=0)
-    print("  " + report.summary(), flush=True)
-
-
-def median_ms(fn, reps: int, budget_ms: float = 3000) -> float:
-    """Median of `reps` runs, fewer for slow calls so each figure takes about `budget_ms`."""
-    fn()  # warm: first use compiles statements and fills caches
-    t = time.perf_counter_ns()
-    fn()
-    once_ms = (time.perf_counter_ns() - t) / 1e6
-    times = []
-    for _ in range(max(3, min(reps, int(budget_ms / max(once_ms, 1e-3))))):
-        t = time.perf_counter_ns()
-        fn()
-        times.append(time.perf_counter_ns() - t)
-    return statistics.median(times) / 1e6
 
 
 class Raw:
@@ -106,6 +74,7 @@ class Raw:
         ).fetchall()
 
 
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1_000_000)
@@ -114,7 +83,7 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", action="store_true", help="profile the slowest service case")
     args = parser.parse_args(argv)
     path = args.store or DATA / f"sample-{args.count}.db"
-    build(path, args.count)
+    sample_store(path, args.count)
 
     store = Store.open("sqlite:///" + str(path), read_only=True)
     raw = Raw(path)

@@ -25,7 +25,6 @@ import json
 import random
 import resource
 import sqlite3
-import statistics
 import subprocess
 import sys
 import time
@@ -42,8 +41,7 @@ _ENTRY_COLUMNS = (
     "e.width, e.height, e.byte_size, e.meta_count, e.trained_at"
 )
 
-DATA = ROOT / "benchmarks" / "data"
-DATABASE = "bench"
+from bench_common import DATA, DATABASE, median_ms  # noqa: E402
 PAGE = 50
 BOUND = 10_000
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
@@ -54,19 +52,6 @@ MEMORY_TARGET_MB = 300
 LABEL_WORD = "harbour"  # one label word in 32 (see app/services/sample.py)
 META = ("camera", "Pixel 7")  # about one entry in 24
 
-
-def median_ms(fn, reps: int, budget_ms: float = 3000) -> float:
-    """Median of `reps` runs, fewer for slow calls so each figure takes about `budget_ms`."""
-    fn()  # warm: statements compiled, caches filled
-    t = time.perf_counter_ns()
-    fn()
-    once_ms = (time.perf_counter_ns() - t) / 1e6
-    times = []
-    for _ in range(max(3, min(reps, int(budget_ms / max(once_ms, 1e-3))))):
-        t = time.perf_counter_ns()
-        fn()
-        times.append(time.perf_counter_ns() - t)
-    return statistics.median(times) / 1e6
 
 
 # -- the stores -----------------------------------------------------------------------------

@@ -36,51 +36,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DATA = Path(__file__).resolve().parent / "data"
-DATABASE = "bench"
+from bench_common import DATA, DATABASE, sample_store  # noqa: E402
 TARGET_FIRST_PAINT_S = 1.5
 TARGET_PAGE_MS = 50.0
 TARGET_STALL_MS = 50.0
 
 
 # -- the store -------------------------------------------------------------------------------
-
-
-def build(path: Path, count: int) -> None:
-    """The store the benchmark reads; kept between runs (benchmarks/data is git-ignored)."""
-    from app.domain import ListingQuery
-    from app.store import Store
-
-    if path.exists():
-        with Store.open("sqlite:///" + str(path)) as store:
-            if store.database_exists(DATABASE) and store.count(ListingQuery(DATABASE)).value == count:
-                return
-        raise SystemExit(f"{path} exists but does not hold {count:,} entries in '{DATABASE}'; remove it first.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"building {path} with {count:,} entries (once) ...", flush=True)
-    began = time.monotonic()
-    with Store.open("sqlite:///" + str(path)) as store:
-        try:
-            from app.services.sample import generate_sample
-
-            generate_sample(store, DATABASE, count, seed=1)
-        except ImportError:
-            _bulk_fallback(store, count)
-    print(f"  built in {time.monotonic() - began:,.0f} s", flush=True)
-
-
-def _bulk_fallback(store, count: int) -> None:
-    from app.domain import NewEntry
-    from app.services import actions
-
-    rnd = random.Random(1)
-    actions.create_database(store, DATABASE)
-    with store.writing():
-        for i in range(count):
-            meta = (("colour", rnd.choice(["red", "green", "blue"])),) if i % 4 == 0 else ()
-            store.add_entry(DATABASE, NewEntry(f"{rnd.getrandbits(128):032x}", f"label-{i % 9973}",
-                                               rnd.getrandbits(64), None, None, None, None, None, meta))
-        store.rebuild_marks(DATABASE)
 
 
 # -- helpers for the children ----------------------------------------------------------------
@@ -400,7 +362,7 @@ def main(argv=None) -> int:
         return 0
 
     path = DATA / f"window-{args.count}.db"
-    build(path, args.count)
+    sample_store(path, args.count, seed=1)
     raw = raw_page_ms(path, args.reps)
     base_start, base = run_child(["--child", "baseline", "--path", str(path)])
     start, res = run_child(["--child", "window", "--path", str(path), "--reps", str(args.reps)])

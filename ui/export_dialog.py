@@ -126,16 +126,30 @@ class JobProgress(QProgressDialog):
 
 
 class JobRunner(QObject):
-    """Runs one StoreJob at a time in a private pool, so closing a dialog can wait for it."""
+    """Runs one StoreJob at a time in a private pool, with a progress dialog whose Cancel
+    stops it; closing the owning dialog can cancel the job and wait for it."""
 
-    def __init__(self, parent: QObject):
+    def __init__(self, parent: QWidget):
         super().__init__(parent)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
         self.job: StoreJob | None = None
+        self.progress: JobProgress | None = None
+        self._on_done = self._on_failed = None
+        self._cancelling = ""
 
-    def start(self, job: StoreJob) -> None:
-        self.job = job
+    def run(self, store, fn, *, title: str, text: str, total: int | None, cancelling: str,
+            on_done, on_failed) -> None:
+        """Start `fn(progress, cancelled)`; the progress dialog is closed before
+        `on_done(result)` or `on_failed(HashlensError)` is called on the GUI thread."""
+        job = StoreJob(store, fn)
+        job.relay.progress.connect(self._on_job_progress)
+        job.relay.done.connect(self._on_job_done)
+        job.relay.failed.connect(self._on_job_failed)
+        self.progress = JobProgress(title, text, total, self.parent())
+        self.progress.canceled.connect(self._on_progress_canceled)
+        self.job, self._on_done, self._on_failed, self._cancelling = job, on_done, on_failed, cancelling
+        self.progress.show()
         self.pool.start(job)
 
     @property
@@ -146,6 +160,35 @@ class JobRunner(QObject):
         if self.job is not None:
             self.job.cancel.set()
         self.pool.waitForDone(ms)
+
+    @Slot(int)
+    def _on_job_progress(self, done: int) -> None:
+        if self.progress is not None:
+            self.progress.show_done(done)
+
+    @Slot()
+    def _on_progress_canceled(self) -> None:
+        if self.job is not None:
+            self.job.cancel.set()
+            if self.progress is not None:
+                self.progress.setLabelText(self._cancelling)
+
+    @Slot(object)
+    def _on_job_done(self, result) -> None:
+        self._finish()
+        self._on_done(result)
+
+    @Slot(object)
+    def _on_job_failed(self, error) -> None:
+        self._finish()
+        self._on_failed(error)
+
+    def _finish(self) -> None:
+        self.job = None
+        if self.progress is not None:
+            self.progress.close()
+            self.progress.deleteLater()
+            self.progress = None
 
 
 # -- the dialog ---------------------------------------------------------------------------------------
@@ -167,7 +210,6 @@ class ExportDialog(QDialog):
         self.exported_path: str | None = None
         self.settings = QSettings()
         self.runner = JobRunner(self)
-        self._progress: JobProgress | None = None
         self._build()
         self._restore_settings()
         self._on_format_changed()
@@ -333,40 +375,14 @@ class ExportDialog(QDialog):
         def work(progress, cancelled):
             return export_listing(store, query, path, options, scope=scope, progress=progress, cancelled=cancelled)
 
-        job = StoreJob(store, work)
-        job.relay.progress.connect(self._on_job_progress)
-        job.relay.done.connect(self._on_job_done)
-        job.relay.failed.connect(self._on_job_failed)
-        self._progress = JobProgress("Exporting", f"Exporting to {path}", total, self)
-        self._progress.canceled.connect(self._on_progress_canceled)
         self.export_button.setEnabled(False)
         self.status.setText("")
-        self._progress.show()
-        self.runner.start(job)
+        self.runner.run(store, work, title="Exporting", text=f"Exporting to {path}", total=total,
+                        cancelling="Cancelling: the partial file is being removed…",
+                        on_done=self._on_job_done, on_failed=self._on_job_failed)
 
-    @Slot(int)
-    def _on_job_progress(self, done: int) -> None:
-        if self._progress is not None:
-            self._progress.show_done(done)
-
-    @Slot()
-    def _on_progress_canceled(self) -> None:
-        if self.runner.job is not None:
-            self.runner.job.cancel.set()
-            if self._progress is not None:
-                self._progress.setLabelText("Cancelling: the partial file is being removed…")
-
-    def _finish_job(self) -> None:
-        self.runner.job = None
-        self.export_button.setEnabled(True)
-        if self._progress is not None:
-            self._progress.close()
-            self._progress.deleteLater()
-            self._progress = None
-
-    @Slot(object)
     def _on_job_done(self, result) -> None:
-        self._finish_job()
+        self.export_button.setEnabled(True)
         self.exported_path = str(result.path)
         self.settings.setValue(_SETTING_FOLDER, str(result.path.parent))
         self.settings.setValue(_SETTING_FORMAT, self.format_combo.currentData())
@@ -374,9 +390,8 @@ class ExportDialog(QDialog):
         self.exported.emit(self.exported_path)
         self.accept()
 
-    @Slot(object)
     def _on_job_failed(self, error: HashlensError) -> None:
-        self._finish_job()
+        self.export_button.setEnabled(True)
         if error.failure is Failure.CANCELLED:
             self.status.setText("Export cancelled; no file was written.")
             return

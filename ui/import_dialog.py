@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from app.domain import Failure, HashlensError
 from app.exports import database_file
 from app.exports.importer import ImportOptions, detect_format, import_file
-from ui.export_dialog import JobProgress, JobRunner, StoreJob
+from ui.export_dialog import JobRunner
 
 _SETTING_FOLDER = "import/last_folder"
 FILE_FILTER = ("Hashlens exports and ListImageHashes responses (*.xml *.csv *.tsv *.json *.ndjson *.jsonl *.hldb);;"
@@ -52,7 +52,6 @@ class ImportDialog(QDialog):
         self.store = store
         self.settings = QSettings()
         self.runner = JobRunner(self)
-        self._progress: JobProgress | None = None
         self.report_lines: list[str] = []
         self._build(database)
 
@@ -146,49 +145,22 @@ class ImportDialog(QDialog):
             report = import_file(store, path, database, options, progress=progress, cancelled=cancelled)
             return database, report.lines(), report.added + report.replaced_count
 
-        job = StoreJob(store, work)
-        job.relay.progress.connect(self._on_job_progress)
-        job.relay.done.connect(self._on_job_done)
-        job.relay.failed.connect(self._on_job_failed)
-        self._progress = JobProgress("Importing", f"Importing {path.name}", None, self)
-        self._progress.canceled.connect(self._on_progress_canceled)
         self.import_button.setEnabled(False)
         self.settings.setValue(_SETTING_FOLDER, str(path.parent))
-        self._progress.show()
-        self.runner.start(job)
+        self.runner.run(store, work, title="Importing", text=f"Importing {path.name}", total=None,
+                        cancelling="Cancelling: rolling back…",
+                        on_done=self._on_job_done, on_failed=self._on_job_failed)
 
-    @Slot(int)
-    def _on_job_progress(self, done: int) -> None:
-        if self._progress is not None:
-            self._progress.show_done(done)
-
-    @Slot()
-    def _on_progress_canceled(self) -> None:
-        if self.runner.job is not None:
-            self.runner.job.cancel.set()
-            if self._progress is not None:
-                self._progress.setLabelText("Cancelling: rolling back…")
-
-    def _finish_job(self) -> None:
-        self.runner.job = None
-        self.import_button.setEnabled(not self.store.read_only)
-        if self._progress is not None:
-            self._progress.close()
-            self._progress.deleteLater()
-            self._progress = None
-
-    @Slot(object)
     def _on_job_done(self, result) -> None:
-        self._finish_job()
+        self.import_button.setEnabled(not self.store.read_only)
         database, lines, count = result
         self.report_lines = lines
         self.report.setPlainText("\n".join(lines))
         self.imported.emit(database, count)
         QMessageBox.information(self, "Import finished", "\n".join(lines[:3]))
 
-    @Slot(object)
     def _on_job_failed(self, error: HashlensError) -> None:
-        self._finish_job()
+        self.import_button.setEnabled(not self.store.read_only)
         if error.failure is Failure.CANCELLED:
             self.report.setPlainText("Import cancelled; nothing was imported.")
             return

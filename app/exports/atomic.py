@@ -116,7 +116,22 @@ def check_target(target: Path, store_path: Path | None = None, *, folder_ok: boo
     return target
 
 
-class AtomicFile:
+class _CommitOnSuccess:
+    """A `with` block commits on success and discards the temporary on any failure."""
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.discard()
+            return False
+        try:
+            self.commit()
+        except BaseException:
+            self.discard()
+            raise
+        return False
+
+
+class AtomicFile(_CommitOnSuccess):
     """A binary file that appears at `target` only when `commit()` succeeds.
 
     Use it as a context manager: leaving the block by an exception (a failure, a
@@ -167,19 +182,8 @@ class AtomicFile:
         with contextlib.suppress(OSError):
             os.unlink(self.part)
 
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            self.discard()
-            return False
-        try:
-            self.commit()
-        except BaseException:
-            self.discard()
-            raise
-        return False
 
-
-class AtomicPath:
+class AtomicPath(_CommitOnSuccess):
     """A temporary path (a file a library writes itself, or a folder) moved into place
     on success. Used for XLSX (XlsxWriter writes the file on close) and image folders."""
 
@@ -226,17 +230,6 @@ class AtomicPath:
         except OSError as exc:
             raise os_failure(self.target, exc) from None
         _fsync_after_replace(self.target)
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            self.discard()
-            return False
-        try:
-            self.commit()
-        except BaseException:
-            self.discard()
-            raise
-        return False
 
 
 def _pid_alive(pid: int) -> bool:

@@ -139,9 +139,9 @@ def test_cancel_leaves_no_file(qtbot, settings, store, out, boxes, monkeypatch):
     dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("json"))
     dialog.path_edit.setText(str(target))
     dialog.export_button.click()
-    assert dialog._progress is not None and not dialog.export_button.isEnabled()
+    assert dialog.runner.progress is not None and not dialog.export_button.isEnabled()
     with qtbot.waitSignal(dialog.runner.job.relay.failed, timeout=20000):
-        dialog._progress.findChild(QPushButton).click()  # the progress dialog's Cancel button
+        dialog.runner.progress.findChild(QPushButton).click()  # the progress dialog's Cancel button
         gate.set()
     assert "cancelled" in dialog.status.text() and target.read_text() == "previous"
     assert not parts_in(out) and not boxes and dialog.export_button.isEnabled()
