@@ -146,6 +146,8 @@ class TrainReport:
 
     added: list[tuple[str, str]] = field(default_factory=list)  # (path, identifier)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    # Files in the folders given whose names are not image names: never read, but listed.
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     cancelled: bool = False
 
 
@@ -173,8 +175,8 @@ def train_files(
     _names(database=database)
     if not store.database_exists(database):
         raise no_such_database(database)
-    files = [str(p) for p in imaging.find_images(paths)]
     report = TrainReport()
+    files = [str(p) for p in imaging.find_images(paths, skipped=report.skipped)]
     total = len(files)
     if progress:
         progress(0, total)
