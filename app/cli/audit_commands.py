@@ -12,7 +12,7 @@ from app.audits import near as nearmod
 from app.audits.audit import run_audit
 from app.audits.model import AuditOptions, Level
 from app.audits.report import iso, journal_line, to_json, to_text, write_atomic
-from app.cli.common import TerminalProgress, positive_int
+from app.cli.common import TerminalProgress, positive_int, whole_number
 from app.domain import param_invalid
 from app.store import audit_queries as q
 
@@ -20,7 +20,7 @@ from app.store import audit_queries as q
 # 1 stays "the command failed" and 2 "bad usage", so scripts can tell the three apart.
 EXIT_FINDINGS = 3
 
-_AGO = re.compile(r"(\d+)\s*([dhm])")
+_AGO = re.compile(r"(\d+)\s*([dhm])", re.ASCII)
 
 
 def parse_when(text: str, *, end: bool = False, now: datetime | None = None) -> int:
@@ -31,9 +31,12 @@ def parse_when(text: str, *, end: bool = False, now: datetime | None = None) -> 
     now = now or datetime.now(timezone.utc)
     ago = _AGO.fullmatch(raw.lower())
     if ago:
-        n, unit = int(ago.group(1)), ago.group(2)
-        delta = {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}[unit]
-        return int((now - delta).timestamp() * 1000)
+        n, unit = int(ago.group(1)[:12]), ago.group(2)
+        try:
+            delta = {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}[unit]
+            return int((now - delta).timestamp() * 1000)
+        except (OverflowError, ValueError):
+            raise param_invalid("until" if end else "since", f"'{text}' reaches back before the year 1.") from None
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -43,19 +46,13 @@ def parse_when(text: str, *, end: bool = False, now: datetime | None = None) -> 
         ) from None
     if moment.tzinfo is None:
         moment = moment.astimezone()  # local time
-    if end and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+    if end and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw, re.ASCII):
         moment += timedelta(days=1)
     return int(moment.timestamp() * 1000)
 
 
 def _radius(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of bits") from None
-    if not 0 <= value <= nearmod.MAX_RADIUS:
-        raise argparse.ArgumentTypeError(f"'{text}' must be from 0 to {nearmod.MAX_RADIUS} bits")
-    return value
+    return whole_number(0, nearmod.MAX_RADIUS)(text)
 
 
 def add_commands(subparsers) -> None:

@@ -6,20 +6,20 @@ import argparse
 import sys
 import time
 
-from app.domain import Filter, FilterOp, ListingQuery, SortKey, param_invalid, parse_phash
+from app.domain import MAX_INT, Filter, FilterOp, HashlensError, ListingQuery, SortKey, param_invalid, parse_phash
+from app.domain import whole_number as domain_whole_number
 
 
-def whole_number(minimum: int):
-    """An argparse type: a whole number of at least `minimum`."""
+def whole_number(minimum: int, maximum: int = MAX_INT):
+    """An argparse type: a whole number in ASCII digits from `minimum` to `maximum`;
+    argparse turns a refusal into a one-line usage error (exit status 2)."""
 
     def parse(text: str) -> int:
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"'{text}' must be {minimum} or more")
-        return value
+            return domain_whole_number("value", text, minimum=minimum, maximum=maximum)
+        except HashlensError as exc:
+            # The flag's name is added by argparse ("argument --start: ...").
+            raise argparse.ArgumentTypeError(exc.description.removeprefix("Parameter 'value': ")) from None
 
     return parse
 
@@ -70,10 +70,7 @@ def listing_query_from_args(args: argparse.Namespace) -> ListingQuery:
         filters.append(Filter(FilterOp.META_EQUALS, value, key=key))
     if args.near:
         text, _, distance = args.near.partition(":")
-        try:
-            n = int(distance) if distance else 8
-        except ValueError:
-            raise param_invalid("near", f"'{distance}' is not a whole number of bits.") from None
+        n = domain_whole_number("near", distance, minimum=0, maximum=64) if distance else 8
         filters.append(Filter(FilterOp.PHASH_WITHIN, parse_phash(text), distance=n))
     query = ListingQuery(
         database=args.database,
