@@ -62,7 +62,7 @@ def _identifiers(p: Params) -> tuple[str, ...] | None:
 
 def _train_image_hash(store: Store, p: Params) -> str:
     database = p.text("database")
-    path, data = p.raw("imagepath"), p.raw("imagedata")
+    path, data = p.path("imagepath"), p.raw("imagedata")
     if not path and not data:
         raise HashlensError(
             Failure.PARAM_MISSING, "One of the parameters 'imagepath' or 'imagedata' must be supplied.",
@@ -118,7 +118,7 @@ def _export_database(store: Store, p: Params) -> None:
     from app.exports.database_file import export_database
 
     export_database(
-        store, p.text("database"), p.text("dbpath"),
+        store, p.text("database"), _dbpath(p),
         includeimagedata=p.boolean("includeimagedata", True),
         includemetadata=p.boolean("includemetadata", True),
     )
@@ -127,7 +127,14 @@ def _export_database(store: Store, p: Params) -> None:
 def _import_database(store: Store, p: Params) -> None:
     from app.exports.database_file import import_database
 
-    import_database(store, p.text("dbpath"), database=p.optional_text("database"))
+    import_database(store, _dbpath(p), database=p.optional_text("database"))
+
+
+def _dbpath(p: Params) -> str:
+    path = p.path("dbpath")
+    if path is None:
+        raise param_missing("dbpath")
+    return path
 
 
 # Canonical names (MS spelling) by lower-case name; the response's <action> is the

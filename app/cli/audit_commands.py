@@ -12,7 +12,7 @@ from app.audits import near as nearmod
 from app.audits.audit import run_audit
 from app.audits.model import AuditOptions, Level
 from app.audits.report import findings_summary, iso, journal_line, to_json, to_text, write_atomic
-from app.cli.common import TerminalProgress, positive_int
+from app.cli.common import TerminalProgress, positive_int, whole_number
 from app.domain import HashlensError, counted, param_invalid
 from app.store import audit_queries as q
 
@@ -21,7 +21,7 @@ from app.store import audit_queries as q
 EXIT_FINDINGS = 3
 
 DATE_FORMS = "use 2024-05-01, 2024-05-01T12:30, 2024-05-01T12:30Z or an age like 7d"
-_AGO = re.compile(r"(\d+)\s*([dhm])")
+_AGO = re.compile(r"(\d+)\s*([dhm])", re.ASCII)
 
 
 def parse_when(text: str, *, end: bool = False, now: datetime | None = None) -> int:
@@ -32,9 +32,12 @@ def parse_when(text: str, *, end: bool = False, now: datetime | None = None) -> 
     now = now or datetime.now(timezone.utc)
     ago = _AGO.fullmatch(raw.lower())
     if ago:
-        n, unit = int(ago.group(1)), ago.group(2)
-        delta = {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}[unit]
-        return int((now - delta).timestamp() * 1000)
+        n, unit = int(ago.group(1)[:12]), ago.group(2)
+        try:
+            delta = {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}[unit]
+            return int((now - delta).timestamp() * 1000)
+        except (OverflowError, ValueError):
+            raise param_invalid("until" if end else "since", f"'{text}' reaches back before the year 1.") from None
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -44,19 +47,13 @@ def parse_when(text: str, *, end: bool = False, now: datetime | None = None) -> 
         ) from None
     if moment.tzinfo is None:
         moment = moment.astimezone()  # local time
-    if end and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+    if end and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw, re.ASCII):
         moment += timedelta(days=1)
     return int(moment.timestamp() * 1000)
 
 
 def _radius(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of bits") from None
-    if not 0 <= value <= nearmod.MAX_RADIUS:
-        raise argparse.ArgumentTypeError(f"'{text}' must be from 0 to {nearmod.MAX_RADIUS} bits")
-    return value
+    return whole_number(0, nearmod.MAX_RADIUS)(text)
 
 
 def _when(*, end: bool):
@@ -67,7 +64,8 @@ def _when(*, end: bool):
         try:
             return parse_when(text, end=end)
         except HashlensError as exc:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a date: {DATE_FORMS}") from exc
+            # The flag's name is added by argparse ("argument --since: ...").
+            raise argparse.ArgumentTypeError(exc.description.removeprefix(f"Parameter '{exc.parameter}': ")) from None
 
     return parse
 

@@ -6,20 +6,20 @@ import argparse
 import sys
 import time
 
-from app.domain import Filter, FilterOp, HashlensError, ListingQuery, SortKey, parse_phash
+from app.domain import MAX_INT, Filter, FilterOp, HashlensError, ListingQuery, SortKey, parse_phash
+from app.domain import whole_number as domain_whole_number
 
 
-def whole_number(minimum: int):
-    """An argparse type: a whole number of at least `minimum`."""
+def whole_number(minimum: int, maximum: int = MAX_INT):
+    """An argparse type: a whole number in ASCII digits from `minimum` to `maximum`;
+    argparse turns a refusal into a one-line usage error (exit status 2)."""
 
     def parse(text: str) -> int:
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"'{text}' must be {minimum} or more")
-        return value
+            return domain_whole_number("value", text, minimum=minimum, maximum=maximum)
+        except HashlensError as exc:
+            # The flag's name is added by argparse ("argument --start: ...").
+            raise argparse.ArgumentTypeError(exc.description.removeprefix("Parameter 'value': ")) from None
 
     return parse
 
@@ -42,11 +42,7 @@ def near_hash(text: str) -> tuple[int, int]:
         phash = parse_phash(hex_text)
     except HashlensError:
         raise argparse.ArgumentTypeError(f"'{hex_text}' is not a 64-bit pHash in hex (up to 16 hex digits)") from None
-    if not distance:
-        return phash, 8
-    if not distance.isdigit() or int(distance) > 64:
-        raise argparse.ArgumentTypeError(f"'{distance}' is not a distance in bits from 0 to 64")
-    return phash, int(distance)
+    return phash, whole_number(0, 64)(distance) if distance else 8
 
 
 def split_identifiers(text: str) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ PART_SUFFIX = ".part"
 # Temp names keep at most this many bytes of the target's name, so a 255-byte target
 # name does not make a temp name the file system refuses.
 _NAME_BYTES = 96
-_PART_RE = re.compile(r"^\.hashlens-.*\.(\d+)-[0-9a-f]{12}\.part$", re.S)
+_PART_RE = re.compile(r"^\.hashlens-.*\.(\d+)-[0-9a-f]{12}\.part$", re.S | re.ASCII)
 # A temp file whose process still runs is another export at work; one whose process is
 # gone (or that is older than this, in case its pid was reused) is stale.
 STALE_AFTER_S = 24 * 3600

@@ -46,6 +46,9 @@ def read_image_file(path: Path) -> bytes:
         raise bad_image(str(path), "no such file.") from None
     except OSError as exc:
         raise bad_image(str(path), f"cannot read it ({exc.strerror}).") from None
+    except (ValueError, UnicodeEncodeError):
+        # NUL, or a lone surrogate the file system's encoding cannot carry.
+        raise bad_image(repr(str(path)), "no file can have this name (it holds NUL or an unencodable character).") from None
     if not stat.S_ISREG(info.st_mode):
         raise bad_image(str(path), "not a regular file.")
     if info.st_size > MAX_FILE_BYTES:
