@@ -9,15 +9,7 @@ from hypothesis import strategies as st
 
 from app.cli import EXIT_PARTIAL, main
 from app.domain import counted
-
-
-@pytest.fixture
-def run(sqlite_url, capsys):
-    def run(*argv):
-        code = main(["--store", sqlite_url, *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
+from tests.app.test_cli import run  # noqa: F401 - the fixture: main(argv) on a fresh SQLite store
 
 
 @pytest.fixture
