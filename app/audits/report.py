@@ -12,6 +12,7 @@ from pathlib import Path
 
 from app.audits.model import AuditResult, Group, Level, NEAR_LIMIT_BYTES
 from app.domain import Failure, HashlensError, JournalEntry, ListingQuery, counted, phash_to_hex
+from app.exports.atomic import refuse_special
 
 
 def findings_summary(counts) -> str:
@@ -201,6 +202,8 @@ def write_atomic(path: str | Path, text: str) -> None:
     """Write the whole report or nothing: a temporary file in the same folder, flushed
     to disk, then renamed over the target (an earlier report stays intact on failure)."""
     target = Path(path)
+    # A device, pipe, folder or link there is refused, as for every export (issue 10 item 2).
+    refuse_special(target)
     folder = target.parent if str(target.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)

@@ -4,7 +4,6 @@ nothing. Behind File ▸ Import… and `hashlens import`."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from pathlib import Path
 from app import faults
 from app.domain import Failure, HashlensError, ListingQuery, NewEntry, check_text, counted
 from app.exports import readers
-from app.exports.manifest import MANIFEST_SUFFIX
+from app.exports import manifest
 from app.exports.readers import ImportedEntry, ImportRefused
 from app.services import actions
 from app.services.imaging import HashedImage
@@ -119,13 +118,30 @@ def detect_format(path: Path | str) -> str:
 
 
 def _csv_dialect_from_manifest(path: Path) -> str | None:
-    manifest = path.with_name(path.name + MANIFEST_SUFFIX)
-    try:
-        with open(manifest, encoding="utf-8") as f:
-            data = json.load(f)
-        dialect = data["options"]["csv_dialect"]
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+    """The CSV dialect the manifest beside `path` records, or None without a manifest.
+
+    A manifest is applied only when it describes this very file: its recorded size and
+    SHA-256 must match. A kill between an export and its manifest, or a file replaced by
+    hand, leaves a manifest that describes another file, and reading a raw file as
+    spreadsheet-safe would silently change identifiers; so an unusable or mismatched
+    manifest refuses the import until the dialect is given (issue 10 item 3, ours)."""
+    beside = manifest.manifest_path(path)
+    if not os.path.lexists(beside):
         return None
+    ask = "Give the CSV dialect explicitly (--csv-dialect safe or raw, or the choice in the import dialog)."
+    try:
+        data = manifest.read(beside)
+    except ValueError as exc:
+        raise ImportRefused(path, f"the manifest '{beside.name}' beside it cannot be used ({exc}), so the CSV "
+                                  f"dialect is unknown. {ask}") from None
+    digest, size = manifest.sha256_file(path)
+    if size != data["bytes"] or digest != data["sha256"]:
+        raise ImportRefused(
+            path, f"the manifest '{beside.name}' beside it describes another file ({data['bytes']:,} bytes, SHA-256 "
+                  f"{data['sha256'][:16]}…; this file is {size:,} bytes, SHA-256 {digest[:16]}…): the export was "
+                  f"interrupted before its manifest was written, or the file was replaced. {ask}")
+    options = data.get("options")
+    dialect = options.get("csv_dialect") if isinstance(options, dict) else None
     return {"spreadsheet-safe": "safe", "raw": "raw"}.get(dialect)
 
 
@@ -164,7 +180,7 @@ def import_file(
             raise ImportRefused(path, "this is a whole-database file (ExportImageHashDatabase); import it with "
                                       "ImportImageHashDatabase (hashlens import without --format).")
         dialect = options.csv_dialect
-        if dialect == "auto":
+        if dialect == "auto" and fmt in ("csv", "tsv"):
             dialect = _csv_dialect_from_manifest(path) or "safe"
         report = ImportReport(str(path), fmt if fmt not in ("csv", "tsv") else f"{fmt}, {dialect} dialect", database)
         entries = read_entries(path, fmt, f, size, dialect)
