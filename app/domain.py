@@ -104,8 +104,10 @@ def whole_number(name: str, text: str, *, minimum: int = 1, maximum: int = MAX_I
     if not _ASCII_DIGITS.fullmatch(stripped):
         raise param_invalid(name, f"{_shown(text)} is not a whole number (digits 0-9 only).")
     digits = stripped.lstrip("0") or "0"
-    if len(digits) > len(str(maximum)) or int(digits) > maximum or int(digits) < minimum:
+    if len(digits) > len(str(maximum)) or int(digits) > maximum:
         raise param_invalid(name, f"{_shown(text)} is out of range; use a whole number from {minimum} to {maximum}.")
+    if int(digits) < minimum:
+        raise param_invalid(name, f"{_shown(text)} must be {minimum} or more.")
     return int(digits)
 
 

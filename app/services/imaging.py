@@ -20,6 +20,10 @@ from app.domain import Failure, HashlensError
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 IMAGE_SUFFIX_LIST = ", ".join(sorted(IMAGE_SUFFIXES))
+# The format names an entry may record: what Pillow reports for the decoders above (a
+# JPEG with a multi-picture header opens as MPO), and "unknown" for an image imported
+# without a name. Anything else (a formula, a control character) is refused (ours).
+STORED_FORMATS = frozenset(ALLOWED_FORMATS) | {"MPO", "unknown"}
 MAX_PIXELS = 50_000_000
 MAX_FILE_BYTES = 256 * 1024 * 1024
 
