@@ -16,7 +16,12 @@ from collections.abc import Callable, Iterable
 
 from app import faults
 from app.domain import Failure, HashlensError, NewEntry
-from app.store.store import IN_CHUNK, MARK_SPACING, Store, _identifier_exists, _translate, now_ms, to_signed64
+from app.store.entries import MARK_SPACING
+from app.store.errors import identifier_exists
+from app.store.journal import now_ms
+from app.store.listing import to_signed64
+from app.store.sql import IN_CHUNK
+from app.store.store import Store
 
 DEFAULT_BATCH = 5000
 
@@ -97,7 +102,7 @@ def append_entries(
                     # transaction can still answer which identifier clashed. SQLite
                     # answers anyway, and its savepoints would copy every page a batch
                     # first touches into a sub-journal (measured: half the speed).
-                    step = contextlib.nullcontext() if store.backend == "sqlite" else store.writing()
+                    step = store.writing() if store.db.savepoint_per_batch else contextlib.nullcontext()
                     try:
                         with step:
                             _append_batch(store, db_id, chunk)
@@ -120,12 +125,12 @@ def append_entries(
 @contextlib.contextmanager
 def _sqlite_cache(store: Store, cache_mb: int):
     """A bigger page cache on this connection for the length of a load."""
-    before = store._one("PRAGMA cache_size")[0]
-    store._exec(f"PRAGMA cache_size={-int(cache_mb) * 1024}")
+    before = store.sql.one("PRAGMA cache_size")[0]
+    store.sql.exec(f"PRAGMA cache_size={-int(cache_mb) * 1024}")
     try:
         yield
     finally:
-        store._exec(f"PRAGMA cache_size={int(before)}")
+        store.sql.exec(f"PRAGMA cache_size={int(before)}")
 
 
 def _append_batch(store: Store, db_id: int, chunk: list[NewEntry]) -> None:
@@ -134,8 +139,8 @@ def _append_batch(store: Store, db_id: int, chunk: list[NewEntry]) -> None:
     # so no other writer appends to this database until we commit and positions stay
     # exact (the same order of locking as Store.add_entry).
     n = len(chunk)
-    store._exec("UPDATE hl_database SET entry_count = entry_count + ? WHERE id = ?", (n, db_id))
-    base = store._one("SELECT entry_count FROM hl_database WHERE id = ?", (db_id,))[0] - n
+    store.sql.exec("UPDATE hl_database SET entry_count = entry_count + ? WHERE id = ?", (n, db_id))
+    base = store.sql.one("SELECT entry_count FROM hl_database WHERE id = ?", (db_id,))[0] - n
     stamp = now_ms()
     rows = [
         (
@@ -150,7 +155,7 @@ def _append_batch(store: Store, db_id: int, chunk: list[NewEntry]) -> None:
         # Explicit keys from MAX(id)+1: the IMMEDIATE transaction holds the only write
         # lock, so nobody else can take them, and no statement per entry is needed to
         # learn its key.
-        first = (store._one("SELECT MAX(id) FROM hl_entry")[0] or 0) + 1
+        first = (store.sql.one("SELECT MAX(id) FROM hl_entry")[0] or 0) + 1
         keys = list(range(first, first + n))
         try:
             _write(store, cursor, "hl_entry", f"id, {_ENTRY_COLUMNS}", [(k, *r) for k, r in zip(keys, rows)])
@@ -160,7 +165,7 @@ def _append_batch(store: Store, db_id: int, chunk: list[NewEntry]) -> None:
     elif store.backend == "postgresql":
         # Keys from the table's own sequence, which every other writer draws from too,
         # so they never clash; then COPY, PostgreSQL's bulk path.
-        keys = sorted(r[0] for r in store._all(
+        keys = sorted(r[0] for r in store.sql.all(
             "SELECT nextval(pg_get_serial_sequence('hl_entry', 'id')) FROM generate_series(1, ?)", (n,)
         ))
         _write(store, cursor, "hl_entry", f"id, {_ENTRY_COLUMNS}", [(k, *r) for k, r in zip(keys, rows)])
@@ -169,10 +174,10 @@ def _append_batch(store: Store, db_id: int, chunk: list[NewEntry]) -> None:
         # with theirs. Insert without keys (pymysql folds executemany into multi-row
         # INSERTs), then read ours back: under the database row's lock only this batch
         # adds entries above the previous maximum.
-        before = store._one("SELECT MAX(id) FROM hl_entry WHERE database_id = ?", (db_id,))[0] or 0
+        before = store.sql.one("SELECT MAX(id) FROM hl_entry WHERE database_id = ?", (db_id,))[0] or 0
         _write(store, cursor, "hl_entry", _ENTRY_COLUMNS, rows)
         found = dict(
-            (ident, key) for key, ident in store._all(
+            (ident, key) for key, ident in store.sql.all(
                 "SELECT id, identifier FROM hl_entry WHERE database_id = ? AND id > ?", (db_id, before)
             )
         )
@@ -202,9 +207,9 @@ def _write(store: Store, cursor, table: str, columns: str, rows: list[tuple]) ->
                     copy.write_row(row)
         else:
             marks = ", ".join("?" * (columns.count(",") + 1))
-            cursor.executemany(store._sql(f"INSERT INTO {table} ({columns}) VALUES ({marks})"), rows)
+            cursor.executemany(store.db.placeholders(f"INSERT INTO {table} ({columns}) VALUES ({marks})"), rows)
     except Exception as exc:  # each driver raises its own classes from a raw cursor
-        error = _translate(exc, store)
+        error = store.sql.translate(exc)
         text = error.description.lower()
         if "unique" in text or "duplicate" in text:
             raise _UniqueViolation(error) from exc
@@ -251,14 +256,14 @@ def _duplicate_error(store: Store, db_id: int, chunk: list[NewEntry], violation:
         for start in range(0, len(chunk), IN_CHUNK):
             part = [e.identifier for e in chunk[start:start + IN_CHUNK]]
             marks = ",".join("?" * len(part))
-            held.update(r[0] for r in store._all(
+            held.update(r[0] for r in store.sql.all(
                 f"SELECT identifier FROM hl_entry WHERE database_id = ? AND identifier IN ({marks}){below}",
                 [db_id, *part],
             ))
         duplicate = next((e.identifier for e in chunk if e.identifier in held), None)
     if duplicate is None:
         return violation.error
-    error = _identifier_exists(duplicate)
+    error = identifier_exists(duplicate)
     if committed:
         error = HashlensError(
             error.failure,

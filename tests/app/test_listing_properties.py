@@ -168,7 +168,7 @@ def test_every_mark_holds_its_entrys_true_position(tmp_path, monkeypatch):
 
     def check():
         position = {r.key: r.position for r in store.list_page(ListingQuery("A")).rows}
-        marks = store._all("SELECT ordinal, entry_id FROM hl_mark ORDER BY ordinal")
+        marks = store.sql.all("SELECT ordinal, entry_id FROM hl_mark ORDER BY ordinal")
         assert marks and all(position[key] == ordinal for ordinal, key in marks)
         return marks
 

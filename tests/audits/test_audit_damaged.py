@@ -37,7 +37,7 @@ def _build(path) -> bytes:
         for seed in range(40):
             actions.train_image(store, "db", data=_image(seed), identifier=f"id-{seed:03d}",
                                 label=f"label {seed % 7}", metadata=[("k", str(seed % 3))])
-        store._exec("PRAGMA journal_mode=DELETE")
+        store.sql.exec("PRAGMA journal_mode=DELETE")
         store.close()
     return path.read_bytes()
 
