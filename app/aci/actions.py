@@ -16,7 +16,7 @@ from app.aci.params import (
 )
 from app.domain import Failure, HashlensError, ListingQuery, param_invalid, param_missing
 from app.services import actions
-from app.store.store import Store
+from app.source import Source
 
 
 @dataclass
@@ -32,7 +32,7 @@ class AciResponse:
         return "".join(self.chunks)
 
 
-def _list_image_hashes(store: Store, p: Params) -> Iterator[str]:
+def _list_image_hashes(store: Source, p: Params) -> Iterator[str]:
     query = ListingQuery(
         database=p.text("database"),
         identifiers=_identifiers(p),
@@ -45,7 +45,7 @@ def _list_image_hashes(store: Store, p: Params) -> Iterator[str]:
     return _render_listing(store, query)
 
 
-def _render_listing(store: Store, query: ListingQuery) -> Iterator[str]:
+def _render_listing(store: Source, query: ListingQuery) -> Iterator[str]:
     batches = store.iter_listing(query)
     try:
         yield from response.listing(batches, imagestatus=query.imagestatus, metadata=query.metadata)
@@ -60,7 +60,7 @@ def _identifiers(p: Params) -> tuple[str, ...] | None:
     return tuple(split_identifier_list(raw))
 
 
-def _train_image_hash(store: Store, p: Params) -> str:
+def _train_image_hash(store: Source, p: Params) -> str:
     database = p.text("database")
     path, data = p.path("imagepath"), p.raw("imagedata")
     if not path and not data:
@@ -84,10 +84,10 @@ def _train_image_hash(store: Store, p: Params) -> str:
     return response.success("TrainImageHash", [response.element("identifier", identifier)])
 
 
-def _simple(fn: Callable[..., object], *names: str) -> Callable[[Store, Params], None]:
+def _simple(fn: Callable[..., object], *names: str) -> Callable[[Source, Params], None]:
     """A handler for an action whose parameters are all required names."""
 
-    def handler(store: Store, p: Params) -> None:
+    def handler(store: Source, p: Params) -> None:
         fn(store, *(p.text(n) if n not in _OPTIONAL_EMPTY else _allow_empty(p, n) for n in names))
 
     return handler
@@ -103,18 +103,18 @@ def _allow_empty(p: Params, name: str) -> str:
     return value
 
 
-def _list_databases(store: Store, p: Params) -> str:
+def _list_databases(store: Source, p: Params) -> str:
     lines = []
     for info in actions.list_databases(store):
         lines += ["<database>", f"  {response.element('name', info.name)}", "</database>"]
     return response.success("ListImageHashDatabases", lines)
 
 
-def _sync(store: Store, p: Params) -> None:
+def _sync(store: Source, p: Params) -> None:
     actions.sync_image_hashes(store, p.optional_text("database"))
 
 
-def _export_database(store: Store, p: Params) -> None:
+def _export_database(store: Source, p: Params) -> None:
     from app.exports.database_file import export_database
 
     export_database(
@@ -124,7 +124,7 @@ def _export_database(store: Store, p: Params) -> None:
     )
 
 
-def _import_database(store: Store, p: Params) -> None:
+def _import_database(store: Source, p: Params) -> None:
     from app.exports.database_file import import_database
 
     import_database(store, _dbpath(p), database=p.optional_text("database"))
@@ -164,7 +164,7 @@ ACTIONS: dict[str, tuple[str, Callable]] = {
 }
 
 
-def handle(store: Store | None, request: str, *, store_error: HashlensError | None = None) -> AciResponse:
+def handle(store: Source | None, request: str, *, store_error: HashlensError | None = None) -> AciResponse:
     """Answer one ACI request. Every failure becomes an ERROR response; nothing raises."""
     # A known action is named in the response even when its parameters are refused.
     action_name = ACTIONS.get((requested_action(request) or "").lower(), ("UNKNOWN",))[0]

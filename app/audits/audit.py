@@ -46,10 +46,9 @@ from app.domain import (
     phash_to_hex,
 )
 from app.services import imaging
-from app.source import SchemaStanding, schema_version_policy
+from app.source import SchemaStanding, SqlSource, schema_version_policy
 from app.store import audit_queries as q
 from app.store import schema
-from app.store.store import Store
 
 # (phase, done, total or None)
 Progress = Callable[[str, int, int | None], None]
@@ -90,7 +89,7 @@ class AuditCache:
         self.hashes.clear()
         self.across.clear()
 
-    def refresh(self, store: Store, token: int) -> set[str] | None:
+    def refresh(self, store: SqlSource, token: int) -> set[str] | None:
         """Forget what changed since the cached token; returns the changed names (None:
         everything)."""
         if self.store != store.describe() or self.token is None or token < self.token:
@@ -124,7 +123,7 @@ class _Cancel:
 
 
 def run_audit(
-    store: Store,
+    store: SqlSource,
     database: str | None = None,
     options: AuditOptions = AuditOptions(),
     *,
@@ -317,7 +316,7 @@ class _Scan:
 
     # The image check runs after the snapshot closes: each batch is its own short read,
     # so an audit of millions of images never holds one transaction for hours.
-    def integrity_images(self, store: Store, options: AuditOptions, report: Progress, cancel: _Cancel) -> None:
+    def integrity_images(self, store: SqlSource, options: AuditOptions, report: Progress, cancel: _Cancel) -> None:
         if not options.check_images:
             return
         self.images_skipped = False
@@ -551,7 +550,7 @@ def _mislabel_text(g: Group) -> str:
     return f"Likely mislabel: {what} disagree on {' and '.join(parts)}."
 
 
-def _scan_database(store: Store, db_id: int, name: str, recorded: int, options: AuditOptions,
+def _scan_database(store: SqlSource, db_id: int, name: str, recorded: int, options: AuditOptions,
                    report: Progress, cancel: _Cancel) -> _Scan:
     scan = _Scan(db_id, name, recorded)
     key_parts, hash_parts = [], []
@@ -610,7 +609,7 @@ def _scan_database(store: Store, db_id: int, name: str, recorded: int, options: 
     return scan
 
 
-def _profile_metadata(store: Store, scan: _Scan) -> None:
+def _profile_metadata(store: SqlSource, scan: _Scan) -> None:
     rows = q.metadata_profile(store, scan.db_id, NEAR_LIMIT_BYTES)
     for key, entries, distinct, max_value, near in rows:
         coverage = entries / scan.entries if scan.entries else 0.0
@@ -628,7 +627,7 @@ def _profile_metadata(store: Store, scan: _Scan) -> None:
             scan.long_values.append((profile, ids))
 
 
-def _load_hashes(store: Store, db_id: int, name: str, recorded: int, report: Progress, cancel: _Cancel):
+def _load_hashes(store: SqlSource, db_id: int, name: str, recorded: int, report: Progress, cancel: _Cancel):
     keys, hashes = [], []
     done = 0
     report(f"{name}: reading hashes", 0, recorded)
@@ -805,7 +804,7 @@ def _across_findings(groups, scope: str | None) -> list[Finding]:
 # -- the store and its history -------------------------------------------------------------------
 
 
-def _store_checks(store: Store, options: AuditOptions, report: Progress, cancel: _Cancel, tolerate) -> StoreChecks:
+def _store_checks(store: SqlSource, options: AuditOptions, report: Progress, cancel: _Cancel, tolerate) -> StoreChecks:
     cancel.check()
     report("store integrity", 0, None)
     try:
@@ -838,7 +837,7 @@ def _store_checks(store: Store, options: AuditOptions, report: Progress, cancel:
 _ODD_VALUES = (TypeError, ValueError, OverflowError, UnicodeError, AttributeError, MemoryError)
 
 
-def _is_damage(store: Store, exc: HashlensError) -> bool:
+def _is_damage(store: SqlSource, exc: HashlensError) -> bool:
     """A read error that means a damaged SQLite file (not a lost server or a cancel)."""
     return store.backend == "sqlite" and exc.failure in (Failure.STORE_UNAVAILABLE, Failure.STORE_FAILED)
 
@@ -867,7 +866,7 @@ def _store_findings(checks: StoreChecks) -> list[Finding]:
     return out
 
 
-def _history(store: Store, database: str | None, options: AuditOptions) -> History:
+def _history(store: SqlSource, database: str | None, options: AuditOptions) -> History:
     by_action = q.journal_summary(store, options.since, options.until, database)
     latest = q.journal_latest(store, options.since, options.until, database, options.history_limit)
     return History(

@@ -21,7 +21,8 @@ from app.aci.actions import handle
 from app.cli.common import TerminalProgress, add_listing_options, key_value, listing_query_from_args
 from app.domain import HashlensError, counted
 from app.services import actions
-from app.store import Store, resolve_store_url
+from app.source import Source, SqlSource
+from app.sources import open_source, resolve_store_url
 
 # Subcommand modules written beside this one; each adds its parsers with add_commands().
 PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands")
@@ -67,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext in (("create", "create an empty database"), ("remove", "remove a database and all its hashes")):
         q = dbs.add_parser(name, help=helptext)
         q.add_argument("database")
-        q.set_defaults(handler=_cmd_db_create if name == "create" else _cmd_db_remove)
+        # Only the commands that create may make a new store file (issue 10 item 10).
+        q.set_defaults(handler=_cmd_db_create if name == "create" else _cmd_db_remove, creates=name == "create")
     q = dbs.add_parser("rename", help="rename a database")
     q.add_argument("database")
     q.add_argument("newdatabase")
@@ -86,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", help="label for a single image (default: the file name)")
     p.add_argument("--meta", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                    help="metadata for every image")
-    p.set_defaults(handler=_cmd_train)
+    p.set_defaults(handler=_cmd_train, creates=True)
 
     p = sub.add_parser("list", help="list image hashes (ListImageHashes with filters)")
     add_listing_options(p)
@@ -143,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands ------------------------------------------------------------------------
 
 
-def _cmd_aci(store: Store | None, args, store_error: HashlensError | None = None) -> int:
+def _cmd_aci(store: Source | None, args, store_error: HashlensError | None = None) -> int:
     answer = handle(store, args.request, store_error=store_error)
     out = sys.stdout
     try:
@@ -157,7 +159,7 @@ def _cmd_aci(store: Store | None, args, store_error: HashlensError | None = None
     return 0 if answer.ok else 1
 
 
-def _cmd_db_list(store: Store, args) -> int:
+def _cmd_db_list(store: Source, args) -> int:
     infos = actions.list_databases(store)
     if not infos:
         print("No databases yet. Create one with 'hashlens db create NAME' or 'hashlens sample NAME --count 1000'.")
@@ -168,25 +170,25 @@ def _cmd_db_list(store: Store, args) -> int:
     return 0
 
 
-def _cmd_db_create(store: Store, args) -> int:
+def _cmd_db_create(store: Source, args) -> int:
     actions.create_database(store, args.database)
     print(f"Created database '{args.database}'.")
     return 0
 
 
-def _cmd_db_remove(store: Store, args) -> int:
+def _cmd_db_remove(store: Source, args) -> int:
     removed = actions.remove_database(store, args.database)
     print(f"Removed database '{args.database}' and its {counted(removed, 'image hash', 'image hashes')}.")
     return 0
 
 
-def _cmd_db_rename(store: Store, args) -> int:
+def _cmd_db_rename(store: Source, args) -> int:
     actions.rename_database(store, args.database, args.newdatabase)
     print(f"Renamed database '{args.database}' to '{args.newdatabase}'.")
     return 0
 
 
-def _cmd_train(store: Store, args) -> int:
+def _cmd_train(store: Source, args) -> int:
     metadata = args.meta
     single = len(args.paths) == 1 and not Path(args.paths[0]).is_dir()
     if (args.identifier or args.label) and not single:
@@ -217,7 +219,7 @@ def _cmd_train(store: Store, args) -> int:
     return EXIT_PARTIAL if refused or report.cancelled else 0
 
 
-def _cmd_list(store: Store, args) -> int:
+def _cmd_list(store: Source, args) -> int:
     query = listing_query_from_args(args)
     if args.format == "table":
         query = dataclasses.replace(query, imagestatus=True)
@@ -266,7 +268,7 @@ def _row_json(row, query) -> dict:
     return item
 
 
-def _cmd_meta(store: Store, args) -> int:
+def _cmd_meta(store: Source, args) -> int:
     if args.meta_command == "add":
         actions.add_metadata(store, args.database, args.identifier, args.key, args.value)
     elif args.meta_command == "update":
@@ -277,7 +279,7 @@ def _cmd_meta(store: Store, args) -> int:
     return 0
 
 
-def _cmd_change(store: Store, args) -> int:
+def _cmd_change(store: Source, args) -> int:
     db, ident = args.database, args.identifier
     if args.change == "remove":
         actions.remove_image_hash(store, db, ident)
@@ -298,7 +300,7 @@ def _cmd_change(store: Store, args) -> int:
     return 0
 
 
-def _cmd_migrate(store: Store, args) -> int:
+def _cmd_migrate(store: SqlSource, args) -> int:
     if not store.needs_migration:
         print(f"The store is at schema version {store.schema_version}; nothing to migrate.")
         return 0
@@ -350,7 +352,7 @@ def main(argv: list[str] | None = None, gui: Callable[..., int] | None = None) -
         if not getattr(args, "needs_store", True):
             return args.handler(None, args)
         try:
-            store = Store.open(url, read_only=args.read_only)
+            store = open_source(url, read_only=args.read_only, create=getattr(args, "creates", False))
         except HashlensError as exc:
             if args.handler is _cmd_aci:
                 return _cmd_aci(None, args, store_error=exc)

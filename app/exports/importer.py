@@ -185,14 +185,14 @@ def import_file(
         report = ImportReport(str(path), fmt if fmt not in ("csv", "tsv") else f"{fmt}, {dialect} dialect", database)
         entries = read_entries(path, fmt, f, size, dialect)
         try:
-            with store.writing():
-                _apply(store, path, database, entries, options, report, progress, cancelled)
+            with store.group("ImportImageHashes", database) as journal:
+                _apply(store, path, database, entries, options, report, progress, cancelled, journal)
         finally:
             entries.close()
     return report
 
 
-def _apply(store, path, database, entries, options, report, progress, cancelled) -> None:
+def _apply(store, path, database, entries, options, report, progress, cancelled, journal: dict) -> None:
     if not store.database_exists(database):
         store.create_database(database)
         report.created_database = True
@@ -249,7 +249,7 @@ def _apply(store, path, database, entries, options, report, progress, cancelled)
             "'replace' to take the file's.",
             parameter="on-duplicate",
         )
-    store.record("ImportImageHashes", database, None, {
+    journal.update({
         "file": str(path),
         "format": report.format,
         "on_duplicate": options.on_duplicate,

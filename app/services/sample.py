@@ -40,7 +40,7 @@ from PIL import Image, ImageDraw, ImageFont
 from app.domain import NewEntry, check_text, counted, param_invalid
 from app.services import actions, imaging
 from app.store.bulk import append_entries
-from app.store.store import Store
+from app.source import SqlSource
 
 DEFAULT_IMAGES = 2000
 MAX_COUNT = 100_000_000
@@ -92,7 +92,7 @@ class SampleReport:
 
 
 def generate_sample(
-    store: Store,
+    store: SqlSource,
     database: str,
     count: int,
     *,

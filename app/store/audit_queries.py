@@ -331,7 +331,7 @@ def journal_summary(
     store: Store, since: int | None, until: int | None, database: str | None
 ) -> list[tuple[str, str, int, int, int]]:
     """(action, user, changes, first at_ms, last at_ms) in the range, by action and user."""
-    where, params = store.journal_where(since, until, database)
+    where, params = store.journal.where(since, until, database)
     rows = store.sql.all(
         f"SELECT action, username, COUNT(*), MIN(at_ms), MAX(at_ms) FROM hl_journal WHERE {where} "
         "GROUP BY action, username ORDER BY action, username",
@@ -354,7 +354,7 @@ def journal_latest(
     store: Store, since: int | None, until: int | None, database: str | None, limit: int
 ) -> list[JournalEntry]:
     """The last `limit` changes in the range, oldest first."""
-    where, params = store.journal_where(since, until, database)
+    where, params = store.journal.where(since, until, database)
     sql = (
         "SELECT id, at_ms, username, action, database_name, identifier, params FROM hl_journal "
         f"WHERE {where} AND id < ? ORDER BY id DESC" + store.sql.limit(max(limit, 1) * 2)
