@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from app.domain import Failure, HashlensError, ImageInfo, NewEntry, no_such_database
 from app.store.errors import identifier_exists, no_such_identifier
-from app.store.journal import now_ms
+from app.store import journal
 from app.store.listing import to_signed64
 from app.store.sql import SqlRunner
 
@@ -73,7 +73,7 @@ class Entries:
         if self.database_exists(name):
             raise HashlensError(Failure.DATABASE_EXISTS, f"'database={name}' already exists", parameter="database")
         try:
-            self.sql.exec("INSERT INTO hl_database (name, entry_count, created_at) VALUES (?, 0, ?)", (name, now_ms()))
+            self.sql.exec("INSERT INTO hl_database (name, entry_count, created_at) VALUES (?, 0, ?)", (name, journal.now_ms()))
         except HashlensError as exc:
             if exc.failure is Failure.STORE_FAILED and ("unique" in exc.description.lower()
                                                         or "duplicate" in exc.description.lower()):
@@ -123,7 +123,7 @@ class Entries:
                     db_id, entry.identifier, entry.label, to_signed64(entry.phash), entry.image_data is not None,
                     entry.image_format, entry.width, entry.height,
                     len(entry.image_data) if entry.image_data is not None else None,
-                    entry.sha256, len(entry.metadata), entry.trained_at or now_ms(),
+                    entry.sha256, len(entry.metadata), entry.trained_at or journal.now_ms(),
                 ),
             )
         except HashlensError as exc:

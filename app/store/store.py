@@ -38,6 +38,7 @@ from app.store import schema
 from app.store.dialect import BUSY_TIMEOUT_MS, HashlensDialect, connect
 from app.store.entries import MARK_SPACING, Entries
 from app.store.errors import reason
+from app.store import journal as journal_module
 from app.store.journal import Journal, journal_entry, now_ms, touches
 from app.store.listing import ENTRY_COLUMNS, Listing, to_signed64
 from app.store.sql import IN_CHUNK, SqlRunner
@@ -143,7 +144,7 @@ class Store:
         with self.db.bind_ctx(schema.ALL_TABLES), self.db.atomic():
             self.db.create_tables(schema.ALL_TABLES, safe=True)
             self.db.execute_sql(self.db.no_image_index())
-            for name, value in (("schema_version", str(schema.SCHEMA_VERSION)), ("created_at", str(now_ms()))):
+            for name, value in (("schema_version", str(schema.SCHEMA_VERSION)), ("created_at", str(journal_module.now_ms()))):
                 self.sql.exec("INSERT INTO hl_store_info (name, value) VALUES (?, ?)", (name, value))
 
     @property
