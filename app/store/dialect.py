@@ -45,7 +45,8 @@ class HashlensDialect:
     # Whether each batch of a bulk load gets its own savepoint (cheap on servers; on SQLite it
     # copies every page a batch touches into a sub-journal: half the speed, measured).
     savepoint_per_batch = True
-    write_begin: tuple = ()
+    # How a write transaction and a read snapshot begin (keywords of peewee's `begin`).
+    write_begin: dict = {}
     read_isolation: dict = {}
 
     def __init__(self, *args, read_only: bool = False, **kwargs):
@@ -126,7 +127,7 @@ class HashlensSqlite(HashlensDialect, peewee.SqliteDatabase):
     metadata_driven_scan = True
     tolerant_text = True
     savepoint_per_batch = False
-    write_begin = ("IMMEDIATE",)
+    write_begin = {"lock_type": "IMMEDIATE"}
 
     def _add_conn_hooks(self, conn):
         super()._add_conn_hooks(conn)
@@ -185,6 +186,16 @@ class HashlensMySQL(_ReconnectingServer, peewee.MySQLDatabase):
     backend = "mysql"
     # MySQL cannot take a subquery in OFFSET.
     one_statement_page = False
+    # A change reads what it will change after taking its locks; under InnoDB's default
+    # REPEATABLE READ a plain SELECT would still see the snapshot of the transaction's
+    # first read, from before another writer's commit (issue 10 item 1). Reads keep it.
+    write_begin = {"isolation_level": "READ COMMITTED"}
+
+    def begin(self, isolation_level: str | None = None):
+        if isolation_level:
+            # Applies to the next transaction only (outside a transaction, as here).
+            self.execute_sql(f"SET TRANSACTION ISOLATION LEVEL {isolation_level}")
+        super().begin()
 
     def _initialize_connection(self, conn):
         super()._initialize_connection(conn)

@@ -219,7 +219,7 @@ class Store:
             raise HashlensError(Failure.READ_ONLY, self.read_only_reason())
         self._local.grouped = getattr(self._local, "grouped", 0) + 1
         try:
-            with self._transaction(*self.db.write_begin) as txn:
+            with self._transaction(**self.db.write_begin) as txn:
                 yield txn
         finally:
             self._local.grouped -= 1
