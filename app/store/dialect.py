@@ -51,6 +51,9 @@ class HashlensDialect:
 
     def __init__(self, *args, read_only: bool = False, **kwargs):
         self.read_only = read_only
+        # Set once the schema check proved this is a Hashlens store: until then nothing
+        # may change the file (not even its journal mode).
+        self.verified = False
         self._placeholders: dict[str, str] = {}
         super().__init__(*args, **kwargs)
 
@@ -116,13 +119,18 @@ class HashlensDialect:
     def after_connect(self) -> None:
         """Settle what can only be known once connected (MySQL's binary collation)."""
 
+    def mark_verified(self) -> None:
+        """The schema check passed: settings that change the store may now be made."""
+        self.verified = True
+
     def cancel_statement(self, conn, location: StoreLocation) -> None:
         """Stop the statement running on `conn` from another thread."""
         conn.interrupt()
 
 
 class HashlensSqlite(HashlensDialect, peewee.SqliteDatabase):
-    """SQLite with Hashlens's connection setup."""
+    """SQLite with Hashlens's connection setup. WAL mode is switched on only once the file
+    is known to be a Hashlens store: an unrelated file is left byte for byte as it was."""
 
     metadata_driven_scan = True
     tolerant_text = True
@@ -132,12 +140,17 @@ class HashlensSqlite(HashlensDialect, peewee.SqliteDatabase):
     def _add_conn_hooks(self, conn):
         super()._add_conn_hooks(conn)
         conn.create_function("hl_hamming", 2, _hamming_sql, deterministic=True)
-        if not self.read_only:
+        if not self.read_only and self.verified:
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA cache_size=-32768")
+
+    def mark_verified(self) -> None:
+        super().mark_verified()
+        if not self.read_only:
+            self.execute_sql("PRAGMA journal_mode=WAL")
 
 
 class _ReconnectingServer(ReconnectMixin, HashlensDialect):

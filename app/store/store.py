@@ -118,11 +118,14 @@ class Store:
             ) from None
         wanted = {m._meta.table_name for m in schema.ALL_TABLES}
         if not tables & wanted:
-            if not create:
+            if not create or tables:
+                # Only an empty file or database becomes a store; anything else is left
+                # exactly as it was (issue 10 item 10).
+                others = f" (it holds other tables: {', '.join(sorted(tables)[:5])})" if tables else ""
                 raise HashlensError(
                     Failure.STORE_UNAVAILABLE,
-                    f"'{self.location.display()}' holds no Hashlens store"
-                    + (" and was opened read-only." if self.read_only else "."),
+                    f"'{self.location.display()}' is not a Hashlens store{others}; Hashlens leaves it untouched"
+                    + (" (it was opened read-only)." if self.read_only and not tables else "."),
                 )
             self._create_schema()
         elif not wanted <= tables:
@@ -135,6 +138,7 @@ class Store:
         self.schema_version = int(row[0]) if row else None
         if self.schema_version is None:
             raise HashlensError(Failure.STORE_UNAVAILABLE, "The store records no schema version.")
+        self.db.mark_verified()
         if not self.schema_policy.writable:
             # A newer Hashlens wrote this store: read it, never write it. An older one is
             # migrated only on request, after a backup (reliability D4).

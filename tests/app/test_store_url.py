@@ -65,7 +65,7 @@ def test_read_only_open_creates_nothing(tmp_path):
 
 @pytest.mark.parametrize("content, fragment", [
     (b"this is not a database at all" * 100, "is damaged or is not a Hashlens store"),
-    (b"", "holds no Hashlens store"),
+    (b"", "is not a Hashlens store"),
 ])
 def test_foreign_or_damaged_files_are_refused_and_left_alone(tmp_path, content, fragment):
     path = tmp_path / "foreign.db"
