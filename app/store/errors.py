@@ -24,6 +24,16 @@ def no_such_identifier(identifier: str, parameter: str = "identifier") -> Hashle
     )
 
 
+def transient_read_error(where: str, text: str) -> HashlensError:
+    """A read that failed although the store checked out healthy: another program was
+    using the file. The connection is renewed; the next try usually works."""
+    return _transient(HashlensError(
+        Failure.STORE_UNAVAILABLE,
+        f"The store {where} could not be read just now ({text}), probably because another program is "
+        "using it; its check found no damage. Hashlens has reconnected: try again.",
+    ))
+
+
 def _transient(error: HashlensError, *, retry: bool = False) -> HashlensError:
     """Mark an error that passes by itself (a lock, a lost connection), as opposed to damage:
     `transient` tells the window to keep the store open; `retry` makes the store try a
@@ -69,12 +79,16 @@ def translate(exc: BaseException, where: str) -> HashlensError:
         return HashlensError(Failure.STORE_FAILED, f"The disk holding {where} is full; nothing was written.")
     if "readonly" in low or "read-only" in low or "read only" in low:
         return HashlensError(Failure.READ_ONLY, f"The store {where} cannot be written: {text}.")
-    if "not a database" in low or "malformed" in low or "corrupt" in low:
-        return HashlensError(
+    if "not a database" in low or "malformed" in low or "corrupt" in low or "disk i/o error" in low:
+        # What a damaged file says, but also what SQLite can say for a moment while
+        # another process uses the file: the store checks before it believes it.
+        error = HashlensError(
             Failure.STORE_UNAVAILABLE,
             f"The store {where} is damaged or is not a Hashlens store ({text}). "
             "Run 'hashlens audit' for an integrity report; Hashlens never repairs it in place.",
         )
+        error.suspect = text
+        return error
     if "server has gone away" in low or "lost connection" in low or "connection" in low and "closed" in low \
             or "terminating connection" in low:
         return _transient(HashlensError(

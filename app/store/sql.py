@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 import peewee
 
+from app.domain import HashlensError
 from app.store.dialect import HashlensDialect
 from app.store.errors import translate
 
@@ -36,14 +37,20 @@ def _tolerant_text(data: bytes) -> str:
 class SqlRunner:
     """Runs portable SQL on one store's peewee database (one connection per thread)."""
 
-    def __init__(self, db: HashlensDialect, describe: Callable[[], str]):
+    def __init__(self, db: HashlensDialect, describe: Callable[[], str],
+                 confirm_damage: Callable[[HashlensError], HashlensError] | None = None):
         self.db = db
         self.dialect = db
         self._describe = describe
+        self._confirm_damage = confirm_damage
 
-    def translate(self, exc: BaseException):
-        """A driver error as the HashlensError to raise."""
-        return translate(exc, self._describe())
+    def translate(self, exc: BaseException) -> HashlensError:
+        """A driver error as the HashlensError to raise. An error that looks like damage
+        is only reported as damage once the store's own check proves it."""
+        error = translate(exc, self._describe())
+        if getattr(error, "suspect", None) and self._confirm_damage is not None:
+            error = self._confirm_damage(error)
+        return error
 
     def limit(self, limit: int | None, offset: int = 0) -> str:
         return self.db.limit(limit, offset)

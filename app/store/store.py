@@ -37,7 +37,7 @@ from app.source import SchemaPolicy, schema_version_policy
 from app.store import schema
 from app.store.dialect import BUSY_TIMEOUT_MS, HashlensDialect, connect
 from app.store.entries import MARK_SPACING, Entries
-from app.store.errors import reason
+from app.store.errors import reason, transient_read_error
 from app.store import journal as journal_module
 from app.store.journal import Journal, journal_entry, now_ms, touches
 from app.store.listing import ENTRY_COLUMNS, Listing, to_signed64
@@ -82,7 +82,7 @@ class Store:
         self.location = location
         self.backend = db.backend
         self.read_only = read_only
-        self.sql = SqlRunner(db, self.describe)
+        self.sql = SqlRunner(db, self.describe, self._confirm_damage)
         self.journal = Journal(self.sql)
         self.entries = Entries(self.sql)
         self.listing = Listing(self.sql, self.entries.database_id, self.reading)
@@ -211,6 +211,40 @@ class Store:
     @property
     def file_path(self) -> Path | None:
         return self.location.path.resolve() if self.location.path is not None else None
+
+    # -- damage or a passing trouble ------------------------------------------------------
+
+    def check_damage(self) -> str | None:
+        """Why the store is proven damaged or not a Hashlens store, or None when its check
+        passes. SQLite: a fresh read-only connection runs `PRAGMA quick_check` and looks for
+        the schema. A server checks its own files, so there this is always None."""
+        if self.file_path is None:
+            return None
+        try:
+            conn = sqlite3.connect(self.file_path.as_uri() + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as exc:
+            return None if not _proves_damage(exc) else reason(exc)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            missing = {m._meta.table_name for m in schema.ALL_TABLES} - tables
+            if missing:
+                return f"the Hashlens tables {', '.join(sorted(missing))} are missing"
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check(5)") if r[0] != "ok"]
+            return "; ".join(problems) or None
+        except sqlite3.Error as exc:
+            return reason(exc) if _proves_damage(exc) else None
+        finally:
+            conn.close()
+
+    def _confirm_damage(self, error: HashlensError) -> HashlensError:
+        """An error that looks like damage: this thread's connection is renewed, and the
+        error stands only when `check_damage` proves it (issue 10 item 9)."""
+        if self.file_path is None:
+            return error
+        self._drop_connection()
+        if self.check_damage() is not None:
+            return error
+        return transient_read_error(self.describe(), error.suspect)
 
     # -- transactions -----------------------------------------------------------------
 
@@ -447,3 +481,10 @@ class Store:
         """Recompute a database's position marks and count after a bulk change (inside
         the bulk change's own transaction)."""
         self.entries.rebuild_marks(database)
+
+
+def _proves_damage(exc: BaseException) -> bool:
+    """Whether a fresh connection's failure shows the file itself is bad (not a lock or
+    another process's passing state)."""
+    low = str(exc).lower()
+    return "not a database" in low or "malformed" in low or "corrupt" in low
