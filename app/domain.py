@@ -161,6 +161,11 @@ def parse_phash(text: str) -> int:
     return int(cleaned, 16)
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 note', '2 notes', '1,000 image hashes': a count with its noun in the right number."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def hamming(a: int, b: int) -> int:
     return ((a ^ b) & PHASH_MASK).bit_count()
 

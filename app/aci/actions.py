@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from app.aci import response
-from app.aci.params import Params, parse_metadata, parse_query_string, split_identifier_list, unknown_action
+from app.aci.params import (
+    Params, parse_metadata, parse_query_string, requested_action, split_identifier_list, unknown_action,
+)
 from app.domain import Failure, HashlensError, ListingQuery, param_invalid, param_missing
 from app.services import actions
 from app.store.store import Store
@@ -164,7 +166,8 @@ ACTIONS: dict[str, tuple[str, Callable]] = {
 
 def handle(store: Store | None, request: str, *, store_error: HashlensError | None = None) -> AciResponse:
     """Answer one ACI request. Every failure becomes an ERROR response; nothing raises."""
-    action_name = "UNKNOWN"
+    # A known action is named in the response even when its parameters are refused.
+    action_name = ACTIONS.get((requested_action(request) or "").lower(), ("UNKNOWN",))[0]
     try:
         action, values = parse_query_string(request)
         entry = ACTIONS.get((action or "").lower())

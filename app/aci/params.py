@@ -21,29 +21,35 @@ def parse_query_string(text: str) -> tuple[str | None, dict[str, str]]:
     percent-decoded as UTF-8; `+` stays a plus sign, because base64 `imagedata` holds
     pluses (ours). A parameter given twice with different values is refused rather than
     one silently winning (ours)."""
-    text = text.strip()
-    if text.startswith("/"):
-        text = text[1:]
-    if text.startswith("?"):
-        text = text[1:]
     params: dict[str, str] = {}
-    for part in text.split("&"):
-        if not part.strip():
-            continue
-        name, sep, raw = part.partition("=")
-        name = name.strip().lower()
-        if not name:
-            continue
+    for name, raw in _named_parts(text):
         try:
             value = unquote(raw, encoding="utf-8", errors="strict")
         except UnicodeDecodeError:
             raise param_invalid(name, "the percent-encoded value is not valid UTF-8.") from None
-        if name == "a":
-            name = "action"
         if name in params and params[name] != value:
             raise param_invalid(name, "the parameter is given twice with different values.")
         params[name] = value
     return params.pop("action", None), params
+
+
+def requested_action(text: str) -> str | None:
+    """The action a request names, read leniently (no decoding errors, no checks), so that
+    an ERROR response about a bad parameter still names the action that was asked for."""
+    for name, raw in _named_parts(text):
+        if name == "action":
+            return unquote(raw, encoding="utf-8", errors="replace")
+    return None
+
+
+def _named_parts(text: str):
+    """(lower-case name, raw value) for each `name=value` of a query string; `a` is `action`."""
+    text = text.strip().removeprefix("/").removeprefix("?")
+    for part in text.split("&"):
+        name, _, raw = part.partition("=")
+        name = name.strip().lower()
+        if name:
+            yield ("action" if name == "a" else name), raw
 
 
 def split_identifier_list(text: str) -> list[str]:

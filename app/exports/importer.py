@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import faults
-from app.domain import Failure, HashlensError, ListingQuery, NewEntry, check_text
+from app.domain import Failure, HashlensError, ListingQuery, NewEntry, check_text, counted
 from app.exports import readers
 from app.exports import manifest
 from app.exports.readers import ImportedEntry, ImportRefused
@@ -70,7 +70,7 @@ class ImportReport:
         out = [
             f"Imported {self.path} ({self.format}) into '{self.database}'"
             + (" (a new database)" if self.created_database else "") + ":",
-            f"  {self.read:,} entries read, {self.added:,} added, {self.replaced_count:,} replaced, "
+            f"  {counted(self.read, 'entry', 'entries')} read, {self.added:,} added, {self.replaced_count:,} replaced, "
             f"{self.skipped_count:,} skipped as duplicates.",
         ]
         if self.skipped:
@@ -79,12 +79,12 @@ class ImportReport:
             out.append("  Replaced: " + _listed(self.replaced, self.replaced_count))
         if self.unknown_phash_count:
             out.append(
-                f"  {self.unknown_phash_count:,} entries came without a pHash and were stored with the placeholder "
+                f"  {counted(self.unknown_phash_count, 'entry', 'entries')} came without a pHash and were stored with the placeholder "
                 f"{UNKNOWN_PHASH:016x} (recorded in the journal): " + _listed(self.unknown_phash, self.unknown_phash_count)
             )
         if self.images_not_in_file:
             out.append(
-                f"  {self.images_not_in_file:,} entries had image data at the source; the file does not carry "
+                f"  {counted(self.images_not_in_file, 'entry', 'entries')} had image data at the source; the file does not carry "
                 "images, so they were imported without image data (no image is invented)."
             )
         return out
@@ -244,7 +244,7 @@ def _apply(store, path, database, entries, options, report, progress, cancelled)
         more = f" and {duplicate_count - 10:,} more" if duplicate_count > 10 else ""
         raise HashlensError(
             Failure.IDENTIFIER_EXISTS,
-            f"Cannot import '{path}': {duplicate_count:,} entries already exist in '{database}' or appear twice in "
+            f"Cannot import '{path}': {counted(duplicate_count, 'entry', 'entries')} already exist in '{database}' or appear twice in "
             f"the file ({shown}{more}). Nothing was imported. Choose 'skip' to keep the stored entries or "
             "'replace' to take the file's.",
             parameter="on-duplicate",
