@@ -41,6 +41,10 @@ class Failure(enum.Enum):
     CANCELLED = (17, "ERRORCANCELLED", "Operation cancelled")
     TIMEOUT = (18, "ERRORTIMEOUT", "Query took too long")
     STORE_UNAVAILABLE = (19, "ERRORSTOREUNAVAILABLE", "The store cannot be opened")
+    BAD_RESPONSE = (20, "ERRORBADRESPONSE", "The response could not be read")
+    SERVER_UNREACHABLE = (21, "ERRORSERVERUNREACHABLE", "Media Server could not be reached")
+    SERVER_ERROR = (22, "ERRORSERVER", "Media Server answered with an error")
+    WRITE_UNCERTAIN = (23, "ERRORWRITEUNCERTAIN", "A write may or may not have taken effect")
 
     @property
     def number(self) -> int:
