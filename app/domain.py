@@ -45,6 +45,7 @@ class Failure(enum.Enum):
     SERVER_UNREACHABLE = (21, "ERRORSERVERUNREACHABLE", "Media Server could not be reached")
     SERVER_ERROR = (22, "ERRORSERVER", "Media Server answered with an error")
     WRITE_UNCERTAIN = (23, "ERRORWRITEUNCERTAIN", "A write may or may not have taken effect")
+    SERVER_CHANGED = (24, "ERRORSERVERCHANGED", "Media Server kept changing during a pull")
 
     @property
     def number(self) -> int:
