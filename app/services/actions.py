@@ -23,6 +23,7 @@ from app.domain import (
 from app import faults
 from app.services import imaging
 from app.store.store import Store
+from app.mediaserver_codec import names
 
 
 def _names(**values: str) -> None:
@@ -49,21 +50,21 @@ def create_database(store: Store, database: str) -> None:
     _names(database=database)
     with store.writing():
         store.create_database(database)
-        store.record("CreateImageHashDatabase", database, None, {})
+        store.record(names.CREATE_IMAGE_HASH_DATABASE, database, None, {})
 
 
 def rename_database(store: Store, database: str, newdatabase: str) -> None:
     _names(database=database, newdatabase=newdatabase)
     with store.writing():
         store.rename_database(database, newdatabase)
-        store.record("RenameImageHashDatabase", database, None, {"newdatabase": newdatabase})
+        store.record(names.RENAME_IMAGE_HASH_DATABASE, database, None, {"newdatabase": newdatabase})
 
 
 def remove_database(store: Store, database: str) -> int:
     _names(database=database)
     with store.writing():
         removed = store.remove_database(database)
-        store.record("RemoveImageHashDatabase", database, None, {"entries": removed})
+        store.record(names.REMOVE_IMAGE_HASH_DATABASE, database, None, {"entries": removed})
     return removed
 
 
@@ -111,7 +112,7 @@ def add_entry(store: Store, database: str, entry: NewEntry, *, source: str | Non
         params = {"imagelabel": entry.label, "metadata": [list(p) for p in entry.metadata]}
         if source:
             params["imagepath"] = source
-        store.record("TrainImageHash", database, entry.identifier, params)
+        store.record(names.TRAIN_IMAGE_HASH, database, entry.identifier, params)
         faults.checkpoint("train.commit")
     return entry.identifier
 
@@ -233,30 +234,30 @@ def _change(store: Store, action: str, database: str, identifier: str, params: d
 
 
 def remove_image_hash(store: Store, database: str, identifier: str) -> None:
-    _change(store, "RemoveImageHash", database, identifier, {},
+    _change(store, names.REMOVE_IMAGE_HASH, database, identifier, {},
             lambda: store.remove_entry(database, identifier))
 
 
 def null_image_data(store: Store, database: str, identifier: str) -> None:
-    _change(store, "NullImageHashImageData", database, identifier, {},
+    _change(store, names.NULL_IMAGE_HASH_IMAGE_DATA, database, identifier, {},
             lambda: store.null_image_data(database, identifier))
 
 
 def rename_image_hash(store: Store, database: str, identifier: str, newidentifier: str) -> None:
     _names(newidentifier=newidentifier)
-    _change(store, "RenameImageHash", database, identifier, {"newidentifier": newidentifier},
+    _change(store, names.RENAME_IMAGE_HASH, database, identifier, {"newidentifier": newidentifier},
             lambda: store.rename_entry(database, identifier, newidentifier))
 
 
 def move_image_hash(store: Store, database: str, identifier: str, newdatabase: str) -> None:
     _names(newdatabase=newdatabase)
-    _change(store, "MoveImageHash", database, identifier, {"newdatabase": newdatabase},
+    _change(store, names.MOVE_IMAGE_HASH, database, identifier, {"newdatabase": newdatabase},
             lambda: store.move_entry(database, identifier, newdatabase))
 
 
 def relabel_image(store: Store, database: str, identifier: str, imagelabel: str, newimagelabel: str) -> None:
     _names(imagelabel=imagelabel, newimagelabel=newimagelabel)
-    _change(store, "RelabelImageHashImage", database, identifier,
+    _change(store, names.RELABEL_IMAGE_HASH_IMAGE, database, identifier,
             {"imagelabel": imagelabel, "newimagelabel": newimagelabel},
             lambda: store.relabel(database, identifier, imagelabel, newimagelabel))
 
@@ -264,20 +265,20 @@ def relabel_image(store: Store, database: str, identifier: str, imagelabel: str,
 def add_metadata(store: Store, database: str, identifier: str, key: str, value: str) -> None:
     check_text("key", key)
     check_text("value", value, allow_empty=True)
-    _change(store, "AddImageHashMetadata", database, identifier, {"key": key, "value": value},
+    _change(store, names.ADD_IMAGE_HASH_METADATA, database, identifier, {"key": key, "value": value},
             lambda: store.add_metadata(database, identifier, key, value))
 
 
 def update_metadata(store: Store, database: str, identifier: str, key: str, newvalue: str) -> None:
     check_text("key", key)
     check_text("newvalue", newvalue, allow_empty=True)
-    _change(store, "UpdateImageHashMetadata", database, identifier, {"key": key, "newvalue": newvalue},
+    _change(store, names.UPDATE_IMAGE_HASH_METADATA, database, identifier, {"key": key, "newvalue": newvalue},
             lambda: store.update_metadata(database, identifier, key, newvalue))
 
 
 def remove_metadata(store: Store, database: str, identifier: str, key: str) -> None:
     check_text("key", key)
-    _change(store, "RemoveImageHashMetadata", database, identifier, {"key": key},
+    _change(store, names.REMOVE_IMAGE_HASH_METADATA, database, identifier, {"key": key},
             lambda: store.remove_metadata(database, identifier, key))
 
 
