@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from app.domain import Failure, HashlensError
+from app.mediaserver_codec import names
 from app.mediaserver_codec.lists import format_identifier_list, format_metadata
 from app.mediaserver_codec.reader import (
     ErrorDetail, ListedEntry, Response, ResponseHead, ResponseUnreadable, iter_response, read_response,
@@ -116,9 +117,9 @@ class MediaServerClient:
 
         return self._retrying(once)
 
-    def queue_status(self, token: str | None = None, queue: str = "TrainImageHash") -> list[QueuedAction]:
+    def queue_status(self, token: str | None = None, queue: str = names.TRAIN_IMAGE_HASH) -> list[QueuedAction]:
         """QueueInfo GetStatus for one action (by token) or the whole queue (MS)."""
-        answer = self.read("QueueInfo", {"queuename": queue, "queueaction": "GetStatus", "token": token})
+        answer = self.read(names.QUEUE_INFO, {"queuename": queue, "queueaction": "GetStatus", "token": token})
         groups: list[dict[str, str]] = []
         for value in answer.values:
             name = value.path.rsplit("/", 1)[-1]
@@ -144,27 +145,27 @@ class MediaServerClient:
         token of the queued action (MS: asynchronous). Follow it with queue_status and
         confirm the result with ListImageHashes: the finished action's result is not
         documented (unknown)."""
-        fields = {"action": "TrainImageHash", "database": database, "identifier": identifier,
+        fields = {"action": names.TRAIN_IMAGE_HASH, "database": database, "identifier": identifier,
                   "imagelabel": label, "metadata": format_metadata(metadata) if metadata else None}
         boundary = "hashlens-" + secrets.token_hex(16)
         body = _multipart(boundary, fields, image)
-        shown = aci_line("TrainImageHash", {k: v for k, v in fields.items() if k != "action"}) + \
+        shown = aci_line(names.TRAIN_IMAGE_HASH, {k: v for k, v in fields.items() if k != "action"}) + \
             f"&imagedata=<{len(image):,} bytes>"
         answer = self._send_once(shown, body, f"multipart/form-data; boundary={boundary}")
         token = answer.value("token")
         if not token:
             raise MediaServerError(Failure.BAD_RESPONSE, "unreadable", self.url, self._shown(shown),
-                                   "the answer to TrainImageHash holds no <token>")
+                                   f"the answer to {names.TRAIN_IMAGE_HASH} holds no <token>")
         return token
 
-    def stop(self, token: str, queue: str = "TrainImageHash") -> None:
+    def stop(self, token: str, queue: str = names.TRAIN_IMAGE_HASH) -> None:
         """Stop a running asynchronous action (MS)."""
-        line = aci_line("QueueInfo", {"queuename": queue, "queueaction": "Stop", "token": token})
+        line = aci_line(names.QUEUE_INFO, {"queuename": queue, "queueaction": "Stop", "token": token})
         self._send_once(line, line.encode("utf-8"), "application/x-www-form-urlencoded")
 
-    def cancel(self, token: str, queue: str = "TrainImageHash") -> None:
+    def cancel(self, token: str, queue: str = names.TRAIN_IMAGE_HASH) -> None:
         """Cancel a queued asynchronous action (MS)."""
-        line = aci_line("QueueInfo", {"queuename": queue, "queueaction": "Cancel", "token": token})
+        line = aci_line(names.QUEUE_INFO, {"queuename": queue, "queueaction": "Cancel", "token": token})
         self._send_once(line, line.encode("utf-8"), "application/x-www-form-urlencoded")
 
     # -- the machinery ----------------------------------------------------------------------
@@ -385,7 +386,7 @@ class _Bytes:
 
 def _listing_line(database: str, start: int, maxresults: int | None, identifiers: list[str] | None,
                   imagestatus: bool, metadata: bool) -> str:
-    return aci_line("ListImageHashes", {
+    return aci_line(names.LIST_IMAGE_HASHES, {
         "database": database, "imagestatus": imagestatus, "metadata": metadata, "start": start,
         "maxresults": maxresults, "identifier": None if identifiers is None else format_identifier_list(identifiers)})
 

@@ -138,7 +138,7 @@ def _copy(spool, out) -> None:
 def _csv(out, differences, counts, old_name, new_name):
     """One row per fact: kind, identifier, what (label, image data, metadata), key, old,
     new; cells in the spreadsheet-safe dialect the exports use."""
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; a CR or LF inside a cell is then quoted
     writer.writerow(["kind", "identifier", "field", "key", "old", "new"])
 
     def row(*cells):

@@ -3,7 +3,7 @@
 It answers only what Media Server's documentation states (see shared/spec/mediaserver-client.md);
 where the documentation is silent it follows Hashlens's own decisions in shared/spec/actions.md
 and says so. Tests choose the data, switch on faults and read the log of requests and of the
-writes it applied. The XML is written by Hashlens's one serializer, `app.aci.response`.
+writes it applied. The XML is written by Hashlens's one writer, `app.mediaserver_codec.writer`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from app.aci import response
-from app.aci.params import Params, parse_metadata, parse_query_string, split_identifier_list
+from app.mediaserver_codec import names
+from app.mediaserver_codec import writer as response
+from app.mediaserver_codec.lists import parse_metadata, split_identifier_list
+from app.mediaserver_codec.request import Params, parse_query_string
 from app.domain import EntryRow, Failure, HashlensError, param_invalid, param_missing
 
 # Media Server's default MaxFileUploadSize (MS).
@@ -358,7 +360,7 @@ class Standin:
             return
         db.append(HashEntry(identifier, label, True, metadata, image))
         item.status, item.identifier = "Finished", identifier
-        self.applied.append(("TrainImageHash", dict(item.params, identifier=identifier)))
+        self.applied.append((names.TRAIN_IMAGE_HASH, dict(item.params, identifier=identifier)))
 
 
 # -- actions ------------------------------------------------------------------------------------
@@ -406,36 +408,32 @@ def _list_image_hashes(server: Standin, p: Params, image, fault) -> Callable[[],
     return lambda: server._counted(response.listing(batches(), imagestatus=imagestatus, metadata=metadata))
 
 
-def _write(fn: Callable[[Standin, Params], None]):
+def _write(action: str, fn: Callable[[Standin, Params], None]):
     """A synchronous write: applied, logged, answered with an empty SUCCESS (MS)."""
 
     def handler(server: Standin, p: Params, image, fault) -> Callable[[], Iterator[str]]:
         with server.lock:
             fn(server, p)
-            server.applied.append((fn.__name__, dict(p.values)))
+            server.applied.append((action, dict(p.values)))
         if fault is not None and fault.kind == "drop_after_write":
             raise _Dropped()
-        return _empty(fn.__name__)
+        return _empty(action)
 
-    _WRITES.add(fn.__name__.lower())
     return handler
 
 
-_WRITES: set[str] = set()
-
-
-def RemoveImageHash(server: Standin, p: Params) -> None:  # noqa: N802 - the action's own name
+def remove_image_hash(server: Standin, p: Params) -> None:
     db, index = server._find(p.text("database"), p.text("identifier"))
     del db[index]
 
 
-def NullImageHashImageData(server: Standin, p: Params) -> None:  # noqa: N802
+def null_image_data(server: Standin, p: Params) -> None:
     db, index = server._find(p.text("database"), p.text("identifier"))
     db[index].has_image_data = False
     db[index].image = None
 
 
-def RenameImageHash(server: Standin, p: Params) -> None:  # noqa: N802
+def rename_image_hash(server: Standin, p: Params) -> None:
     database, new = p.text("database"), p.text("newidentifier")
     db, index = server._find(database, p.text("identifier"))
     if any(e.identifier == new for e in db):
@@ -443,7 +441,7 @@ def RenameImageHash(server: Standin, p: Params) -> None:  # noqa: N802
     db[index].identifier = new
 
 
-def MoveImageHash(server: Standin, p: Params) -> None:  # noqa: N802
+def move_image_hash(server: Standin, p: Params) -> None:
     db, index = server._find(p.text("database"), p.text("identifier"))
     target = server._writable(p.text("newdatabase"))
     if any(e.identifier == db[index].identifier for e in target):
@@ -452,7 +450,7 @@ def MoveImageHash(server: Standin, p: Params) -> None:  # noqa: N802
     target.append(db.pop(index))
 
 
-def RelabelImageHashImage(server: Standin, p: Params) -> None:  # noqa: N802
+def relabel_image(server: Standin, p: Params) -> None:
     db, index = server._find(p.text("database"), p.text("identifier"))
     label = p.text("imagelabel")
     if db[index].label != label:
@@ -464,7 +462,7 @@ def _metadata_index(entry: HashEntry, key: str) -> int | None:
     return next((i for i, (k, _) in enumerate(entry.metadata) if k == key), None)
 
 
-def AddImageHashMetadata(server: Standin, p: Params) -> None:  # noqa: N802
+def add_metadata(server: Standin, p: Params) -> None:
     db, index = server._find(p.text("database"), p.text("identifier"))
     key = p.text("key")
     if _metadata_index(db[index], key) is not None:
@@ -472,7 +470,7 @@ def AddImageHashMetadata(server: Standin, p: Params) -> None:  # noqa: N802
     db[index].metadata.append((key, p.text("value")))
 
 
-def UpdateImageHashMetadata(server: Standin, p: Params) -> None:  # noqa: N802
+def update_metadata(server: Standin, p: Params) -> None:
     db, index = server._find(p.text("database"), p.text("identifier"))
     key = p.text("key")
     at = _metadata_index(db[index], key)
@@ -481,7 +479,7 @@ def UpdateImageHashMetadata(server: Standin, p: Params) -> None:  # noqa: N802
     db[index].metadata[at] = (key, p.text("newvalue"))
 
 
-def RemoveImageHashMetadata(server: Standin, p: Params) -> None:  # noqa: N802
+def remove_metadata(server: Standin, p: Params) -> None:
     db, index = server._find(p.text("database"), p.text("identifier"))
     key = p.text("key")
     at = _metadata_index(db[index], key)
@@ -501,7 +499,7 @@ def _train_image_hash(server: Standin, p: Params, image, fault) -> Callable[[], 
         server._queue_wakeup.notify_all()
     if fault is not None and fault.kind == "drop_after_write":
         raise _Dropped()
-    text = response.success("TrainImageHash", [response.element("token", token)])
+    text = response.success(names.TRAIN_IMAGE_HASH, [response.element("token", token)])
     return lambda: iter([text])
 
 
@@ -509,8 +507,9 @@ def _queue_info(server: Standin, p: Params, image, fault) -> Callable[[], Iterat
     queue = p.text("queuename")
     what = p.text("queueaction").lower()
     token = p.optional_text("token")
-    if queue.lower() != "trainimagehash":
-        raise param_invalid("queuename", f"there is no queue '{queue}'; the asynchronous action here is TrainImageHash.")
+    if queue.lower() != names.TRAIN_IMAGE_HASH.lower():
+        raise param_invalid("queuename", f"there is no queue '{queue}'; the asynchronous action here is "
+                                         f"{names.TRAIN_IMAGE_HASH}.")
     with server.lock:
         if token is not None and token not in server.queue:
             raise param_invalid("token", f"no action with token '{token}' is in the queue.")
@@ -525,7 +524,7 @@ def _queue_info(server: Standin, p: Params, image, fault) -> Callable[[], Iterat
                     lines.append("    " + response.element("error", item.error))
                 lines.append("  </action>")
             lines.append("</actions>")
-            text = response.success("QueueInfo", lines)
+            text = response.success(names.QUEUE_INFO, lines)
             return lambda: iter([text])
         if what not in ("stop", "cancel"):
             raise param_invalid("queueaction", f"'{p.raw('queueaction')}' is not GetStatus, Stop or Cancel.")
@@ -538,18 +537,20 @@ def _queue_info(server: Standin, p: Params, image, fault) -> Callable[[], Iterat
         if item.status not in allowed:
             raise param_invalid("token", f"the action is {item.status}; {what} applies only to {' or '.join(allowed)} actions.")
         item.status = "Stopped" if what == "stop" else "Cancelled"
-    return _empty("QueueInfo")
+    return _empty(names.QUEUE_INFO)
 
 
 _ACTIONS: dict[str, Callable] = {
-    "listimagehashes": _list_image_hashes,
-    "trainimagehash": _train_image_hash,
-    "queueinfo": _queue_info,
+    names.LIST_IMAGE_HASHES.lower(): _list_image_hashes,
+    names.TRAIN_IMAGE_HASH.lower(): _train_image_hash,
+    names.QUEUE_INFO.lower(): _queue_info,
 }
-for _fn in (RemoveImageHash, NullImageHashImageData, RenameImageHash, MoveImageHash, RelabelImageHashImage,
-            AddImageHashMetadata, UpdateImageHashMetadata, RemoveImageHashMetadata):
-    _ACTIONS[_fn.__name__.lower()] = _write(_fn)
-_WRITES.add("trainimagehash")
+for _name, _fn in ((names.REMOVE_IMAGE_HASH, remove_image_hash), (names.NULL_IMAGE_HASH_IMAGE_DATA, null_image_data),
+                   (names.RENAME_IMAGE_HASH, rename_image_hash), (names.MOVE_IMAGE_HASH, move_image_hash),
+                   (names.RELABEL_IMAGE_HASH_IMAGE, relabel_image), (names.ADD_IMAGE_HASH_METADATA, add_metadata),
+                   (names.UPDATE_IMAGE_HASH_METADATA, update_metadata),
+                   (names.REMOVE_IMAGE_HASH_METADATA, remove_metadata)):
+    _ACTIONS[_name.lower()] = _write(_name, _fn)
 
 
 # -- HTTP ---------------------------------------------------------------------------------------
