@@ -370,3 +370,25 @@ class JournalEntry:
     database: str | None
     identifier: str | None
     params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MirrorSource:
+    """Where a mirror's entries come from: a Media Server's address and its database."""
+
+    url: str
+    database: str
+
+    def describe(self) -> str:
+        return f"{self.url} database '{self.database}'"
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One complete pull of a mirror: its number (1, 2, … per mirror), when it finished
+    (milliseconds since the Unix epoch, UTC), where from, and how many entries it holds."""
+
+    number: int
+    taken_at: int
+    source: MirrorSource
+    entry_count: int

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from app import faults
 from app.domain import Failure, HashlensError
 from app.mediaserver.client import MediaServerClient
 from app.mediaserver_codec.reader import ListedEntry
@@ -102,6 +103,7 @@ def _read_all(client, database, sink, page_size, state, progress, cancelled) -> 
             if not page or page[0].identifier != last:
                 return False
             page = page[1:]
+        faults.checkpoint("pull.page")
         if page:
             sink.add(page)
             position += len(page)

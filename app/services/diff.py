@@ -8,6 +8,7 @@ changed when its label, its image-data flag or its metadata differ (ours).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -16,12 +17,20 @@ from app.domain import Failure, HashlensError
 
 @dataclass(frozen=True, slots=True)
 class DiffEntry:
-    """One entry as compared: what Media Server lists about it."""
+    """One entry as compared: what Media Server lists about it. `metadata` is the items,
+    or their JSON text as the store keeps a snapshot's (decoded only when it differs:
+    equal texts are equal items, and most entries do not change between pulls)."""
 
     identifier: str
     label: str | None
     has_image_data: bool | None
-    metadata: tuple[tuple[str, str], ...] = ()
+    metadata: tuple[tuple[str, str], ...] | str = ()
+
+    @property
+    def items(self) -> tuple[tuple[str, str], ...]:
+        if isinstance(self.metadata, str):
+            return tuple(map(tuple, json.loads(self.metadata)))
+        return self.metadata
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +140,7 @@ def changes(a: DiffEntry, b: DiffEntry) -> Changed | None:
     """How `b` differs from `a` (the same identifier), or None when they are alike."""
     label = (a.label, b.label) if a.label != b.label else None
     image = (a.has_image_data, b.has_image_data) if a.has_image_data != b.has_image_data else None
-    meta = metadata_changes(a.metadata, b.metadata) if a.metadata != b.metadata else ()
+    meta = metadata_changes(a.items, b.items) if a.metadata != b.metadata else ()
     if label is None and image is None and not meta:
         return None
     return Changed(a.identifier, label, image, meta)

@@ -34,7 +34,7 @@ def write(out: TextIO, fmt: str, differences: Iterator[Difference], counts: Diff
 
 def entry_object(entry: DiffEntry) -> dict:
     return {"identifier": entry.identifier, "label": entry.label, "has_image_data": entry.has_image_data,
-            "metadata": [{"key": k, "value": v} for k, v in entry.metadata]}
+            "metadata": [{"key": k, "value": v} for k, v in entry.items]}
 
 
 def change_object(change: Changed) -> dict:
@@ -179,7 +179,7 @@ def _html(out, differences, counts, old_name, new_name):
                 spools["changed"].write(f"<tr><td><code>{_e(item.identifier)}</code></td><td>{words}</td></tr>\n")
             else:
                 e = item.entry
-                meta = ", ".join(f"{k}={v}" for k, v in e.metadata)
+                meta = ", ".join(f"{k}={v}" for k, v in e.items)
                 spools[item.kind].write(f"<tr><td><code>{_e(e.identifier)}</code></td><td>{_e(e.label)}</td>"
                                         f"<td>{_e(_flag(e.has_image_data))}</td><td>{_e(meta)}</td></tr>\n")
         out.write("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
