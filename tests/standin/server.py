@@ -75,21 +75,29 @@ class SyntheticDatabase(Sequence):
     """A large read-only database whose entries are made on demand, so a test can serve a
     50 MB page or a million entries without holding them."""
 
-    def __init__(self, size: int, metadata_items: int = 2, value_bytes: int = 24, prefix: str = "id"):
+    def __init__(self, size: int, metadata_items: int = 2, value_bytes: int = 24, prefix: str = "id",
+                 variant: int = 0):
         self.size = size
         self.metadata_items = metadata_items
         self.filler = "v" * value_bytes
         self.prefix = prefix
+        # A variant other than 0 relabels every 1,000th entry and changes a metadata value
+        # of every 5,000th, so two pulls of one server have something to compare.
+        self.variant = variant
 
     def __len__(self) -> int:
         return self.size
 
     def entry(self, index: int) -> HashEntry:
+        changed = self.variant and index % 1000 == 0
+        metadata = [(f"key{k}", f"{self.filler}{index}") for k in range(self.metadata_items)]
+        if self.variant and index % 5000 == 1 and metadata:
+            metadata[0] = (metadata[0][0], f"variant {self.variant}")
         return HashEntry(
             identifier=f"{self.prefix}{index:09d}",
-            label=f"label-{index}",
+            label=f"label-{index}" + (f" v{self.variant}" if changed else ""),
             has_image_data=index % 3 != 0,
-            metadata=[(f"key{k}", f"{self.filler}{index}") for k in range(self.metadata_items)],
+            metadata=metadata,
         )
 
     def __getitem__(self, index):
