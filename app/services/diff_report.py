@@ -88,13 +88,17 @@ def _flag(value: bool | None) -> str:
 def _text(out, differences, counts, old_name, new_name):
     out.write(f"Differences from {old_name} to {new_name}\n")
     for item in differences:
-        if item.kind == "added":
-            out.write(f"+ {shown(item.identifier)}  (label {item.entry.label!r})\n")
-        elif item.kind == "removed":
-            out.write(f"- {shown(item.identifier)}  (label {item.entry.label!r})\n")
-        else:
-            out.write(f"~ {shown(item.identifier)}: {'; '.join(change_words(item.change))}\n")
+        out.write(text_line(item) + "\n")
     out.write(summary_line(counts) + "\n")
+
+
+def text_line(item: Difference) -> str:
+    """One finding as a line: `+` added, `-` removed, `~` changed and how."""
+    if item.kind == "added":
+        return f"+ {shown(item.identifier)}  (label {item.entry.label!r})"
+    if item.kind == "removed":
+        return f"- {shown(item.identifier)}  (label {item.entry.label!r})"
+    return f"~ {shown(item.identifier)}: {'; '.join(change_words(item.change))}"
 
 
 def _spools() -> dict[str, tempfile.SpooledTemporaryFile]:

@@ -16,7 +16,8 @@ from app.domain import Failure, HashlensError, MirrorSource, SnapshotInfo
 from app.mediaserver.client import MediaServerClient
 from app.mediaserver.pull import DEFAULT_PAGE_SIZE, PullProgress, PullSummary, pull
 from app.mediaserver.staging import Staging
-from app.services.diff import DiffEntry
+from app.services import diff_report
+from app.services.diff import DiffCounts, DiffEntry, compare
 from app.store import mirrors
 
 
@@ -130,3 +131,23 @@ def compare_databases(store, database: str, other_store, other: str) -> Comparis
     where = "" if other_store is store else f" in {other_store.describe()}"
     return Comparison(f"'{database}'", f"'{other}'{where}", mirrors.entries_by_identifier(store, database),
                       mirrors.entries_by_identifier(other_store, other))
+
+
+def latest_changes(store, database: str, limit: int) -> tuple[str, list[str]]:
+    """What changed in a mirror between its two latest snapshots: a summary sentence and
+    at most `limit` finding lines (the summary counts every finding)."""
+    sides = compare_snapshots(store, database)
+    counts = DiffCounts()
+    lines = []
+    for item in compare(sides.old, sides.new, counts):
+        if len(lines) < limit:
+            lines.append(diff_report.text_line(item))
+    summary = f"From {sides.old_name} to {sides.new_name}: {diff_report.summary_line(counts)}"
+    if counts.added + counts.removed + counts.changed > limit:
+        summary += f" The first {limit:,} are listed; 'hashlens diff {database}' lists all."
+    return summary, lines
+
+
+def list_mirrors(store) -> list[tuple[str, MirrorSource, SnapshotInfo | None]]:
+    """Every mirror by name, with its source and latest snapshot (for the window)."""
+    return mirrors.list_mirrors(store)
