@@ -478,22 +478,24 @@ def add_metadata(server: Standin, p: Params) -> None:
     db[index].metadata.append((key, p.text("value")))
 
 
-def update_metadata(server: Standin, p: Params) -> None:
+def _existing_key(server: Standin, p: Params) -> tuple[HashEntry, int]:
+    """The entry and the index of its metadata item named by `key`; an error when absent."""
     db, index = server._find(p.text("database"), p.text("identifier"))
     key = p.text("key")
     at = _metadata_index(db[index], key)
     if at is None:
         raise HashlensError(Failure.NO_SUCH_KEY, f"The metadata key '{key}' does not exist.", parameter="key")
-    db[index].metadata[at] = (key, p.text("newvalue"))
+    return db[index], at
+
+
+def update_metadata(server: Standin, p: Params) -> None:
+    entry, at = _existing_key(server, p)
+    entry.metadata[at] = (entry.metadata[at][0], p.text("newvalue"))
 
 
 def remove_metadata(server: Standin, p: Params) -> None:
-    db, index = server._find(p.text("database"), p.text("identifier"))
-    key = p.text("key")
-    at = _metadata_index(db[index], key)
-    if at is None:
-        raise HashlensError(Failure.NO_SUCH_KEY, f"The metadata key '{key}' does not exist.", parameter="key")
-    del db[index].metadata[at]
+    entry, at = _existing_key(server, p)
+    del entry.metadata[at]
 
 
 def _train_image_hash(server: Standin, p: Params, image, fault) -> Callable[[], Iterator[str]]:

@@ -22,19 +22,21 @@ def entries(n):
             for i in range(n)]
 
 
-def _pulled(dialog, count):
-    return dialog.mirror_list.topLevelItemCount() == count and not dialog.runner.busy
+def pulled_dialog(qtbot, store, server, names: str, count: int) -> MirrorDialog:
+    """A dialog that has pulled `names` from `server` once."""
+    dialog = MirrorDialog(store)
+    qtbot.addWidget(dialog)
+    dialog.url_combo.setCurrentText(server.url)
+    dialog.databases_edit.setText(names)
+    with qtbot.waitSignal(dialog.pulled, timeout=60_000):
+        dialog.pull_button.click()
+    qtbot.waitUntil(lambda: dialog.mirror_list.topLevelItemCount() == count and not dialog.runner.busy)
+    return dialog
 
 
 def test_pull_refresh_and_the_changes_since_the_previous_pull(qtbot, store, standin):
     server = standin({"Cats": entries(40), "Dogs": entries(3)})
-    dialog = MirrorDialog(store)
-    qtbot.addWidget(dialog)
-    dialog.url_combo.setCurrentText(server.url)
-    dialog.databases_edit.setText("Cats, Dogs")
-    with qtbot.waitSignal(dialog.pulled, timeout=60_000):
-        dialog.pull_button.click()
-    qtbot.waitUntil(lambda: _pulled(dialog, 2))
+    dialog = pulled_dialog(qtbot, store, server, "Cats, Dogs", 2)
     assert [dialog.mirror_list.topLevelItem(i).text(0) for i in range(2)] == ["Cats", "Dogs"]
     assert dialog.mirror_list.topLevelItem(0).text(4) == "40"
     assert "Pulled 40 entries" in dialog.status.text()
@@ -62,13 +64,7 @@ def test_pull_refresh_and_the_changes_since_the_previous_pull(qtbot, store, stan
 
 def test_a_failed_pull_says_why_and_keeps_the_previous_snapshot(qtbot, store, standin):
     server = standin({"Cats": entries(10)})
-    dialog = MirrorDialog(store)
-    qtbot.addWidget(dialog)
-    dialog.url_combo.setCurrentText(server.url)
-    dialog.databases_edit.setText("Cats")
-    with qtbot.waitSignal(dialog.pulled, timeout=60_000):
-        dialog.pull_button.click()
-    qtbot.waitUntil(lambda: _pulled(dialog, 1))
+    dialog = pulled_dialog(qtbot, store, server, "Cats", 1)
     server.add_fault(Fault("malformed", times=None))
     dialog.pull_button.click()
     qtbot.waitUntil(lambda: not dialog.runner.busy and dialog.pull_button.isEnabled(), timeout=60_000)
