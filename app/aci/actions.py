@@ -14,7 +14,7 @@ from app.domain import Failure, HashlensError, ListingQuery, param_invalid, para
 from app.exports.database_file import export_database, import_database
 from app.mediaserver_codec import names, writer as response
 from app.mediaserver_codec.lists import parse_metadata, split_identifier_list
-from app.mediaserver_codec.request import Params, parse_query_string, unknown_action
+from app.mediaserver_codec.request import Params, parse_query_string, requested_action, unknown_action
 from app.services import actions
 from app.store.store import Store
 
@@ -62,7 +62,7 @@ def _identifiers(p: Params) -> tuple[str, ...] | None:
 
 def _train_image_hash(store: Store, p: Params) -> str:
     database = p.text("database")
-    path, data = p.raw("imagepath"), p.raw("imagedata")
+    path, data = p.path("imagepath"), p.raw("imagedata")
     if not path and not data:
         raise HashlensError(
             Failure.PARAM_MISSING, "One of the parameters 'imagepath' or 'imagedata' must be supplied.",
@@ -116,14 +116,21 @@ def _sync(store: Store, p: Params) -> None:
 
 def _export_database(store: Store, p: Params) -> None:
     export_database(
-        store, p.text("database"), p.text("dbpath"),
+        store, p.text("database"), _dbpath(p),
         includeimagedata=p.boolean("includeimagedata", True),
         includemetadata=p.boolean("includemetadata", True),
     )
 
 
 def _import_database(store: Store, p: Params) -> None:
-    import_database(store, p.text("dbpath"), database=p.optional_text("database"))
+    import_database(store, _dbpath(p), database=p.optional_text("database"))
+
+
+def _dbpath(p: Params) -> str:
+    path = p.path("dbpath")
+    if path is None:
+        raise param_missing("dbpath")
+    return path
 
 
 # The handler of each action, by its canonical name (`names` spells them, MS).
@@ -152,7 +159,8 @@ HANDLERS: dict[str, Callable] = {
 
 def handle(store: Store | None, request: str, *, store_error: HashlensError | None = None) -> AciResponse:
     """Answer one ACI request. Every failure becomes an ERROR response; nothing raises."""
-    action_name = "UNKNOWN"
+    # A known action is named in the response even when its parameters are refused.
+    action_name = names.canonical_action(requested_action(request)) or "UNKNOWN"
     try:
         action, values = parse_query_string(request)
         canonical = names.canonical_action(action)

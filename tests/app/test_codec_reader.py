@@ -14,33 +14,7 @@ from app.mediaserver_codec import names, writer
 from app.mediaserver_codec.reader import (
     DataValue, ErrorDetail, ListedEntry, ResponseHead, ResponseUnreadable, iter_response, read_response,
 )
-
-SEED = """<autnresponse>
-  <action>LISTIMAGEHASHES</action>
-  <response>SUCCESS</response>
-  <responsedata>
-    <entry>
-      <identifier>6d8e53fd92e601a4b8948e1b9397e381</identifier>
-      <numimages>1</numimages>
-      <numtrained>1</numtrained>
-      <numfailed>0</numfailed>
-      <numuntrained>0</numuntrained>
-      <images>
-        <image>
-          <label>image1</label>
-          <status>trained</status>
-          <hasimagedata>true</hasimagedata>
-        </image>
-      </images>
-      <metadata>
-        <item>
-          <key>importance</key>
-          <value>high</value>
-        </item>
-      </metadata>
-    </entry>
-  </responsedata>
-</autnresponse>"""
+from tests.seeds import LIST_IMAGE_HASHES_SEED as SEED
 
 xml_text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=12)
 
