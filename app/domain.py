@@ -41,6 +41,9 @@ class Failure(enum.Enum):
     CANCELLED = (17, "ERRORCANCELLED", "Operation cancelled")
     TIMEOUT = (18, "ERRORTIMEOUT", "Query took too long")
     STORE_UNAVAILABLE = (19, "ERRORSTOREUNAVAILABLE", "The store cannot be opened")
+    # 30 and up: refusals of `hashlens serve` (ours).
+    NOT_AUTHORIZED = (30, "ERRORNOTAUTHORIZED", "Client not authorized")
+    BAD_REQUEST = (31, "ERRORBADREQUEST", "Request not understood")
 
     @property
     def number(self) -> int:

@@ -23,7 +23,8 @@ from app.services import actions
 from app.store import Store, resolve_store_url
 
 # Subcommand modules written beside this one; each adds its parsers with add_commands().
-PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands")
+PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands",
+                  "app.cli.serve_command")
 
 log = logging.getLogger("hashlens")
 
