@@ -3,8 +3,8 @@
 One converter from the one serializer's XML, so the JSON can never say something the
 XML does not (ours). The convention is IDOL's (MS): each element becomes an object,
 its text under "$" and its attributes under "@name"; an element name that repeats
-among its siblings becomes a list, a name that occurs once stays a single object; the
-root's namespace declaration appears as "@xmlns"."""
+among its siblings becomes a list (at the place of its first occurrence), a name that
+occurs once stays a single object; the root's namespace declaration appears as "@xmlns"."""
 
 from __future__ import annotations
 

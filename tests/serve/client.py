@@ -128,3 +128,25 @@ def wait_for_action(client: HttpAci, action: str, token: str, statuses=("Finishe
             return item
         assert time.monotonic() < give_up, f"{action} {token} stayed {item.findtext('status')}"
         time.sleep(0.01)
+
+
+def multipart(fields: dict[str, str | tuple[str, bytes]], boundary: str = "hashlens-test-boundary") -> tuple[bytes, str]:
+    """A multipart/form-data body: text fields, and (filename, bytes) file parts."""
+    out = []
+    for name, value in fields.items():
+        if isinstance(value, tuple):
+            filename, data = value
+            head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                    "Content-Type: application/octet-stream\r\n\r\n")
+            out += [head.encode(), data, b"\r\n"]
+        else:
+            out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    out.append(f"--{boundary}--\r\n".encode())
+    return b"".join(out), f"multipart/form-data; boundary={boundary}"
+
+
+def post_multipart(server: Server, fields: dict, target: str = "/") -> ET.Element:
+    body, ctype = multipart(fields)
+    status, _, data = http(server.url, "POST", target, body, {"Content-Type": ctype})
+    assert status == 200, (status, data[:300])
+    return ET.fromstring(data)
