@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from app.aci import response
-from app.aci.params import Params, parse_metadata, parse_query_string, split_identifier_list, unknown_action
+from app.aci.params import (
+    Params, parse_metadata, parse_query_string, requested_action, split_identifier_list, unknown_action,
+)
 from app.domain import Failure, HashlensError, ListingQuery, param_invalid, param_missing
 from app.services import actions
 from app.store.store import Store
@@ -60,7 +62,7 @@ def _identifiers(p: Params) -> tuple[str, ...] | None:
 
 def _prepare_train(store: Store, p: Params) -> "Job":
     database = p.text("database")
-    path, data = p.raw("imagepath"), p.raw("imagedata")
+    path, data = p.path("imagepath"), p.raw("imagedata")
     if not path and not data:
         raise HashlensError(
             Failure.PARAM_MISSING, "One of the parameters 'imagepath' or 'imagedata' must be supplied.",
@@ -123,7 +125,7 @@ def _sync(store: Store, p: Params) -> None:
 def _prepare_export(store: Store, p: Params) -> "Job":
     from app.exports.database_file import export_database
 
-    database, dbpath = p.text("database"), p.text("dbpath")
+    database, dbpath = p.text("database"), _dbpath(p)
     includeimagedata = p.boolean("includeimagedata", True)
     includemetadata = p.boolean("includemetadata", True)
     store.database_id(database)
@@ -139,7 +141,7 @@ def _prepare_export(store: Store, p: Params) -> "Job":
 def _prepare_import(store: Store, p: Params) -> "Job":
     from app.exports.database_file import import_database
 
-    dbpath, database = p.text("dbpath"), p.optional_text("database")
+    dbpath, database = _dbpath(p), p.optional_text("database")
 
     def import_(store: Store, cancelled: Callable[[], bool]) -> list[str]:
         import_database(store, dbpath, database=database, cancelled=cancelled)
@@ -172,6 +174,13 @@ def _at_once(prepare: Callable[[Store, Params], Job]) -> Callable[[Store, Params
     return handler
 
 
+def _dbpath(p: Params) -> str:
+    path = p.path("dbpath")
+    if path is None:
+        raise param_missing("dbpath")
+    return path
+
+
 # Canonical names (MS spelling) by lower-case name; the response's <action> is the
 # canonical name in upper case.
 ACTIONS: dict[str, tuple[str, Callable]] = {
@@ -201,10 +210,12 @@ ACTIONS: dict[str, tuple[str, Callable]] = {
 
 def handle(store: Store | None, request: str, *, store_error: HashlensError | None = None) -> AciResponse:
     """Answer one ACI request. Every failure becomes an ERROR response; nothing raises."""
+    # A known action is named in the response even when its parameters are refused.
+    action_name = ACTIONS.get((requested_action(request) or "").lower(), ("UNKNOWN",))[0]
     try:
         action, values = parse_query_string(request)
     except HashlensError as exc:
-        return AciResponse("UNKNOWN", False, iter([response.error("UNKNOWN", exc)]), exc)
+        return error_response(action_name, exc)
     return answer(store, action, values, store_error=store_error)
 
 

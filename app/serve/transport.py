@@ -22,8 +22,8 @@ from pathlib import Path
 
 from app import __version__
 from app.aci import response
-from app.aci.actions import QUEUED, AciResponse, answer, canonical_action, error_response, prepare_queued
-from app.aci.params import Params, parse_query_string
+from app.aci.actions import ACTIONS, QUEUED, AciResponse, answer, canonical_action, error_response, prepare_queued
+from app.aci.params import Params, parse_query_string, requested_action
 from app.domain import Failure, HashlensError, param_invalid, param_missing
 from app.serve.json_form import xml_to_json
 from app.serve.queue import ActionQueue, QueuedAction, Status
@@ -161,12 +161,13 @@ class AciApp:
     def __call__(self, environ, start_response):
         started = time.perf_counter()
         client = environ.get("REMOTE_ADDR", "?")
-        action_name = "UNKNOWN"
+        # A known action is named in the answer even when its parameters are refused.
+        asked = (requested_action(environ.get("REQUEST_URI", "")) or "").lower()
+        action_name = (ACTIONS.get(asked) or _SERVER_ACTIONS.get(asked) or ("UNKNOWN",))[0]
         json_form = _declares_json(environ.get("REQUEST_URI", ""))
         try:
             self._check_host(environ.get("HTTP_HOST"))
             action, values = self._read(environ)
-            action_name = (action or "UNKNOWN")[:40]
             json_form = self._response_format(values)
             result = self._dispatch(environ, client, action, values)
         except HttpRefusal as refusal:

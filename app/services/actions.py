@@ -4,12 +4,14 @@ transaction, and records the change in the journal within that same transaction.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.domain import (
+    MAX_INT,
     DatabaseInfo,
     HashlensError,
     ImageInfo,
@@ -97,10 +99,28 @@ def prepare_entry(
         if phash is None:
             raise param_invalid("imagedata", "an entry needs image data or a stored pHash.")
         return NewEntry(identifier, label, phash, None, None, None, None, None, pairs, trained_at)
+    _check_image_fields(hashed)
     return NewEntry(
         identifier, label, hashed.phash, hashed.data, hashed.image_format, hashed.width, hashed.height,
         hashed.sha256, pairs, trained_at,
     )
+
+
+def _check_image_fields(hashed: imaging.HashedImage) -> None:
+    """What an entry records about its image, checked whatever its source (training
+    computes these; a whole-database file only claims them): a format from the
+    allow-list, sizes that are whole numbers, a SHA-256 in hex (issue 10 item 7)."""
+    if hashed.image_format not in imaging.STORED_FORMATS:
+        shown = hashed.image_format.encode("ascii", "backslashreplace").decode("ascii")[:40] \
+            if isinstance(hashed.image_format, str) else repr(hashed.image_format)
+        raise param_invalid("image_format", f"'{shown}' is not an image format Hashlens stores; use one of "
+                                            f"{', '.join(sorted(imaging.STORED_FORMATS))}.")
+    for name in ("width", "height"):
+        value = getattr(hashed, name)
+        if type(value) is not int or not 0 <= value <= MAX_INT:
+            raise param_invalid(name, f"{value!r} is not a whole number from 0 to {MAX_INT}.")
+    if not isinstance(hashed.sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", hashed.sha256):
+        raise param_invalid("sha256", "expected 64 lower-case hex digits.")
 
 
 def add_entry(store: Store, database: str, entry: NewEntry, *, source: str | None = None) -> str:
@@ -146,6 +166,8 @@ class TrainReport:
 
     added: list[tuple[str, str]] = field(default_factory=list)  # (path, identifier)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    # Files in the folders given whose names are not image names: never read, but listed.
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     cancelled: bool = False
 
 
@@ -173,8 +195,8 @@ def train_files(
     _names(database=database)
     if not store.database_exists(database):
         raise no_such_database(database)
-    files = [str(p) for p in imaging.find_images(paths)]
     report = TrainReport()
+    files = [str(p) for p in imaging.find_images(paths, skipped=report.skipped)]
     total = len(files)
     if progress:
         progress(0, total)
