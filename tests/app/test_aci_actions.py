@@ -23,7 +23,7 @@ def _direct(store, request: str) -> tuple[bool, str]:
 
 
 @pytest.fixture(autouse=True, params=["direct", "http-get", "http-post", "http-json"])
-def transport(request, store_url, tmp_path):
+def transport(request, store_url, store, tmp_path):
     """Run each test directly through the dispatcher, then over HTTP (on SQLite and
     PostgreSQL) against a server on the same store; paths are allowed everywhere here,
     `tests/serve` tests the --allow-dir refusals."""
