@@ -12,12 +12,15 @@ from urllib.parse import urlsplit
 
 from app.aci.params import parse_query_string
 from app.serve.server import Server
+from app.store import Store
 from app.serve.settings import ServeSettings
 
 QUEUED = {"trainimagehash", "exportimagehashdatabase", "importimagehashdatabase"}
 
 
 def start(store_url: str, tmp_path, gate=None, **settings) -> Server:
+    """A server on a free port; the store is created first (a server opens only an existing one)."""
+    Store.open(store_url).close()
     settings.setdefault("threads", 2)
     return Server(ServeSettings(store_url, port=0, log_path=str(tmp_path / "serve.log"), **settings),
                   gate=gate).start()

@@ -310,6 +310,7 @@ def test_deadline_stops_a_runaway_statement(sqlite_url):
 
 
 def test_command_line_serves_until_sigterm(sqlite_url, tmp_path):
+    Store.open(sqlite_url).close()
     env = dict(os.environ, PYTHONPATH=os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from app.cli import main; sys.exit(main())", "--store", sqlite_url,
