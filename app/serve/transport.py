@@ -82,14 +82,19 @@ class Watchdog:
         self._fired: set[int] = set()
         self._next = 0
         self._closed = False
+        self._wakes_at: float | None = None  # when the thread next wakes; None: only when told
         self._thread = threading.Thread(target=self._run, name="hashlens-deadlines", daemon=True)
         self._thread.start()
 
     def watch(self, seconds: float, cancel: Callable[[], None]) -> int:
+        when = time.monotonic() + seconds
         with self._cv:
             self._next += 1
-            self._items[self._next] = (time.monotonic() + seconds, cancel)
-            self._cv.notify()
+            self._items[self._next] = (when, cancel)
+            # Waking the thread costs a context switch per request; it is needed only
+            # when this deadline comes before the thread's next wake-up.
+            if self._wakes_at is None or when < self._wakes_at:
+                self._cv.notify()
             return self._next
 
     def unwatch(self, key: int) -> bool:
@@ -111,6 +116,7 @@ class Watchdog:
         with self._cv:
             while not self._closed:
                 if not self._items:
+                    self._wakes_at = None
                     self._cv.wait()
                     continue
                 now = time.monotonic()
@@ -120,8 +126,9 @@ class Watchdog:
                     self._fired.add(key)
                     with contextlib.suppress(Exception):
                         cancel()
-                if not due:
-                    self._cv.wait(min(when for when, _ in self._items.values()) - now)
+                if not due and self._items:
+                    self._wakes_at = min(when for when, _ in self._items.values())
+                    self._cv.wait(self._wakes_at - now)
 
 
 class _StoreScope:
