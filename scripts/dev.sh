@@ -15,6 +15,7 @@ system_packages() {
               libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0
               libxcb-render-util0 libxcb-image0 "$@")
   command -v dpkg-query >/dev/null || return 0
+  [ -n "${HASHLENS_NO_SYSTEM_PACKAGES:-}" ] && return 0  # the tests of this script set it
   local missing=()
   for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
