@@ -3,19 +3,22 @@ manager's "Open with", the desktop entry's `%f`."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 # The names an SQLite store is usually given (ours); any existing file counts as well,
 # and the store itself says whether it really is one when it is opened.
 STORE_FILE_SUFFIXES = (".db", ".sqlite", ".sqlite3", ".hashlens")
-STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "mysql://")
+# Any URL names a source (sqlite:///, postgresql://, mysql://, and schemes added later);
+# whether its scheme is known is for the opener to say, in words.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def names_a_store(argument: str, commands=()) -> bool:
     """True when `argument` is a store path or URL rather than a command or an option."""
     if not argument or argument.startswith("-") or argument in commands:
         return False
-    if argument.lower().startswith(STORE_SCHEMES):
+    if _URL.match(argument):
         return True
     path = Path(argument)
     return path.suffix.lower() in STORE_FILE_SUFFIXES or path.is_file()
