@@ -45,6 +45,7 @@ class Failure(enum.Enum):
     CANCELLED = (17, "ERRORCANCELLED", "Operation cancelled")
     TIMEOUT = (18, "ERRORTIMEOUT", "Query took too long")
     STORE_UNAVAILABLE = (19, "ERRORSTOREUNAVAILABLE", "The store cannot be opened")
+    BAD_RESPONSE = (20, "ERRORBADRESPONSE", "The response could not be read")
 
     @property
     def number(self) -> int:

@@ -25,6 +25,7 @@ from app.exports.formats import check_row
 from app.exports.readers import ImportRefused
 from app.services import actions
 from app.services.imaging import HashedImage
+from app.mediaserver_codec import names
 
 FORMAT_NAME = "hashlens-database"
 VERSION = 1
@@ -130,7 +131,7 @@ def import_database(store, dbpath: Path | str, database: str | None = None, *,
                                 parameter="database")
         store.create_database(name)
         count = _import_lines(store, path, f, name, progress, cancelled)
-        store.record("ImportImageHashDatabase", name, None, {"dbpath": str(path), "entries": count})
+        store.record(names.IMPORT_IMAGE_HASH_DATABASE, name, None, {"dbpath": str(path), "entries": count})
     return name
 
 

@@ -3,8 +3,8 @@ ListImageHashes responses saved from a Media Server. Every file is untrusted.
 
 Each reader streams the file and yields `ImportedEntry` values, or raises `ImportRefused`
 naming the line (and column where the parser knows it) and the rule that was broken.
-XML goes through defusedxml with DTDs forbidden, fed incrementally, with caps on depth
-and text length; JSON rejects NaN/Infinity, duplicate keys and runaway nesting; CSV has
+XML goes through the one <autnresponse> reader (`app.mediaserver_codec.reader`: defused,
+streamed, depth and text capped); JSON rejects NaN/Infinity, duplicate keys and runaway nesting; CSV has
 a field size cap and a fixed header; all text must be strict UTF-8 (reliability X1-X9)."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import binascii
 import contextlib
 import csv
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from app.domain import MAX_INT, PHASH_MASK, Failure, HashlensError, parse_phash, whole_number
 from app.exports import formats
 from app.exports.cells import FORMULA_TRIGGERS, parse_time, restore
+from app.mediaserver_codec.reader import ListedEntry, ResponseUnreadable, iter_response
 
 # Default cap on an import file (reliability X3: configurable, 2 GB).
 MAX_IMPORT_BYTES = 2 * 1024**3
@@ -30,12 +30,8 @@ MAX_IMPORT_BYTES = 2 * 1024**3
 MAX_JSON_DOCUMENT_BYTES = 256 * 1024**2
 # One CSV field: the metadata JSON column of an entry with many items is the largest.
 MAX_CSV_FIELD = 16 * 1024**2
-# One XML text node; every real value is at most 254 bytes.
-MAX_XML_TEXT = 4096
-MAX_XML_DEPTH = 8
 # One line of NDJSON or of a JSON listing; database files carry images, so more.
 MAX_LINE_BYTES = 512 * 1024**2
-_READ_CHUNK = 1 << 16
 
 LISTING_KEYS = {"position", "identifier", "phash", "trained_at", "label", "hasimagedata", "image_format",
                 "width", "height", "byte_size", "metadata"}
@@ -458,222 +454,14 @@ def _entry_from_cells(path, line, spec, cells) -> ImportedEntry:
 
 # -- XML ------------------------------------------------------------------------------------------
 
-_XML_DECL = re.compile(rb"^\s*<\?xml\s+([^>]*)\?>")
-_DECL_ATTR = re.compile(rb"""(version|encoding|standalone)\s*=\s*["']([^"']*)["']""")
-
-# Which element may hold which, after the ListImageHashes response (MS); anything else
-# is refused with its path (reliability X6).
-_CHILDREN = {
-    "": {"autnresponse"},
-    "autnresponse": {"action", "response", "responsedata"},
-    "autnresponse/responsedata": {"entry"},
-    "autnresponse/responsedata/entry": {"identifier", "numimages", "numtrained", "numfailed", "numuntrained",
-                                        "images", "metadata"},
-    "autnresponse/responsedata/entry/images": {"image"},
-    "autnresponse/responsedata/entry/images/image": {"label", "status", "hasimagedata"},
-    "autnresponse/responsedata/entry/metadata": {"item"},
-    "autnresponse/responsedata/entry/metadata/item": {"key", "value"},
-}
-_COUNTERS = {"numimages": 1, "numtrained": 1, "numfailed": 0, "numuntrained": 0}  # always so (MS)
-
-
-class _ListingTarget:
-    """An ElementTree parser target that builds entries as the parser streams, with the
-    line of each element, without keeping a tree."""
-
-    def __init__(self, path):
-        self.path = path
-        self.parser = None  # set after the parser exists, for line numbers
-        self.stack: list[str] = []
-        self.text: list[str] = []
-        self.text_len = 0
-        self.entries: list[ImportedEntry] = []
-        self.seen_action = self.seen_response = self.seen_data = False
-        self._entry = None
-        self._fields: set[str] = set()
-        self._image: dict | None = None
-        self._item: dict | None = None
-
-    def where(self) -> tuple[int, int]:
-        p = self.parser.parser
-        return p.CurrentLineNumber, p.CurrentColumnNumber + 1
-
-    def fail(self, reason: str):
-        line, column = self.where()
-        raise ImportRefused(self.path, reason, line, column)
-
-    def start(self, tag, attrib):
-        parent = "/".join(self.stack)
-        allowed = _CHILDREN.get(parent)
-        if allowed is None:
-            self.fail(f"<{parent.rsplit('/', 1)[-1]}> holds text only, but an element <{_plain(tag)}> is inside it.")
-        if tag not in allowed:
-            if not self.stack:
-                self.fail(f"the root element is <{_plain(tag)}>; a ListImageHashes response starts with <autnresponse>.")
-            self.fail(f"unexpected element <{_plain(tag)}> inside /{parent}.")
-        if len(self.stack) >= MAX_XML_DEPTH:
-            self.fail("the elements are nested too deeply.")
-        self.stack.append(tag)
-        self.text, self.text_len = [], 0
-        path = "/".join(self.stack)
-        if path == "autnresponse/responsedata/entry":
-            self._entry = ImportedEntry(self.where()[0], "")
-            self._fields = set()
-        elif tag == "images":
-            self._once("images")
-        elif path.endswith("images/image"):
-            self._once("image")
-            self._image = {}
-        elif path == "autnresponse/responsedata/entry/metadata":
-            self._once("metadata")
-            self._entry.metadata = ()
-        elif tag == "item":
-            self._item = {}
-        elif path == "autnresponse/responsedata":
-            self.seen_data = True
-            if not self.seen_response:
-                self.fail("<responsedata> comes before <response>.")
-
-    def _once(self, name):
-        if name in self._fields:
-            self.fail(f"the entry has more than one <{name}>.")
-        self._fields.add(name)
-
-    def data(self, text):
-        self.text_len += len(text)
-        if self.text_len > MAX_XML_TEXT:
-            self.fail(f"a text is longer than {MAX_XML_TEXT:,} characters; no value may be over 254 bytes.")
-        self.text.append(text)
-
-    def end(self, tag):
-        path = "/".join(self.stack)
-        text = "".join(self.text)
-        leaf = path not in _CHILDREN
-        if not leaf and text.strip():
-            self.fail(f"unexpected text {text.strip()[:40]!r} in <{tag}>.")
-        self.stack.pop()
-        self.text, self.text_len = [], 0
-        if tag == "action" and len(self.stack) == 1:
-            self.seen_action = True
-            if text.strip().upper() != "LISTIMAGEHASHES":
-                self.fail(f"this is a response to {text.strip()!r}, not to ListImageHashes.")
-        elif tag == "response" and len(self.stack) == 1:
-            self.seen_response = True
-            status = text.strip().upper()
-            if status == "ERROR":
-                self.fail("this file is an error response, not a listing.")
-            if status != "SUCCESS":
-                self.fail(f"the response is {text.strip()!r}, not SUCCESS.")
-        elif path == "autnresponse/responsedata/entry":
-            entry = self._entry
-            if "identifier" not in self._fields:
-                self.fail("the <entry> has no <identifier>.")
-            self.entries.append(entry)
-            self._entry = None
-        elif path.startswith("autnresponse/responsedata/entry/"):
-            self._entry_part(tag, text)
-
-    def _entry_part(self, tag, text):
-        entry = self._entry
-        if tag == "identifier":
-            self._once("identifier")
-            entry.identifier = text
-        elif tag in _COUNTERS:
-            self._once(tag)
-            if text.strip() != str(_COUNTERS[tag]):
-                self.fail(f"<{tag}> is {text.strip()!r}; a ListImageHashes entry always has {_COUNTERS[tag]}.")
-        elif tag == "label":
-            self._image_field("label", text)
-        elif tag == "status":
-            self._image_field("status", text)
-            if text.strip() != "trained":
-                self.fail(f"<status> is {text.strip()!r}; a trained image hash has 'trained'.")
-        elif tag == "hasimagedata":
-            value = text.strip().lower()
-            if value not in ("true", "false"):
-                self.fail(f"<hasimagedata> is {text.strip()!r}, not true or false.")
-            self._image_field("hasimagedata", value == "true")
-        elif tag == "image":
-            if "label" not in self._image:
-                self.fail("the <image> has no <label>.")
-            entry.label = self._image["label"]
-            entry.has_image_data = self._image.get("hasimagedata")
-        elif tag in ("key", "value"):
-            if tag in self._item:
-                self.fail(f"the <item> has more than one <{tag}>.")
-            self._item[tag] = text
-        elif tag == "item":
-            if "key" not in self._item or "value" not in self._item:
-                self.fail("a metadata <item> needs a <key> and a <value>.")
-            entry.metadata = entry.metadata + ((self._item["key"], self._item["value"]),)
-        elif tag == "images" and "image" not in self._fields:
-            self.fail("<images> holds no <image>.")
-
-    def _image_field(self, name, value):
-        if name in self._image:
-            self.fail(f"the <image> has more than one <{name}>.")
-        self._image[name] = value
-
-    def close(self):
-        return None
-
-
-def _plain(tag: str) -> str:
-    # ElementTree writes a namespaced tag as {uri}local.
-    return tag if not tag.startswith("{") else tag.split("}", 1)[1] + f" (namespace {tag[1:].split('}')[0]})"
-
-
-def _check_declaration(path, head: bytes) -> None:
-    match = _XML_DECL.match(head.removeprefix(b"\xef\xbb\xbf"))
-    if not match:
-        return
-    attrs = {k.decode(): v.decode("ascii", "replace") for k, v in _DECL_ATTR.findall(match.group(1))}
-    if attrs.get("version", "1.0") != "1.0":
-        raise ImportRefused(path, f"the file is XML {attrs['version']}; only XML 1.0 is accepted.", 1)
-    encoding = attrs.get("encoding")
-    if encoding is not None and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
-        raise ImportRefused(path, f"the file declares the encoding {encoding!r}; only UTF-8 is accepted.", 1)
-
 
 def read_xml(path, f) -> Iterator[ImportedEntry]:
-    from xml.etree.ElementTree import ParseError
-
-    from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
-    from defusedxml.ElementTree import DefusedXMLParser
-
-    target = _ListingTarget(path)
-    # No DTD at all (so no entity declarations, no entity bombs, no external subsets),
-    # and no external entity references either (reliability X1, X2).
-    parser = DefusedXMLParser(target=target, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    target.parser = parser
-    first = True
-    closing = False
+    """A ListImageHashes response or Hashlens's XML export, through the one response
+    reader under the import's strict rule (only the listing grammar, capped, defused)."""
     try:
-        while True:
-            chunk = f.read(_READ_CHUNK)
-            if first:
-                _check_declaration(path, chunk)
-                first = False
-            if not chunk:
-                break
-            parser.feed(chunk)
-            if target.entries:
-                yield from target.entries
-                target.entries = []
-        closing = True
-        parser.close()
-        yield from target.entries
-    except ParseError as exc:
-        line, column = getattr(exc, "position", (None, None))
-        reason = str(exc).split(":")[0]
-        if closing:
-            reason += "; the file ends too early: is it truncated?"
-        raise ImportRefused(path, f"the XML is not well-formed ({reason}).", line, None if column is None else column + 1) from None
-    except DTDForbidden:
-        raise ImportRefused(path, "document type declarations (DTDs) are not allowed, so no entity can be "
-                                  "declared or expanded.", *target.where()) from None
-    except (EntitiesForbidden, ExternalReferenceForbidden):
-        raise ImportRefused(path, "entity declarations and external references are not allowed.",
-                            *target.where()) from None
-    if not target.seen_response or not target.seen_data:
-        raise ImportRefused(path, "the response has no <response> or no <responsedata>; it is not a listing.")
+        for entry in iter_response(f, what=f"'{path}'", strict=True, document="file"):
+            if isinstance(entry, ListedEntry):
+                yield ImportedEntry(entry.line, entry.identifier, label=entry.label,
+                                    has_image_data=entry.has_image_data, metadata=entry.metadata)
+    except ResponseUnreadable as exc:
+        raise ImportRefused(path, exc.reason, exc.line, exc.column) from None

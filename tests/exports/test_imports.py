@@ -17,43 +17,19 @@ from app.exports.importer import ImportOptions, detect_format, import_file
 from app.exports.readers import ImportRefused
 from app.store import Store
 
+from tests.seeds import LIST_IMAGE_HASHES_SEED
+
 from .conftest import add_plain, store_digest
 
 ROOT = Path(__file__).resolve().parents[2]
-SEED = """<autnresponse>
-  <action>LISTIMAGEHASHES</action>
-  <response>SUCCESS</response>
-  <responsedata>
-    <entry>
-      <identifier>6d8e53fd92e601a4b8948e1b9397e381</identifier>
-      <numimages>1</numimages>
-      <numtrained>1</numtrained>
-      <numfailed>0</numfailed>
-      <numuntrained>0</numuntrained>
-      <images>
-        <image>
-          <label>image1</label>
-          <status>trained</status>
-          <hasimagedata>true</hasimagedata>
-        </image>
-      </images>
-      <metadata>
-        <item>
-          <key>importance</key>
-          <value>high</value>
-        </item>
-      </metadata>
-    </entry>
-    <entry>
+SEED = LIST_IMAGE_HASHES_SEED.replace("  </responsedata>", """    <entry>
       <identifier>second</identifier>
       <numimages>1</numimages>
       <numtrained>1</numtrained>
       <numfailed>0</numfailed>
       <numuntrained>0</numuntrained>
     </entry>
-  </responsedata>
-</autnresponse>
-"""
+  </responsedata>""") + "\n"
 
 
 def _rows(store, database):
