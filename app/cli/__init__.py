@@ -27,7 +27,8 @@ from app.mediaserver_codec import names
 from app.mediaserver_codec.request import aci_line
 
 # Subcommand modules written beside this one; each adds its parsers with add_commands().
-PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands")
+PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands",
+                  "app.cli.mirror_commands")
 
 log = logging.getLogger("hashlens")
 
