@@ -85,7 +85,7 @@ end
 # The floor: waitress with the server's own settings, answering one fixed body.
 FLOOR_APP = r"""
 import sys, waitress
-from app.aci import response
+from app.mediaserver_codec import writer as response
 body = response.success("GetVersion", ["<version>floor</version>"]).encode()
 def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/xml; charset=UTF-8"), ("Content-Length", str(len(body)))])

@@ -1,6 +1,6 @@
-"""The ACI action table: each Media Server action name mapped to the one Python
-implementation in `app.services.actions`, with its parameters read and its result
-rendered by `app.aci.response`."""
+"""The ACI dispatcher: each Media Server action mapped to the one Python implementation
+in `app.services.actions` (or `app.exports` for whole-database files), with its
+parameters read and its result written by `app.mediaserver_codec`."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from app.aci import response
-from app.aci.params import (
-    Params, parse_metadata, parse_query_string, requested_action, split_identifier_list, unknown_action,
-)
 from app.domain import Failure, HashlensError, ListingQuery, param_invalid, param_missing
+from app.exports.database_file import export_database, import_database
+from app.mediaserver_codec import names, writer as response
+from app.mediaserver_codec.lists import parse_metadata, split_identifier_list
+from app.mediaserver_codec.request import Params, parse_query_string, requested_action, unknown_action
 from app.services import actions
 from app.store.store import Store
 
@@ -115,7 +115,7 @@ def _list_databases(store: Store, p: Params) -> str:
     lines = []
     for info in actions.list_databases(store):
         lines += ["<database>", f"  {response.element('name', info.name)}", "</database>"]
-    return response.success("ListImageHashDatabases", lines)
+    return response.success(names.LIST_IMAGE_HASH_DATABASES, lines)
 
 
 def _sync(store: Store, p: Params) -> None:
@@ -123,8 +123,6 @@ def _sync(store: Store, p: Params) -> None:
 
 
 def _prepare_export(store: Store, p: Params) -> "Job":
-    from app.exports.database_file import export_database
-
     database, dbpath = p.text("database"), _dbpath(p)
     includeimagedata = p.boolean("includeimagedata", True)
     includemetadata = p.boolean("includemetadata", True)
@@ -139,8 +137,6 @@ def _prepare_export(store: Store, p: Params) -> "Job":
 
 
 def _prepare_import(store: Store, p: Params) -> "Job":
-    from app.exports.database_file import import_database
-
     dbpath, database = _dbpath(p), p.optional_text("database")
 
     def import_(store: Store, cancelled: Callable[[], bool]) -> list[str]:
@@ -150,6 +146,13 @@ def _prepare_import(store: Store, p: Params) -> "Job":
     return import_
 
 
+def _dbpath(p: Params) -> str:
+    path = p.path("dbpath")
+    if path is None:
+        raise param_missing("dbpath")
+    return path
+
+
 # A queued action's work: run against a store, checking `cancelled` between steps; it
 # returns the pre-escaped lines of its result. Preparing one reads and checks every
 # parameter first, so that a request error is answered at once (MS asynchronous actions).
@@ -157,13 +160,10 @@ Job = Callable[[Store, Callable[[], bool]], list[str]]
 
 # The actions Media Server runs asynchronously; `hashlens serve` queues them, while
 # `hashlens aci` runs them at once (ours).
-QUEUED: dict[str, tuple[str, Callable[[Store, Params], Job]]] = {
-    name.lower(): (name, prepare)
-    for name, prepare in [
-        ("TrainImageHash", _prepare_train),
-        ("ExportImageHashDatabase", _prepare_export),
-        ("ImportImageHashDatabase", _prepare_import),
-    ]
+QUEUED: dict[str, Callable[[Store, Params], Job]] = {
+    names.TRAIN_IMAGE_HASH: _prepare_train,
+    names.EXPORT_IMAGE_HASH_DATABASE: _prepare_export,
+    names.IMPORT_IMAGE_HASH_DATABASE: _prepare_import,
 }
 
 
@@ -174,44 +174,34 @@ def _at_once(prepare: Callable[[Store, Params], Job]) -> Callable[[Store, Params
     return handler
 
 
-def _dbpath(p: Params) -> str:
-    path = p.path("dbpath")
-    if path is None:
-        raise param_missing("dbpath")
-    return path
-
-
-# Canonical names (MS spelling) by lower-case name; the response's <action> is the
-# canonical name in upper case.
-ACTIONS: dict[str, tuple[str, Callable]] = {
-    name.lower(): (name, handler)
-    for name, handler in [
-        ("ListImageHashes", _list_image_hashes),
-        ("TrainImageHash", _at_once(_prepare_train)),
-        ("RemoveImageHash", _simple(actions.remove_image_hash, "database", "identifier")),
-        ("NullImageHashImageData", _simple(actions.null_image_data, "database", "identifier")),
-        ("RenameImageHash", _simple(actions.rename_image_hash, "database", "identifier", "newidentifier")),
-        ("MoveImageHash", _simple(actions.move_image_hash, "database", "identifier", "newdatabase")),
-        ("RelabelImageHashImage",
-         _simple(actions.relabel_image, "database", "identifier", "imagelabel", "newimagelabel")),
-        ("AddImageHashMetadata", _simple(actions.add_metadata, "database", "identifier", "key", "value")),
-        ("UpdateImageHashMetadata", _simple(actions.update_metadata, "database", "identifier", "key", "newvalue")),
-        ("RemoveImageHashMetadata", _simple(actions.remove_metadata, "database", "identifier", "key")),
-        ("SyncImageHashes", _sync),
-        ("ExportImageHashDatabase", _at_once(_prepare_export)),
-        ("ImportImageHashDatabase", _at_once(_prepare_import)),
-        ("CreateImageHashDatabase", _simple(actions.create_database, "database")),
-        ("ListImageHashDatabases", _list_databases),
-        ("RenameImageHashDatabase", _simple(actions.rename_database, "database", "newdatabase")),
-        ("RemoveImageHashDatabase", _simple(actions.remove_database, "database")),
-    ]
+# The handler of each action, by its canonical name (`names` spells them, MS).
+HANDLERS: dict[str, Callable] = {
+    names.LIST_IMAGE_HASHES: _list_image_hashes,
+    names.TRAIN_IMAGE_HASH: _at_once(_prepare_train),
+    names.REMOVE_IMAGE_HASH: _simple(actions.remove_image_hash, "database", "identifier"),
+    names.NULL_IMAGE_HASH_IMAGE_DATA: _simple(actions.null_image_data, "database", "identifier"),
+    names.RENAME_IMAGE_HASH: _simple(actions.rename_image_hash, "database", "identifier", "newidentifier"),
+    names.MOVE_IMAGE_HASH: _simple(actions.move_image_hash, "database", "identifier", "newdatabase"),
+    names.RELABEL_IMAGE_HASH_IMAGE:
+        _simple(actions.relabel_image, "database", "identifier", "imagelabel", "newimagelabel"),
+    names.ADD_IMAGE_HASH_METADATA: _simple(actions.add_metadata, "database", "identifier", "key", "value"),
+    names.UPDATE_IMAGE_HASH_METADATA:
+        _simple(actions.update_metadata, "database", "identifier", "key", "newvalue"),
+    names.REMOVE_IMAGE_HASH_METADATA: _simple(actions.remove_metadata, "database", "identifier", "key"),
+    names.SYNC_IMAGE_HASHES: _sync,
+    names.EXPORT_IMAGE_HASH_DATABASE: _at_once(_prepare_export),
+    names.IMPORT_IMAGE_HASH_DATABASE: _at_once(_prepare_import),
+    names.CREATE_IMAGE_HASH_DATABASE: _simple(actions.create_database, "database"),
+    names.LIST_IMAGE_HASH_DATABASES: _list_databases,
+    names.RENAME_IMAGE_HASH_DATABASE: _simple(actions.rename_database, "database", "newdatabase"),
+    names.REMOVE_IMAGE_HASH_DATABASE: _simple(actions.remove_database, "database"),
 }
 
 
 def handle(store: Store | None, request: str, *, store_error: HashlensError | None = None) -> AciResponse:
     """Answer one ACI request. Every failure becomes an ERROR response; nothing raises."""
     # A known action is named in the response even when its parameters are refused.
-    action_name = ACTIONS.get((requested_action(request) or "").lower(), ("UNKNOWN",))[0]
+    action_name = names.canonical_action(requested_action(request)) or "UNKNOWN"
     try:
         action, values = parse_query_string(request)
     except HashlensError as exc:
@@ -221,15 +211,15 @@ def handle(store: Store | None, request: str, *, store_error: HashlensError | No
 
 def canonical_action(action: str | None) -> str:
     """The action's Media Server spelling; raises the unknown-action error."""
-    entry = ACTIONS.get((action or "").lower())
-    if entry is None:
+    canonical = names.canonical_action(action)
+    if canonical is None:
         raise unknown_action(action)
-    return entry[0]
+    return canonical
 
 
 def prepare_queued(store: Store, action: str, values: dict[str, str | bytes]) -> Job:
     """Check a queued action's parameters now and return its work (for `hashlens serve`)."""
-    return QUEUED[action.lower()][1](store, Params(values))
+    return QUEUED[action](store, Params(values))
 
 
 def error_response(action: str, exc: HashlensError) -> AciResponse:
@@ -242,7 +232,7 @@ def answer(store: Store | None, action: str | None, values: dict[str, str | byte
     action_name = action or "UNKNOWN"
     try:
         action_name = canonical_action(action)
-        handler = ACTIONS[action_name.lower()][1]
+        handler = HANDLERS[action_name]
         if store is None:
             raise store_error or HashlensError(Failure.STORE_UNAVAILABLE, "No store is open.")
         result = handler(store, Params(values))

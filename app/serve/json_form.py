@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 
 from defusedxml.ElementTree import fromstring
 
-from app.aci.response import XMLNS
+from app.mediaserver_codec.writer import XMLNS
 
 _NS_PREFIXES = {XMLNS: "autn"}
 

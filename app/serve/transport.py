@@ -21,9 +21,10 @@ from email.parser import BytesParser
 from pathlib import Path
 
 from app import __version__
-from app.aci import response
-from app.aci.actions import ACTIONS, QUEUED, AciResponse, answer, canonical_action, error_response, prepare_queued
-from app.aci.params import Params, parse_query_string, requested_action
+from app.aci.actions import QUEUED, AciResponse, answer, canonical_action, error_response, prepare_queued
+from app.mediaserver_codec import names
+from app.mediaserver_codec import writer as response
+from app.mediaserver_codec.request import Params, parse_query_string, requested_action
 from app.domain import Failure, HashlensError, param_invalid, param_missing
 from app.serve.json_form import xml_to_json
 from app.serve.queue import ActionQueue, QueuedAction, Status
@@ -34,9 +35,9 @@ log = logging.getLogger("hashlens.serve")
 
 UPLOADS = ("imagedata", "dbdata")  # values bounded by the upload limit, not MaxInputString
 # Actions that change nothing (ours: Media Server's documentation does not classify them).
-READ_ACTIONS = {"ListImageHashes", "ListImageHashDatabases", "SyncImageHashes"}
+READ_ACTIONS = {names.LIST_IMAGE_HASHES, names.LIST_IMAGE_HASH_DATABASES, names.SYNC_IMAGE_HASHES}
 # Writes a file but leaves the store as it is, so a read-only server may run it (ours).
-FILE_WRITING = {"ExportImageHashDatabase"}
+FILE_WRITING = {names.EXPORT_IMAGE_HASH_DATABASE}
 PATH_PARAMETERS = ("imagepath", "dbpath")
 XML = "application/xml; charset=UTF-8"
 JSON = "application/json; charset=UTF-8"
@@ -169,8 +170,8 @@ class AciApp:
         started = time.perf_counter()
         client = environ.get("REMOTE_ADDR", "?")
         # A known action is named in the answer even when its parameters are refused.
-        asked = (requested_action(environ.get("REQUEST_URI", "")) or "").lower()
-        action_name = (ACTIONS.get(asked) or _SERVER_ACTIONS.get(asked) or ("UNKNOWN",))[0]
+        asked = requested_action(environ.get("REQUEST_URI", ""))
+        action_name = (names.canonical_action(asked) or _SERVER_ACTIONS.get((asked or "").lower(), ("UNKNOWN",))[0])
         json_form = _declares_json(environ.get("REQUEST_URI", ""))
         try:
             self._check_host(environ.get("HTTP_HOST"))
@@ -339,7 +340,7 @@ class AciApp:
             return _Answer(error_response(name, exc))
         scope = _StoreScope(store, self.watchdog, self.settings.deadline)
         try:
-            if name.lower() in QUEUED:
+            if name in QUEUED:
                 self._stage_upload(name, values)
                 job = prepare_queued(store, name, values)
                 token = self.queue.submit(name, job)
@@ -529,26 +530,25 @@ def _action_lines(item: QueuedAction) -> list[str]:
 def _queue_info(app: AciApp, environ, client: str, p: Params) -> str:
     """QueueInfo&QueueName=<action>&QueueAction=GetStatus|Stop|Cancel[&Token=T] (MS)."""
     queue_name = p.text("queuename")
-    entry = QUEUED.get(queue_name.lower())
-    if entry is None:
+    name = names.canonical_action(queue_name)
+    if name not in QUEUED:
         raise param_invalid("queuename", f"'{queue_name}' is not a queue of this server; the queues are "
-                                         + ", ".join(name for name, _ in QUEUED.values()) + ".")
-    name = entry[0]
+                                         + ", ".join(QUEUED) + ".")
     what = p.text("queueaction").lower()
     token = p.optional_text("token")
     if what == "getstatus":
         lines = [line for item in app.queue.actions(name, token) for line in _action_lines(item)]
         body = ["<actions>", *(f"  {line}" for line in lines), "</actions>"] if lines else ["<actions/>"]
-        return response.success("QueueInfo", body)
+        return response.success(names.QUEUE_INFO, body)
     if what in ("stop", "cancel"):
         app._check_admin(environ, client, f"QueueAction={what.capitalize()}")
         if what == "cancel":
             if token is None:
                 raise param_missing("token")
             app.queue.cancel(name, token)
-            return response.success("QueueInfo", [response.element("token", token)])
+            return response.success(names.QUEUE_INFO, [response.element("token", token)])
         tokens = app.queue.stop(name, token)
-        return response.success("QueueInfo", [response.element("token", t) for t in tokens])
+        return response.success(names.QUEUE_INFO, [response.element("token", t) for t in tokens])
     raise param_invalid("queueaction", f"'{p.raw('queueaction')}' is not a queue action; use GetStatus, Stop "
                                        "or Cancel.")
 
@@ -558,22 +558,22 @@ def _get_status(app: AciApp, environ, client: str, p: Params) -> str:
     lines = ["<product>Hashlens</product>", response.element("version", __version__),
              f"<aciport>{app.server_port}</aciport>", f"<acithreads>{app.settings.threads}</acithreads>",
              f"<readonly>{'true' if app.settings.read_only else 'false'}</readonly>", "<queues>"]
-    for name, _ in QUEUED.values():
+    for name in QUEUED:
         items = app.queue.actions(name)
         counts = {s: sum(1 for i in items if i.status is s) for s in Status}
         lines += ["  <queue>", f"    <name>{name}</name>",
                   *(f"    <{s.value.lower()}>{n}</{s.value.lower()}>" for s, n in counts.items()), "  </queue>"]
     lines.append("</queues>")
-    return response.success("GetStatus", lines)
+    return response.success(names.GET_STATUS, lines)
 
 
 def _get_version(app: AciApp, environ, client: str, p: Params) -> str:
-    return response.success("GetVersion", ["<productname>Hashlens</productname>",
+    return response.success(names.GET_VERSION, ["<productname>Hashlens</productname>",
                                            response.element("version", __version__)])
 
 
 _SERVER_ACTIONS = {
-    "queueinfo": ("QueueInfo", _queue_info),
-    "getstatus": ("GetStatus", _get_status),
-    "getversion": ("GetVersion", _get_version),
+    names.QUEUE_INFO.lower(): (names.QUEUE_INFO, _queue_info),
+    names.GET_STATUS.lower(): (names.GET_STATUS, _get_status),
+    names.GET_VERSION.lower(): (names.GET_VERSION, _get_version),
 }

@@ -10,7 +10,7 @@ import urllib.request
 import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
 
-from app.aci.params import parse_query_string
+from app.mediaserver_codec.request import parse_query_string
 from app.serve.server import Server
 from app.store import Store
 from app.serve.settings import ServeSettings

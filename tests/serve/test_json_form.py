@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.aci import response
+from app.mediaserver_codec import writer as response
 from app.serve.json_form import xml_to_json
 from tests.serve.client import canonical, json_to_element
 
