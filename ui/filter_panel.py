@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.aci.params import split_identifier_list
 from app.domain import Failure, Filter, FilterOp, HashlensError, ListingQuery, parse_phash, phash_to_hex
 from ui.icons import set_icon
 from ui.theme import current_accents
@@ -26,47 +27,8 @@ DEFAULT_DISTANCE = 8
 
 
 def split_identifiers(text: str) -> tuple[str, ...]:
-    """ListImageHashes' `identifier` list: the ACI parser's own rules when present (one path)."""
-    try:
-        from app.aci.params import split_identifier_list
-    except ImportError:
-        return tuple(_split_identifiers(text))
+    """ListImageHashes' `identifier` list: the ACI parser's own rules (one path)."""
     return tuple(split_identifier_list(text))
-
-
-def _split_identifiers(text: str) -> list[str]:
-    # Fallback until app.aci.params lands: comma-separated (MS); an item in double quotes
-    # may hold commas, with \" and \\ escapes inside (ours, as TrainImageHash metadata).
-    # Spaces are data and kept; empty items are skipped.
-    items, i, n = [], 0, len(text)
-    while i <= n:
-        if i < n and text[i] == '"':
-            i += 1
-            buf = []
-            while i < n and text[i] != '"':
-                if text[i] == "\\" and i + 1 < n:
-                    i += 1
-                buf.append(text[i])
-                i += 1
-            if i >= n:
-                raise HashlensError(
-                    Failure.PARAM_INVALID, "Identifier list: a quoted identifier is not closed; add the missing '\"'.",
-                    parameter="identifier",
-                )
-            i += 1
-            if i < n and text[i] != ",":
-                raise HashlensError(
-                    Failure.PARAM_INVALID, "Identifier list: put a comma after a quoted identifier.", parameter="identifier"
-                )
-            items.append("".join(buf))
-            i += 1
-        else:
-            end = text.find(",", i)
-            end = n if end < 0 else end
-            if text[i:end]:
-                items.append(text[i:end])
-            i = end + 1
-    return items
 
 
 def join_identifiers(identifiers) -> str:

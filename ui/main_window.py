@@ -28,13 +28,17 @@ from PySide6.QtWidgets import (
 
 import app
 from app.domain import HashlensError, ListingQuery
+from app.services import actions
 from ui.action_log import ActionLog
+from ui.audit_view import AuditWindow
 from ui.detail_pane import ImageSource, ImageStatusPane, MetadataPane
 from ui.empty_state import EmptyState
 from ui.entry_actions import EntryActions, WriteResult
 from ui.errors import ErrorPresenter
+from ui.export_dialog import ExportDialog
 from ui.filter_panel import FilterPanel
 from ui.icons import app_icon, icon_size, refresh_icons, set_icon
+from ui.import_dialog import ImportDialog
 from ui.models.database_model import DatabaseDelegate, DatabaseListModel
 from ui.models.listing_model import ListingModel, ListingSource
 from ui.notice_bar import NoticeBar
@@ -600,8 +604,6 @@ class MainWindow(QMainWindow):
         store = self.session.store
         if store is None:
             return
-        from app.services import actions
-
         def created(_):
             self._pending_database = name
             self.session.refresh_databases()
@@ -621,12 +623,7 @@ class MainWindow(QMainWindow):
         if store is None or query is None:
             self.presenter.notify("Choose a database to export first.")
             return
-        try:
-            from ui.export_dialog import ExportDialog
-        except ImportError:
-            self._not_available("Export")
-            return
-        dialog = ExportDialog(store, query, self._selected_identifiers(), self.model.rows, self)
+        dialog = ExportDialog(store, query, self._selected_identifiers(), self.model.rows, self, workers=self.workers)
         dialog.exported.connect(lambda path: self.statusBar().showMessage(f"Exported to {path}", 15000))
         dialog.exec()
 
@@ -637,30 +634,18 @@ class MainWindow(QMainWindow):
         if self.session.read_only:
             self.presenter.notify(f"Import is disabled: the store is read-only ({self.session.read_only_reason}).")
             return
-        try:
-            from ui.import_dialog import ImportDialog
-        except ImportError:
-            self._not_available("Import")
-            return
-        ImportDialog(store, self.filter_panel.database, self).exec()
+        ImportDialog(store, self.filter_panel.database, self, workers=self.workers,
+                     databases=[d.name for d in self.session.databases]).exec()
         self.refresh()
 
     def open_audit(self) -> None:
         store = self.session.store
         if store is None:
             return
-        try:
-            from ui.audit_view import AuditWindow
-        except ImportError:
-            self._not_available("Audit")
-            return
-        window = AuditWindow(store, self.filter_panel.database, self)
+        window = AuditWindow(store, self.filter_panel.database, self, workers=self.workers)
         window.show_filter.connect(self.show_query)
         window.show()
         self._audit_window = window
-
-    def _not_available(self, what: str) -> None:
-        self.prompter.info(what, f"{what} is not available in this build.")
 
     def show_about(self) -> None:
         from PySide6 import __version__ as pyside_version

@@ -24,6 +24,7 @@ class Session(QObject):
     databases_changed = Signal(list)  # list[DatabaseInfo]
     changed_elsewhere = Signal(bool)  # True: the store changed since we last loaded it
     poll_failed = Signal(object)  # HashlensError from the change poll (connection lost, …)
+    polled = Signal()  # a change poll was answered (and compared with what we have seen)
 
     def __init__(self, workers: Workers, parent=None, poll_ms: int = POLL_MS):
         super().__init__(parent)
@@ -35,6 +36,7 @@ class Session(QObject):
         self._seen_token: int | None = None
         self._stale = False
         self._poll_failed = False
+        self._seen_pending = False  # a mark_seen() is reading the token: a poll now would compare with the old one
         self._timer = QTimer(self)
         self._timer.setInterval(poll_ms)
         self._timer.timeout.connect(self.poll)
@@ -110,17 +112,16 @@ class Session(QObject):
     def poll(self) -> None:
         """Ask the store for its change token; a new one means someone else wrote."""
         store = self.store
-        if store is None or self.workers.busy("poll") or self.workers.busy("write"):
+        if store is None or self._seen_pending or self.workers.busy("poll") or self.workers.busy("write"):
             return  # our own write in progress would look like someone else's
         self.workers.submit("poll", store.change_token, kind="poll", store=store,
                             on_done=self._on_polled, on_error=self._on_poll_error)
 
     def _on_polled(self, token: int) -> None:
         self._poll_failed = False
-        if self.workers.busy("write"):
-            return
-        if self._seen_token is not None and token != self._seen_token:
+        if not self.workers.busy("write") and self._seen_token is not None and token != self._seen_token:
             self._set_stale(True)
+        self.polled.emit()
 
     def _on_poll_error(self, error: HashlensError) -> None:
         log.info("change poll failed: %s", error.description)
@@ -138,8 +139,18 @@ class Session(QObject):
         if store is None:
             return
         self._set_stale(False)
-        self.workers.submit("poll", store.change_token, kind="seen", store=store,
-                            on_done=lambda t: setattr(self, "_seen_token", t), on_error=lambda _e: None)
+        # The same kind as the poll: a poll already under way answers with the token from
+        # before our refresh and would bring the hint back; the newer ticket drops it, and
+        # no new poll starts until the token we have now seen is known.
+        self._seen_pending = True
+
+        def seen(token: int | None) -> None:
+            self._seen_pending = False
+            if token is not None:
+                self._seen_token = token
+
+        self.workers.submit("poll", store.change_token, kind="poll", store=store,
+                            on_done=seen, on_error=lambda _e: seen(None))
 
     def _set_stale(self, stale: bool) -> None:
         if stale != self._stale:
