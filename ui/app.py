@@ -53,7 +53,7 @@ def create_application(argv: list[str]):
 
 def build_window(store_url: str | None = None, read_only: bool = False, log_path: Path | None = None):
     """The main window with its store opening; the caller shows it and runs the loop."""
-    from app.store.url import resolve_store_url
+    from app.sources import resolve_store_url
     from ui.main_window import MainWindow
     from ui.settings import Settings
     from ui.theme import ThemeManager

@@ -8,8 +8,8 @@ import logging
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.domain import HashlensError
-from app.store import Store
-from app.store.schema import SCHEMA_VERSION
+from app.source import Source
+from app.sources import open_source
 from ui.workers import Workers
 
 log = logging.getLogger("hashlens.ui")
@@ -19,7 +19,7 @@ POLL_MS = 2000
 
 class Session(QObject):
     opening = Signal(str)  # url being opened
-    opened = Signal(object)  # Store
+    opened = Signal(object)  # Source
     open_failed = Signal(object)  # HashlensError
     databases_changed = Signal(list)  # list[DatabaseInfo]
     changed_elsewhere = Signal(bool)  # True: the store changed since we last loaded it
@@ -29,7 +29,7 @@ class Session(QObject):
     def __init__(self, workers: Workers, parent=None, poll_ms: int = POLL_MS):
         super().__init__(parent)
         self.workers = workers
-        self.store: Store | None = None
+        self.store: Source | None = None
         self.url: str | None = None
         self.read_only_reason: str | None = None
         self.databases: list = []
@@ -48,7 +48,9 @@ class Session(QObject):
         self.opening.emit(url)
 
         def work():
-            store = Store.open(url, read_only=read_only)
+            # create=True keeps today's behaviour (a new path becomes a new store) until
+            # the window asks before creating one (issue 10 item 10, ui side).
+            store = open_source(url, read_only=read_only, create=not read_only)
             try:
                 token = store.change_token()
             finally:
@@ -69,10 +71,9 @@ class Session(QObject):
         if read_only:
             self.read_only_reason = reason or "it was opened read-only"
         elif store.read_only:
-            self.read_only_reason = (
-                f"a newer version of Hashlens wrote it (schema {store.schema_version}; this version "
-                f"understands {SCHEMA_VERSION}), so it is never written here"
-            )
+            # The source's own words: an older store waits for 'hashlens migrate', a newer
+            # one is only read (the one schema-version policy, app.source).
+            self.read_only_reason = store.read_only_reason()
         else:
             self.read_only_reason = None
         self.databases = []

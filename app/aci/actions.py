@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from app.aci import response
-from app.aci.params import Params, parse_metadata, parse_query_string, split_identifier_list, unknown_action
+from app.aci.params import (
+    Params, parse_metadata, parse_query_string, requested_action, split_identifier_list, unknown_action,
+)
 from app.domain import Failure, HashlensError, ListingQuery, param_invalid, param_missing
 from app.services import actions
 from app.store.store import Store
@@ -60,7 +62,7 @@ def _identifiers(p: Params) -> tuple[str, ...] | None:
 
 def _train_image_hash(store: Store, p: Params) -> str:
     database = p.text("database")
-    path, data = p.raw("imagepath"), p.raw("imagedata")
+    path, data = p.path("imagepath"), p.raw("imagedata")
     if not path and not data:
         raise HashlensError(
             Failure.PARAM_MISSING, "One of the parameters 'imagepath' or 'imagedata' must be supplied.",
@@ -116,7 +118,7 @@ def _export_database(store: Store, p: Params) -> None:
     from app.exports.database_file import export_database
 
     export_database(
-        store, p.text("database"), p.text("dbpath"),
+        store, p.text("database"), _dbpath(p),
         includeimagedata=p.boolean("includeimagedata", True),
         includemetadata=p.boolean("includemetadata", True),
     )
@@ -125,7 +127,14 @@ def _export_database(store: Store, p: Params) -> None:
 def _import_database(store: Store, p: Params) -> None:
     from app.exports.database_file import import_database
 
-    import_database(store, p.text("dbpath"), database=p.optional_text("database"))
+    import_database(store, _dbpath(p), database=p.optional_text("database"))
+
+
+def _dbpath(p: Params) -> str:
+    path = p.path("dbpath")
+    if path is None:
+        raise param_missing("dbpath")
+    return path
 
 
 # Canonical names (MS spelling) by lower-case name; the response's <action> is the
@@ -157,7 +166,8 @@ ACTIONS: dict[str, tuple[str, Callable]] = {
 
 def handle(store: Store | None, request: str, *, store_error: HashlensError | None = None) -> AciResponse:
     """Answer one ACI request. Every failure becomes an ERROR response; nothing raises."""
-    action_name = "UNKNOWN"
+    # A known action is named in the response even when its parameters are refused.
+    action_name = ACTIONS.get((requested_action(request) or "").lower(), ("UNKNOWN",))[0]
     try:
         action, values = parse_query_string(request)
         entry = ACTIONS.get((action or "").lower())

@@ -5,13 +5,13 @@ means the same thing wherever it is typed (reliability P1)."""
 
 from __future__ import annotations
 
+import os
 from urllib.parse import unquote
 
-from app.domain import Failure, HashlensError, check_text, param_invalid, param_missing
+from app.domain import Failure, HashlensError, check_text, param_invalid, param_missing, whole_number
 
 _TRUE = {"true", "yes", "on", "y", "1"}
 _FALSE = {"false", "no", "off", "n", "0"}
-MAX_INT = 2**63 - 1
 
 
 def parse_query_string(text: str) -> tuple[str | None, dict[str, str]]:
@@ -21,29 +21,35 @@ def parse_query_string(text: str) -> tuple[str | None, dict[str, str]]:
     percent-decoded as UTF-8; `+` stays a plus sign, because base64 `imagedata` holds
     pluses (ours). A parameter given twice with different values is refused rather than
     one silently winning (ours)."""
-    text = text.strip()
-    if text.startswith("/"):
-        text = text[1:]
-    if text.startswith("?"):
-        text = text[1:]
     params: dict[str, str] = {}
-    for part in text.split("&"):
-        if not part.strip():
-            continue
-        name, sep, raw = part.partition("=")
-        name = name.strip().lower()
-        if not name:
-            continue
+    for name, raw in _named_parts(text):
         try:
             value = unquote(raw, encoding="utf-8", errors="strict")
         except UnicodeDecodeError:
             raise param_invalid(name, "the percent-encoded value is not valid UTF-8.") from None
-        if name == "a":
-            name = "action"
         if name in params and params[name] != value:
             raise param_invalid(name, "the parameter is given twice with different values.")
         params[name] = value
     return params.pop("action", None), params
+
+
+def requested_action(text: str) -> str | None:
+    """The action a request names, read leniently (no decoding errors, no checks), so that
+    an ERROR response about a bad parameter still names the action that was asked for."""
+    for name, raw in _named_parts(text):
+        if name == "action":
+            return unquote(raw, encoding="utf-8", errors="replace")
+    return None
+
+
+def _named_parts(text: str):
+    """(lower-case name, raw value) for each `name=value` of a query string; `a` is `action`."""
+    text = text.strip().removeprefix("/").removeprefix("?")
+    for part in text.split("&"):
+        name, _, raw = part.partition("=")
+        name = name.strip().lower()
+        if name:
+            yield ("action" if name == "a" else name), raw
 
 
 def split_identifier_list(text: str) -> list[str]:
@@ -212,13 +218,23 @@ class Params:
         value = self.values.get(name)
         if value is None or value == "":
             return default
-        text = value.strip()
-        if not text.isdigit():
-            raise param_invalid(name, f"'{value}' is not a whole number of 1 or more.")
-        number = int(text)
-        if number < 1 or number > MAX_INT:
-            raise param_invalid(name, f"'{value}' is out of range; use a whole number from 1 to {MAX_INT}.")
-        return number
+        return whole_number(name, value)
+
+    def path(self, name: str) -> str | None:
+        """A file path: refused when it holds NUL or a character the file system's
+        encoding cannot carry (a lone surrogate), which no file name can."""
+        value = self.values.get(name)
+        if value is None or value == "":
+            return None
+        if "\0" in value:
+            raise param_invalid(name, f"the path holds a NUL character at position {value.index(chr(0)) + 1}, "
+                                      "which no file name can.")
+        try:
+            os.fsencode(value)
+        except UnicodeEncodeError as exc:
+            raise param_invalid(name, f"character U+{ord(value[exc.start]):04X} at position {exc.start + 1} "
+                                      "cannot be part of a file name.") from None
+        return value
 
 
 def unknown_action(action: str | None) -> HashlensError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import itertools
 import json
 import logging
 import sys
@@ -17,8 +18,8 @@ import platformdirs
 from app import __version__
 from app.aci import response
 from app.aci.actions import handle
-from app.cli.common import TerminalProgress, add_listing_options, listing_query_from_args
-from app.domain import HashlensError, param_invalid
+from app.cli.common import TerminalProgress, add_listing_options, key_value, listing_query_from_args
+from app.domain import HashlensError, counted
 from app.services import actions
 from app.store import Store, resolve_store_url
 
@@ -26,6 +27,10 @@ from app.store import Store, resolve_store_url
 PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands")
 
 log = logging.getLogger("hashlens")
+
+# Exit status of `train` when some images were added and some refused (ours): 0 stays
+# "every image was added" and 1 "nothing was added, or the command failed".
+EXIT_PARTIAL = 4
 
 
 class UsageError(Exception):
@@ -68,12 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("newdatabase")
     q.set_defaults(handler=_cmd_db_rename)
 
-    p = sub.add_parser("train", help="train images (files or folders, recursively) into a database")
+    p = sub.add_parser("train", help="train images (files or folders, recursively) into a database",
+                       description="Train image files, or every image in folders (recursively), into a database. "
+                                   "Each image is its own transaction. Every refused image and every skipped file "
+                                   "(a name that is not an image name, in a folder) is listed with its reason. "
+                                   f"Exit status: 0 when every image was added, {EXIT_PARTIAL} when some were "
+                                   "added and some refused, 1 when none was added (or the command failed), "
+                                   "2 on bad usage.")
     p.add_argument("database")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--identifier", help="identifier for a single image (default: generated)")
     p.add_argument("--label", help="label for a single image (default: the file name)")
-    p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="metadata for every image")
+    p.add_argument("--meta", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                   help="metadata for every image")
     p.set_defaults(handler=_cmd_train)
 
     p = sub.add_parser("list", help="list image hashes (ListImageHashes with filters)")
@@ -164,7 +176,7 @@ def _cmd_db_create(store: Store, args) -> int:
 
 def _cmd_db_remove(store: Store, args) -> int:
     removed = actions.remove_database(store, args.database)
-    print(f"Removed database '{args.database}' and its {removed:,} image hashes.")
+    print(f"Removed database '{args.database}' and its {counted(removed, 'image hash', 'image hashes')}.")
     return 0
 
 
@@ -174,21 +186,11 @@ def _cmd_db_rename(store: Store, args) -> int:
     return 0
 
 
-def _meta_pairs(items: list[str]) -> list[tuple[str, str]]:
-    pairs = []
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise param_invalid("meta", f"'{item}' is not KEY=VALUE.")
-        pairs.append((key, value))
-    return pairs
-
-
 def _cmd_train(store: Store, args) -> int:
-    metadata = _meta_pairs(args.meta)
+    metadata = args.meta
     single = len(args.paths) == 1 and not Path(args.paths[0]).is_dir()
     if (args.identifier or args.label) and not single:
-        raise param_invalid("identifier", "--identifier and --label apply to a single image file only.")
+        raise UsageError("hashlens train: --identifier and --label apply to a single image file only.")
     if single:
         path = args.paths[0]
         label = args.label if args.label is not None else Path(path).stem
@@ -199,19 +201,30 @@ def _cmd_train(store: Store, args) -> int:
     progress = TerminalProgress("Training")
     report = actions.train_files(store, args.database, args.paths, metadata=metadata, progress=progress)
     progress.finish()
-    print(f"Added {len(report.added):,} image hashes to '{args.database}'; refused {len(report.refused):,}.")
-    for _path, reason in report.refused:
-        print(f"  refused: {reason}", file=sys.stderr)
+    added, refused = len(report.added), len(report.refused)
+    skipped = f"; skipped {counted(len(report.skipped), 'file')} whose names are not image names" if report.skipped else ""
+    print(f"Added {counted(added, 'image hash', 'image hashes')} to '{args.database}'; refused {refused:,}{skipped}.")
+    for path, reason in report.refused:
+        print(f"  refused {path}: {reason.removeprefix(f'{path}: ')}", file=sys.stderr)
+    for path, reason in report.skipped:
+        print(f"  skipped {path}: {reason}", file=sys.stderr)
     if report.cancelled:
         print("Training was cancelled; the images listed above as added were kept.", file=sys.stderr)
-    return 0 if not report.refused else 1
+    if not added:
+        if not refused:
+            print(f"hashlens: no image files were found in {', '.join(args.paths)}.", file=sys.stderr)
+        return 1
+    return EXIT_PARTIAL if refused or report.cancelled else 0
 
 
 def _cmd_list(store: Store, args) -> int:
     query = listing_query_from_args(args)
     if args.format == "table":
         query = dataclasses.replace(query, imagestatus=True)
+    # The first batch is read before anything is written, so that an error (an unknown
+    # database) is the only output rather than following a table header or an XML head.
     batches = store.iter_listing(query)
+    batches = itertools.chain([next(batches, [])], batches)
     out = sys.stdout
     if args.format == "xml":
         for chunk in response.listing(batches, imagestatus=query.imagestatus, metadata=query.metadata):
@@ -343,6 +356,9 @@ def main(argv: list[str] | None = None, gui: Callable[..., int] | None = None) -
                 return _cmd_aci(None, args, store_error=exc)
             raise
         return args.handler(store, args)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     except HashlensError as exc:
         print(f"hashlens: {exc.description}", file=sys.stderr)
         return 1

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from app.cli.common import TerminalProgress, add_listing_options, listing_query_from_args
-from app.domain import Failure, HashlensError
+from app.domain import Failure, HashlensError, counted
 from app.exports import database_file, manifest
 from app.exports.export import export_listing
 from app.exports.formats import FORMATS, ExportOptions
@@ -34,6 +34,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--metadata-columns", choices=["json", "keys"], default="json",
                    help="CSV/TSV metadata as one JSON column (default, exact) or one column per key")
     p.add_argument("--no-manifest", action="store_true", help="do not write NAME.manifest.json")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="if --output is a symbolic link, replace the file it points to (refused otherwise)")
     p.add_argument("--no-image-data", action="store_true", help="--format database: leave the images out")
     p.set_defaults(handler=cmd_export)
 
@@ -90,9 +92,10 @@ def cmd_export(store, args) -> int:
         bar, progress = _progress("Exporting", None)
         count = database_file.export_database(store, args.database, args.output,
                                               includeimagedata=not args.no_image_data,
-                                              includemetadata=True, progress=progress)
+                                              includemetadata=True, progress=progress,
+                                              follow_symlinks=args.follow_symlinks)
         bar.finish()
-        print(f"Exported database '{args.database}' ({count:,} entries) to {args.output}.")
+        print(f"Exported database '{args.database}' ({counted(count, 'entry', 'entries')}) to {args.output}.")
         return 0
     query = listing_query_from_args(args)
     if args.raw and fmt in ("csv", "tsv", "images"):
@@ -107,10 +110,10 @@ def cmd_export(store, args) -> int:
         if query.maxresults is not None:
             total = min(total, query.maxresults)
     options = ExportOptions(fmt, spreadsheet_safe=not args.raw, metadata_columns=args.metadata_columns,
-                            manifest=not args.no_manifest)
+                            manifest=not args.no_manifest, follow_symlinks=args.follow_symlinks)
     result = export_listing(store, query, args.output, options, progress=lambda done: bar(done, total))
     bar.finish()
-    print(f"Exported {result.entries:,} entries to {result.path} ({result.format}, {result.bytes:,} bytes, "
+    print(f"Exported {counted(result.entries, 'entry', 'entries')} to {result.path} ({result.format}, {counted(result.bytes, 'byte')}, "
           f"SHA-256 {result.sha256}).")
     if result.manifest is not None:
         print(f"Manifest: {result.manifest}")
@@ -139,7 +142,10 @@ def cmd_import(store, args) -> int:
 
 def cmd_verify(store, args) -> int:
     verdict = manifest.verify(Path(args.manifest))
-    print(verdict.message, file=sys.stdout if verdict.ok else sys.stderr)
+    if verdict.ok:
+        print(verdict.message)
+    else:
+        print(f"hashlens: {verdict.message}", file=sys.stderr)
     return 0 if verdict.ok else 1
 
 

@@ -38,7 +38,7 @@ def _header(database: str, includeimagedata: bool, includemetadata: bool) -> str
 
 def export_database(store, database: str, dbpath: Path | str, includeimagedata: bool = True,
                     includemetadata: bool = True, *, progress: Callable[[int], None] | None = None,
-                    cancelled: Callable[[], bool] | None = None) -> int:
+                    cancelled: Callable[[], bool] | None = None, follow_symlinks: bool = False) -> int:
     """ExportImageHashDatabase: every entry of `database`, in database order, to `dbpath`
     (written atomically). Returns the number of entries written."""
     check_text("database", database)
@@ -48,7 +48,7 @@ def export_database(store, database: str, dbpath: Path | str, includeimagedata: 
     query = ListingQuery(database, imagestatus=True, metadata=includemetadata)
     count = 0
     sweep_stale(target.parent)
-    with AtomicFile(target, store_path) as out:
+    with AtomicFile(target, store_path, follow_symlinks=follow_symlinks) as out:
         out.write((_header(database, includeimagedata, includemetadata) + "\n").encode("utf-8"))
         batches = store.iter_listing(query)
         try:

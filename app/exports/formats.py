@@ -38,6 +38,9 @@ class ExportOptions:
     spreadsheet_safe: bool = True  # CSV, TSV and the image index (OWASP)
     metadata_columns: str = "json"  # "json": one JSON column; "keys": one column per key
     manifest: bool = True
+    # A symbolic link at the output path is refused unless the person asked to write
+    # through it (issue 10 item 2); then the file it points to is replaced.
+    follow_symlinks: bool = False
 
     def validated(self) -> "ExportOptions":
         if self.format not in FORMATS:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +120,11 @@ def read(path: Path) -> dict:
     """A manifest, checked enough that a hostile one cannot point outside its folder."""
     path = Path(path)
     try:
-        if path.stat().st_size > _MAX_MANIFEST_BYTES:
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode):
+            # Opening a FIFO would block for ever; a link could point anywhere.
+            raise ValueError("it is not a regular file")
+        if info.st_size > _MAX_MANIFEST_BYTES:
             raise ValueError(f"it is over {_MAX_MANIFEST_BYTES:,} bytes")
         with open(path, encoding="utf-8") as f:
             data = json.load(f, object_pairs_hook=_reject_dupes, parse_constant=_no_constant)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.domain import Failure, HashlensError, PHASH_MASK, parse_phash
+from app.domain import MAX_INT, PHASH_MASK, Failure, HashlensError, parse_phash, whole_number
 from app.exports import formats
 from app.exports.cells import FORMULA_TRIGGERS, parse_time, restore
 
@@ -149,7 +149,16 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-_decoder = json.JSONDecoder(object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
+def _bounded_int(text: str) -> int:
+    # Checked before conversion: int() of thousands of digits is slow, and every
+    # number a file may hold fits in 64 bits.
+    if len(text.lstrip("-")) > len(str(MAX_INT)):
+        raise ValueError(f"the number {text[:20]}… has {len(text):,} digits; no field holds more than 64 bits")
+    return int(text)
+
+
+_decoder = json.JSONDecoder(object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant,
+                            parse_int=_bounded_int)
 
 
 def _loads(path, text: str, line: int | None):
@@ -176,8 +185,9 @@ def _text_field(path, line, name, value, *, optional=True):
 def _int_field(path, line, name, value):
     if value is None:
         return None
-    if type(value) is not int or value < 0:
-        raise ImportRefused(path, f"'{name}' must be a whole number of 0 or more, not {value!r}.", line)
+    if type(value) is not int or not 0 <= value <= MAX_INT:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
+        raise ImportRefused(path, f"'{name}' must be a whole number from 0 to {MAX_INT}, not {shown}.", line)
     return value
 
 
@@ -425,10 +435,14 @@ def _entry_from_cells(path, line, spec, cells) -> ImportedEntry:
                 raise ImportRefused(path, f"'hasimagedata' must be true or false, not {cell!r}.", line, i)
             entry.has_image_data = None if not cell else cell == "true"
         elif name in ("position", "width", "height", "byte_size"):
-            if cell and not cell.isdigit():
-                raise ImportRefused(path, f"'{name}' must be a whole number, not {cell!r}.", line, i)
+            number = None
+            if cell:
+                try:
+                    number = whole_number(name, cell, minimum=0)
+                except HashlensError as exc:
+                    raise ImportRefused(path, exc.description.removeprefix("Parameter "), line, i) from None
             if name != "position":
-                setattr(entry, name, int(cell) if cell else None)
+                setattr(entry, name, number)
         elif name == "image_format":
             entry.image_format = cell or None
         elif name == "metadata":

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.domain import Failure, HashlensError, ListingQuery
+from app.exports import manifest
 from app.exports.importer import ImportOptions, detect_format, import_file
 from app.exports.readers import ImportRefused
 from app.store import Store
@@ -158,7 +159,11 @@ def test_import_into_new_database_and_csv_dialect_from_manifest(sqlite_store, tm
     # Without a manifest the default is the spreadsheet-safe dialect, which cannot hold '=1+1'.
     with pytest.raises(ImportRefused, match="spreadsheet-safe"):
         import_file(sqlite_store, path, "N")
-    _write(tmp_path, "raw.csv.manifest.json", json.dumps({"options": {"csv_dialect": "raw"}}))
+    # The manifest is applied only when it records this very file's size and SHA-256.
+    sha, size = manifest.sha256_file(path)
+    _write(tmp_path, "raw.csv.manifest.json", json.dumps({
+        "kind": manifest.MANIFEST_KIND, "file": "raw.csv", "sha256": sha, "bytes": size,
+        "options": {"csv_dialect": "raw"}}))
     report = import_file(sqlite_store, path, "N")
     assert report.format == "csv, raw dialect"
     row = _rows(sqlite_store, "N")[0]
