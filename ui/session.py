@@ -43,14 +43,13 @@ class Session(QObject):
 
     # -- opening ------------------------------------------------------------------------------
 
-    def open(self, url: str, read_only: bool = False, reason: str | None = None) -> None:
-        """Open a store in the background; `opened` or `open_failed` follows."""
+    def open(self, url: str, read_only: bool = False, reason: str | None = None, create: bool = False) -> None:
+        """Open a store in the background; `opened` or `open_failed` follows. Only with
+        `create` (the window asked the person first) may a new store file be made."""
         self.opening.emit(url)
 
         def work():
-            # create=True keeps today's behaviour (a new path becomes a new store) until
-            # the window asks before creating one (issue 10 item 10, ui side).
-            store = open_source(url, read_only=read_only, create=not read_only)
+            store = open_source(url, read_only=read_only, create=create and not read_only)
             try:
                 token = store.change_token()
             finally:
@@ -73,7 +72,7 @@ class Session(QObject):
         elif store.read_only:
             # The source's own words: an older store waits for 'hashlens migrate', a newer
             # one is only read (the one schema-version policy, app.source).
-            self.read_only_reason = store.read_only_reason()
+            self.read_only_reason = store.read_only_reason().rstrip(".")
         else:
             self.read_only_reason = None
         self.databases = []

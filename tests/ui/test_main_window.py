@@ -17,27 +17,27 @@ from ui.models.listing_model import COLUMN_INDEX
 
 
 def click_database(qtbot, window, name):
-    row = window.databases.row_of(name)
-    rect = window.database_list.visualRect(window.databases.index(row))
-    qtbot.mouseClick(window.database_list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    row = window.database_panel.model.row_of(name)
+    rect = window.database_panel.view.visualRect(window.database_panel.model.index(row))
+    qtbot.mouseClick(window.database_panel.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     qtbot.waitUntil(lambda: window.model.query is not None and window.model.query.database == name, timeout=3000)
     wait_idle(qtbot, window)
 
 
 def test_opens_with_databases_and_counts(qtbot, window):
-    assert window.databases.names() == ["Animals", "Empty", "Plants"]
+    assert window.database_panel.names() == ["Animals", "Empty", "Plants"]
     assert window.model.rowCount() == 100
     assert window.pager.indicator.text() == f"entries 1–100 of {ANIMALS_TOTAL}"
-    assert window.status_count.text() == f"{ANIMALS_TOTAL} entries"
-    assert "query" in window.status_time.text() or "cache" in window.status_time.text()
-    assert "browse.db" in window.status_store.text()
+    assert window.status_bar.count.text() == f"{ANIMALS_TOTAL} entries"
+    assert "query" in window.status_bar.time.text() or "cache" in window.status_bar.time.text()
+    assert "browse.db" in window.status_bar.store.text()
     assert window.description.text().endswith("showing all entries")
 
 
 def test_pick_a_database(qtbot, window):
     click_database(qtbot, window, "Plants")
     assert [r.identifier for r in window.model.rows] == ["p0", "p1", "p2"]
-    assert window.status_database.text() == "Database: Plants"
+    assert window.status_bar.database.text() == "Database: Plants"
     click_database(qtbot, window, "Empty")
     assert window.model.rowCount() == 0
     assert "no entries yet" in window.table.placeholder
@@ -352,8 +352,8 @@ def test_settings_read_with_types(qtbot, make_window):
     window = make_window()
     window.settings.q.setValue("table/page_size", "not a number")
     assert window.settings.page_size() == 100
-    window.settings.q.setValue("stores/recent", "sqlite:///only-one.db")
-    assert window.settings.recent_stores() == ["sqlite:///only-one.db"]
+    window.settings.q.setValue("stores/recent", "postgresql://u@h/only-one")
+    assert window.settings.recent_stores() == ["postgresql://u@h/only-one"]
 
 
 def test_dark_and_light_palettes(qtbot, window):
@@ -504,8 +504,8 @@ def test_train_a_folder_into_a_new_database_from_the_empty_store(qtbot, make_win
 
 
 def test_the_chosen_database_is_selected_in_the_picker(qtbot, window):
-    selected = window.database_list.selectionModel().selectedRows()
-    assert [window.databases.names()[i.row()] for i in selected] == ["Animals"]
+    selected = window.database_panel.view.selectionModel().selectedRows()
+    assert [window.database_panel.names()[i.row()] for i in selected] == ["Animals"]
 
 
 def test_start_sweeps_stale_export_temporaries(tmp_path, monkeypatch):
