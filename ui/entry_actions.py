@@ -10,9 +10,10 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QKeySequence
 
 from app.domain import EntryRow, Failure, HashlensError
+from app.mediaserver_codec import names
+from app.mediaserver_codec.request import aci_line
 from app.services import actions
 from app.services.sample import generate_sample
-from ui.action_log import aci_line
 from ui.icons import set_icon
 
 SAMPLE_COUNT = 2000
@@ -60,19 +61,19 @@ class EntryActions(QObject):
         a = self._action
         self.train_files = a("Train images…", "train", self.on_train_files, "Train one or more image files into this database")
         self.train_folder = a("Train a folder…", "train", self.on_train_folder, "Train every image in a folder (and its subfolders)")
-        self.add_metadata = a("Add metadata…", "meta-add", self.on_add_metadata, "AddImageHashMetadata")
-        self.update_metadata = a("Edit metadata value…", "rename", self.on_update_metadata, "UpdateImageHashMetadata")
-        self.remove_metadata = a("Remove metadata…", "meta-remove", self.on_remove_metadata, "RemoveImageHashMetadata")
-        self.relabel = a("Relabel image…", "tag", self.on_relabel, "RelabelImageHashImage")
-        self.rename = a("Rename identifier…", "rename", self.on_rename, "RenameImageHash")
-        self.move = a("Move to database…", "move", self.on_move, "MoveImageHash")
+        self.add_metadata = a("Add metadata…", "meta-add", self.on_add_metadata, names.ADD_IMAGE_HASH_METADATA)
+        self.update_metadata = a("Edit metadata value…", "rename", self.on_update_metadata, names.UPDATE_IMAGE_HASH_METADATA)
+        self.remove_metadata = a("Remove metadata…", "meta-remove", self.on_remove_metadata, names.REMOVE_IMAGE_HASH_METADATA)
+        self.relabel = a("Relabel image…", "tag", self.on_relabel, names.RELABEL_IMAGE_HASH_IMAGE)
+        self.rename = a("Rename identifier…", "rename", self.on_rename, names.RENAME_IMAGE_HASH)
+        self.move = a("Move to database…", "move", self.on_move, names.MOVE_IMAGE_HASH)
         self.null_image = a("Remove image data…", "image-off", self.on_null_image,
-                            "NullImageHashImageData: delete the stored training image, keep the hash")
-        self.remove = a("Remove entry…", "delete", self.on_remove, "RemoveImageHash: remove the hash, its image and metadata")
+                            f"{names.NULL_IMAGE_HASH_IMAGE_DATA}: delete the stored training image, keep the hash")
+        self.remove = a("Remove entry…", "delete", self.on_remove, f"{names.REMOVE_IMAGE_HASH}: remove the hash, its image and metadata")
         self.remove.setShortcut(QKeySequence.StandardKey.Delete)
-        self.new_database = a("New database…", "database-add", self.on_new_database, "CreateImageHashDatabase")
-        self.rename_database = a("Rename database…", "rename", self.on_rename_database, "RenameImageHashDatabase")
-        self.remove_database = a("Remove database…", "delete", self.on_remove_database, "RemoveImageHashDatabase")
+        self.new_database = a("New database…", "database-add", self.on_new_database, names.CREATE_IMAGE_HASH_DATABASE)
+        self.rename_database = a("Rename database…", "rename", self.on_rename_database, names.RENAME_IMAGE_HASH_DATABASE)
+        self.remove_database = a("Remove database…", "delete", self.on_remove_database, names.REMOVE_IMAGE_HASH_DATABASE)
         self.create_sample = a("Create sample database…", "sample", self.on_create_sample,
                                "Generate a database of sample images to explore Hashlens")
         self.update_enabled()
@@ -252,7 +253,7 @@ class EntryActions(QObject):
 
         def change(store, db, row):
             actions.add_metadata(store, db, row.identifier, key, value)
-            return aci_line("AddImageHashMetadata", database=db, identifier=row.identifier, key=key, value=value)
+            return aci_line(names.ADD_IMAGE_HASH_METADATA, database=db, identifier=row.identifier, key=key, value=value)
 
         self._each("Add metadata", rows, change)
 
@@ -271,7 +272,7 @@ class EntryActions(QObject):
 
         def change(store, db, row):
             actions.update_metadata(store, db, row.identifier, key, value)
-            return aci_line("UpdateImageHashMetadata", database=db, identifier=row.identifier, key=key, newvalue=value)
+            return aci_line(names.UPDATE_IMAGE_HASH_METADATA, database=db, identifier=row.identifier, key=key, newvalue=value)
 
         self._each("Edit metadata", rows, change)
 
@@ -288,7 +289,7 @@ class EntryActions(QObject):
 
         def change(store, db, row):
             actions.remove_metadata(store, db, row.identifier, key)
-            return aci_line("RemoveImageHashMetadata", database=db, identifier=row.identifier, key=key)
+            return aci_line(names.REMOVE_IMAGE_HASH_METADATA, database=db, identifier=row.identifier, key=key)
 
         self._each("Remove metadata", rows, change)
 
@@ -310,7 +311,7 @@ class EntryActions(QObject):
 
         def change(store, db, row):
             actions.relabel_image(store, db, row.identifier, row.label, label)
-            return aci_line("RelabelImageHashImage", database=db, identifier=row.identifier,
+            return aci_line(names.RELABEL_IMAGE_HASH_IMAGE, database=db, identifier=row.identifier,
                             imagelabel=row.label, newimagelabel=label)
 
         self._each("Relabel", rows, change)
@@ -326,7 +327,7 @@ class EntryActions(QObject):
 
         def change(store, db, r):
             actions.rename_image_hash(store, db, r.identifier, new)
-            return aci_line("RenameImageHash", database=db, identifier=r.identifier, newidentifier=new)
+            return aci_line(names.RENAME_IMAGE_HASH, database=db, identifier=r.identifier, newidentifier=new)
 
         self._each("Rename", rows, change)
 
@@ -341,7 +342,7 @@ class EntryActions(QObject):
 
         def change(store, db, row):
             actions.move_image_hash(store, db, row.identifier, target)
-            return aci_line("MoveImageHash", database=db, identifier=row.identifier, newdatabase=target)
+            return aci_line(names.MOVE_IMAGE_HASH, database=db, identifier=row.identifier, newdatabase=target)
 
         self._each("Move", rows, change)
 
@@ -359,7 +360,7 @@ class EntryActions(QObject):
 
         def change(store, db, row):
             actions.null_image_data(store, db, row.identifier)
-            return aci_line("NullImageHashImageData", database=db, identifier=row.identifier)
+            return aci_line(names.NULL_IMAGE_HASH_IMAGE_DATA, database=db, identifier=row.identifier)
 
         self._each("Remove image data", rows, change)
 
@@ -377,7 +378,7 @@ class EntryActions(QObject):
 
         def change(store, db, row):
             actions.remove_image_hash(store, db, row.identifier)
-            return aci_line("RemoveImageHash", database=db, identifier=row.identifier)
+            return aci_line(names.REMOVE_IMAGE_HASH, database=db, identifier=row.identifier)
 
         self._each("Remove", rows, change)
 
@@ -390,7 +391,7 @@ class EntryActions(QObject):
 
         def work(store):
             actions.create_database(store, name)
-            return WriteResult([aci_line("CreateImageHashDatabase", database=name)],
+            return WriteResult([aci_line(names.CREATE_IMAGE_HASH_DATABASE, database=name)],
                                summary=f"Created database '{name}'.", select_database=name)
 
         self._submit(work, title="New database")
@@ -406,7 +407,7 @@ class EntryActions(QObject):
 
         def work(store):
             actions.rename_database(store, old, new)
-            return WriteResult([aci_line("RenameImageHashDatabase", database=old, newdatabase=new)],
+            return WriteResult([aci_line(names.RENAME_IMAGE_HASH_DATABASE, database=old, newdatabase=new)],
                                summary=f"Renamed '{old}' to '{new}'.", select_database=new)
 
         self._submit(work, title="Rename database")
@@ -425,7 +426,7 @@ class EntryActions(QObject):
 
         def work(store):
             removed = actions.remove_database(store, name)
-            return WriteResult([aci_line("RemoveImageHashDatabase", database=name)],
+            return WriteResult([aci_line(names.REMOVE_IMAGE_HASH_DATABASE, database=name)],
                                summary=f"Removed database '{name}' ({removed:,} entries).")
 
         self._submit(work, title="Remove database")
@@ -454,7 +455,7 @@ class EntryActions(QObject):
             report = actions.train_files(store, database, paths, progress=progress, cancelled=stop)
             result = WriteResult()
             for path, identifier in report.added:
-                result.lines.append(aci_line("TrainImageHash", database=database, imagepath=path,
+                result.lines.append(aci_line(names.TRAIN_IMAGE_HASH, database=database, imagepath=path,
                                              identifier=identifier, imagelabel=Path(path).stem))
             added, refused = len(report.added), len(report.refused)
             result.summary = (f"Trained {added:,} image{'s' if added != 1 else ''} into '{database}'"

@@ -189,6 +189,8 @@ class MainWindow(QMainWindow):
                                           "Export the current listing, page or selection")
         self.import_action = self._action("&Import…", self.open_import, None, "import",
                                           "Import image hashes from a file")
+        self.connect_action = self._action("&Connect to Media Server…", self.open_mirrors, None, None,
+                                           "Pull Media Server databases into mirrors and see what changed")
         self.audit_action = self._action("&Audit…", self.open_audit, None, "audit",
                                          "Duplicates, near-duplicates and metadata coverage")
         self.quit_action = self._action("&Quit", self.close, K.StandardKey.Quit, "quit")
@@ -221,6 +223,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.import_action)
         file_menu.addAction(self.export_action)
+        file_menu.addAction(self.connect_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 
@@ -602,6 +605,14 @@ class MainWindow(QMainWindow):
         dialog = ExportDialog(store, query, self._selected_identifiers(), self.model.rows, self, workers=self.workers)
         dialog.exported.connect(lambda path: self.status_bar.showMessage(f"Exported to {path}", 15000))
         dialog.exec()
+
+    def open_mirrors(self) -> None:
+        store = self.session.store
+        if store is None:
+            return
+        from ui.mirror_dialog import MirrorDialog
+
+        MirrorDialog(store, self).exec()
 
     def open_import(self) -> None:
         store = self.session.store

@@ -1,6 +1,6 @@
-"""The ACI action table: each Media Server action name mapped to the one Python
-implementation in `app.services.actions`, with its parameters read and its result
-rendered by `app.aci.response`."""
+"""The ACI dispatcher: each Media Server action mapped to the one Python implementation
+in `app.services.actions` (or `app.exports` for whole-database files), with its
+parameters read and its result written by `app.mediaserver_codec`."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from app.aci import response
-from app.aci.params import (
-    Params, parse_metadata, parse_query_string, requested_action, split_identifier_list, unknown_action,
-)
 from app.domain import Failure, HashlensError, ListingQuery, param_invalid, param_missing
+from app.exports.database_file import export_database, import_database
+from app.mediaserver_codec import names, writer as response
+from app.mediaserver_codec.lists import parse_metadata, split_identifier_list
+from app.mediaserver_codec.request import Params, parse_query_string, requested_action, unknown_action
 from app.services import actions
 from app.store.store import Store
 
@@ -81,7 +81,7 @@ def _train_image_hash(store: Store, p: Params) -> str:
         store, database, data=decoded, path=path or None,
         identifier=p.optional_text("identifier"), label=p.optional_text("imagelabel"), metadata=metadata,
     )
-    return response.success("TrainImageHash", [response.element("identifier", identifier)])
+    return response.success(names.TRAIN_IMAGE_HASH, [response.element("identifier", identifier)])
 
 
 def _simple(fn: Callable[..., object], *names: str) -> Callable[[Store, Params], None]:
@@ -107,7 +107,7 @@ def _list_databases(store: Store, p: Params) -> str:
     lines = []
     for info in actions.list_databases(store):
         lines += ["<database>", f"  {response.element('name', info.name)}", "</database>"]
-    return response.success("ListImageHashDatabases", lines)
+    return response.success(names.LIST_IMAGE_HASH_DATABASES, lines)
 
 
 def _sync(store: Store, p: Params) -> None:
@@ -115,8 +115,6 @@ def _sync(store: Store, p: Params) -> None:
 
 
 def _export_database(store: Store, p: Params) -> None:
-    from app.exports.database_file import export_database
-
     export_database(
         store, p.text("database"), _dbpath(p),
         includeimagedata=p.boolean("includeimagedata", True),
@@ -125,8 +123,6 @@ def _export_database(store: Store, p: Params) -> None:
 
 
 def _import_database(store: Store, p: Params) -> None:
-    from app.exports.database_file import import_database
-
     import_database(store, _dbpath(p), database=p.optional_text("database"))
 
 
@@ -137,44 +133,41 @@ def _dbpath(p: Params) -> str:
     return path
 
 
-# Canonical names (MS spelling) by lower-case name; the response's <action> is the
-# canonical name in upper case.
-ACTIONS: dict[str, tuple[str, Callable]] = {
-    name.lower(): (name, handler)
-    for name, handler in [
-        ("ListImageHashes", _list_image_hashes),
-        ("TrainImageHash", _train_image_hash),
-        ("RemoveImageHash", _simple(actions.remove_image_hash, "database", "identifier")),
-        ("NullImageHashImageData", _simple(actions.null_image_data, "database", "identifier")),
-        ("RenameImageHash", _simple(actions.rename_image_hash, "database", "identifier", "newidentifier")),
-        ("MoveImageHash", _simple(actions.move_image_hash, "database", "identifier", "newdatabase")),
-        ("RelabelImageHashImage",
-         _simple(actions.relabel_image, "database", "identifier", "imagelabel", "newimagelabel")),
-        ("AddImageHashMetadata", _simple(actions.add_metadata, "database", "identifier", "key", "value")),
-        ("UpdateImageHashMetadata", _simple(actions.update_metadata, "database", "identifier", "key", "newvalue")),
-        ("RemoveImageHashMetadata", _simple(actions.remove_metadata, "database", "identifier", "key")),
-        ("SyncImageHashes", _sync),
-        ("ExportImageHashDatabase", _export_database),
-        ("ImportImageHashDatabase", _import_database),
-        ("CreateImageHashDatabase", _simple(actions.create_database, "database")),
-        ("ListImageHashDatabases", _list_databases),
-        ("RenameImageHashDatabase", _simple(actions.rename_database, "database", "newdatabase")),
-        ("RemoveImageHashDatabase", _simple(actions.remove_database, "database")),
-    ]
+# The handler of each action, by its canonical name (`names` spells them, MS).
+HANDLERS: dict[str, Callable] = {
+    names.LIST_IMAGE_HASHES: _list_image_hashes,
+    names.TRAIN_IMAGE_HASH: _train_image_hash,
+    names.REMOVE_IMAGE_HASH: _simple(actions.remove_image_hash, "database", "identifier"),
+    names.NULL_IMAGE_HASH_IMAGE_DATA: _simple(actions.null_image_data, "database", "identifier"),
+    names.RENAME_IMAGE_HASH: _simple(actions.rename_image_hash, "database", "identifier", "newidentifier"),
+    names.MOVE_IMAGE_HASH: _simple(actions.move_image_hash, "database", "identifier", "newdatabase"),
+    names.RELABEL_IMAGE_HASH_IMAGE:
+        _simple(actions.relabel_image, "database", "identifier", "imagelabel", "newimagelabel"),
+    names.ADD_IMAGE_HASH_METADATA: _simple(actions.add_metadata, "database", "identifier", "key", "value"),
+    names.UPDATE_IMAGE_HASH_METADATA:
+        _simple(actions.update_metadata, "database", "identifier", "key", "newvalue"),
+    names.REMOVE_IMAGE_HASH_METADATA: _simple(actions.remove_metadata, "database", "identifier", "key"),
+    names.SYNC_IMAGE_HASHES: _sync,
+    names.EXPORT_IMAGE_HASH_DATABASE: _export_database,
+    names.IMPORT_IMAGE_HASH_DATABASE: _import_database,
+    names.CREATE_IMAGE_HASH_DATABASE: _simple(actions.create_database, "database"),
+    names.LIST_IMAGE_HASH_DATABASES: _list_databases,
+    names.RENAME_IMAGE_HASH_DATABASE: _simple(actions.rename_database, "database", "newdatabase"),
+    names.REMOVE_IMAGE_HASH_DATABASE: _simple(actions.remove_database, "database"),
 }
 
 
 def handle(store: Store | None, request: str, *, store_error: HashlensError | None = None) -> AciResponse:
     """Answer one ACI request. Every failure becomes an ERROR response; nothing raises."""
     # A known action is named in the response even when its parameters are refused.
-    action_name = ACTIONS.get((requested_action(request) or "").lower(), ("UNKNOWN",))[0]
+    action_name = names.canonical_action(requested_action(request)) or "UNKNOWN"
     try:
         action, values = parse_query_string(request)
-        entry = ACTIONS.get((action or "").lower())
-        if entry is None:
+        canonical = names.canonical_action(action)
+        if canonical is None:
             action_name = action or "UNKNOWN"
             raise unknown_action(action)
-        action_name, handler = entry
+        action_name, handler = canonical, HANDLERS[canonical]
         if store is None:
             raise store_error or HashlensError(Failure.STORE_UNAVAILABLE, "No store is open.")
         result = handler(store, Params(values))

@@ -17,6 +17,7 @@ from app.exports import manifest
 from app.exports.readers import ImportedEntry, ImportRefused
 from app.services import actions
 from app.services.imaging import HashedImage
+from app.mediaserver_codec import names
 
 POLICIES = ("abort", "skip", "replace")
 FORMATS = ("auto", "xml", "json", "ndjson", "csv", "tsv")
@@ -177,8 +178,8 @@ def import_file(
         fmt = options.format if options.format != "auto" else readers.sniff(path, f.read(4096))
         f.seek(0)
         if fmt == "database":
-            raise ImportRefused(path, "this is a whole-database file (ExportImageHashDatabase); import it with "
-                                      "ImportImageHashDatabase (hashlens import without --format).")
+            raise ImportRefused(path, f"this is a whole-database file ({names.EXPORT_IMAGE_HASH_DATABASE}); import it with "
+                                      f"{names.IMPORT_IMAGE_HASH_DATABASE} (hashlens import without --format).")
         dialect = options.csv_dialect
         if dialect == "auto" and fmt in ("csv", "tsv"):
             dialect = _csv_dialect_from_manifest(path) or "safe"
@@ -249,7 +250,7 @@ def _apply(store, path, database, entries, options, report, progress, cancelled)
             "'replace' to take the file's.",
             parameter="on-duplicate",
         )
-    store.record("ImportImageHashes", database, None, {
+    store.record(names.IMPORT_IMAGE_HASHES, database, None, {
         "file": str(path),
         "format": report.format,
         "on_duplicate": options.on_duplicate,
@@ -305,7 +306,7 @@ def _new_entry(path, item: ImportedEntry, stored: _Stored | None, options: Impor
         if not options.allow_missing_phash:
             raise ImportRefused(
                 path,
-                f"the entry {item.identifier!r} carries no pHash and no image (a ListImageHashes response never "
+                f"the entry {item.identifier!r} carries no pHash and no image (a {names.LIST_IMAGE_HASHES} response never "
                 "does), and Hashlens needs one to find duplicates. Import a Hashlens JSON, NDJSON or CSV export "
                 f"instead, or allow entries without a pHash (--no-phash) to store the placeholder {UNKNOWN_PHASH:016x}.",
                 item.line,

@@ -1,4 +1,4 @@
-"""The one serializer of <autnresponse> documents, streamed as text chunks.
+"""The one writer of <autnresponse> documents, streamed as text chunks.
 
 Written by hand rather than through ElementTree: ElementTree writes characters XML 1.0
 forbids and cannot parse its own output (reliability S2), and a listing of millions of
@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Iterator
 
 from app.domain import EntryRow, Failure, HashlensError, first_bad_xml_char
+from app.mediaserver_codec.names import LIST_IMAGE_HASHES, response_action
 
 XMLNS = "http://schemas.autonomy.com/aci/"
 PRODUCT = "HASHLENS"
@@ -36,7 +37,7 @@ def xml_text(text: str, what: str = "text") -> str:
 def _open(action: str, status: str = "SUCCESS") -> str:
     return (
         f'<autnresponse xmlns:autn="{XMLNS}">\n'
-        f"  <action>{xml_text(action.upper())}</action>\n"
+        f"  <action>{xml_text(response_action(action))}</action>\n"
         f"  <response>{status}</response>\n"
     )
 
@@ -59,7 +60,7 @@ def error(action: str, err: HashlensError, when: float | None = None) -> str:
     errortime, in that order (MS)."""
     failure = err.failure
     stamp = time.strftime("%d %b %y %H:%M:%S", time.gmtime(when if when is not None else time.time()))
-    safe_action = action.upper() if first_bad_xml_char(action) is None else "UNKNOWN"
+    safe_action = response_action(action) if first_bad_xml_char(action) is None else "UNKNOWN"
     description = err.description
     if first_bad_xml_char(description) is not None:
         description = description.encode("ascii", "backslashreplace").decode("ascii")
@@ -113,7 +114,7 @@ def entry_xml(row: EntryRow, imagestatus: bool, metadata: bool) -> str:
 
 
 def listing(batches: Iterable[list[EntryRow]], *, imagestatus: bool, metadata: bool,
-            action: str = "ListImageHashes") -> Iterator[str]:
+            action: str = LIST_IMAGE_HASHES) -> Iterator[str]:
     """A ListImageHashes response, yielded a batch of entries at a time. An empty listing
     (for example `start` past the end) is SUCCESS with an empty responsedata (ours)."""
     head = _open(action)
