@@ -38,6 +38,7 @@ from ui.export_dialog import ExportDialog
 from ui.filter_panel import FilterPanel
 from ui.icons import app_icon, icon_size, refresh_icons, set_icon
 from ui.import_dialog import ImportDialog
+from ui.mirror_dialog import MirrorDialog
 from ui.models.listing_model import ListingModel, ListingSource
 from ui.notice_bar import NoticeBar
 from ui.pager import PagerBar
@@ -610,9 +611,7 @@ class MainWindow(QMainWindow):
         store = self.session.store
         if store is None:
             return
-        from ui.mirror_dialog import MirrorDialog
-
-        MirrorDialog(store, self).exec()
+        MirrorDialog(store, self, workers=self.workers).exec()
 
     def open_import(self) -> None:
         store = self.session.store
