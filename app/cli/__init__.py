@@ -16,16 +16,20 @@ from pathlib import Path
 import platformdirs
 
 from app import __version__
-from app.aci import response
+from app.mediaserver_codec import writer as response
 from app.aci.actions import handle
 from app.cli.common import TerminalProgress, add_listing_options, key_value, listing_query_from_args
 from app.domain import HashlensError, counted
+from app.launch import store_to_open
 from app.services import actions
+from app.mediaserver_codec import names
+from app.mediaserver_codec.request import aci_line
 from app.source import Source, SqlSource
 from app.sources import open_source, resolve_store_url
 
 # Subcommand modules written beside this one; each adds its parsers with add_commands().
-PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands")
+PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands",
+                  "app.cli.mirror_commands", "app.cli.serve_command")
 
 log = logging.getLogger("hashlens")
 
@@ -57,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("aci", help="answer one ACI request and print its XML",
                        description="Answer an ACI request such as "
-                                   "'action=ListImageHashes&database=ImageHashes&start=1&maxresults=10'. "
+                                   f"'{aci_line(names.LIST_IMAGE_HASHES, database='ImageHashes', start=1, maxresults=10)}'. "
                                    "Exit status 0 on SUCCESS, 1 on ERROR.")
     p.add_argument("request", help="the query string; imagepath= names a local file")
     p.set_defaults(handler=_cmd_aci)
@@ -90,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="metadata for every image")
     p.set_defaults(handler=_cmd_train, creates=True)
 
-    p = sub.add_parser("list", help="list image hashes (ListImageHashes with filters)")
+    p = sub.add_parser("list", help=f"list image hashes ({names.LIST_IMAGE_HASHES} with filters)")
     add_listing_options(p)
     p.add_argument("--format", choices=["table", "xml", "json"], default="table")
     p.set_defaults(handler=_cmd_list)
@@ -124,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument(arg)
         if name == "relabel":
             q.add_argument("--current", metavar="LABEL",
-                           help="the current label, as RelabelImageHashImage requires (default: read it)")
+                           help=f"the current label, as {names.RELABEL_IMAGE_HASH_IMAGE} requires (default: read it)")
         q.set_defaults(handler=_cmd_change, change=name)
 
     p = sub.add_parser("migrate", help="upgrade an older store to this version's schema (backs it up first)")
@@ -139,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         plugin.add_commands(sub)
+    parser.set_defaults(command_names=tuple(sub.choices))
     return parser
 
 
@@ -335,8 +340,17 @@ def main(argv: list[str] | None = None, gui: Callable[..., int] | None = None) -
 
     Exit status: 0 success, 1 an error (one line on stderr), 2 a usage error."""
     argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    opened = store_to_open(argv, parser.get_default("command_names"))
+    if opened is not None:
+        # `hashlens PATH.db`: the window on that store (what a file manager's "Open with" runs).
+        if gui is None:
+            print(f"hashlens: '{opened}' is a store: open it in the window with 'hashlens-gui {opened}'.",
+                  file=sys.stderr)
+            return 2
+        return gui([], store_url=opened, read_only="--read-only" in argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
     except UsageError as exc:
         print(exc, file=sys.stderr)
         print("Try 'hashlens --help'.", file=sys.stderr)
@@ -344,7 +358,7 @@ def main(argv: list[str] | None = None, gui: Callable[..., int] | None = None) -
     url = resolve_store_url(args.store)
     if args.command is None:
         if gui is None:
-            build_parser().print_help()
+            parser.print_help()
             return 0
         return gui([], store_url=url, read_only=args.read_only)
     store = None

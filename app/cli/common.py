@@ -8,6 +8,8 @@ import time
 
 from app.domain import MAX_INT, Filter, FilterOp, HashlensError, ListingQuery, SortKey, parse_phash
 from app.domain import whole_number as domain_whole_number
+from app.mediaserver_codec.lists import split_identifier_list
+from app.mediaserver_codec.names import LIST_IMAGE_HASHES
 
 
 def whole_number(minimum: int, maximum: int = MAX_INT):
@@ -45,16 +47,10 @@ def near_hash(text: str) -> tuple[int, int]:
     return phash, whole_number(0, 64)(distance) if distance else 8
 
 
-def split_identifiers(text: str) -> tuple[str, ...]:
-    from app.aci.params import split_identifier_list
-
-    return tuple(split_identifier_list(text))
-
-
 def add_listing_options(parser: argparse.ArgumentParser, *, window: bool = True) -> None:
     """The filter options of `hashlens list`, shared by export and audit commands."""
     parser.add_argument("database", help="the image-hash database")
-    parser.add_argument("--identifier", metavar="A,B", help="comma-separated identifiers (as ListImageHashes)")
+    parser.add_argument("--identifier", metavar="A,B", help=f"comma-separated identifiers (as {LIST_IMAGE_HASHES})")
     parser.add_argument("--label-contains", metavar="TEXT", help="label contains TEXT (ASCII case ignored)")
     parser.add_argument("--label", metavar="TEXT", help="label is exactly TEXT")
     parser.add_argument("--has-image-data", choices=["yes", "no"], help="only entries with / without image data")
@@ -88,7 +84,7 @@ def listing_query_from_args(args: argparse.Namespace) -> ListingQuery:
         filters.append(Filter(FilterOp.PHASH_WITHIN, phash, distance=distance))
     query = ListingQuery(
         database=args.database,
-        identifiers=split_identifiers(args.identifier) if args.identifier is not None else None,
+        identifiers=tuple(split_identifier_list(args.identifier)) if args.identifier is not None else None,
         filters=tuple(filters),
         sort=SortKey(args.sort),
         descending=args.descending,

@@ -12,6 +12,7 @@ from app.exports import database_file, manifest
 from app.exports.export import export_listing
 from app.exports.formats import FORMATS, ExportOptions
 from app.exports.importer import DIALECTS, POLICIES, ImportOptions, detect_format, import_file
+from app.mediaserver_codec import names
 
 _BY_SUFFIX = {".xml": "xml", ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json", ".ndjson": "ndjson",
               ".jsonl": "ndjson", ".xlsx": "xlsx", ".zip": "images"}
@@ -23,7 +24,7 @@ def add_commands(subparsers) -> None:
         "export", help="export a listing to a file (xml, csv, tsv, json, ndjson, xlsx, images)",
         description="Export every entry of a listing (the same filter and order as 'hashlens list') to a file, "
                     "written atomically, with a NAME.manifest.json beside it. --format database writes the whole "
-                    "database with its images (ExportImageHashDatabase).",
+                    f"database with its images ({names.EXPORT_IMAGE_HASH_DATABASE}).",
     )
     add_listing_options(p)
     p.add_argument("--format", choices=[*FORMATS, DATABASE_FORMAT],
@@ -40,8 +41,8 @@ def add_commands(subparsers) -> None:
     p.set_defaults(handler=cmd_export)
 
     p = subparsers.add_parser(
-        "import", help="import entries from a Hashlens export or a saved ListImageHashes response",
-        description="Read a Hashlens XML, JSON, NDJSON, CSV or TSV export, or a ListImageHashes response saved "
+        "import", help=f"import entries from a Hashlens export or a saved {names.LIST_IMAGE_HASHES} response",
+        description=f"Read a Hashlens XML, JSON, NDJSON, CSV or TSV export, or a {names.LIST_IMAGE_HASHES} response saved "
                     "from a Media Server, into a database (created if missing). All or nothing: one transaction. "
                     "A whole-database file (export --format database) becomes a new database.",
     )

@@ -23,10 +23,14 @@ from app.exports.cells import format_time
 from app.exports.export import IMAGES_PER_FETCH, ROWS_PER_STEP, cancelled_error
 from app.exports.formats import check_row
 from app.exports.readers import ImportRefused
-from app.services import actions
+from app.services import actions, imaging
 from app.services.imaging import HashedImage
+from app.mediaserver_codec import names
 
 FORMAT_NAME = "hashlens-database"
+# One line holds one entry with its image in base64: capped by the largest image
+# training accepts, so even a hostile file is read in bounded pieces.
+MAX_LINE_BYTES = (imaging.MAX_FILE_BYTES + 2) // 3 * 4 + readers.MAX_LINE_BYTES
 VERSION = 1
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -123,7 +127,7 @@ def import_database(store, dbpath: Path | str, database: str | None = None, *,
     if not isinstance(name, str):
         raise ImportRefused(path, "the header names no database; give one.", 1)
     check_text("database", name)
-    with open(path, "rb") as f, store.group("ImportImageHashDatabase", name, {"dbpath": str(path)}) as journal:
+    with open(path, "rb") as f, store.group(names.IMPORT_IMAGE_HASH_DATABASE, name, {"dbpath": str(path)}) as journal:
         if store.database_exists(name):
             raise HashlensError(Failure.DATABASE_EXISTS,
                                 f"'database={name}' already exists; import into a new database name.",
@@ -137,7 +141,7 @@ def import_database(store, dbpath: Path | str, database: str | None = None, *,
 def _import_lines(store, path, f, name, progress, cancelled) -> int:
     count = 0
     ended = None
-    for number, raw in readers._binary_lines(path, f):
+    for number, raw in readers._binary_lines(path, f, MAX_LINE_BYTES):
         if number == 1:
             continue
         text = readers._decode_line(path, raw, number)

@@ -17,6 +17,7 @@ from app.exports import manifest
 from app.exports.readers import ImportedEntry, ImportRefused
 from app.services import actions
 from app.services.imaging import HashedImage
+from app.mediaserver_codec import names
 
 POLICIES = ("abort", "skip", "replace")
 FORMATS = ("auto", "xml", "json", "ndjson", "csv", "tsv")
@@ -177,15 +178,15 @@ def import_file(
         fmt = options.format if options.format != "auto" else readers.sniff(path, f.read(4096))
         f.seek(0)
         if fmt == "database":
-            raise ImportRefused(path, "this is a whole-database file (ExportImageHashDatabase); import it with "
-                                      "ImportImageHashDatabase (hashlens import without --format).")
+            raise ImportRefused(path, f"this is a whole-database file ({names.EXPORT_IMAGE_HASH_DATABASE}); import it with "
+                                      f"{names.IMPORT_IMAGE_HASH_DATABASE} (hashlens import without --format).")
         dialect = options.csv_dialect
         if dialect == "auto" and fmt in ("csv", "tsv"):
             dialect = _csv_dialect_from_manifest(path) or "safe"
         report = ImportReport(str(path), fmt if fmt not in ("csv", "tsv") else f"{fmt}, {dialect} dialect", database)
         entries = read_entries(path, fmt, f, size, dialect)
         try:
-            with store.group("ImportImageHashes", database) as journal:
+            with store.group(names.IMPORT_IMAGE_HASHES, database) as journal:
                 _apply(store, path, database, entries, options, report, progress, cancelled, journal)
         finally:
             entries.close()
@@ -206,8 +207,14 @@ def _apply(store, path, database, entries, options, report, progress, cancelled,
             faults.checkpoint("import.row")
             if progress is not None:
                 progress(report.read)
+        # The identifier is checked before it reaches the store: a lone surrogate from a
+        # JSON escape cannot even be sent to the database (found by fuzzing).
+        try:
+            check_text("identifier", item.identifier)
+        except HashlensError as exc:
+            raise ImportRefused(path, f"entry {item.identifier!r}: {exc.description}", item.line) from None
         # Entries already in the database, or earlier in this file, are duplicates.
-        exists = bool(item.identifier) and store.entry_exists(database, item.identifier)
+        exists = store.entry_exists(database, item.identifier)
         if exists and options.on_duplicate == "abort":
             duplicate_count += 1
             if len(duplicates) < MAX_LISTED:
@@ -305,7 +312,7 @@ def _new_entry(path, item: ImportedEntry, stored: _Stored | None, options: Impor
         if not options.allow_missing_phash:
             raise ImportRefused(
                 path,
-                f"the entry {item.identifier!r} carries no pHash and no image (a ListImageHashes response never "
+                f"the entry {item.identifier!r} carries no pHash and no image (a {names.LIST_IMAGE_HASHES} response never "
                 "does), and Hashlens needs one to find duplicates. Import a Hashlens JSON, NDJSON or CSV export "
                 f"instead, or allow entries without a pHash (--no-phash) to store the placeholder {UNKNOWN_PHASH:016x}.",
                 item.line,

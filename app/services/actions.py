@@ -4,6 +4,7 @@ the Source, which does it atomically and journals it in the same transaction."""
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterable
@@ -22,7 +23,7 @@ from app.domain import (
     no_such_database,
     param_invalid,
 )
-from app.services import imaging
+from app.services import imaging, lifeline
 from app.source import Source
 
 
@@ -194,7 +195,9 @@ def train_files(
             return
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # Workers die with this process, even when it is killed (issue 10 item 6).
+        with ProcessPoolExecutor(max_workers=workers, initializer=lifeline.die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             yield from zip(files, pool.map(_hash_file, files, chunksize=16))
 
     done = 0

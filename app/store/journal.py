@@ -8,11 +8,12 @@ import time
 from collections.abc import Iterator
 
 from app.domain import JournalEntry
+from app.mediaserver_codec import names
 from app.store.sql import SqlRunner
 
 # Actions that can name a database only in their parameters (the move's target, the
 # rename's new name): a journal range for one database includes them, filtered by `touches`.
-_NAMING_IN_PARAMS = ("MoveImageHash", "RenameImageHashDatabase")
+_NAMING_IN_PARAMS = (names.MOVE_IMAGE_HASH, names.RENAME_IMAGE_HASH_DATABASE)
 
 
 def now_ms() -> int:
@@ -66,8 +67,8 @@ class Journal:
             clauses.append("at_ms < ?")
             params.append(until)
         if database is not None:
-            names = ", ".join(f"'{a}'" for a in _NAMING_IN_PARAMS)
-            clauses.append(f"(database_name = ? OR action IN ({names}))")
+            naming = ", ".join(f"'{a}'" for a in _NAMING_IN_PARAMS)
+            clauses.append(f"(database_name = ? OR action IN ({naming}))")
             params.append(database)
         return " AND ".join(clauses), params
 

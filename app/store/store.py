@@ -21,6 +21,7 @@ from pathlib import Path
 import peewee
 
 from app import faults
+from app.mediaserver_codec import names
 from app.domain import (
     Count,
     DatabaseInfo,
@@ -259,6 +260,8 @@ class Store:
         try:
             with self._transaction(**self.db.write_begin) as txn:
                 yield txn
+                # Kill tests stop here: every change of the transaction made, none committed.
+                faults.checkpoint("store.commit")
         finally:
             self._local.grouped -= 1
 
@@ -417,10 +420,10 @@ class Store:
     # -- writes: each atomic and journalled (the Media Server action's name) -----------------
 
     def create_database(self, name: str) -> None:
-        self._change("CreateImageHashDatabase", name, None, {}, lambda: self.entries.create_database(name))
+        self._change(names.CREATE_IMAGE_HASH_DATABASE, name, None, {}, lambda: self.entries.create_database(name))
 
     def rename_database(self, name: str, new_name: str) -> None:
-        self._change("RenameImageHashDatabase", name, None, {"newdatabase": new_name},
+        self._change(names.RENAME_IMAGE_HASH_DATABASE, name, None, {"newdatabase": new_name},
                      lambda: self.entries.rename_database(name, new_name))
 
     def remove_database(self, name: str) -> int:
@@ -430,7 +433,7 @@ class Store:
             params["entries"] = removed = self.entries.remove_database(name)
             return removed
 
-        return self._change("RemoveImageHashDatabase", name, None, params, apply)
+        return self._change(names.REMOVE_IMAGE_HASH_DATABASE, name, None, params, apply)
 
     def add_entry(self, database: str, entry: NewEntry, *, source: str | None = None) -> int:
         """TrainImageHash: append one entry at the end of the database; returns its key."""
@@ -443,38 +446,38 @@ class Store:
             faults.checkpoint("train.commit")
             return key
 
-        return self._change("TrainImageHash", database, entry.identifier, params, apply)
+        return self._change(names.TRAIN_IMAGE_HASH, database, entry.identifier, params, apply)
 
     def remove_entry(self, database: str, identifier: str) -> None:
-        self._change("RemoveImageHash", database, identifier, {},
+        self._change(names.REMOVE_IMAGE_HASH, database, identifier, {},
                      lambda: self.entries.remove_entry(database, identifier))
 
     def null_image_data(self, database: str, identifier: str) -> None:
-        self._change("NullImageHashImageData", database, identifier, {},
+        self._change(names.NULL_IMAGE_HASH_IMAGE_DATA, database, identifier, {},
                      lambda: self.entries.null_image_data(database, identifier))
 
     def rename_entry(self, database: str, identifier: str, new_identifier: str) -> None:
-        self._change("RenameImageHash", database, identifier, {"newidentifier": new_identifier},
+        self._change(names.RENAME_IMAGE_HASH, database, identifier, {"newidentifier": new_identifier},
                      lambda: self.entries.rename_entry(database, identifier, new_identifier))
 
     def move_entry(self, database: str, identifier: str, new_database: str) -> None:
-        self._change("MoveImageHash", database, identifier, {"newdatabase": new_database},
+        self._change(names.MOVE_IMAGE_HASH, database, identifier, {"newdatabase": new_database},
                      lambda: self.entries.move_entry(database, identifier, new_database))
 
     def relabel(self, database: str, identifier: str, label: str, new_label: str) -> None:
-        self._change("RelabelImageHashImage", database, identifier, {"imagelabel": label, "newimagelabel": new_label},
+        self._change(names.RELABEL_IMAGE_HASH_IMAGE, database, identifier, {"imagelabel": label, "newimagelabel": new_label},
                      lambda: self.entries.relabel(database, identifier, label, new_label))
 
     def add_metadata(self, database: str, identifier: str, key_name: str, value: str) -> None:
-        self._change("AddImageHashMetadata", database, identifier, {"key": key_name, "value": value},
+        self._change(names.ADD_IMAGE_HASH_METADATA, database, identifier, {"key": key_name, "value": value},
                      lambda: self.entries.add_metadata(database, identifier, key_name, value))
 
     def update_metadata(self, database: str, identifier: str, key_name: str, value: str) -> None:
-        self._change("UpdateImageHashMetadata", database, identifier, {"key": key_name, "newvalue": value},
+        self._change(names.UPDATE_IMAGE_HASH_METADATA, database, identifier, {"key": key_name, "newvalue": value},
                      lambda: self.entries.update_metadata(database, identifier, key_name, value))
 
     def remove_metadata(self, database: str, identifier: str, key_name: str) -> None:
-        self._change("RemoveImageHashMetadata", database, identifier, {"key": key_name},
+        self._change(names.REMOVE_IMAGE_HASH_METADATA, database, identifier, {"key": key_name},
                      lambda: self.entries.remove_metadata(database, identifier, key_name))
 
     def rebuild_marks(self, database: str) -> None:
