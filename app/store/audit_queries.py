@@ -47,20 +47,11 @@ def translated(store: Store):
         raise store.sql.translate(exc) from exc
 
 
-@contextlib.contextmanager
 def cancellable(store: Store, cancelled: Callable[[], bool] | None):
-    """Let a long SQLite statement on this thread's connection stop when `cancelled()`
-    turns true (a progress handler; the store turns the interrupt into CANCELLED).
-    Server backends are checked between batches only."""
-    if cancelled is None or store.backend != "sqlite":
-        yield
-        return
-    conn = store.db.connection()
-    conn.set_progress_handler(lambda: 1 if cancelled() else 0, 20_000)
-    try:
-        yield
-    finally:
-        conn.set_progress_handler(None, 0)
+    """Let a long statement on this thread's connection stop when `cancelled()` turns true
+    where the backend can (SQLite; the store turns the interrupt into CANCELLED). Server
+    backends are checked between batches only."""
+    return store.db.stop_when(cancelled)
 
 
 # -- databases and entries --------------------------------------------------------------------
@@ -301,21 +292,7 @@ def store_integrity(store: Store, full: bool = True, max_messages: int = 100) ->
     """The backend's own check of its files: (status "ok" | "failed" | "not applicable",
     messages, the check that ran). SQLite: PRAGMA integrity_check (or quick_check) and
     foreign_key_check; MariaDB/MySQL: CHECK TABLE; PostgreSQL has no built-in one."""
-    if store.backend == "sqlite":
-        pragma = "integrity_check" if full else "quick_check"
-        messages = [str(r[0]) for r in store.sql.all(f"PRAGMA {pragma}({int(max_messages)})")]
-        problems = [m for m in messages if m != "ok"]
-        fk = store.sql.all("PRAGMA foreign_key_check")
-        problems += [f"row {r[1]} of {r[0]} points at a missing row of {r[2]}" for r in fk[:max_messages]]
-        check = f"PRAGMA {pragma}, PRAGMA foreign_key_check"
-        return ("failed" if problems else "ok"), problems, check
-    if store.backend == "mysql":
-        tables = "hl_store_info, hl_database, hl_entry, hl_image, hl_metadata, hl_mark, hl_journal"
-        rows = store.sql.all(f"CHECK TABLE {tables}" + ("" if full else " QUICK"))
-        problems = [f"{r[0]}: {r[3]}" for r in rows if str(r[2]).lower() in ("error", "warning")
-                    and str(r[3]).lower() != "ok"]
-        return ("failed" if problems else "ok"), problems[:max_messages], "CHECK TABLE"
-    return "not applicable", [], "PostgreSQL has no built-in integrity check (the amcheck extension is outside Hashlens)"
+    return store.db.integrity_check(store.sql, full, max_messages)
 
 
 # -- journal ------------------------------------------------------------------------------------

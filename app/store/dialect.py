@@ -114,6 +114,47 @@ class HashlensDialect:
                 "SELECT (SELECT MIN(meta_key) FROM hl_metadata WHERE meta_key > k.name) FROM k "
                 f"WHERE k.name IS NOT NULL) SELECT k.name FROM k WHERE k.name IS NOT NULL AND {in_database}")
 
+    # -- capabilities some backends have ------------------------------------------------------
+
+    @contextlib.contextmanager
+    def stop_when(self, cancelled):
+        """Let a long statement on this thread's connection stop when `cancelled()` turns
+        true. Only SQLite can (a progress handler); elsewhere work stops between batches."""
+        yield
+
+    @contextlib.contextmanager
+    def page_cache(self, megabytes: int):
+        """A bigger page cache on this thread's connection for a bulk load (SQLite only)."""
+        yield
+
+    # -- bulk loads (app/store/bulk.py) -----------------------------------------------------
+
+    def write_rows(self, cursor, table: str, columns: str, rows: list[tuple]) -> None:
+        """Insert many rows in one go (one executemany; COPY on PostgreSQL)."""
+        marks = ", ".join("?" * (columns.count(",") + 1))
+        cursor.executemany(self.placeholders(f"INSERT INTO {table} ({columns}) VALUES ({marks})"), rows)
+
+    def append_entry_rows(self, run, write, db_id: int, columns: str, rows: list[tuple],
+                          identifiers: list[str]) -> list[int]:
+        """Insert a batch of entry rows with `write(table, columns, rows)` and return their
+        keys in batch order. SQLite: explicit keys from MAX(id)+1; the IMMEDIATE transaction
+        holds the only write lock, so nobody else can take them, and no statement per entry
+        is needed to learn its key."""
+        first = (run.one("SELECT MAX(id) FROM hl_entry")[0] or 0) + 1
+        keys = list(range(first, first + len(rows)))
+        try:
+            write("hl_entry", f"id, {columns}", [(k, *r) for k, r in zip(keys, rows)])
+        except Exception as violation:
+            if hasattr(violation, "below"):
+                violation.below = first  # rows from `first` on are this batch's own, half inserted
+            raise
+        return keys
+
+    def integrity_check(self, run, full: bool, max_messages: int) -> tuple[str, list[str], str]:
+        """The backend's own check of its files, through `run` (the store's SQL runner):
+        (status "ok" | "failed" | "not applicable", messages, the check that ran)."""
+        return "not applicable", [], "no built-in integrity check"
+
     # -- connections ------------------------------------------------------------------------
 
     def after_connect(self) -> None:
@@ -151,6 +192,36 @@ class HashlensSqlite(HashlensDialect, peewee.SqliteDatabase):
         super().mark_verified()
         if not self.read_only:
             self.execute_sql("PRAGMA journal_mode=WAL")
+
+    @contextlib.contextmanager
+    def stop_when(self, cancelled):
+        if cancelled is None:
+            yield
+            return
+        conn = self.connection()
+        conn.set_progress_handler(lambda: 1 if cancelled() else 0, 20_000)
+        try:
+            yield
+        finally:
+            conn.set_progress_handler(None, 0)
+
+    @contextlib.contextmanager
+    def page_cache(self, megabytes: int):
+        before = self.execute_sql("PRAGMA cache_size").fetchone()[0]
+        self.execute_sql(f"PRAGMA cache_size={-int(megabytes) * 1024}")
+        try:
+            yield
+        finally:
+            self.execute_sql(f"PRAGMA cache_size={int(before)}")
+
+    def integrity_check(self, run, full: bool, max_messages: int) -> tuple[str, list[str], str]:
+        pragma = "integrity_check" if full else "quick_check"
+        messages = [str(r[0]) for r in run.all(f"PRAGMA {pragma}({int(max_messages)})")]
+        problems = [m for m in messages if m != "ok"]
+        fk = run.all("PRAGMA foreign_key_check")
+        problems += [f"row {r[1]} of {r[0]} points at a missing row of {r[2]}" for r in fk[:max_messages]]
+        check = f"PRAGMA {pragma}, PRAGMA foreign_key_check"
+        return ("failed" if problems else "ok"), problems, check
 
 
 class _ReconnectingServer(ReconnectMixin, HashlensDialect):
@@ -194,6 +265,24 @@ class HashlensPostgres(_ReconnectingServer, peewee.PostgresqlDatabase):
     def cancel_statement(self, conn, location: StoreLocation) -> None:
         (getattr(conn, "cancel_safe", None) or conn.cancel)()
 
+    def write_rows(self, cursor, table: str, columns: str, rows: list[tuple]) -> None:
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def append_entry_rows(self, run, write, db_id, columns, rows, identifiers) -> list[int]:
+        # Keys from the table's own sequence, which every other writer draws from too, so
+        # they never clash; then COPY, PostgreSQL's bulk path.
+        keys = sorted(r[0] for r in run.all(
+            "SELECT nextval(pg_get_serial_sequence('hl_entry', 'id')) FROM generate_series(1, ?)", (len(rows),)
+        ))
+        write("hl_entry", f"id, {columns}", [(k, *r) for k, r in zip(keys, rows)])
+        return keys
+
+    def integrity_check(self, run, full: bool, max_messages: int) -> tuple[str, list[str], str]:
+        return "not applicable", [], ("PostgreSQL has no built-in integrity check (the amcheck extension is "
+                                      "outside Hashlens)")
+
 
 class HashlensMySQL(_ReconnectingServer, peewee.MySQLDatabase):
     backend = "mysql"
@@ -232,6 +321,24 @@ class HashlensMySQL(_ReconnectingServer, peewee.MySQLDatabase):
     def metadata_keys(self, in_database: str) -> str:
         return ("SELECT k.name FROM (SELECT DISTINCT meta_key AS name FROM hl_metadata) AS k "
                 f"WHERE {in_database} ORDER BY k.name")
+
+    def append_entry_rows(self, run, write, db_id, columns, rows, identifiers) -> list[int]:
+        # AUTO_INCREMENT is shared with other writers, and explicit keys could collide with
+        # theirs. Insert without keys (pymysql folds executemany into multi-row INSERTs),
+        # then read ours back: under the database row's lock only this batch adds entries
+        # above the previous maximum.
+        before = run.one("SELECT MAX(id) FROM hl_entry WHERE database_id = ?", (db_id,))[0] or 0
+        write("hl_entry", columns, rows)
+        found = dict((ident, key) for key, ident in run.all(
+            "SELECT id, identifier FROM hl_entry WHERE database_id = ? AND id > ?", (db_id, before)))
+        return [found[i] for i in identifiers]
+
+    def integrity_check(self, run, full: bool, max_messages: int) -> tuple[str, list[str], str]:
+        tables = "hl_store_info, hl_database, hl_entry, hl_image, hl_metadata, hl_mark, hl_journal"
+        rows = run.all(f"CHECK TABLE {tables}" + ("" if full else " QUICK"))
+        problems = [f"{r[0]}: {r[3]}" for r in rows if str(r[2]).lower() in ("error", "warning")
+                    and str(r[3]).lower() != "ok"]
+        return ("failed" if problems else "ok"), problems[:max_messages], "CHECK TABLE"
 
     def after_connect(self) -> None:
         version = self.execute_sql("SELECT VERSION()").fetchone()[0]
