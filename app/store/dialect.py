@@ -160,6 +160,10 @@ class HashlensDialect:
     def after_connect(self) -> None:
         """Settle what can only be known once connected (MySQL's binary collation)."""
 
+    def replica_of(self) -> str | None:
+        """Words naming the primary when this server is a read-only replica, else None."""
+        return None
+
     def mark_verified(self) -> None:
         """The schema check passed: settings that change the store may now be made."""
         self.verified = True
@@ -278,6 +282,13 @@ class HashlensPostgres(_ReconnectingServer, peewee.PostgresqlDatabase):
         ))
         write("hl_entry", f"id, {columns}", [(k, *r) for k, r in zip(keys, rows)])
         return keys
+
+    def replica_of(self) -> str | None:
+        # A hot standby replays its primary's WAL and refuses every change.
+        if not self.execute_sql("SELECT pg_is_in_recovery()").fetchone()[0]:
+            return None
+        row = self.execute_sql("SELECT sender_host, sender_port FROM pg_stat_wal_receiver").fetchone()
+        return f"{row[0]}:{row[1]}" if row and row[0] else "its primary server"
 
     def integrity_check(self, run, full: bool, max_messages: int) -> tuple[str, list[str], str]:
         return "not applicable", [], ("PostgreSQL has no built-in integrity check (the amcheck extension is "

@@ -93,6 +93,7 @@ class Store:
         # this thread is; a change made inside one is journalled by the group instead.
         self._local = threading.local()
         self.schema_version: int | None = None
+        self.replica_of: str | None = None
 
     # -- opening ----------------------------------------------------------------------
 
@@ -140,6 +141,9 @@ class Store:
         if self.schema_version is None:
             raise HashlensError(Failure.STORE_UNAVAILABLE, "The store records no schema version.")
         self.db.mark_verified()
+        self.replica_of = self.db.replica_of()
+        if self.replica_of is not None:
+            self.read_only = True
         if not self.schema_policy.writable:
             # A newer Hashlens wrote this store: read it, never write it. An older one is
             # migrated only on request, after a backup (reliability D4).
@@ -191,6 +195,9 @@ class Store:
         return backup
 
     def read_only_reason(self) -> str:
+        if self.replica_of is not None:
+            return (f"The store {self.describe()} is a read-only replica of {self.replica_of}: it lists what "
+                    "its primary holds once replayed, and every change must be made on the primary.")
         return self.schema_policy.reason(self.describe()) or (
             f"The store {self.describe()} is open read-only; reopen it for writing to change it.")
 
