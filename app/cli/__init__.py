@@ -23,7 +23,7 @@ from app.domain import HashlensError, counted
 from app.launch import store_to_open
 from app.services import actions
 from app.mediaserver_codec import names
-from app.mediaserver_codec.request import aci_line
+from app.mediaserver_codec.request import aci_line, requested_action
 from app.source import Source, SqlSource
 from app.sources import open_source, resolve_store_url
 
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    f"'{aci_line(names.LIST_IMAGE_HASHES, database='ImageHashes', start=1, maxresults=10)}'. "
                                    "Exit status 0 on SUCCESS, 1 on ERROR.")
     p.add_argument("request", help="the query string; imagepath= names a local file")
-    p.set_defaults(handler=_cmd_aci)
+    p.set_defaults(handler=_cmd_aci, creates=_aci_creates)
 
     db = sub.add_parser("db", help="create, list, rename or remove databases")
     dbs = db.add_subparsers(dest="db_command", metavar="ACTION", required=True, parser_class=_Parser)
@@ -148,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- commands ------------------------------------------------------------------------
+
+
+# The ACI actions that create, as `db create`, `train` and `import` do: only these may
+# make a new store file when the store does not exist yet (issue 10 item 10).
+_CREATING_ACTIONS = {a.lower() for a in (names.CREATE_IMAGE_HASH_DATABASE, names.TRAIN_IMAGE_HASH,
+                                         names.IMPORT_IMAGE_HASH_DATABASE)}
+
+
+def _aci_creates(args) -> bool:
+    return (requested_action(args.request) or "").lower() in _CREATING_ACTIONS
 
 
 def _cmd_aci(store: Source | None, args, store_error: HashlensError | None = None) -> int:
@@ -366,7 +376,9 @@ def main(argv: list[str] | None = None, gui: Callable[..., int] | None = None) -
         if not getattr(args, "needs_store", True):
             return args.handler(None, args)
         try:
-            store = open_source(url, read_only=args.read_only, create=getattr(args, "creates", False))
+            creates = getattr(args, "creates", False)
+            creates = creates(args) if callable(creates) else creates
+            store = open_source(url, read_only=args.read_only, create=creates)
         except HashlensError as exc:
             if args.handler is _cmd_aci:
                 return _cmd_aci(None, args, store_error=exc)

@@ -78,6 +78,9 @@ def test_only_creating_commands_make_a_store(tmp_path, capsys):
     capsys.readouterr()
     assert main(["--store", url, "db", "create", "D"]) == 0
     assert path.exists()
+    other = tmp_path / "by-aci" / "store.db"
+    assert main(["--store", f"sqlite:///{other}", "aci", "action=CreateImageHashDatabase&database=D"]) == 0
+    assert other.exists()
     assert main(["--store", url, "db", "list"]) == 0
     assert "D" in capsys.readouterr().out
 
