@@ -299,7 +299,7 @@ def test_deadline_stops_a_runaway_statement(sqlite_url):
     try:
         scope = _StoreScope(store, watchdog, 0.2)
         with pytest.raises(Exception):
-            store._all("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n")
+            store.sql.all("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n")
         scope.close()
         assert scope.timed_out
         assert scope.timeout_error().failure.code == "ERRORTIMEOUT"
