@@ -49,7 +49,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="hashlens",
-        description="Browse, export and audit image-hash databases. Without a command, opens the window.",
+        description="Browse, export and audit image-hash databases. Without a command, opens the window; "
+                    "'hashlens PATH.db' (or a store URL) opens the window on that store.",
     )
     parser.add_argument("--store", metavar="URL",
                         help="sqlite:///path.db, postgresql://user@host/db or mysql://user@host/db "
