@@ -71,6 +71,7 @@ class MainWindow(QMainWindow):
         self.setStatusBar(self.status_bar)
         self.presenter = ErrorPresenter(self, self.status_bar.showMessage, log_path)
         self.workers.error.connect(self.presenter.show_error)
+        self.presenter.verify = self.session.verify
         self._closed = False
         self.stopped_cleanly = True
         self._pending_database: str | None = None
@@ -309,6 +310,7 @@ class MainWindow(QMainWindow):
         s.open_failed.connect(self._on_session_open_failed)
         s.databases_changed.connect(self._on_session_databases_changed)
         s.changed_elsewhere.connect(self._on_session_changed_elsewhere)
+        s.recovered.connect(self._on_session_recovered)
         s.poll_failed.connect(lambda e: self.presenter.notify(f"Cannot check the store for changes: {e.description}"))
         self.database_panel.database_chosen.connect(self._use_database)
         f.query_changed.connect(m.set_query)
@@ -556,6 +558,13 @@ class MainWindow(QMainWindow):
         self.session.refresh_databases()
         if self.filter_panel.database:
             self._load_metadata_keys(self.filter_panel.database)
+
+    def _on_session_recovered(self, title: str, description: str) -> None:
+        """A store error that a fresh connection disproved: say so briefly and reload."""
+        self.presenter.notify(f"{title}: the store could not be read for a moment ({description}); "
+                              "it reads again, so Hashlens reconnected.", 15000)
+        self.model.refresh()
+        self.session.refresh_databases()
 
     def _on_session_changed_elsewhere(self, changed: bool) -> None:
         if changed:

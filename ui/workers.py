@@ -172,8 +172,11 @@ class Lane(QRunnable):
                     outcome.value = job.fn()
         except HashlensError as exc:
             outcome.error = exc
-            if exc.failure is Failure.STORE_UNAVAILABLE and store is not None:
-                # A lost server connection: drop ours so the next job reconnects.
+            if store is not None and (getattr(exc, "transient", False)
+                                      or exc.failure in (Failure.STORE_UNAVAILABLE, Failure.STORE_FAILED)):
+                # A lost connection, or one left unusable by another program's use of the
+                # same file ("disk I/O error"): drop ours so the next job reconnects,
+                # instead of failing the same way until the window is restarted.
                 self._close(store)
         except Exception as exc:  # the window must never die from a worker's surprise
             log.exception("Unexpected error in background job on lane %s", self.name)
