@@ -195,6 +195,8 @@ class MainWindow(QMainWindow):
                                            "Pull Media Server databases into mirrors and see what changed")
         self.audit_action = self._action("&Audit…", self.open_audit, None, "audit",
                                          "Duplicates, near-duplicates and metadata coverage")
+        self.serve_action = self._action("&Serve this store over ACI…", self.open_serve, None, None,
+                                         "Answer Media Server's image-hash actions over HTTP")
         self.quit_action = self._action("&Quit", self.close, K.StandardKey.Quit, "quit")
         if self.quit_action.shortcut().isEmpty():
             self.quit_action.setShortcut(K("Ctrl+Q"))
@@ -272,6 +274,8 @@ class MainWindow(QMainWindow):
             self.theme_group.addAction(action)
             self.theme_actions[mode] = action
         view.addAction(self.fit_columns_action)
+
+        bar.addMenu("&Tools").addAction(self.serve_action)
 
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.about_action)
@@ -674,9 +678,24 @@ class MainWindow(QMainWindow):
 
     # -- closing -------------------------------------------------------------------------------
 
+    def open_serve(self) -> None:
+        if not self.session.url:
+            return
+        from ui.serve_dialog import ServeDialog
+
+        previous = getattr(self, "serve_dialog", None)
+        if previous is None or previous.store_url != self.session.url:
+            if previous is not None:
+                previous.shutdown()  # it served the store that was open before
+            self.serve_dialog = ServeDialog(self.session.url, self, read_only=self.session.read_only)
+        self.serve_dialog.show()
+        self.serve_dialog.raise_()
+
     def closeEvent(self, event) -> None:
         if not self._closed:
             self._closed = True
+            if getattr(self, "serve_dialog", None) is not None:
+                self.serve_dialog.shutdown()
             self.save_settings()
             if self.entry_actions.progress_dialog is not None:
                 self.entry_actions.progress_dialog.reject()  # ask the long job to stop
