@@ -45,6 +45,7 @@ from ui.pager import PagerBar
 from ui.prompts import Prompter
 from ui.record_table import RecordTable
 from ui.session import POLL_MS, Session
+from ui.serve_dialog import ServeDialog
 from ui.settings import Settings
 from ui.status_bar import StatusBar
 from ui.store_dialog import OpenStoreDialog, url_for
@@ -681,13 +682,12 @@ class MainWindow(QMainWindow):
     def open_serve(self) -> None:
         if not self.session.url:
             return
-        from ui.serve_dialog import ServeDialog
-
         previous = getattr(self, "serve_dialog", None)
         if previous is None or previous.store_url != self.session.url:
             if previous is not None:
                 previous.shutdown()  # it served the store that was open before
-            self.serve_dialog = ServeDialog(self.session.url, self, read_only=self.session.read_only)
+            self.serve_dialog = ServeDialog(self.session.url, self, read_only=self.session.read_only,
+                                            workers=self.workers)
         self.serve_dialog.show()
         self.serve_dialog.raise_()
 

@@ -40,10 +40,10 @@ from app.domain import Failure, HashlensError
 
 log = logging.getLogger("hashlens.ui")
 
-# "task" runs export and import, "audit" the audit and its report: a long one of those
-# never delays a page, an image or a write.
+# "task" runs export, import and pulls, "audit" the audit and its report, "serve" starts
+# and stops the ACI server: a long one of those never delays a page, an image or a write.
 REINTERRUPT_MS = 50
-LANES = ("ui", "count", "poll", "write", "image", "task", "audit")
+LANES = ("ui", "count", "poll", "write", "image", "task", "audit", "serve")
 
 
 class CancelToken:
