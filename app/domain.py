@@ -13,6 +13,10 @@ MAX_TEXT_BYTES = 254
 MAX_IDENTIFIER_LIST = 100_000
 PHASH_BITS = 64
 PHASH_MASK = (1 << PHASH_BITS) - 1
+# The largest whole number any parameter or stored count may hold: a signed 64-bit
+# integer, what every backend's BIGINT stores (ours).
+MAX_INT = 2**63 - 1
+_ASCII_DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
 
 class Failure(enum.Enum):
@@ -41,6 +45,14 @@ class Failure(enum.Enum):
     CANCELLED = (17, "ERRORCANCELLED", "Operation cancelled")
     TIMEOUT = (18, "ERRORTIMEOUT", "Query took too long")
     STORE_UNAVAILABLE = (19, "ERRORSTOREUNAVAILABLE", "The store cannot be opened")
+    BAD_RESPONSE = (20, "ERRORBADRESPONSE", "The response could not be read")
+    SERVER_UNREACHABLE = (21, "ERRORSERVERUNREACHABLE", "Media Server could not be reached")
+    SERVER_ERROR = (22, "ERRORSERVER", "Media Server answered with an error")
+    WRITE_UNCERTAIN = (23, "ERRORWRITEUNCERTAIN", "A write may or may not have taken effect")
+    SERVER_CHANGED = (24, "ERRORSERVERCHANGED", "Media Server kept changing during a pull")
+    # 30 and up: refusals of `hashlens serve` (ours).
+    NOT_AUTHORIZED = (30, "ERRORNOTAUTHORIZED", "Client not authorized")
+    BAD_REQUEST = (31, "ERRORBADREQUEST", "Request not understood")
 
     @property
     def number(self) -> int:
@@ -90,6 +102,33 @@ def no_such_database(name: str) -> HashlensError:
 _NOT_XML_CHAR = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+def whole_number(name: str, text: str, *, minimum: int = 1, maximum: int = MAX_INT) -> int:
+    """A whole number written in ASCII digits, from `minimum` to `maximum`.
+
+    Only 0-9 are digits here: `str.isdigit` and `int` also accept '²' (then fail) or
+    Arabic-Indic '٣' (read silently as 3), and `int` refuses over 4,300 digits with a
+    ValueError. The length is checked before any conversion (ours, issue 10 item 4)."""
+    stripped = text.strip() if isinstance(text, str) else ""
+    if not _ASCII_DIGITS.fullmatch(stripped):
+        raise param_invalid(name, f"{_shown(text)} is not a whole number (digits 0-9 only).")
+    digits = stripped.lstrip("0") or "0"
+    if len(digits) > len(str(maximum)) or int(digits) > maximum:
+        raise param_invalid(name, f"{_shown(text)} is out of range; use a whole number from {minimum} to {maximum}.")
+    if int(digits) < minimum:
+        raise param_invalid(name, f"{_shown(text)} must be {minimum} or more.")
+    return int(digits)
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """A value quoted for a message: cut short, and escaped when it holds characters
+    that cannot be printed or encoded (a lone surrogate, a control), so the message is safe."""
+    text = value if isinstance(value, str) else repr(value)
+    short = text if len(text) <= limit else text[:limit] + "…"
+    if first_bad_xml_char(short) is not None:
+        short = short.encode("ascii", "backslashreplace").decode("ascii")
+    return f"'{short}'"
+
+
 def first_bad_xml_char(text: str) -> int | None:
     """Index of the first character XML 1.0 cannot carry, or None."""
     match = _NOT_XML_CHAR.search(text)
@@ -128,6 +167,11 @@ def parse_phash(text: str) -> int:
     if not re.fullmatch(r"[0-9a-f]{1,16}", cleaned):
         raise param_invalid("phash", f"'{text}' is not a 64-bit hash in hex (16 hex digits).")
     return int(cleaned, 16)
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 note', '2 notes', '1,000 image hashes': a count with its noun in the right number."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def hamming(a: int, b: int) -> int:
@@ -365,3 +409,25 @@ class JournalEntry:
     database: str | None
     identifier: str | None
     params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MirrorSource:
+    """Where a mirror's entries come from: a Media Server's address and its database."""
+
+    url: str
+    database: str
+
+    def describe(self) -> str:
+        return f"{self.url} database '{self.database}'"
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One complete pull of a mirror: its number (1, 2, … per mirror), when it finished
+    (milliseconds since the Unix epoch, UTC), where from, and how many entries it holds."""
+
+    number: int
+    taken_at: int
+    source: MirrorSource
+    entry_count: int

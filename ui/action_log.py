@@ -6,24 +6,10 @@ the same change there, so each is the exact action name and parameters (MS names
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import quote
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
-
-
-def aci_line(action: str, **params) -> str:
-    """`action=Name&key=value…` with every value percent-encoded (RFC 3986 unreserved
-    characters kept), parameters in the order given; None values are left out."""
-    parts = [f"action={action}"]
-    for key, value in params.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        parts.append(f"{key}={quote(str(value), safe='')}")
-    return "&".join(parts)
 
 
 class ActionLog(QDockWidget):

@@ -10,11 +10,11 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QKeySequence
 
 from app.domain import EntryRow, Failure, HashlensError
+from app.mediaserver_codec import names
+from app.mediaserver_codec.request import aci_line
 from app.services import actions
-from ui.action_log import aci_line
+from app.services.sample import generate_sample
 from ui.icons import set_icon
-from ui.progress_dialog import TaskProgressDialog
-from ui.workers import CancelToken
 
 SAMPLE_COUNT = 2000
 # Errors of the store as a whole, not of one entry: a batch stops at the first.
@@ -56,24 +56,24 @@ class EntryActions(QObject):
         self.meta_key: str | None = None
         self.databases: list[str] = []
         self._running = 0
-        self.progress_dialog: TaskProgressDialog | None = None
+        self.task = None  # the long job in the progress dialog (ui.workers.Task)
 
         a = self._action
         self.train_files = a("Train images…", "train", self.on_train_files, "Train one or more image files into this database")
         self.train_folder = a("Train a folder…", "train", self.on_train_folder, "Train every image in a folder (and its subfolders)")
-        self.add_metadata = a("Add metadata…", "meta-add", self.on_add_metadata, "AddImageHashMetadata")
-        self.update_metadata = a("Edit metadata value…", "rename", self.on_update_metadata, "UpdateImageHashMetadata")
-        self.remove_metadata = a("Remove metadata…", "meta-remove", self.on_remove_metadata, "RemoveImageHashMetadata")
-        self.relabel = a("Relabel image…", "tag", self.on_relabel, "RelabelImageHashImage")
-        self.rename = a("Rename identifier…", "rename", self.on_rename, "RenameImageHash")
-        self.move = a("Move to database…", "move", self.on_move, "MoveImageHash")
+        self.add_metadata = a("Add metadata…", "meta-add", self.on_add_metadata, names.ADD_IMAGE_HASH_METADATA)
+        self.update_metadata = a("Edit metadata value…", "rename", self.on_update_metadata, names.UPDATE_IMAGE_HASH_METADATA)
+        self.remove_metadata = a("Remove metadata…", "meta-remove", self.on_remove_metadata, names.REMOVE_IMAGE_HASH_METADATA)
+        self.relabel = a("Relabel image…", "tag", self.on_relabel, names.RELABEL_IMAGE_HASH_IMAGE)
+        self.rename = a("Rename identifier…", "rename", self.on_rename, names.RENAME_IMAGE_HASH)
+        self.move = a("Move to database…", "move", self.on_move, names.MOVE_IMAGE_HASH)
         self.null_image = a("Remove image data…", "image-off", self.on_null_image,
-                            "NullImageHashImageData: delete the stored training image, keep the hash")
-        self.remove = a("Remove entry…", "delete", self.on_remove, "RemoveImageHash: remove the hash, its image and metadata")
+                            f"{names.NULL_IMAGE_HASH_IMAGE_DATA}: delete the stored training image, keep the hash")
+        self.remove = a("Remove entry…", "delete", self.on_remove, f"{names.REMOVE_IMAGE_HASH}: remove the hash, its image and metadata")
         self.remove.setShortcut(QKeySequence.StandardKey.Delete)
-        self.new_database = a("New database…", "database-add", self.on_new_database, "CreateImageHashDatabase")
-        self.rename_database = a("Rename database…", "rename", self.on_rename_database, "RenameImageHashDatabase")
-        self.remove_database = a("Remove database…", "delete", self.on_remove_database, "RemoveImageHashDatabase")
+        self.new_database = a("New database…", "database-add", self.on_new_database, names.CREATE_IMAGE_HASH_DATABASE)
+        self.rename_database = a("Rename database…", "rename", self.on_rename_database, names.RENAME_IMAGE_HASH_DATABASE)
+        self.remove_database = a("Remove database…", "delete", self.on_remove_database, names.REMOVE_IMAGE_HASH_DATABASE)
         self.create_sample = a("Create sample database…", "sample", self.on_create_sample,
                                "Generate a database of sample images to explore Hashlens")
         self.update_enabled()
@@ -137,32 +137,23 @@ class EntryActions(QObject):
 
     # -- running -------------------------------------------------------------------------------
 
-    def _submit(self, work, *, title: str, progress_dialog: TaskProgressDialog | None = None,
-                retry=None) -> None:
-        """Run `work(store) -> WriteResult` (or `work(store, progress)` with a progress
-        dialog) on the write lane, then report and emit `changed`."""
+    def _submit(self, work, *, title: str, progress: tuple[str, str] | None = None, retry=None) -> None:
+        """Run `work(store) -> WriteResult` on the write lane, then report and emit
+        `changed`. With `progress=(title, text)` it is `work(store, progress, stop)` in the
+        job service's progress dialog, whose Cancel sets `stop`."""
         store = self.store
         if store is None:
             return
-        holder: list = []
-        progress = self.workers.progress_callback(holder) if progress_dialog is not None else None
 
-        def job():
-            result = work(store, progress) if progress_dialog is not None else work(store)
+        def with_token(result: WriteResult) -> WriteResult:
             try:
                 result.token = store.change_token()
             except HashlensError:
                 result.token = None
             return result
 
-        def ended():
-            self._finished()
-            if progress_dialog is not None:
-                self.progress_dialog = None
-                progress_dialog.finish()
-
         def done(result: WriteResult):
-            ended()
+            self._finished()
             self.changed.emit(result)
             if result.stopped is not None:
                 self._stopped(title, result, retry)
@@ -181,9 +172,9 @@ class EntryActions(QObject):
                 self.presenter.notify(result.summary)
 
         def failed(error: HashlensError):
-            ended()
+            self._finished()
             self.changed.emit(WriteResult())
-            if error.failure is Failure.STORE_BUSY and progress_dialog is None and self.prompter.retry(
+            if error.failure is Failure.STORE_BUSY and progress is None and self.prompter.retry(
                     title, f"{error.description}\n\nRetry now?"):
                 self._submit(work, title=title)
                 return
@@ -191,14 +182,19 @@ class EntryActions(QObject):
 
         self._running += 1
         self.busy_changed.emit(True)
-        if progress_dialog is not None:
-            self.progress_dialog = progress_dialog
-        holder.append(self.workers.submit(
-            "write", job, on_done=done, on_error=failed, store=store,
-            on_progress=progress_dialog.update_progress if progress_dialog is not None else None,
-        ))
-        if progress_dialog is not None:
-            progress_dialog.open()
+        if progress is None:
+            self.workers.submit("write", lambda: with_token(work(store)), on_done=done, on_error=failed, store=store,
+                                owner=self)
+            return
+        dialog_title, text = progress
+        self.task = self.workers.run_task(
+            "write", lambda report, stop: with_token(work(store, report, stop)), title=dialog_title, text=text,
+            parent=self.parent_widget, store=store, on_done=done, on_error=failed, owner=self)
+
+    @property
+    def progress_dialog(self):
+        """The progress dialog of the long job running now, if any."""
+        return self.task.dialog if self.task is not None else None
 
     def _finished(self) -> None:
         self._running = max(0, self._running - 1)
@@ -257,7 +253,7 @@ class EntryActions(QObject):
 
         def change(store, db, row):
             actions.add_metadata(store, db, row.identifier, key, value)
-            return aci_line("AddImageHashMetadata", database=db, identifier=row.identifier, key=key, value=value)
+            return aci_line(names.ADD_IMAGE_HASH_METADATA, database=db, identifier=row.identifier, key=key, value=value)
 
         self._each("Add metadata", rows, change)
 
@@ -276,7 +272,7 @@ class EntryActions(QObject):
 
         def change(store, db, row):
             actions.update_metadata(store, db, row.identifier, key, value)
-            return aci_line("UpdateImageHashMetadata", database=db, identifier=row.identifier, key=key, newvalue=value)
+            return aci_line(names.UPDATE_IMAGE_HASH_METADATA, database=db, identifier=row.identifier, key=key, newvalue=value)
 
         self._each("Edit metadata", rows, change)
 
@@ -293,7 +289,7 @@ class EntryActions(QObject):
 
         def change(store, db, row):
             actions.remove_metadata(store, db, row.identifier, key)
-            return aci_line("RemoveImageHashMetadata", database=db, identifier=row.identifier, key=key)
+            return aci_line(names.REMOVE_IMAGE_HASH_METADATA, database=db, identifier=row.identifier, key=key)
 
         self._each("Remove metadata", rows, change)
 
@@ -315,7 +311,7 @@ class EntryActions(QObject):
 
         def change(store, db, row):
             actions.relabel_image(store, db, row.identifier, row.label, label)
-            return aci_line("RelabelImageHashImage", database=db, identifier=row.identifier,
+            return aci_line(names.RELABEL_IMAGE_HASH_IMAGE, database=db, identifier=row.identifier,
                             imagelabel=row.label, newimagelabel=label)
 
         self._each("Relabel", rows, change)
@@ -331,7 +327,7 @@ class EntryActions(QObject):
 
         def change(store, db, r):
             actions.rename_image_hash(store, db, r.identifier, new)
-            return aci_line("RenameImageHash", database=db, identifier=r.identifier, newidentifier=new)
+            return aci_line(names.RENAME_IMAGE_HASH, database=db, identifier=r.identifier, newidentifier=new)
 
         self._each("Rename", rows, change)
 
@@ -346,7 +342,7 @@ class EntryActions(QObject):
 
         def change(store, db, row):
             actions.move_image_hash(store, db, row.identifier, target)
-            return aci_line("MoveImageHash", database=db, identifier=row.identifier, newdatabase=target)
+            return aci_line(names.MOVE_IMAGE_HASH, database=db, identifier=row.identifier, newdatabase=target)
 
         self._each("Move", rows, change)
 
@@ -364,7 +360,7 @@ class EntryActions(QObject):
 
         def change(store, db, row):
             actions.null_image_data(store, db, row.identifier)
-            return aci_line("NullImageHashImageData", database=db, identifier=row.identifier)
+            return aci_line(names.NULL_IMAGE_HASH_IMAGE_DATA, database=db, identifier=row.identifier)
 
         self._each("Remove image data", rows, change)
 
@@ -382,7 +378,7 @@ class EntryActions(QObject):
 
         def change(store, db, row):
             actions.remove_image_hash(store, db, row.identifier)
-            return aci_line("RemoveImageHash", database=db, identifier=row.identifier)
+            return aci_line(names.REMOVE_IMAGE_HASH, database=db, identifier=row.identifier)
 
         self._each("Remove", rows, change)
 
@@ -395,7 +391,7 @@ class EntryActions(QObject):
 
         def work(store):
             actions.create_database(store, name)
-            return WriteResult([aci_line("CreateImageHashDatabase", database=name)],
+            return WriteResult([aci_line(names.CREATE_IMAGE_HASH_DATABASE, database=name)],
                                summary=f"Created database '{name}'.", select_database=name)
 
         self._submit(work, title="New database")
@@ -411,7 +407,7 @@ class EntryActions(QObject):
 
         def work(store):
             actions.rename_database(store, old, new)
-            return WriteResult([aci_line("RenameImageHashDatabase", database=old, newdatabase=new)],
+            return WriteResult([aci_line(names.RENAME_IMAGE_HASH_DATABASE, database=old, newdatabase=new)],
                                summary=f"Renamed '{old}' to '{new}'.", select_database=new)
 
         self._submit(work, title="Rename database")
@@ -430,7 +426,7 @@ class EntryActions(QObject):
 
         def work(store):
             removed = actions.remove_database(store, name)
-            return WriteResult([aci_line("RemoveImageHashDatabase", database=name)],
+            return WriteResult([aci_line(names.REMOVE_IMAGE_HASH_DATABASE, database=name)],
                                summary=f"Removed database '{name}' ({removed:,} entries).")
 
         self._submit(work, title="Remove database")
@@ -452,17 +448,14 @@ class EntryActions(QObject):
         database = database or self.database
         if database is None or self.store is None:
             return
-        dialog = TaskProgressDialog("Training images", f"Training images into '{database}'…", self.parent_widget)
-        # The person's Cancel stops training between files; the job still ends normally
-        # and reports what was added, so it is not the job's own (result-dropping) token.
-        stop = CancelToken()
-        dialog.cancel_requested.connect(stop.cancel)
 
-        def work(store, progress):
+        # The person's Cancel (`stop`) stops training between files; the job still ends
+        # normally and reports what was added.
+        def work(store, progress, stop):
             report = actions.train_files(store, database, paths, progress=progress, cancelled=stop)
             result = WriteResult()
             for path, identifier in report.added:
-                result.lines.append(aci_line("TrainImageHash", database=database, imagepath=path,
+                result.lines.append(aci_line(names.TRAIN_IMAGE_HASH, database=database, imagepath=path,
                                              identifier=identifier, imagelabel=Path(path).stem))
             added, refused = len(report.added), len(report.refused)
             result.summary = (f"Trained {added:,} image{'s' if added != 1 else ''} into '{database}'"
@@ -472,28 +465,20 @@ class EntryActions(QObject):
                 result.details = "\n".join(f"{p}: {why}" for p, why in report.refused)
             return result
 
-        self._submit(work, title="Training", progress_dialog=dialog)
+        self._submit(work, title="Training", progress=("Training images", f"Training images into '{database}'…"))
 
     def on_create_sample(self) -> None:
-        try:
-            from app.services.sample import generate_sample
-        except ImportError:
-            self.prompter.info("Sample data", "Sample data is not available in this build.")
-            return
         if self.store is None:
             return
         name = self.prompter.text("Create sample database", "Name of the sample database:", _free_name(self.databases))
         if not name:
             return
-        dialog = TaskProgressDialog("Sample data", f"Creating the sample database '{name}'…", self.parent_widget)
-        stop = CancelToken()
-        dialog.cancel_requested.connect(stop.cancel)
 
-        def work(store, progress):
+        def work(store, progress, stop):
             generate_sample(store, name, SAMPLE_COUNT, progress=progress, cancelled=stop)
             return WriteResult(summary=f"Created the sample database '{name}'.", select_database=name)
 
-        self._submit(work, title="Sample data", progress_dialog=dialog)
+        self._submit(work, title="Sample data", progress=("Sample data", f"Creating the sample database '{name}'…"))
 
 
 def _free_name(existing: list[str], base: str = "Sample") -> str:

@@ -17,67 +17,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain import Failure, Filter, FilterOp, HashlensError, ListingQuery, parse_phash, phash_to_hex
+from app.mediaserver_codec.lists import format_identifier_list, split_identifier_list
+from app.mediaserver_codec.names import LIST_IMAGE_HASHES
 from ui.icons import set_icon
 from ui.theme import current_accents
 
 # Typing pauses this long before the table re-queries, so keystrokes never wait on the store.
 DEBOUNCE_MS = 300
 DEFAULT_DISTANCE = 8
-
-
-def split_identifiers(text: str) -> tuple[str, ...]:
-    """ListImageHashes' `identifier` list: the ACI parser's own rules when present (one path)."""
-    try:
-        from app.aci.params import split_identifier_list
-    except ImportError:
-        return tuple(_split_identifiers(text))
-    return tuple(split_identifier_list(text))
-
-
-def _split_identifiers(text: str) -> list[str]:
-    # Fallback until app.aci.params lands: comma-separated (MS); an item in double quotes
-    # may hold commas, with \" and \\ escapes inside (ours, as TrainImageHash metadata).
-    # Spaces are data and kept; empty items are skipped.
-    items, i, n = [], 0, len(text)
-    while i <= n:
-        if i < n and text[i] == '"':
-            i += 1
-            buf = []
-            while i < n and text[i] != '"':
-                if text[i] == "\\" and i + 1 < n:
-                    i += 1
-                buf.append(text[i])
-                i += 1
-            if i >= n:
-                raise HashlensError(
-                    Failure.PARAM_INVALID, "Identifier list: a quoted identifier is not closed; add the missing '\"'.",
-                    parameter="identifier",
-                )
-            i += 1
-            if i < n and text[i] != ",":
-                raise HashlensError(
-                    Failure.PARAM_INVALID, "Identifier list: put a comma after a quoted identifier.", parameter="identifier"
-                )
-            items.append("".join(buf))
-            i += 1
-        else:
-            end = text.find(",", i)
-            end = n if end < 0 else end
-            if text[i:end]:
-                items.append(text[i:end])
-            i = end + 1
-    return items
-
-
-def join_identifiers(identifiers) -> str:
-    """The inverse of split_identifiers, quoting items that hold a comma or start with '"'."""
-    parts = []
-    for ident in identifiers:
-        if "," in ident or ident.startswith('"'):
-            parts.append('"' + ident.replace("\\", "\\\\").replace('"', '\\"') + '"')
-        else:
-            parts.append(ident)
-    return ",".join(parts)
 
 
 class FilterPanel(QWidget):
@@ -101,10 +48,10 @@ class FilterPanel(QWidget):
         self._timer.timeout.connect(self._emit)
 
         self.identifiers = QLineEdit()
-        self.identifiers.setPlaceholderText("id1,id2,…  (exact, as ListImageHashes)")
+        self.identifiers.setPlaceholderText(f"id1,id2,…  (exact, as {LIST_IMAGE_HASHES})")
         self.identifiers.setClearButtonEnabled(True)
         self.identifiers.setToolTip(
-            "Comma-separated identifiers, exactly as ListImageHashes' identifier parameter: "
+            f"Comma-separated identifiers, exactly as {LIST_IMAGE_HASHES}' identifier parameter: "
             "unknown ones are left out, repeats count once. Quote an identifier holding a comma: \"a,b\"."
         )
         self.label_mode = QComboBox()
@@ -255,7 +202,7 @@ class FilterPanel(QWidget):
         for w in self._widgets():
             w.blockSignals(True)
         self._database = query.database
-        self.identifiers.setText(join_identifiers(query.identifiers) if query.identifiers is not None else "")
+        self.identifiers.setText(format_identifier_list(query.identifiers) if query.identifiers is not None else "")
         self.label_text.clear()
         self.image_data.setCurrentIndex(0)
         self.meta_key.setEditText("")
@@ -300,7 +247,7 @@ class FilterPanel(QWidget):
         if near:
             filters.append(Filter(FilterOp.PHASH_WITHIN, parse_phash(near), distance=self.distance.value()))
         ids_text = self.identifiers.text()
-        identifiers = split_identifiers(ids_text) if ids_text else None
+        identifiers = tuple(split_identifier_list(ids_text)) if ids_text else None
         if identifiers == ():
             identifiers = None
         return ListingQuery(self._database, identifiers=identifiers, filters=tuple(filters)).validated()

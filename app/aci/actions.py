@@ -1,6 +1,6 @@
-"""The ACI action table: each Media Server action name mapped to the one Python
-implementation in `app.services.actions`, with its parameters read and its result
-rendered by `app.aci.response`."""
+"""The ACI dispatcher: each Media Server action mapped to the one Python implementation
+in `app.services.actions` (or `app.exports` for whole-database files), with its
+parameters read and its result written by `app.mediaserver_codec`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from app.aci import response
-from app.aci.params import Params, parse_metadata, parse_query_string, split_identifier_list, unknown_action
 from app.domain import Failure, HashlensError, ListingQuery, param_invalid, param_missing
+from app.exports.database_file import export_database, import_database
+from app.mediaserver_codec import names, writer as response
+from app.mediaserver_codec.lists import parse_metadata, split_identifier_list
+from app.mediaserver_codec.request import Params, parse_query_string, requested_action, unknown_action
 from app.services import actions
 from app.store.store import Store
 
@@ -58,9 +60,9 @@ def _identifiers(p: Params) -> tuple[str, ...] | None:
     return tuple(split_identifier_list(raw))
 
 
-def _train_image_hash(store: Store, p: Params) -> str:
+def _prepare_train(store: Store, p: Params) -> "Job":
     database = p.text("database")
-    path, data = p.raw("imagepath"), p.raw("imagedata")
+    path, data = p.path("imagepath"), p.raw("imagedata")
     if not path and not data:
         raise HashlensError(
             Failure.PARAM_MISSING, "One of the parameters 'imagepath' or 'imagedata' must be supplied.",
@@ -69,17 +71,25 @@ def _train_image_hash(store: Store, p: Params) -> str:
     if path and data:
         raise param_invalid("imagepath", "give imagepath or imagedata, not both.")
     decoded = None
-    if data:
+    if isinstance(data, bytes):
+        decoded = data  # an uploaded file part (multipart/form-data), not base64
+    elif data:
         try:
             decoded = base64.b64decode(re.sub(r"\s+", "", data), validate=True)
         except (binascii.Error, ValueError):
             raise param_invalid("imagedata", "the value is not base64-encoded image data.") from None
     metadata = parse_metadata(p.raw("metadata") or "")
-    identifier = actions.train_image(
-        store, database, data=decoded, path=path or None,
-        identifier=p.optional_text("identifier"), label=p.optional_text("imagelabel"), metadata=metadata,
-    )
-    return response.success("TrainImageHash", [response.element("identifier", identifier)])
+    identifier, label = p.optional_text("identifier"), p.optional_text("imagelabel")
+    store.database_id(database)
+
+    def train(store: Store, cancelled: Callable[[], bool]) -> list[str]:
+        if cancelled():
+            raise HashlensError(Failure.CANCELLED, "The training was stopped before it began; nothing was added.")
+        new = actions.train_image(store, database, data=decoded, path=path or None,
+                                  identifier=identifier, label=label, metadata=metadata)
+        return [response.element("identifier", new)]
+
+    return train
 
 
 def _simple(fn: Callable[..., object], *names: str) -> Callable[[Store, Params], None]:
@@ -105,73 +115,133 @@ def _list_databases(store: Store, p: Params) -> str:
     lines = []
     for info in actions.list_databases(store):
         lines += ["<database>", f"  {response.element('name', info.name)}", "</database>"]
-    return response.success("ListImageHashDatabases", lines)
+    return response.success(names.LIST_IMAGE_HASH_DATABASES, lines)
 
 
 def _sync(store: Store, p: Params) -> None:
     actions.sync_image_hashes(store, p.optional_text("database"))
 
 
-def _export_database(store: Store, p: Params) -> None:
-    from app.exports.database_file import export_database
+def _prepare_export(store: Store, p: Params) -> "Job":
+    database, dbpath = p.text("database"), _dbpath(p)
+    includeimagedata = p.boolean("includeimagedata", True)
+    includemetadata = p.boolean("includemetadata", True)
+    store.database_id(database)
 
-    export_database(
-        store, p.text("database"), p.text("dbpath"),
-        includeimagedata=p.boolean("includeimagedata", True),
-        includemetadata=p.boolean("includemetadata", True),
-    )
+    def export(store: Store, cancelled: Callable[[], bool]) -> list[str]:
+        export_database(store, database, dbpath, includeimagedata=includeimagedata,
+                        includemetadata=includemetadata, cancelled=cancelled)
+        return []
 
-
-def _import_database(store: Store, p: Params) -> None:
-    from app.exports.database_file import import_database
-
-    import_database(store, p.text("dbpath"), database=p.optional_text("database"))
+    return export
 
 
-# Canonical names (MS spelling) by lower-case name; the response's <action> is the
-# canonical name in upper case.
-ACTIONS: dict[str, tuple[str, Callable]] = {
-    name.lower(): (name, handler)
-    for name, handler in [
-        ("ListImageHashes", _list_image_hashes),
-        ("TrainImageHash", _train_image_hash),
-        ("RemoveImageHash", _simple(actions.remove_image_hash, "database", "identifier")),
-        ("NullImageHashImageData", _simple(actions.null_image_data, "database", "identifier")),
-        ("RenameImageHash", _simple(actions.rename_image_hash, "database", "identifier", "newidentifier")),
-        ("MoveImageHash", _simple(actions.move_image_hash, "database", "identifier", "newdatabase")),
-        ("RelabelImageHashImage",
-         _simple(actions.relabel_image, "database", "identifier", "imagelabel", "newimagelabel")),
-        ("AddImageHashMetadata", _simple(actions.add_metadata, "database", "identifier", "key", "value")),
-        ("UpdateImageHashMetadata", _simple(actions.update_metadata, "database", "identifier", "key", "newvalue")),
-        ("RemoveImageHashMetadata", _simple(actions.remove_metadata, "database", "identifier", "key")),
-        ("SyncImageHashes", _sync),
-        ("ExportImageHashDatabase", _export_database),
-        ("ImportImageHashDatabase", _import_database),
-        ("CreateImageHashDatabase", _simple(actions.create_database, "database")),
-        ("ListImageHashDatabases", _list_databases),
-        ("RenameImageHashDatabase", _simple(actions.rename_database, "database", "newdatabase")),
-        ("RemoveImageHashDatabase", _simple(actions.remove_database, "database")),
-    ]
+def _prepare_import(store: Store, p: Params) -> "Job":
+    dbpath, database = _dbpath(p), p.optional_text("database")
+
+    def import_(store: Store, cancelled: Callable[[], bool]) -> list[str]:
+        import_database(store, dbpath, database=database, cancelled=cancelled)
+        return []
+
+    return import_
+
+
+def _dbpath(p: Params) -> str:
+    path = p.path("dbpath")
+    if path is None:
+        raise param_missing("dbpath")
+    return path
+
+
+# A queued action's work: run against a store, checking `cancelled` between steps; it
+# returns the pre-escaped lines of its result. Preparing one reads and checks every
+# parameter first, so that a request error is answered at once (MS asynchronous actions).
+Job = Callable[[Store, Callable[[], bool]], list[str]]
+
+# The actions Media Server runs asynchronously; `hashlens serve` queues them, while
+# `hashlens aci` runs them at once (ours).
+QUEUED: dict[str, Callable[[Store, Params], Job]] = {
+    names.TRAIN_IMAGE_HASH: _prepare_train,
+    names.EXPORT_IMAGE_HASH_DATABASE: _prepare_export,
+    names.IMPORT_IMAGE_HASH_DATABASE: _prepare_import,
+}
+
+
+def _at_once(prepare: Callable[[Store, Params], Job]) -> Callable[[Store, Params], list[str]]:
+    def handler(store: Store, p: Params) -> list[str]:
+        return prepare(store, p)(store, lambda: False)
+
+    return handler
+
+
+# The handler of each action, by its canonical name (`names` spells them, MS).
+HANDLERS: dict[str, Callable] = {
+    names.LIST_IMAGE_HASHES: _list_image_hashes,
+    names.TRAIN_IMAGE_HASH: _at_once(_prepare_train),
+    names.REMOVE_IMAGE_HASH: _simple(actions.remove_image_hash, "database", "identifier"),
+    names.NULL_IMAGE_HASH_IMAGE_DATA: _simple(actions.null_image_data, "database", "identifier"),
+    names.RENAME_IMAGE_HASH: _simple(actions.rename_image_hash, "database", "identifier", "newidentifier"),
+    names.MOVE_IMAGE_HASH: _simple(actions.move_image_hash, "database", "identifier", "newdatabase"),
+    names.RELABEL_IMAGE_HASH_IMAGE:
+        _simple(actions.relabel_image, "database", "identifier", "imagelabel", "newimagelabel"),
+    names.ADD_IMAGE_HASH_METADATA: _simple(actions.add_metadata, "database", "identifier", "key", "value"),
+    names.UPDATE_IMAGE_HASH_METADATA:
+        _simple(actions.update_metadata, "database", "identifier", "key", "newvalue"),
+    names.REMOVE_IMAGE_HASH_METADATA: _simple(actions.remove_metadata, "database", "identifier", "key"),
+    names.SYNC_IMAGE_HASHES: _sync,
+    names.EXPORT_IMAGE_HASH_DATABASE: _at_once(_prepare_export),
+    names.IMPORT_IMAGE_HASH_DATABASE: _at_once(_prepare_import),
+    names.CREATE_IMAGE_HASH_DATABASE: _simple(actions.create_database, "database"),
+    names.LIST_IMAGE_HASH_DATABASES: _list_databases,
+    names.RENAME_IMAGE_HASH_DATABASE: _simple(actions.rename_database, "database", "newdatabase"),
+    names.REMOVE_IMAGE_HASH_DATABASE: _simple(actions.remove_database, "database"),
 }
 
 
 def handle(store: Store | None, request: str, *, store_error: HashlensError | None = None) -> AciResponse:
     """Answer one ACI request. Every failure becomes an ERROR response; nothing raises."""
-    action_name = "UNKNOWN"
+    # A known action is named in the response even when its parameters are refused.
+    action_name = names.canonical_action(requested_action(request)) or "UNKNOWN"
     try:
         action, values = parse_query_string(request)
-        entry = ACTIONS.get((action or "").lower())
-        if entry is None:
-            action_name = action or "UNKNOWN"
-            raise unknown_action(action)
-        action_name, handler = entry
+    except HashlensError as exc:
+        return error_response(action_name, exc)
+    return answer(store, action, values, store_error=store_error)
+
+
+def canonical_action(action: str | None) -> str:
+    """The action's Media Server spelling; raises the unknown-action error."""
+    canonical = names.canonical_action(action)
+    if canonical is None:
+        raise unknown_action(action)
+    return canonical
+
+
+def prepare_queued(store: Store, action: str, values: dict[str, str | bytes]) -> Job:
+    """Check a queued action's parameters now and return its work (for `hashlens serve`)."""
+    return QUEUED[action](store, Params(values))
+
+
+def error_response(action: str, exc: HashlensError) -> AciResponse:
+    return AciResponse(action, False, iter([response.error(action, exc)]), exc)
+
+
+def answer(store: Store | None, action: str | None, values: dict[str, str | bytes], *,
+           store_error: HashlensError | None = None) -> AciResponse:
+    """Answer one parsed ACI request: the action name and its parameters by lower-case name."""
+    action_name = action or "UNKNOWN"
+    try:
+        action_name = canonical_action(action)
+        handler = HANDLERS[action_name]
         if store is None:
             raise store_error or HashlensError(Failure.STORE_UNAVAILABLE, "No store is open.")
         result = handler(store, Params(values))
     except HashlensError as exc:
-        return AciResponse(action_name, False, iter([response.error(action_name, exc)]), exc)
+        return error_response(action_name, exc)
     if result is None:
         return AciResponse(action_name, True, iter([response.success(action_name)]))
+    if isinstance(result, list):
+        return AciResponse(action_name, True, iter([response.success(action_name, result)]))
     if isinstance(result, str):
         return AciResponse(action_name, True, iter([result]))
     # Render the first batch now, so that a failure there is still an ERROR response. A
@@ -180,7 +250,7 @@ def handle(store: Store | None, request: str, *, store_error: HashlensError | No
         first = next(result, "")
     except HashlensError as exc:
         result.close()
-        return AciResponse(action_name, False, iter([response.error(action_name, exc)]), exc)
+        return error_response(action_name, exc)
     return AciResponse(action_name, True, _prepend(first, result))
 
 

@@ -46,6 +46,7 @@ from app.domain import (
     phash_to_hex,
 )
 from app.services import imaging
+from app.source import SchemaStanding, schema_version_policy
 from app.store import audit_queries as q
 from app.store import schema
 from app.store.store import Store
@@ -854,14 +855,15 @@ def _store_findings(checks: StoreChecks) -> list[Finding]:
         if n:
             out.append(Finding("orphan-rows", None, f"{n:,} rows of {table} point at rows that no longer exist.", (), n))
     version, expected = checks.schema_version, checks.expected_schema_version
-    if version is not None and version > expected:
+    standing = schema_version_policy(version, expected).standing
+    if standing is SchemaStanding.NEWER:
         out.append(Finding("schema-newer", None,
                            f"The store has schema version {version}; this Hashlens knows {expected}, so parts of "
                            "the store may not have been audited. Use a newer Hashlens."))
-    elif version is not None and version < expected:
+    elif standing is SchemaStanding.OLDER:
         out.append(Finding("schema-older", None,
-                           f"The store has schema version {version}; it will be upgraded to {expected} "
-                           "the next time Hashlens opens it for writing."))
+                           f"The store has schema version {version} (this Hashlens writes {expected}); it stays "
+                           "read-only until 'hashlens migrate' upgrades it, after a backup."))
     return out
 
 

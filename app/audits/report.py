@@ -11,7 +11,14 @@ import time
 from pathlib import Path
 
 from app.audits.model import AuditResult, Group, Level, NEAR_LIMIT_BYTES
-from app.domain import Failure, HashlensError, JournalEntry, ListingQuery, phash_to_hex
+from app.domain import Failure, HashlensError, JournalEntry, ListingQuery, counted, phash_to_hex
+from app.exports.atomic import refuse_special
+
+
+def findings_summary(counts) -> str:
+    """'0 errors, 1 warning, 2 notes' from an AuditResult's counts."""
+    return (f"{counted(counts[Level.ERROR], 'error')}, {counted(counts[Level.WARNING], 'warning')}, "
+            f"{counted(counts[Level.INFO], 'note')}")
 
 
 def iso(ms: int | None) -> str | None:
@@ -105,7 +112,7 @@ def to_text(result: AuditResult, *, max_groups: int = 50) -> str:
     if result.reused:
         add("Reused unchanged results for: " + ", ".join(result.reused) + ".")
     counts = result.counts()
-    add(f"Findings: {counts[Level.ERROR]} errors, {counts[Level.WARNING]} warnings, {counts[Level.INFO]} notes.")
+    add(f"Findings: {findings_summary(counts)}.")
     add("")
     add("FINDINGS")
     if not result.findings:
@@ -195,6 +202,8 @@ def write_atomic(path: str | Path, text: str) -> None:
     """Write the whole report or nothing: a temporary file in the same folder, flushed
     to disk, then renamed over the target (an earlier report stays intact on failure)."""
     target = Path(path)
+    # A device, pipe, folder or link there is refused, as for every export (issue 10 item 2).
+    refuse_special(target)
     folder = target.parent if str(target.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)

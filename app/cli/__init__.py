@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import itertools
 import json
 import logging
 import sys
@@ -15,17 +16,25 @@ from pathlib import Path
 import platformdirs
 
 from app import __version__
-from app.aci import response
+from app.mediaserver_codec import writer as response
 from app.aci.actions import handle
-from app.cli.common import TerminalProgress, add_listing_options, listing_query_from_args
-from app.domain import HashlensError, param_invalid
+from app.cli.common import TerminalProgress, add_listing_options, key_value, listing_query_from_args
+from app.domain import HashlensError, counted
+from app.launch import store_to_open
 from app.services import actions
 from app.store import Store, resolve_store_url
+from app.mediaserver_codec import names
+from app.mediaserver_codec.request import aci_line
 
 # Subcommand modules written beside this one; each adds its parsers with add_commands().
-PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands")
+PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands",
+                  "app.cli.mirror_commands", "app.cli.serve_command")
 
 log = logging.getLogger("hashlens")
+
+# Exit status of `train` when some images were added and some refused (ours): 0 stays
+# "every image was added" and 1 "nothing was added, or the command failed".
+EXIT_PARTIAL = 4
 
 
 class UsageError(Exception):
@@ -51,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("aci", help="answer one ACI request and print its XML",
                        description="Answer an ACI request such as "
-                                   "'action=ListImageHashes&database=ImageHashes&start=1&maxresults=10'. "
+                                   f"'{aci_line(names.LIST_IMAGE_HASHES, database='ImageHashes', start=1, maxresults=10)}'. "
                                    "Exit status 0 on SUCCESS, 1 on ERROR.")
     p.add_argument("request", help="the query string; imagepath= names a local file")
     p.set_defaults(handler=_cmd_aci)
@@ -68,15 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("newdatabase")
     q.set_defaults(handler=_cmd_db_rename)
 
-    p = sub.add_parser("train", help="train images (files or folders, recursively) into a database")
+    p = sub.add_parser("train", help="train images (files or folders, recursively) into a database",
+                       description="Train image files, or every image in folders (recursively), into a database. "
+                                   "Each image is its own transaction. Every refused image and every skipped file "
+                                   "(a name that is not an image name, in a folder) is listed with its reason. "
+                                   f"Exit status: 0 when every image was added, {EXIT_PARTIAL} when some were "
+                                   "added and some refused, 1 when none was added (or the command failed), "
+                                   "2 on bad usage.")
     p.add_argument("database")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--identifier", help="identifier for a single image (default: generated)")
     p.add_argument("--label", help="label for a single image (default: the file name)")
-    p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="metadata for every image")
+    p.add_argument("--meta", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                   help="metadata for every image")
     p.set_defaults(handler=_cmd_train)
 
-    p = sub.add_parser("list", help="list image hashes (ListImageHashes with filters)")
+    p = sub.add_parser("list", help=f"list image hashes ({names.LIST_IMAGE_HASHES} with filters)")
     add_listing_options(p)
     p.add_argument("--format", choices=["table", "xml", "json"], default="table")
     p.set_defaults(handler=_cmd_list)
@@ -110,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument(arg)
         if name == "relabel":
             q.add_argument("--current", metavar="LABEL",
-                           help="the current label, as RelabelImageHashImage requires (default: read it)")
+                           help=f"the current label, as {names.RELABEL_IMAGE_HASH_IMAGE} requires (default: read it)")
         q.set_defaults(handler=_cmd_change, change=name)
 
     p = sub.add_parser("migrate", help="upgrade an older store to this version's schema (backs it up first)")
@@ -125,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         plugin.add_commands(sub)
+    parser.set_defaults(command_names=tuple(sub.choices))
     return parser
 
 
@@ -164,7 +181,7 @@ def _cmd_db_create(store: Store, args) -> int:
 
 def _cmd_db_remove(store: Store, args) -> int:
     removed = actions.remove_database(store, args.database)
-    print(f"Removed database '{args.database}' and its {removed:,} image hashes.")
+    print(f"Removed database '{args.database}' and its {counted(removed, 'image hash', 'image hashes')}.")
     return 0
 
 
@@ -174,21 +191,11 @@ def _cmd_db_rename(store: Store, args) -> int:
     return 0
 
 
-def _meta_pairs(items: list[str]) -> list[tuple[str, str]]:
-    pairs = []
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise param_invalid("meta", f"'{item}' is not KEY=VALUE.")
-        pairs.append((key, value))
-    return pairs
-
-
 def _cmd_train(store: Store, args) -> int:
-    metadata = _meta_pairs(args.meta)
+    metadata = args.meta
     single = len(args.paths) == 1 and not Path(args.paths[0]).is_dir()
     if (args.identifier or args.label) and not single:
-        raise param_invalid("identifier", "--identifier and --label apply to a single image file only.")
+        raise UsageError("hashlens train: --identifier and --label apply to a single image file only.")
     if single:
         path = args.paths[0]
         label = args.label if args.label is not None else Path(path).stem
@@ -199,19 +206,30 @@ def _cmd_train(store: Store, args) -> int:
     progress = TerminalProgress("Training")
     report = actions.train_files(store, args.database, args.paths, metadata=metadata, progress=progress)
     progress.finish()
-    print(f"Added {len(report.added):,} image hashes to '{args.database}'; refused {len(report.refused):,}.")
-    for _path, reason in report.refused:
-        print(f"  refused: {reason}", file=sys.stderr)
+    added, refused = len(report.added), len(report.refused)
+    skipped = f"; skipped {counted(len(report.skipped), 'file')} whose names are not image names" if report.skipped else ""
+    print(f"Added {counted(added, 'image hash', 'image hashes')} to '{args.database}'; refused {refused:,}{skipped}.")
+    for path, reason in report.refused:
+        print(f"  refused {path}: {reason.removeprefix(f'{path}: ')}", file=sys.stderr)
+    for path, reason in report.skipped:
+        print(f"  skipped {path}: {reason}", file=sys.stderr)
     if report.cancelled:
         print("Training was cancelled; the images listed above as added were kept.", file=sys.stderr)
-    return 0 if not report.refused else 1
+    if not added:
+        if not refused:
+            print(f"hashlens: no image files were found in {', '.join(args.paths)}.", file=sys.stderr)
+        return 1
+    return EXIT_PARTIAL if refused or report.cancelled else 0
 
 
 def _cmd_list(store: Store, args) -> int:
     query = listing_query_from_args(args)
     if args.format == "table":
         query = dataclasses.replace(query, imagestatus=True)
+    # The first batch is read before anything is written, so that an error (an unknown
+    # database) is the only output rather than following a table header or an XML head.
     batches = store.iter_listing(query)
+    batches = itertools.chain([next(batches, [])], batches)
     out = sys.stdout
     if args.format == "xml":
         for chunk in response.listing(batches, imagestatus=query.imagestatus, metadata=query.metadata):
@@ -320,8 +338,17 @@ def main(argv: list[str] | None = None, gui: Callable[..., int] | None = None) -
 
     Exit status: 0 success, 1 an error (one line on stderr), 2 a usage error."""
     argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    opened = store_to_open(argv, parser.get_default("command_names"))
+    if opened is not None:
+        # `hashlens PATH.db`: the window on that store (what a file manager's "Open with" runs).
+        if gui is None:
+            print(f"hashlens: '{opened}' is a store: open it in the window with 'hashlens-gui {opened}'.",
+                  file=sys.stderr)
+            return 2
+        return gui([], store_url=opened, read_only="--read-only" in argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
     except UsageError as exc:
         print(exc, file=sys.stderr)
         print("Try 'hashlens --help'.", file=sys.stderr)
@@ -329,7 +356,7 @@ def main(argv: list[str] | None = None, gui: Callable[..., int] | None = None) -
     url = resolve_store_url(args.store)
     if args.command is None:
         if gui is None:
-            build_parser().print_help()
+            parser.print_help()
             return 0
         return gui([], store_url=url, read_only=args.read_only)
     store = None
@@ -343,6 +370,9 @@ def main(argv: list[str] | None = None, gui: Callable[..., int] | None = None) -
                 return _cmd_aci(None, args, store_error=exc)
             raise
         return args.handler(store, args)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     except HashlensError as exc:
         print(f"hashlens: {exc.description}", file=sys.stderr)
         return 1

@@ -11,16 +11,17 @@ from datetime import datetime, timedelta, timezone
 from app.audits import near as nearmod
 from app.audits.audit import run_audit
 from app.audits.model import AuditOptions, Level
-from app.audits.report import iso, journal_line, to_json, to_text, write_atomic
-from app.cli.common import TerminalProgress, positive_int
-from app.domain import param_invalid
+from app.audits.report import findings_summary, iso, journal_line, to_json, to_text, write_atomic
+from app.cli.common import TerminalProgress, positive_int, whole_number
+from app.domain import HashlensError, counted, param_invalid
 from app.store import audit_queries as q
 
 # Exit status when the audit ran and found something at or above --fail-on (ours):
 # 1 stays "the command failed" and 2 "bad usage", so scripts can tell the three apart.
 EXIT_FINDINGS = 3
 
-_AGO = re.compile(r"(\d+)\s*([dhm])")
+DATE_FORMS = "use 2024-05-01, 2024-05-01T12:30, 2024-05-01T12:30Z or an age like 7d"
+_AGO = re.compile(r"(\d+)\s*([dhm])", re.ASCII)
 
 
 def parse_when(text: str, *, end: bool = False, now: datetime | None = None) -> int:
@@ -31,31 +32,42 @@ def parse_when(text: str, *, end: bool = False, now: datetime | None = None) -> 
     now = now or datetime.now(timezone.utc)
     ago = _AGO.fullmatch(raw.lower())
     if ago:
-        n, unit = int(ago.group(1)), ago.group(2)
-        delta = {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}[unit]
-        return int((now - delta).timestamp() * 1000)
+        n, unit = int(ago.group(1)[:12]), ago.group(2)
+        try:
+            delta = {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}[unit]
+            return int((now - delta).timestamp() * 1000)
+        except (OverflowError, ValueError):
+            raise param_invalid("until" if end else "since", f"'{text}' reaches back before the year 1.") from None
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise param_invalid(
             "until" if end else "since",
-            f"'{text}' is not a date: use 2024-05-01, 2024-05-01T12:30, 2024-05-01T12:30Z or an age like 7d.",
+            f"'{text}' is not a date: {DATE_FORMS}.",
         ) from None
     if moment.tzinfo is None:
         moment = moment.astimezone()  # local time
-    if end and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+    if end and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw, re.ASCII):
         moment += timedelta(days=1)
     return int(moment.timestamp() * 1000)
 
 
 def _radius(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of bits") from None
-    if not 0 <= value <= nearmod.MAX_RADIUS:
-        raise argparse.ArgumentTypeError(f"'{text}' must be from 0 to {nearmod.MAX_RADIUS} bits")
-    return value
+    return whole_number(0, nearmod.MAX_RADIUS)(text)
+
+
+def _when(*, end: bool):
+    """An argparse type for --since (end=False) and --until (end=True): a bad date is a
+    usage error naming the flag, not an error naming an internal parameter."""
+
+    def parse(text: str) -> int:
+        try:
+            return parse_when(text, end=end)
+        except HashlensError as exc:
+            # The flag's name is added by argparse ("argument --since: ...").
+            raise argparse.ArgumentTypeError(exc.description.removeprefix(f"Parameter '{exc.parameter}': ")) from None
+
+    return parse
 
 
 def add_commands(subparsers) -> None:
@@ -70,15 +82,17 @@ def add_commands(subparsers) -> None:
     p.add_argument("--near", type=_radius, default=nearmod.DEFAULT_RADIUS, metavar="N",
                    help=f"near-duplicate radius in bits of the 64-bit pHash (default 8, at most {nearmod.MAX_RADIUS})")
     p.add_argument("--format", choices=["text", "json", "html"], default="text")
-    p.add_argument("--output", metavar="PATH", help="write the report here (atomically) instead of to standard output")
+    p.add_argument("--output", "-o", metavar="PATH", help="write the report here (atomically) instead of to standard output")
     p.add_argument("--fail-on", choices=["info", "warning", "error", "never"], default="error",
                    help="the finding level that makes the exit status non-zero (default: error)")
     p.add_argument("--no-images", action="store_true",
                    help="do not decode and re-hash stored images (much faster on big stores)")
     p.add_argument("--no-across", action="store_true", help="do not look for near-duplicates across databases")
     p.add_argument("--quick", action="store_true", help="SQLite: PRAGMA quick_check instead of integrity_check")
-    p.add_argument("--since", metavar="DATE", help="change history from this date (default: the start)")
-    p.add_argument("--until", metavar="DATE", help="change history until this date, inclusive for a bare date")
+    p.add_argument("--since", metavar="DATE", type=_when(end=False),
+                   help="change history from this date (default: the start)")
+    p.add_argument("--until", metavar="DATE", type=_when(end=True),
+                   help="change history until this date, inclusive for a bare date")
     p.add_argument("--sample", type=positive_int, default=2000, metavar="N",
                    help="entries sampled for the distance histogram on big databases (default 2000)")
     # The auditor never writes: open the store read-only whatever the global flag says
@@ -90,8 +104,10 @@ def add_commands(subparsers) -> None:
         help="list the change journal: what changed, when, by whom",
         description="List every change Hashlens recorded in the store, oldest first.",
     )
-    h.add_argument("--since", metavar="DATE", help="from this date or age (2024-05-01, 2024-05-01T12:00Z, 7d)")
-    h.add_argument("--until", metavar="DATE", help="until this date (a bare date includes that whole day)")
+    h.add_argument("--since", metavar="DATE", type=_when(end=False),
+                   help="from this date or age (2024-05-01, 2024-05-01T12:00Z, 7d)")
+    h.add_argument("--until", metavar="DATE", type=_when(end=True),
+                   help="until this date (a bare date includes that whole day)")
     h.add_argument("--database", metavar="NAME", help="only changes to this database")
     h.add_argument("--format", choices=["text", "json"], default="text")
     h.add_argument("--limit", type=positive_int, metavar="N", help="at most this many changes (the latest)")
@@ -124,8 +140,8 @@ def cmd_audit(store, args) -> int:
         check_images=not args.no_images,
         across=not args.no_across,
         full_integrity=not args.quick,
-        since=parse_when(args.since) if args.since else None,
-        until=parse_when(args.until, end=True) if args.until else None,
+        since=args.since,
+        until=args.until,
         histogram_sample=max(args.sample, 2),
     )
     phases = _Phases()
@@ -142,7 +158,7 @@ def cmd_audit(store, args) -> int:
     else:
         text = to_text(result)
     counts = result.counts()
-    summary = (f"{counts[Level.ERROR]} errors, {counts[Level.WARNING]} warnings, {counts[Level.INFO]} notes")
+    summary = findings_summary(counts)
     if args.output:
         write_atomic(args.output, text)
         print(f"Audit: {summary}; report written to {args.output}.")
@@ -152,14 +168,13 @@ def cmd_audit(store, args) -> int:
     level = None if args.fail_on == "never" else Level.parse(args.fail_on)
     failing = result.failing(level)
     if failing:
-        print(f"hashlens: the audit found {len(failing)} findings at level {args.fail_on} or above.", file=sys.stderr)
+        print(f"hashlens: the audit found {counted(len(failing), 'finding')} at level {args.fail_on} or above.", file=sys.stderr)
         return EXIT_FINDINGS
     return 0
 
 
 def cmd_history(store, args) -> int:
-    since = parse_when(args.since) if args.since else None
-    until = parse_when(args.until, end=True) if args.until else None
+    since, until = args.since, args.until
     if args.limit:
         batches = [q.journal_latest(store, since, until, args.database, args.limit)]
     else:

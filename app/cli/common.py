@@ -6,20 +6,22 @@ import argparse
 import sys
 import time
 
-from app.domain import Filter, FilterOp, ListingQuery, SortKey, param_invalid, parse_phash
+from app.domain import MAX_INT, Filter, FilterOp, HashlensError, ListingQuery, SortKey, parse_phash
+from app.domain import whole_number as domain_whole_number
+from app.mediaserver_codec.lists import split_identifier_list
+from app.mediaserver_codec.names import LIST_IMAGE_HASHES
 
 
-def whole_number(minimum: int):
-    """An argparse type: a whole number of at least `minimum`."""
+def whole_number(minimum: int, maximum: int = MAX_INT):
+    """An argparse type: a whole number in ASCII digits from `minimum` to `maximum`;
+    argparse turns a refusal into a one-line usage error (exit status 2)."""
 
     def parse(text: str) -> int:
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"'{text}' must be {minimum} or more")
-        return value
+            return domain_whole_number("value", text, minimum=minimum, maximum=maximum)
+        except HashlensError as exc:
+            # The flag's name is added by argparse ("argument --start: ...").
+            raise argparse.ArgumentTypeError(exc.description.removeprefix("Parameter 'value': ")) from None
 
     return parse
 
@@ -27,23 +29,36 @@ def whole_number(minimum: int):
 positive_int = whole_number(1)
 
 
-def split_identifiers(text: str) -> tuple[str, ...]:
-    from app.aci.params import split_identifier_list
+def key_value(text: str) -> tuple[str, str]:
+    """An argparse type: KEY=VALUE, split at the first '='."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"'{text}' is not KEY=VALUE")
+    return key, value
 
-    return tuple(split_identifier_list(text))
+
+def near_hash(text: str) -> tuple[int, int]:
+    """An argparse type: HEX[:N], a 64-bit pHash and a distance in bits (default 8)."""
+    hex_text, _, distance = text.partition(":")
+    try:
+        phash = parse_phash(hex_text)
+    except HashlensError:
+        raise argparse.ArgumentTypeError(f"'{hex_text}' is not a 64-bit pHash in hex (up to 16 hex digits)") from None
+    return phash, whole_number(0, 64)(distance) if distance else 8
 
 
 def add_listing_options(parser: argparse.ArgumentParser, *, window: bool = True) -> None:
     """The filter options of `hashlens list`, shared by export and audit commands."""
     parser.add_argument("database", help="the image-hash database")
-    parser.add_argument("--identifier", metavar="A,B", help="comma-separated identifiers (as ListImageHashes)")
+    parser.add_argument("--identifier", metavar="A,B", help=f"comma-separated identifiers (as {LIST_IMAGE_HASHES})")
     parser.add_argument("--label-contains", metavar="TEXT", help="label contains TEXT (ASCII case ignored)")
     parser.add_argument("--label", metavar="TEXT", help="label is exactly TEXT")
     parser.add_argument("--has-image-data", choices=["yes", "no"], help="only entries with / without image data")
     parser.add_argument("--meta-present", metavar="KEY", action="append", default=[], help="has metadata KEY")
     parser.add_argument("--meta-absent", metavar="KEY", action="append", default=[], help="lacks metadata KEY")
-    parser.add_argument("--meta", metavar="KEY=VALUE", action="append", default=[], help="metadata KEY equals VALUE")
-    parser.add_argument("--near", metavar="HEX[:N]", help="pHash within N bits (default 8) of a 16-hex-digit hash")
+    parser.add_argument("--meta", metavar="KEY=VALUE", type=key_value, action="append", default=[],
+                        help="metadata KEY equals VALUE")
+    parser.add_argument("--near", metavar="HEX[:N]", type=near_hash, help="pHash within N bits (default 8) of a 16-hex-digit hash")
     parser.add_argument("--sort", choices=[k.value for k in SortKey], default="position", help="order (default: database order)")
     parser.add_argument("--descending", action="store_true", help="reverse the order")
     if window:
@@ -63,21 +78,13 @@ def listing_query_from_args(args: argparse.Namespace) -> ListingQuery:
         filters.append(Filter(FilterOp.HAS_IMAGE_DATA, args.has_image_data == "yes"))
     filters += [Filter(FilterOp.META_PRESENT, key=k) for k in args.meta_present]
     filters += [Filter(FilterOp.META_ABSENT, key=k) for k in args.meta_absent]
-    for item in args.meta:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise param_invalid("meta", f"'{item}' is not KEY=VALUE.")
-        filters.append(Filter(FilterOp.META_EQUALS, value, key=key))
+    filters += [Filter(FilterOp.META_EQUALS, value, key=key) for key, value in args.meta]
     if args.near:
-        text, _, distance = args.near.partition(":")
-        try:
-            n = int(distance) if distance else 8
-        except ValueError:
-            raise param_invalid("near", f"'{distance}' is not a whole number of bits.") from None
-        filters.append(Filter(FilterOp.PHASH_WITHIN, parse_phash(text), distance=n))
+        phash, distance = args.near
+        filters.append(Filter(FilterOp.PHASH_WITHIN, phash, distance=distance))
     query = ListingQuery(
         database=args.database,
-        identifiers=split_identifiers(args.identifier) if args.identifier is not None else None,
+        identifiers=tuple(split_identifier_list(args.identifier)) if args.identifier is not None else None,
         filters=tuple(filters),
         sort=SortKey(args.sort),
         descending=args.descending,

@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 from app.cli.common import TerminalProgress, add_listing_options, listing_query_from_args
-from app.domain import Failure, HashlensError
+from app.domain import Failure, HashlensError, counted
 from app.exports import database_file, manifest
 from app.exports.export import export_listing
 from app.exports.formats import FORMATS, ExportOptions
 from app.exports.importer import DIALECTS, POLICIES, ImportOptions, detect_format, import_file
+from app.mediaserver_codec import names
 
 _BY_SUFFIX = {".xml": "xml", ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json", ".ndjson": "ndjson",
               ".jsonl": "ndjson", ".xlsx": "xlsx", ".zip": "images"}
@@ -23,7 +24,7 @@ def add_commands(subparsers) -> None:
         "export", help="export a listing to a file (xml, csv, tsv, json, ndjson, xlsx, images)",
         description="Export every entry of a listing (the same filter and order as 'hashlens list') to a file, "
                     "written atomically, with a NAME.manifest.json beside it. --format database writes the whole "
-                    "database with its images (ExportImageHashDatabase).",
+                    f"database with its images ({names.EXPORT_IMAGE_HASH_DATABASE}).",
     )
     add_listing_options(p)
     p.add_argument("--format", choices=[*FORMATS, DATABASE_FORMAT],
@@ -34,12 +35,14 @@ def add_commands(subparsers) -> None:
     p.add_argument("--metadata-columns", choices=["json", "keys"], default="json",
                    help="CSV/TSV metadata as one JSON column (default, exact) or one column per key")
     p.add_argument("--no-manifest", action="store_true", help="do not write NAME.manifest.json")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="if --output is a symbolic link, replace the file it points to (refused otherwise)")
     p.add_argument("--no-image-data", action="store_true", help="--format database: leave the images out")
     p.set_defaults(handler=cmd_export)
 
     p = subparsers.add_parser(
-        "import", help="import entries from a Hashlens export or a saved ListImageHashes response",
-        description="Read a Hashlens XML, JSON, NDJSON, CSV or TSV export, or a ListImageHashes response saved "
+        "import", help=f"import entries from a Hashlens export or a saved {names.LIST_IMAGE_HASHES} response",
+        description=f"Read a Hashlens XML, JSON, NDJSON, CSV or TSV export, or a {names.LIST_IMAGE_HASHES} response saved "
                     "from a Media Server, into a database (created if missing). All or nothing: one transaction. "
                     "A whole-database file (export --format database) becomes a new database.",
     )
@@ -90,9 +93,10 @@ def cmd_export(store, args) -> int:
         bar, progress = _progress("Exporting", None)
         count = database_file.export_database(store, args.database, args.output,
                                               includeimagedata=not args.no_image_data,
-                                              includemetadata=True, progress=progress)
+                                              includemetadata=True, progress=progress,
+                                              follow_symlinks=args.follow_symlinks)
         bar.finish()
-        print(f"Exported database '{args.database}' ({count:,} entries) to {args.output}.")
+        print(f"Exported database '{args.database}' ({counted(count, 'entry', 'entries')}) to {args.output}.")
         return 0
     query = listing_query_from_args(args)
     if args.raw and fmt in ("csv", "tsv", "images"):
@@ -107,10 +111,10 @@ def cmd_export(store, args) -> int:
         if query.maxresults is not None:
             total = min(total, query.maxresults)
     options = ExportOptions(fmt, spreadsheet_safe=not args.raw, metadata_columns=args.metadata_columns,
-                            manifest=not args.no_manifest)
+                            manifest=not args.no_manifest, follow_symlinks=args.follow_symlinks)
     result = export_listing(store, query, args.output, options, progress=lambda done: bar(done, total))
     bar.finish()
-    print(f"Exported {result.entries:,} entries to {result.path} ({result.format}, {result.bytes:,} bytes, "
+    print(f"Exported {counted(result.entries, 'entry', 'entries')} to {result.path} ({result.format}, {counted(result.bytes, 'byte')}, "
           f"SHA-256 {result.sha256}).")
     if result.manifest is not None:
         print(f"Manifest: {result.manifest}")
@@ -139,7 +143,10 @@ def cmd_import(store, args) -> int:
 
 def cmd_verify(store, args) -> int:
     verdict = manifest.verify(Path(args.manifest))
-    print(verdict.message, file=sys.stdout if verdict.ok else sys.stderr)
+    if verdict.ok:
+        print(verdict.message)
+    else:
+        print(f"hashlens: {verdict.message}", file=sys.stderr)
     return 0 if verdict.ok else 1
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from app.cli.common import TerminalProgress, positive_int, whole_number
+from app.domain import counted
 from app.services import sample
 
 
@@ -34,7 +35,7 @@ def run_sample(store, args) -> int:
     except KeyboardInterrupt:
         progress.finish()
         kept = _kept(store, args.database)
-        print(f"hashlens: cancelled; '{args.database}' keeps the {kept:,} entries committed before the cancel.",
+        print(f"hashlens: cancelled; '{args.database}' keeps the {counted(kept, 'entry', 'entries')} committed before the cancel.",
               file=sys.stderr)
         return 130
     progress.finish()

@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ PART_SUFFIX = ".part"
 # Temp names keep at most this many bytes of the target's name, so a 255-byte target
 # name does not make a temp name the file system refuses.
 _NAME_BYTES = 96
-_PART_RE = re.compile(r"^\.hashlens-.*\.(\d+)-[0-9a-f]{12}\.part$", re.S)
+_PART_RE = re.compile(r"^\.hashlens-.*\.(\d+)-[0-9a-f]{12}\.part$", re.S | re.ASCII)
 # A temp file whose process still runs is another export at work; one whose process is
 # gone (or that is older than this, in case its pid was reused) is stale.
 STALE_AFTER_S = 24 * 3600
@@ -102,14 +103,65 @@ def refuse_store_target(target: Path, store_path: Path | None) -> None:
         )
 
 
-def check_target(target: Path, store_path: Path | None = None, *, folder_ok: bool = False) -> Path:
-    """The checks every export makes before it writes a byte."""
+def _kind(mode: int) -> str | None:
+    """What a non-regular file is, in words; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "not a regular file"
+
+
+def refuse_special(target: Path, *, folder_ok: bool = False) -> None:
+    """Refuse a target that exists and is not a regular file (nor, for a folder
+    export, a folder): an export replaces only what an export could have written.
+    Run as root, replacing `/dev/full` replaced the system's device (issue 10 item 2)."""
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as exc:
+        raise ExportFailed(f"Cannot check '{target}' before writing: {getattr(exc, 'strerror', None) or exc}.") from None
+    kind = _kind(mode)
+    if kind is None or (folder_ok and kind == "a folder"):
+        return
+    if kind == "a folder":
+        raise ExportFailed(f"'{target}' is a folder; give a file name inside it.")
+    if kind == "a symbolic link":
+        raise ExportFailed(
+            f"'{target}' is a symbolic link (to '{os.readlink(target)}'); Hashlens does not write through a link "
+            "unless asked (--follow-symlinks, or the question in the export dialog). Nothing was written."
+        )
+    raise ExportFailed(
+        f"'{target}' is {kind}, not a regular file; an export only ever replaces a regular file, so nothing "
+        "was written there (and nothing beside it). Choose a file name."
+    )
+
+
+def check_target(target: Path, store_path: Path | None = None, *, folder_ok: bool = False,
+                 follow_symlinks: bool = False) -> Path:
+    """The checks every export makes before it writes a byte; returns the path to write.
+
+    With `follow_symlinks`, a symbolic link at `target` is followed and the file it
+    points to is the one replaced (and checked as strictly); without it, a link is refused."""
     target = Path(target)
     if not target.name or target.name in (".", ".."):
         raise ExportFailed(f"'{target}' does not name a file; give a file name.")
+    if follow_symlinks and target.is_symlink():
+        try:
+            target = target.resolve(strict=False)
+        except (OSError, RuntimeError) as exc:
+            raise ExportFailed(f"Cannot follow the link '{target}': {exc}.") from None
     refuse_store_target(target, store_path)
-    if target.is_dir() and not folder_ok:
-        raise ExportFailed(f"'{target}' is a folder; give a file name inside it.")
+    refuse_special(target, folder_ok=folder_ok)
     parent = target.parent
     if not parent.is_dir():
         raise ExportFailed(f"Cannot write '{target}': the folder '{parent}' does not exist.")
@@ -137,8 +189,8 @@ class AtomicFile(_CommitOnSuccess):
     Use it as a context manager: leaving the block by an exception (a failure, a
     cancel) removes the temporary file; a normal exit commits."""
 
-    def __init__(self, target: Path | str, store_path: Path | None = None):
-        self.target = check_target(Path(target), store_path)
+    def __init__(self, target: Path | str, store_path: Path | None = None, *, follow_symlinks: bool = False):
+        self.target = check_target(Path(target), store_path, follow_symlinks=follow_symlinks)
         self.part = self.target.parent / _part_name(self.target)
         self._file = None
         self.size = 0
@@ -170,6 +222,9 @@ class AtomicFile(_CommitOnSuccess):
             os.fsync(self._file.fileno())
             self._file.close()
             faults.checkpoint("export.replace")
+            # Checked again at the last moment: a device or link put there meanwhile is
+            # never replaced.
+            refuse_special(self.target)
             os.replace(self.part, self.target)
         except OSError as exc:
             raise os_failure(self.target, exc) from None
@@ -187,8 +242,9 @@ class AtomicPath(_CommitOnSuccess):
     """A temporary path (a file a library writes itself, or a folder) moved into place
     on success. Used for XLSX (XlsxWriter writes the file on close) and image folders."""
 
-    def __init__(self, target: Path | str, store_path: Path | None = None, *, folder: bool = False):
-        self.target = check_target(Path(target), store_path, folder_ok=folder)
+    def __init__(self, target: Path | str, store_path: Path | None = None, *, folder: bool = False,
+                 follow_symlinks: bool = False):
+        self.target = check_target(Path(target), store_path, folder_ok=folder, follow_symlinks=follow_symlinks)
         self.folder = folder
         if folder and self.target.exists():
             if not self.target.is_dir():
@@ -224,6 +280,7 @@ class AtomicPath(_CommitOnSuccess):
             else:
                 fsync_folder(self.part)
             faults.checkpoint("export.replace")
+            refuse_special(self.target, folder_ok=self.folder)
             if self.folder and self.target.is_dir():
                 os.rmdir(self.target)  # checked empty above; os.replace cannot replace a folder
             os.replace(self.part, self.target)

@@ -36,7 +36,8 @@ def is_neutral(text: str) -> bool:
 
 # -- training time ----------------------------------------------------------------------
 
-_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})Z")
+# ASCII digits only: Unicode digits would be read silently as numbers.
+_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})Z", re.ASCII)
 
 
 _EPOCH = datetime.datetime(1970, 1, 1)

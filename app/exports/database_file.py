@@ -23,10 +23,14 @@ from app.exports.cells import format_time
 from app.exports.export import IMAGES_PER_FETCH, ROWS_PER_STEP, cancelled_error
 from app.exports.formats import check_row
 from app.exports.readers import ImportRefused
-from app.services import actions
+from app.services import actions, imaging
 from app.services.imaging import HashedImage
+from app.mediaserver_codec import names
 
 FORMAT_NAME = "hashlens-database"
+# One line holds one entry with its image in base64: capped by the largest image
+# training accepts, so even a hostile file is read in bounded pieces.
+MAX_LINE_BYTES = (imaging.MAX_FILE_BYTES + 2) // 3 * 4 + readers.MAX_LINE_BYTES
 VERSION = 1
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -38,7 +42,7 @@ def _header(database: str, includeimagedata: bool, includemetadata: bool) -> str
 
 def export_database(store, database: str, dbpath: Path | str, includeimagedata: bool = True,
                     includemetadata: bool = True, *, progress: Callable[[int], None] | None = None,
-                    cancelled: Callable[[], bool] | None = None) -> int:
+                    cancelled: Callable[[], bool] | None = None, follow_symlinks: bool = False) -> int:
     """ExportImageHashDatabase: every entry of `database`, in database order, to `dbpath`
     (written atomically). Returns the number of entries written."""
     check_text("database", database)
@@ -48,7 +52,7 @@ def export_database(store, database: str, dbpath: Path | str, includeimagedata: 
     query = ListingQuery(database, imagestatus=True, metadata=includemetadata)
     count = 0
     sweep_stale(target.parent)
-    with AtomicFile(target, store_path) as out:
+    with AtomicFile(target, store_path, follow_symlinks=follow_symlinks) as out:
         out.write((_header(database, includeimagedata, includemetadata) + "\n").encode("utf-8"))
         batches = store.iter_listing(query)
         try:
@@ -130,14 +134,14 @@ def import_database(store, dbpath: Path | str, database: str | None = None, *,
                                 parameter="database")
         store.create_database(name)
         count = _import_lines(store, path, f, name, progress, cancelled)
-        store.record("ImportImageHashDatabase", name, None, {"dbpath": str(path), "entries": count})
+        store.record(names.IMPORT_IMAGE_HASH_DATABASE, name, None, {"dbpath": str(path), "entries": count})
     return name
 
 
 def _import_lines(store, path, f, name, progress, cancelled) -> int:
     count = 0
     ended = None
-    for number, raw in readers._binary_lines(path, f):
+    for number, raw in readers._binary_lines(path, f, MAX_LINE_BYTES):
         if number == 1:
             continue
         text = readers._decode_line(path, raw, number)

@@ -123,10 +123,12 @@ def export_listing(
     options = options.validated()
     query = query.validated()
     store.database_id(query.database)  # a missing database is an error before any file work
-    target = Path(output)
     fmt = options.format
     store_path = _store_path(store)
-    check_target(target, store_path, folder_ok=fmt == "images")
+    # From here on `target` is the file really written (a followed link resolved), so
+    # the manifest lands beside it and names it.
+    target = check_target(Path(output), store_path, folder_ok=fmt == "images",
+                          follow_symlinks=options.follow_symlinks)
     sweep_stale(target.parent)
 
     keys = None
@@ -175,6 +177,10 @@ def export_listing(
         metered.close()
 
     written_manifest = None
+    # A kill here leaves the new file beside the previous export's manifest; that
+    # manifest records the previous file's size and SHA-256, so `hashlens verify` and
+    # every import see the mismatch and never apply it (issue 10 item 3).
+    faults.checkpoint("export.manifest")
     if options.manifest:
         data = manifest.build(
             target=target, fmt=fmt, query=query, store_display=store.describe(), scope=scope,

@@ -1,6 +1,6 @@
 """The export formats: each turns batches of listed entries into a file, streaming.
 
-XML is the ListImageHashes response itself, from `app.aci.response.listing`, so an export
+XML is the ListImageHashes response itself, from `app.mediaserver_codec.writer.listing`, so an export
 is byte for byte what the action answers for the same request. The others carry the
 same entries as columns or objects; every one can be read back by `readers.py`."""
 
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.aci import response
+from app.mediaserver_codec import writer as response
 from app.domain import EntryRow, Failure, HashlensError, ListingQuery, first_bad_xml_char, phash_to_hex
 from app.exports.cells import ESCAPED_START, format_time, metadata_json, neutralise
 
@@ -38,6 +38,9 @@ class ExportOptions:
     spreadsheet_safe: bool = True  # CSV, TSV and the image index (OWASP)
     metadata_columns: str = "json"  # "json": one JSON column; "keys": one column per key
     manifest: bool = True
+    # A symbolic link at the output path is refused unless the person asked to write
+    # through it (issue 10 item 2); then the file it points to is replaced.
+    follow_symlinks: bool = False
 
     def validated(self) -> "ExportOptions":
         if self.format not in FORMATS:

@@ -4,7 +4,6 @@ nothing. Behind File ▸ Import… and `hashlens import`."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
 from collections.abc import Callable
@@ -12,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import faults
-from app.domain import Failure, HashlensError, ListingQuery, NewEntry, check_text
+from app.domain import Failure, HashlensError, ListingQuery, NewEntry, check_text, counted
 from app.exports import readers
-from app.exports.manifest import MANIFEST_SUFFIX
+from app.exports import manifest
 from app.exports.readers import ImportedEntry, ImportRefused
 from app.services import actions
 from app.services.imaging import HashedImage
+from app.mediaserver_codec import names
 
 POLICIES = ("abort", "skip", "replace")
 FORMATS = ("auto", "xml", "json", "ndjson", "csv", "tsv")
@@ -71,7 +71,7 @@ class ImportReport:
         out = [
             f"Imported {self.path} ({self.format}) into '{self.database}'"
             + (" (a new database)" if self.created_database else "") + ":",
-            f"  {self.read:,} entries read, {self.added:,} added, {self.replaced_count:,} replaced, "
+            f"  {counted(self.read, 'entry', 'entries')} read, {self.added:,} added, {self.replaced_count:,} replaced, "
             f"{self.skipped_count:,} skipped as duplicates.",
         ]
         if self.skipped:
@@ -80,12 +80,12 @@ class ImportReport:
             out.append("  Replaced: " + _listed(self.replaced, self.replaced_count))
         if self.unknown_phash_count:
             out.append(
-                f"  {self.unknown_phash_count:,} entries came without a pHash and were stored with the placeholder "
+                f"  {counted(self.unknown_phash_count, 'entry', 'entries')} came without a pHash and were stored with the placeholder "
                 f"{UNKNOWN_PHASH:016x} (recorded in the journal): " + _listed(self.unknown_phash, self.unknown_phash_count)
             )
         if self.images_not_in_file:
             out.append(
-                f"  {self.images_not_in_file:,} entries had image data at the source; the file does not carry "
+                f"  {counted(self.images_not_in_file, 'entry', 'entries')} had image data at the source; the file does not carry "
                 "images, so they were imported without image data (no image is invented)."
             )
         return out
@@ -119,13 +119,30 @@ def detect_format(path: Path | str) -> str:
 
 
 def _csv_dialect_from_manifest(path: Path) -> str | None:
-    manifest = path.with_name(path.name + MANIFEST_SUFFIX)
-    try:
-        with open(manifest, encoding="utf-8") as f:
-            data = json.load(f)
-        dialect = data["options"]["csv_dialect"]
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+    """The CSV dialect the manifest beside `path` records, or None without a manifest.
+
+    A manifest is applied only when it describes this very file: its recorded size and
+    SHA-256 must match. A kill between an export and its manifest, or a file replaced by
+    hand, leaves a manifest that describes another file, and reading a raw file as
+    spreadsheet-safe would silently change identifiers; so an unusable or mismatched
+    manifest refuses the import until the dialect is given (issue 10 item 3, ours)."""
+    beside = manifest.manifest_path(path)
+    if not os.path.lexists(beside):
         return None
+    ask = "Give the CSV dialect explicitly (--csv-dialect safe or raw, or the choice in the import dialog)."
+    try:
+        data = manifest.read(beside)
+    except ValueError as exc:
+        raise ImportRefused(path, f"the manifest '{beside.name}' beside it cannot be used ({exc}), so the CSV "
+                                  f"dialect is unknown. {ask}") from None
+    digest, size = manifest.sha256_file(path)
+    if size != data["bytes"] or digest != data["sha256"]:
+        raise ImportRefused(
+            path, f"the manifest '{beside.name}' beside it describes another file ({data['bytes']:,} bytes, SHA-256 "
+                  f"{data['sha256'][:16]}…; this file is {size:,} bytes, SHA-256 {digest[:16]}…): the export was "
+                  f"interrupted before its manifest was written, or the file was replaced. {ask}")
+    options = data.get("options")
+    dialect = options.get("csv_dialect") if isinstance(options, dict) else None
     return {"spreadsheet-safe": "safe", "raw": "raw"}.get(dialect)
 
 
@@ -161,10 +178,10 @@ def import_file(
         fmt = options.format if options.format != "auto" else readers.sniff(path, f.read(4096))
         f.seek(0)
         if fmt == "database":
-            raise ImportRefused(path, "this is a whole-database file (ExportImageHashDatabase); import it with "
-                                      "ImportImageHashDatabase (hashlens import without --format).")
+            raise ImportRefused(path, f"this is a whole-database file ({names.EXPORT_IMAGE_HASH_DATABASE}); import it with "
+                                      f"{names.IMPORT_IMAGE_HASH_DATABASE} (hashlens import without --format).")
         dialect = options.csv_dialect
-        if dialect == "auto":
+        if dialect == "auto" and fmt in ("csv", "tsv"):
             dialect = _csv_dialect_from_manifest(path) or "safe"
         report = ImportReport(str(path), fmt if fmt not in ("csv", "tsv") else f"{fmt}, {dialect} dialect", database)
         entries = read_entries(path, fmt, f, size, dialect)
@@ -190,8 +207,14 @@ def _apply(store, path, database, entries, options, report, progress, cancelled)
             faults.checkpoint("import.row")
             if progress is not None:
                 progress(report.read)
+        # The identifier is checked before it reaches the store: a lone surrogate from a
+        # JSON escape cannot even be sent to the database (found by fuzzing).
+        try:
+            check_text("identifier", item.identifier)
+        except HashlensError as exc:
+            raise ImportRefused(path, f"entry {item.identifier!r}: {exc.description}", item.line) from None
         # Entries already in the database, or earlier in this file, are duplicates.
-        exists = bool(item.identifier) and store.entry_exists(database, item.identifier)
+        exists = store.entry_exists(database, item.identifier)
         if exists and options.on_duplicate == "abort":
             duplicate_count += 1
             if len(duplicates) < MAX_LISTED:
@@ -228,12 +251,12 @@ def _apply(store, path, database, entries, options, report, progress, cancelled)
         more = f" and {duplicate_count - 10:,} more" if duplicate_count > 10 else ""
         raise HashlensError(
             Failure.IDENTIFIER_EXISTS,
-            f"Cannot import '{path}': {duplicate_count:,} entries already exist in '{database}' or appear twice in "
+            f"Cannot import '{path}': {counted(duplicate_count, 'entry', 'entries')} already exist in '{database}' or appear twice in "
             f"the file ({shown}{more}). Nothing was imported. Choose 'skip' to keep the stored entries or "
             "'replace' to take the file's.",
             parameter="on-duplicate",
         )
-    store.record("ImportImageHashes", database, None, {
+    store.record(names.IMPORT_IMAGE_HASHES, database, None, {
         "file": str(path),
         "format": report.format,
         "on_duplicate": options.on_duplicate,
@@ -289,7 +312,7 @@ def _new_entry(path, item: ImportedEntry, stored: _Stored | None, options: Impor
         if not options.allow_missing_phash:
             raise ImportRefused(
                 path,
-                f"the entry {item.identifier!r} carries no pHash and no image (a ListImageHashes response never "
+                f"the entry {item.identifier!r} carries no pHash and no image (a {names.LIST_IMAGE_HASHES} response never "
                 "does), and Hashlens needs one to find duplicates. Import a Hashlens JSON, NDJSON or CSV export "
                 f"instead, or allow entries without a pHash (--no-phash) to store the placeholder {UNKNOWN_PHASH:016x}.",
                 item.line,

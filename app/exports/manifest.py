@@ -6,15 +6,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import app
-from app.aci.params import format_identifier_list
 from app.domain import ListingQuery, SortKey
 from app.exports.atomic import AtomicFile
+from app.mediaserver_codec.lists import format_identifier_list
+from app.mediaserver_codec.names import LIST_IMAGE_HASHES
+from app.mediaserver_codec.request import aci_line
 
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_KIND = "hashlens-export-manifest"
@@ -40,7 +43,7 @@ def request_line(query: ListingQuery) -> tuple[str, list[str]]:
     """The ListImageHashes request that lists the same entries, and what it cannot say:
     label, metadata and pHash filters and orders other than database order have no
     ListImageHashes parameter (MS), so those are listed as notes."""
-    params = [("action", "ListImageHashes"), ("database", query.database)]
+    params = [("database", query.database)]
     if query.identifiers is not None:
         # Items holding a comma or quote are quoted as the ACI parser reads them (ours).
         params.append(("identifier", format_identifier_list(query.identifiers)))
@@ -52,13 +55,12 @@ def request_line(query: ListingQuery) -> tuple[str, list[str]]:
         params.append(("start", str(query.start)))
     if query.maxresults is not None:
         params.append(("maxresults", str(query.maxresults)))
-    # Commas and colons stay readable; everything else that needs it is percent-encoded.
-    line = "&".join(f"{k}={quote(v, safe=',:')}" for k, v in params)
-    notes = [f"{f.describe()} (no ListImageHashes parameter)" for f in query.filters]
+    line = aci_line(LIST_IMAGE_HASHES, params)
+    notes = [f"{f.describe()} (no {LIST_IMAGE_HASHES} parameter)" for f in query.filters]
     if query.sort is not SortKey.POSITION or query.descending:
         notes.append(
             f"sorted by {query.sort.value}{' descending' if query.descending else ''} "
-            "(ListImageHashes lists in database order)"
+            f"({LIST_IMAGE_HASHES} lists in database order)"
         )
     return line, notes
 
@@ -118,7 +120,11 @@ def read(path: Path) -> dict:
     """A manifest, checked enough that a hostile one cannot point outside its folder."""
     path = Path(path)
     try:
-        if path.stat().st_size > _MAX_MANIFEST_BYTES:
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode):
+            # Opening a FIFO would block for ever; a link could point anywhere.
+            raise ValueError("it is not a regular file")
+        if info.st_size > _MAX_MANIFEST_BYTES:
             raise ValueError(f"it is over {_MAX_MANIFEST_BYTES:,} bytes")
         with open(path, encoding="utf-8") as f:
             data = json.load(f, object_pairs_hook=_reject_dupes, parse_constant=_no_constant)

@@ -3,14 +3,15 @@ ListImageHashes responses saved from a Media Server. Every file is untrusted.
 
 Each reader streams the file and yields `ImportedEntry` values, or raises `ImportRefused`
 naming the line (and column where the parser knows it) and the rule that was broken.
-XML goes through defusedxml with DTDs forbidden, fed incrementally, with caps on depth
-and text length; JSON rejects NaN/Infinity, duplicate keys and runaway nesting; CSV has
+XML goes through the one <autnresponse> reader (`app.mediaserver_codec.reader`: defused,
+streamed, depth and text capped); JSON rejects NaN/Infinity, duplicate keys and runaway nesting; CSV has
 a field size cap and a fixed header; all text must be strict UTF-8 (reliability X1-X9)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import contextlib
 import csv
 import json
@@ -19,22 +20,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.domain import Failure, HashlensError, PHASH_MASK, parse_phash
+from app.domain import MAX_INT, PHASH_MASK, Failure, HashlensError, parse_phash, whole_number
 from app.exports import formats
 from app.exports.cells import FORMULA_TRIGGERS, parse_time, restore
+from app.mediaserver_codec.reader import ListedEntry, ResponseUnreadable, iter_response
 
 # Default cap on an import file (reliability X3: configurable, 2 GB).
 MAX_IMPORT_BYTES = 2 * 1024**3
-# A JSON document not in Hashlens's one-entry-per-line layout is parsed whole, so it is
-# capped much lower than a streamed file.
-MAX_JSON_DOCUMENT_BYTES = 256 * 1024**2
 # One CSV field: the metadata JSON column of an entry with many items is the largest.
-MAX_CSV_FIELD = 16 * 1024**2
-# One XML text node; every real value is at most 254 bytes.
-MAX_XML_TEXT = 4096
-MAX_XML_DEPTH = 8
-# One line of NDJSON or of a JSON listing; database files carry images, so more.
-MAX_LINE_BYTES = 512 * 1024**2
+MAX_CSV_FIELD = 4 * 1024**2
+# Every token and line is capped BEFORE it is buffered, so memory stays bounded
+# whatever the file (issue 10 item 5): one line of NDJSON, of Hashlens's JSON layout or
+# of CSV, one CSV record (quoted fields may span lines), and one entry of a JSON document
+# in any other layout. An entry of a listing is at most a few MB of metadata.
+MAX_LINE_BYTES = MAX_CSV_FIELD + 64 * 1024
+MAX_RECORD_BYTES = 4 * MAX_CSV_FIELD
+MAX_JSON_ENTRY_BYTES = MAX_LINE_BYTES
 _READ_CHUNK = 1 << 16
 
 LISTING_KEYS = {"position", "identifier", "phash", "trained_at", "label", "hasimagedata", "image_format",
@@ -132,7 +133,8 @@ def _binary_lines(path, f, max_line: int = MAX_LINE_BYTES) -> Iterator[tuple[int
             return
         number += 1
         if len(raw) > max_line:
-            raise ImportRefused(path, f"the line is longer than {max_line:,} bytes.", number)
+            raise ImportRefused(path, f"the line is longer than {max_line:,} bytes (the limit on one line); "
+                                      "no entry of a listing is that long.", number)
         yield number, raw
 
 
@@ -149,7 +151,16 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-_decoder = json.JSONDecoder(object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
+def _bounded_int(text: str) -> int:
+    # Checked before conversion: int() of thousands of digits is slow, and every
+    # number a file may hold fits in 64 bits.
+    if len(text.lstrip("-")) > len(str(MAX_INT)):
+        raise ValueError(f"the number {text[:20]}… has {len(text):,} digits; no field holds more than 64 bits")
+    return int(text)
+
+
+_decoder = json.JSONDecoder(object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant,
+                            parse_int=_bounded_int)
 
 
 def _loads(path, text: str, line: int | None):
@@ -176,8 +187,9 @@ def _text_field(path, line, name, value, *, optional=True):
 def _int_field(path, line, name, value):
     if value is None:
         return None
-    if type(value) is not int or value < 0:
-        raise ImportRefused(path, f"'{name}' must be a whole number of 0 or more, not {value!r}.", line)
+    if type(value) is not int or not 0 <= value <= MAX_INT:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
+        raise ImportRefused(path, f"'{name}' must be a whole number from 0 to {MAX_INT}, not {shown}.", line)
     return value
 
 
@@ -266,7 +278,7 @@ _JSON_HEAD_END = ',"entries":['
 
 def read_json(path, f, size: int) -> Iterator[ImportedEntry]:
     """A JSON document. Hashlens writes one entry per line inside the array, which is read
-    line by line; any other layout is parsed whole, under a lower size cap."""
+    line by line; any other layout is streamed one entry at a time."""
     first = f.readline(1 << 16)
     head = first.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")
     if head.startswith(b'{"format":"' + formats.JSON_FORMAT_NAME.encode()) and head.endswith(_JSON_HEAD_END.encode()):
@@ -276,32 +288,158 @@ def read_json(path, f, size: int) -> Iterator[ImportedEntry]:
                                       f"this Hashlens reads version {formats.JSON_VERSION}.", 1)
         yield from _json_lines(path, f)
         return
-    if size > MAX_JSON_DOCUMENT_BYTES:
-        raise ImportRefused(
-            path, f"a JSON document in this layout is read whole, and this one is {size:,} bytes "
-                  f"(the limit is {MAX_JSON_DOCUMENT_BYTES:,}); export it as NDJSON instead.")
-    data = first + f.read()
-    try:
-        text = data.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ImportRefused(path, f"the bytes are not valid UTF-8 ({exc.reason}).", line) from None
-    doc = _loads(path, text, None)
-    if isinstance(doc, dict):
-        if "entries" not in doc:
+    yield from _json_document(path, _JsonStream(path, f, first))
+
+
+def _json_document(path, stream: "_JsonStream") -> Iterator[ImportedEntry]:
+    """A JSON list of entries, or an object with an 'entries' list, streamed one entry
+    at a time: parsing a 212 MB document whole took 1.9 GB (issue 10 item 5)."""
+    ordinal = 0
+
+    def entries() -> Iterator[ImportedEntry]:
+        nonlocal ordinal
+        stream.expect("[")
+        if stream.peek() == "]":
+            stream.take()
+            return
+        while True:
+            ordinal += 1
+            obj = stream.value(f"entry {ordinal}")
+            # A document has no line per entry; the entry's ordinal stands in.
+            try:
+                yield entry_from_object(path, obj, ordinal)
+            except ImportRefused as exc:
+                raise ImportRefused(path, f"entry {ordinal}: {exc.reason}") from None
+            if stream.take_one_of(",]") == "]":
+                return
+
+    first = stream.peek()
+    if first == "[":
+        yield from entries()
+    elif first == "{":
+        stream.take()
+        seen: set[str] = set()
+        while stream.peek() != "}":
+            if seen:
+                stream.expect(",")
+            key = stream.value("a key")
+            if not isinstance(key, str):
+                stream.fail("an object key must be text")
+            if key in seen:
+                stream.fail(f"the key {key!r} appears twice in one object")
+            seen.add(key)
+            stream.expect(":")
+            if key == "entries":
+                if stream.peek() != "[":
+                    raise ImportRefused(path, "the JSON must be a list of entries or an object with an 'entries' list.")
+                yield from entries()
+                continue
+            value = stream.value(f"the value of {key!r}")
+            if key == "format" and value != formats.JSON_FORMAT_NAME:
+                raise ImportRefused(path, f"the JSON is a {value!r} file, not a Hashlens listing.")
+        stream.take()
+        if "entries" not in seen:
             raise ImportRefused(path, "the JSON object has no 'entries' list.")
-        fmt = doc.get("format")
-        if fmt is not None and fmt != formats.JSON_FORMAT_NAME:
-            raise ImportRefused(path, f"the JSON is a {fmt!r} file, not a Hashlens listing.")
-        doc = doc["entries"]
-    if not isinstance(doc, list):
+    else:
         raise ImportRefused(path, "the JSON must be a list of entries or an object with an 'entries' list.")
-    for i, obj in enumerate(doc, 1):
-        # A document parsed whole has no line per entry; the entry's ordinal stands in.
+    if stream.peek() != "":
+        stream.fail("text after the end of the JSON document")
+
+
+_JSON_SPACE = re.compile(r"[ \t\r\n]*")
+
+
+class _JsonStream:
+    """A JSON text read in bounded chunks: values are decoded one at a time from a
+    buffer that never holds more than one value (up to MAX_JSON_ENTRY_BYTES) and a chunk."""
+
+    def __init__(self, path, f, head: bytes):
+        self.path, self.f = path, f
+        self.decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self.buf, self.pos, self.eof = "", 0, False
+        self.consumed = 0  # bytes decoded before the current buffer, for messages
+        self._feed(head.removeprefix(b"\xef\xbb\xbf"))
+
+    def _feed(self, raw: bytes, final: bool = False) -> None:
         try:
-            yield entry_from_object(path, obj, i)
-        except ImportRefused as exc:
-            raise ImportRefused(path, f"entry {i}: {exc.reason}") from None
+            text = self.decoder.decode(raw, final)
+        except UnicodeDecodeError as exc:
+            raise ImportRefused(self.path, f"the bytes are not valid UTF-8 ({exc.reason}) near byte "
+                                           f"{self.consumed + exc.start:,}.") from None
+        self.buf = self.buf[self.pos:] + text
+        self.pos = 0
+
+    def _more(self, at_least: int = _READ_CHUNK) -> bool:
+        if self.eof:
+            return False
+        raw = self.f.read(max(at_least, _READ_CHUNK))
+        self.consumed += len(raw)
+        if not raw:
+            self.eof = True
+            self._feed(b"", final=True)
+            return False
+        self._feed(raw)
+        return True
+
+    def fail(self, reason: str):
+        raise ImportRefused(self.path, f"invalid JSON: {reason}.")
+
+    def peek(self) -> str:
+        """The next character that is not white space ('' at the end), not consumed."""
+        while True:
+            self.pos = _JSON_SPACE.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._more():
+                return ""
+
+    def take(self) -> str:
+        c = self.peek()
+        self.pos += 1
+        return c
+
+    def expect(self, char: str) -> None:
+        found = self.take()
+        if found != char:
+            self.fail(f"expected '{char}', found {found!r}" if found else f"expected '{char}'; the file ends too early")
+
+    def take_one_of(self, chars: str) -> str:
+        found = self.take()
+        if not found or found not in chars:
+            self.fail(f"expected one of {', '.join(repr(c) for c in chars)}, found {found!r}" if found
+                      else "the file ends too early: is it truncated?")
+        return found
+
+    def value(self, what: str):
+        """Decode one JSON value, reading more while it is unfinished, up to the cap."""
+        if self.peek() == "":
+            self.fail(f"expected {what}; the file ends too early")
+        while True:
+            try:
+                obj, end = _decoder.raw_decode(self.buf, self.pos)
+            except RecursionError:
+                raise ImportRefused(self.path, f"{what}: the JSON is nested too deeply.") from None
+            except json.JSONDecodeError as exc:
+                # An unfinished value fails at the end of the buffer (or, for a string,
+                # where the string starts); anything else is a real error.
+                unfinished = exc.msg.startswith("Unterminated string") or exc.pos >= len(self.buf) - 8
+                if not (unfinished and self._grow(what)):
+                    raise ImportRefused(self.path, f"{what}: invalid JSON ({exc.msg}).") from None
+                continue
+            except ValueError as exc:
+                raise ImportRefused(self.path, f"{what}: invalid JSON: {exc}.") from None
+            if end == len(self.buf) and self._grow(what):
+                continue  # a number may go on in the next chunk
+            self.pos = end
+            return obj
+
+    def _grow(self, what: str) -> bool:
+        pending = len(self.buf) - self.pos
+        if pending > MAX_JSON_ENTRY_BYTES:
+            raise ImportRefused(self.path, f"{what} is longer than {MAX_JSON_ENTRY_BYTES:,} characters, the limit "
+                                           "on one entry; no entry of a listing is that long.")
+        # Reading as much again as is pending keeps the re-parsing linear.
+        return self._more(pending)
 
 
 def _json_lines(path, f) -> Iterator[ImportedEntry]:
@@ -334,11 +472,22 @@ def read_csv(path, f, delimiter: str, spreadsheet_safe: bool) -> Iterator[Import
     """A Hashlens CSV/TSV export. In the spreadsheet-safe dialect every cell that starts
     with an apostrophe loses it (`cells.restore`), undoing the export exactly; a cell that
     starts with a formula trigger cannot come from that dialect and is refused."""
-    lines = _text_lines(path, f)
+    record_size = 0
+
+    def lines() -> Iterator[str]:
+        # A quoted field runs on across lines; the whole record is capped as it is read.
+        nonlocal record_size
+        for number, text in _numbered_text_lines(path, f):
+            record_size += len(text)
+            if record_size > MAX_RECORD_BYTES:
+                raise ImportRefused(path, f"a CSV record is longer than {MAX_RECORD_BYTES:,} characters, the limit on "
+                                          "one entry (is a closing quote missing?).", number)
+            yield text
+
     previous = csv.field_size_limit()
     csv.field_size_limit(MAX_CSV_FIELD)
     try:
-        reader = csv.reader(lines, delimiter=delimiter, strict=True)
+        reader = csv.reader(lines(), delimiter=delimiter, strict=True)
         try:
             header = next(reader, None)
         except csv.Error as exc:
@@ -349,6 +498,7 @@ def read_csv(path, f, delimiter: str, spreadsheet_safe: bool) -> Iterator[Import
             header = [restore(c) for c in header]
         spec = _csv_columns(path, header)
         while True:
+            record_size = 0
             try:
                 cells = next(reader)
             except StopIteration:
@@ -375,12 +525,12 @@ def read_csv(path, f, delimiter: str, spreadsheet_safe: bool) -> Iterator[Import
         csv.field_size_limit(previous)
 
 
-def _text_lines(path, f) -> Iterator[str]:
+def _numbered_text_lines(path, f) -> Iterator[tuple[int, str]]:
     for number, raw in _binary_lines(path, f):
         text = _decode_line(path, raw, number)
         if number == 1:
             text = text.removeprefix("\ufeff")
-        yield text
+        yield number, text
 
 
 def _csv_columns(path, header: list[str]) -> list[tuple[str, str | None]]:
@@ -425,10 +575,14 @@ def _entry_from_cells(path, line, spec, cells) -> ImportedEntry:
                 raise ImportRefused(path, f"'hasimagedata' must be true or false, not {cell!r}.", line, i)
             entry.has_image_data = None if not cell else cell == "true"
         elif name in ("position", "width", "height", "byte_size"):
-            if cell and not cell.isdigit():
-                raise ImportRefused(path, f"'{name}' must be a whole number, not {cell!r}.", line, i)
+            number = None
+            if cell:
+                try:
+                    number = whole_number(name, cell, minimum=0)
+                except HashlensError as exc:
+                    raise ImportRefused(path, exc.description.removeprefix("Parameter "), line, i) from None
             if name != "position":
-                setattr(entry, name, int(cell) if cell else None)
+                setattr(entry, name, number)
         elif name == "image_format":
             entry.image_format = cell or None
         elif name == "metadata":
@@ -444,222 +598,14 @@ def _entry_from_cells(path, line, spec, cells) -> ImportedEntry:
 
 # -- XML ------------------------------------------------------------------------------------------
 
-_XML_DECL = re.compile(rb"^\s*<\?xml\s+([^>]*)\?>")
-_DECL_ATTR = re.compile(rb"""(version|encoding|standalone)\s*=\s*["']([^"']*)["']""")
-
-# Which element may hold which, after the ListImageHashes response (MS); anything else
-# is refused with its path (reliability X6).
-_CHILDREN = {
-    "": {"autnresponse"},
-    "autnresponse": {"action", "response", "responsedata"},
-    "autnresponse/responsedata": {"entry"},
-    "autnresponse/responsedata/entry": {"identifier", "numimages", "numtrained", "numfailed", "numuntrained",
-                                        "images", "metadata"},
-    "autnresponse/responsedata/entry/images": {"image"},
-    "autnresponse/responsedata/entry/images/image": {"label", "status", "hasimagedata"},
-    "autnresponse/responsedata/entry/metadata": {"item"},
-    "autnresponse/responsedata/entry/metadata/item": {"key", "value"},
-}
-_COUNTERS = {"numimages": 1, "numtrained": 1, "numfailed": 0, "numuntrained": 0}  # always so (MS)
-
-
-class _ListingTarget:
-    """An ElementTree parser target that builds entries as the parser streams, with the
-    line of each element, without keeping a tree."""
-
-    def __init__(self, path):
-        self.path = path
-        self.parser = None  # set after the parser exists, for line numbers
-        self.stack: list[str] = []
-        self.text: list[str] = []
-        self.text_len = 0
-        self.entries: list[ImportedEntry] = []
-        self.seen_action = self.seen_response = self.seen_data = False
-        self._entry = None
-        self._fields: set[str] = set()
-        self._image: dict | None = None
-        self._item: dict | None = None
-
-    def where(self) -> tuple[int, int]:
-        p = self.parser.parser
-        return p.CurrentLineNumber, p.CurrentColumnNumber + 1
-
-    def fail(self, reason: str):
-        line, column = self.where()
-        raise ImportRefused(self.path, reason, line, column)
-
-    def start(self, tag, attrib):
-        parent = "/".join(self.stack)
-        allowed = _CHILDREN.get(parent)
-        if allowed is None:
-            self.fail(f"<{parent.rsplit('/', 1)[-1]}> holds text only, but an element <{_plain(tag)}> is inside it.")
-        if tag not in allowed:
-            if not self.stack:
-                self.fail(f"the root element is <{_plain(tag)}>; a ListImageHashes response starts with <autnresponse>.")
-            self.fail(f"unexpected element <{_plain(tag)}> inside /{parent}.")
-        if len(self.stack) >= MAX_XML_DEPTH:
-            self.fail("the elements are nested too deeply.")
-        self.stack.append(tag)
-        self.text, self.text_len = [], 0
-        path = "/".join(self.stack)
-        if path == "autnresponse/responsedata/entry":
-            self._entry = ImportedEntry(self.where()[0], "")
-            self._fields = set()
-        elif tag == "images":
-            self._once("images")
-        elif path.endswith("images/image"):
-            self._once("image")
-            self._image = {}
-        elif path == "autnresponse/responsedata/entry/metadata":
-            self._once("metadata")
-            self._entry.metadata = ()
-        elif tag == "item":
-            self._item = {}
-        elif path == "autnresponse/responsedata":
-            self.seen_data = True
-            if not self.seen_response:
-                self.fail("<responsedata> comes before <response>.")
-
-    def _once(self, name):
-        if name in self._fields:
-            self.fail(f"the entry has more than one <{name}>.")
-        self._fields.add(name)
-
-    def data(self, text):
-        self.text_len += len(text)
-        if self.text_len > MAX_XML_TEXT:
-            self.fail(f"a text is longer than {MAX_XML_TEXT:,} characters; no value may be over 254 bytes.")
-        self.text.append(text)
-
-    def end(self, tag):
-        path = "/".join(self.stack)
-        text = "".join(self.text)
-        leaf = path not in _CHILDREN
-        if not leaf and text.strip():
-            self.fail(f"unexpected text {text.strip()[:40]!r} in <{tag}>.")
-        self.stack.pop()
-        self.text, self.text_len = [], 0
-        if tag == "action" and len(self.stack) == 1:
-            self.seen_action = True
-            if text.strip().upper() != "LISTIMAGEHASHES":
-                self.fail(f"this is a response to {text.strip()!r}, not to ListImageHashes.")
-        elif tag == "response" and len(self.stack) == 1:
-            self.seen_response = True
-            status = text.strip().upper()
-            if status == "ERROR":
-                self.fail("this file is an error response, not a listing.")
-            if status != "SUCCESS":
-                self.fail(f"the response is {text.strip()!r}, not SUCCESS.")
-        elif path == "autnresponse/responsedata/entry":
-            entry = self._entry
-            if "identifier" not in self._fields:
-                self.fail("the <entry> has no <identifier>.")
-            self.entries.append(entry)
-            self._entry = None
-        elif path.startswith("autnresponse/responsedata/entry/"):
-            self._entry_part(tag, text)
-
-    def _entry_part(self, tag, text):
-        entry = self._entry
-        if tag == "identifier":
-            self._once("identifier")
-            entry.identifier = text
-        elif tag in _COUNTERS:
-            self._once(tag)
-            if text.strip() != str(_COUNTERS[tag]):
-                self.fail(f"<{tag}> is {text.strip()!r}; a ListImageHashes entry always has {_COUNTERS[tag]}.")
-        elif tag == "label":
-            self._image_field("label", text)
-        elif tag == "status":
-            self._image_field("status", text)
-            if text.strip() != "trained":
-                self.fail(f"<status> is {text.strip()!r}; a trained image hash has 'trained'.")
-        elif tag == "hasimagedata":
-            value = text.strip().lower()
-            if value not in ("true", "false"):
-                self.fail(f"<hasimagedata> is {text.strip()!r}, not true or false.")
-            self._image_field("hasimagedata", value == "true")
-        elif tag == "image":
-            if "label" not in self._image:
-                self.fail("the <image> has no <label>.")
-            entry.label = self._image["label"]
-            entry.has_image_data = self._image.get("hasimagedata")
-        elif tag in ("key", "value"):
-            if tag in self._item:
-                self.fail(f"the <item> has more than one <{tag}>.")
-            self._item[tag] = text
-        elif tag == "item":
-            if "key" not in self._item or "value" not in self._item:
-                self.fail("a metadata <item> needs a <key> and a <value>.")
-            entry.metadata = entry.metadata + ((self._item["key"], self._item["value"]),)
-        elif tag == "images" and "image" not in self._fields:
-            self.fail("<images> holds no <image>.")
-
-    def _image_field(self, name, value):
-        if name in self._image:
-            self.fail(f"the <image> has more than one <{name}>.")
-        self._image[name] = value
-
-    def close(self):
-        return None
-
-
-def _plain(tag: str) -> str:
-    # ElementTree writes a namespaced tag as {uri}local.
-    return tag if not tag.startswith("{") else tag.split("}", 1)[1] + f" (namespace {tag[1:].split('}')[0]})"
-
-
-def _check_declaration(path, head: bytes) -> None:
-    match = _XML_DECL.match(head.removeprefix(b"\xef\xbb\xbf"))
-    if not match:
-        return
-    attrs = {k.decode(): v.decode("ascii", "replace") for k, v in _DECL_ATTR.findall(match.group(1))}
-    if attrs.get("version", "1.0") != "1.0":
-        raise ImportRefused(path, f"the file is XML {attrs['version']}; only XML 1.0 is accepted.", 1)
-    encoding = attrs.get("encoding")
-    if encoding is not None and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
-        raise ImportRefused(path, f"the file declares the encoding {encoding!r}; only UTF-8 is accepted.", 1)
-
 
 def read_xml(path, f) -> Iterator[ImportedEntry]:
-    from xml.etree.ElementTree import ParseError
-
-    from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
-    from defusedxml.ElementTree import DefusedXMLParser
-
-    target = _ListingTarget(path)
-    # No DTD at all (so no entity declarations, no entity bombs, no external subsets),
-    # and no external entity references either (reliability X1, X2).
-    parser = DefusedXMLParser(target=target, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    target.parser = parser
-    first = True
-    closing = False
+    """A ListImageHashes response or Hashlens's XML export, through the one response
+    reader under the import's strict rule (only the listing grammar, capped, defused)."""
     try:
-        while True:
-            chunk = f.read(_READ_CHUNK)
-            if first:
-                _check_declaration(path, chunk)
-                first = False
-            if not chunk:
-                break
-            parser.feed(chunk)
-            if target.entries:
-                yield from target.entries
-                target.entries = []
-        closing = True
-        parser.close()
-        yield from target.entries
-    except ParseError as exc:
-        line, column = getattr(exc, "position", (None, None))
-        reason = str(exc).split(":")[0]
-        if closing:
-            reason += "; the file ends too early: is it truncated?"
-        raise ImportRefused(path, f"the XML is not well-formed ({reason}).", line, None if column is None else column + 1) from None
-    except DTDForbidden:
-        raise ImportRefused(path, "document type declarations (DTDs) are not allowed, so no entity can be "
-                                  "declared or expanded.", *target.where()) from None
-    except (EntitiesForbidden, ExternalReferenceForbidden):
-        raise ImportRefused(path, "entity declarations and external references are not allowed.",
-                            *target.where()) from None
-    if not target.seen_response or not target.seen_data:
-        raise ImportRefused(path, "the response has no <response> or no <responsedata>; it is not a listing.")
+        for entry in iter_response(f, what=f"'{path}'", strict=True, document="file"):
+            if isinstance(entry, ListedEntry):
+                yield ImportedEntry(entry.line, entry.identifier, label=entry.label,
+                                    has_image_data=entry.has_image_data, metadata=entry.metadata)
+    except ResponseUnreadable as exc:
+        raise ImportRefused(path, exc.reason, exc.line, exc.column) from None

@@ -1,15 +1,18 @@
 """The image-hash actions as Python functions: one implementation for the ACI, the
-command line and the window. Each validates its input, changes the store in one
-transaction, and records the change in the journal within that same transaction."""
+command line and the window. Each validates its input, then makes the change through
+the Source, which does it atomically and journals it in the same transaction."""
 
 from __future__ import annotations
 
+import os
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.domain import (
+    MAX_INT,
     DatabaseInfo,
     HashlensError,
     ImageInfo,
@@ -20,9 +23,8 @@ from app.domain import (
     no_such_database,
     param_invalid,
 )
-from app import faults
-from app.services import imaging
-from app.store.store import Store
+from app.services import imaging, lifeline
+from app.source import Source
 
 
 def _names(**values: str) -> None:
@@ -41,30 +43,23 @@ def _metadata(items) -> tuple[tuple[str, str], ...]:
 # -- databases ---------------------------------------------------------------------------
 
 
-def list_databases(store: Store) -> list[DatabaseInfo]:
+def list_databases(store: Source) -> list[DatabaseInfo]:
     return store.list_databases()
 
 
-def create_database(store: Store, database: str) -> None:
+def create_database(store: Source, database: str) -> None:
     _names(database=database)
-    with store.writing():
-        store.create_database(database)
-        store.record("CreateImageHashDatabase", database, None, {})
+    store.create_database(database)
 
 
-def rename_database(store: Store, database: str, newdatabase: str) -> None:
+def rename_database(store: Source, database: str, newdatabase: str) -> None:
     _names(database=database, newdatabase=newdatabase)
-    with store.writing():
-        store.rename_database(database, newdatabase)
-        store.record("RenameImageHashDatabase", database, None, {"newdatabase": newdatabase})
+    store.rename_database(database, newdatabase)
 
 
-def remove_database(store: Store, database: str) -> int:
+def remove_database(store: Source, database: str) -> int:
     _names(database=database)
-    with store.writing():
-        removed = store.remove_database(database)
-        store.record("RemoveImageHashDatabase", database, None, {"entries": removed})
-    return removed
+    return store.remove_database(database)
 
 
 # -- training ----------------------------------------------------------------------------
@@ -97,27 +92,39 @@ def prepare_entry(
         if phash is None:
             raise param_invalid("imagedata", "an entry needs image data or a stored pHash.")
         return NewEntry(identifier, label, phash, None, None, None, None, None, pairs, trained_at)
+    _check_image_fields(hashed)
     return NewEntry(
         identifier, label, hashed.phash, hashed.data, hashed.image_format, hashed.width, hashed.height,
         hashed.sha256, pairs, trained_at,
     )
 
 
-def add_entry(store: Store, database: str, entry: NewEntry, *, source: str | None = None) -> str:
+def _check_image_fields(hashed: imaging.HashedImage) -> None:
+    """What an entry records about its image, checked whatever its source (training
+    computes these; a whole-database file only claims them): a format from the
+    allow-list, sizes that are whole numbers, a SHA-256 in hex (issue 10 item 7)."""
+    if hashed.image_format not in imaging.STORED_FORMATS:
+        shown = hashed.image_format.encode("ascii", "backslashreplace").decode("ascii")[:40] \
+            if isinstance(hashed.image_format, str) else repr(hashed.image_format)
+        raise param_invalid("image_format", f"'{shown}' is not an image format Hashlens stores; use one of "
+                                            f"{', '.join(sorted(imaging.STORED_FORMATS))}.")
+    for name in ("width", "height"):
+        value = getattr(hashed, name)
+        if type(value) is not int or not 0 <= value <= MAX_INT:
+            raise param_invalid(name, f"{value!r} is not a whole number from 0 to {MAX_INT}.")
+    if not isinstance(hashed.sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", hashed.sha256):
+        raise param_invalid("sha256", "expected 64 lower-case hex digits.")
+
+
+def add_entry(store: Source, database: str, entry: NewEntry, *, source: str | None = None) -> str:
     """Store one prepared entry atomically: on any failure nothing is added (MS)."""
     _names(database=database)
-    with store.writing():
-        store.add_entry(database, entry)
-        params = {"imagelabel": entry.label, "metadata": [list(p) for p in entry.metadata]}
-        if source:
-            params["imagepath"] = source
-        store.record("TrainImageHash", database, entry.identifier, params)
-        faults.checkpoint("train.commit")
+    store.add_entry(database, entry, source=source)
     return entry.identifier
 
 
 def train_image(
-    store: Store,
+    store: Source,
     database: str,
     *,
     data: bytes | None = None,
@@ -146,6 +153,8 @@ class TrainReport:
 
     added: list[tuple[str, str]] = field(default_factory=list)  # (path, identifier)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    # Files in the folders given whose names are not image names: never read, but listed.
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     cancelled: bool = False
 
 
@@ -157,7 +166,7 @@ def _hash_file(path: str):
 
 
 def train_files(
-    store: Store,
+    store: Source,
     database: str,
     paths: Iterable[str | Path],
     *,
@@ -173,8 +182,8 @@ def train_files(
     _names(database=database)
     if not store.database_exists(database):
         raise no_such_database(database)
-    files = [str(p) for p in imaging.find_images(paths)]
     report = TrainReport()
+    files = [str(p) for p in imaging.find_images(paths, skipped=report.skipped)]
     total = len(files)
     if progress:
         progress(0, total)
@@ -186,7 +195,9 @@ def train_files(
             return
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # Workers die with this process, even when it is killed (issue 10 item 6).
+        with ProcessPoolExecutor(max_workers=workers, initializer=lifeline.die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             yield from zip(files, pool.map(_hash_file, files, chunksize=16))
 
     done = 0
@@ -212,12 +223,12 @@ def train_files(
 # -- listing -----------------------------------------------------------------------------
 
 
-def list_image_hashes(store: Store, query: ListingQuery) -> ListingPage:
+def list_image_hashes(store: Source, query: ListingQuery) -> ListingPage:
     """ListImageHashes: one window of the database's entries."""
     return store.list_page(query.validated())
 
 
-def image(store: Store, database: str, identifier: str) -> ImageInfo:
+def image(store: Source, database: str, identifier: str) -> ImageInfo:
     _names(database=database, identifier=identifier)
     return store.image(database, identifier)
 
@@ -225,63 +236,52 @@ def image(store: Store, database: str, identifier: str) -> ImageInfo:
 # -- changing entries --------------------------------------------------------------------
 
 
-def _change(store: Store, action: str, database: str, identifier: str, params: dict, apply) -> None:
+def remove_image_hash(store: Source, database: str, identifier: str) -> None:
     _names(database=database, identifier=identifier)
-    with store.writing():
-        apply()
-        store.record(action, database, identifier, params)
+    store.remove_entry(database, identifier)
 
 
-def remove_image_hash(store: Store, database: str, identifier: str) -> None:
-    _change(store, "RemoveImageHash", database, identifier, {},
-            lambda: store.remove_entry(database, identifier))
+def null_image_data(store: Source, database: str, identifier: str) -> None:
+    _names(database=database, identifier=identifier)
+    store.null_image_data(database, identifier)
 
 
-def null_image_data(store: Store, database: str, identifier: str) -> None:
-    _change(store, "NullImageHashImageData", database, identifier, {},
-            lambda: store.null_image_data(database, identifier))
+def rename_image_hash(store: Source, database: str, identifier: str, newidentifier: str) -> None:
+    _names(newidentifier=newidentifier, database=database, identifier=identifier)
+    store.rename_entry(database, identifier, newidentifier)
 
 
-def rename_image_hash(store: Store, database: str, identifier: str, newidentifier: str) -> None:
-    _names(newidentifier=newidentifier)
-    _change(store, "RenameImageHash", database, identifier, {"newidentifier": newidentifier},
-            lambda: store.rename_entry(database, identifier, newidentifier))
+def move_image_hash(store: Source, database: str, identifier: str, newdatabase: str) -> None:
+    _names(newdatabase=newdatabase, database=database, identifier=identifier)
+    store.move_entry(database, identifier, newdatabase)
 
 
-def move_image_hash(store: Store, database: str, identifier: str, newdatabase: str) -> None:
-    _names(newdatabase=newdatabase)
-    _change(store, "MoveImageHash", database, identifier, {"newdatabase": newdatabase},
-            lambda: store.move_entry(database, identifier, newdatabase))
+def relabel_image(store: Source, database: str, identifier: str, imagelabel: str, newimagelabel: str) -> None:
+    _names(imagelabel=imagelabel, newimagelabel=newimagelabel, database=database, identifier=identifier)
+    store.relabel(database, identifier, imagelabel, newimagelabel)
 
 
-def relabel_image(store: Store, database: str, identifier: str, imagelabel: str, newimagelabel: str) -> None:
-    _names(imagelabel=imagelabel, newimagelabel=newimagelabel)
-    _change(store, "RelabelImageHashImage", database, identifier,
-            {"imagelabel": imagelabel, "newimagelabel": newimagelabel},
-            lambda: store.relabel(database, identifier, imagelabel, newimagelabel))
-
-
-def add_metadata(store: Store, database: str, identifier: str, key: str, value: str) -> None:
+def add_metadata(store: Source, database: str, identifier: str, key: str, value: str) -> None:
     check_text("key", key)
     check_text("value", value, allow_empty=True)
-    _change(store, "AddImageHashMetadata", database, identifier, {"key": key, "value": value},
-            lambda: store.add_metadata(database, identifier, key, value))
+    _names(database=database, identifier=identifier)
+    store.add_metadata(database, identifier, key, value)
 
 
-def update_metadata(store: Store, database: str, identifier: str, key: str, newvalue: str) -> None:
+def update_metadata(store: Source, database: str, identifier: str, key: str, newvalue: str) -> None:
     check_text("key", key)
     check_text("newvalue", newvalue, allow_empty=True)
-    _change(store, "UpdateImageHashMetadata", database, identifier, {"key": key, "newvalue": newvalue},
-            lambda: store.update_metadata(database, identifier, key, newvalue))
+    _names(database=database, identifier=identifier)
+    store.update_metadata(database, identifier, key, newvalue)
 
 
-def remove_metadata(store: Store, database: str, identifier: str, key: str) -> None:
+def remove_metadata(store: Source, database: str, identifier: str, key: str) -> None:
     check_text("key", key)
-    _change(store, "RemoveImageHashMetadata", database, identifier, {"key": key},
-            lambda: store.remove_metadata(database, identifier, key))
+    _names(database=database, identifier=identifier)
+    store.remove_metadata(database, identifier, key)
 
 
-def sync_image_hashes(store: Store, database: str | None = None) -> None:
+def sync_image_hashes(store: Source, database: str | None = None) -> None:
     """Media Server loads training into its analysis engine; Hashlens has none (MS name)."""
     if database is not None:
         _names(database=database)

@@ -23,6 +23,11 @@ from app.domain import Failure, HashlensError
 # (reliability I3).
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+IMAGE_SUFFIX_LIST = ", ".join(sorted(IMAGE_SUFFIXES))
+# The format names an entry may record: what Pillow reports for the decoders above (a
+# JPEG with a multi-picture header opens as MPO), and "unknown" for an image imported
+# without a name. Anything else (a formula, a control character) is refused (ours).
+STORED_FORMATS = frozenset(ALLOWED_FORMATS) | {"MPO", "unknown"}
 MAX_PIXELS = 50_000_000
 MAX_FILE_BYTES = 256 * 1024 * 1024
 
@@ -49,6 +54,9 @@ def read_image_file(path: Path) -> bytes:
         raise bad_image(str(path), "no such file.") from None
     except OSError as exc:
         raise bad_image(str(path), f"cannot read it ({exc.strerror}).") from None
+    except (ValueError, UnicodeEncodeError):
+        # NUL, or a lone surrogate the file system's encoding cannot carry.
+        raise bad_image(repr(str(path)), "no file can have this name (it holds NUL or an unencodable character).") from None
     if not stat.S_ISREG(info.st_mode):
         raise bad_image(str(path), "not a regular file.")
     if info.st_size > MAX_FILE_BYTES:
@@ -82,6 +90,15 @@ def open_image(data: bytes, source: str = "image") -> Image.Image:
     return image
 
 
+def display_image(data: bytes, max_side: int, source: str = "image") -> Image.Image:
+    """Decode with `open_image`'s safety rules, shrink to fit `max_side` and convert to
+    RGBA: the one decoder behind every picture the window shows."""
+    image = open_image(data, source)
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side))
+    return image.convert("RGBA")
+
+
 def phash_of(image: Image.Image) -> int:
     """Hashlens's 64-bit pHash (imagehash's DCT hash); not Media Server's own measure.
     The bits are read straight from the hash's array, first bit highest, as its hex
@@ -101,14 +118,19 @@ def hash_image(data: bytes, source: str = "image") -> HashedImage:
     )
 
 
-def find_images(paths) -> list[Path]:
-    """Image files named directly, or found recursively in folders, in a stable order."""
+def find_images(paths, skipped: list[tuple[str, str]] | None = None) -> list[Path]:
+    """Image files named directly, or found recursively in folders, in a stable order.
+
+    Files in folders whose names do not end in an image suffix are left out; when
+    `skipped` is given, each is appended to it as (path, reason) so a caller can say so."""
     found = []
     for p in map(Path, paths):
-        if p.is_dir():
-            found.extend(
-                sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-            )
-        else:
+        if not p.is_dir():
             found.append(p)
+            continue
+        for f in sorted(f for f in p.rglob("*") if f.is_file()):
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                found.append(f)
+            elif skipped is not None:
+                skipped.append((str(f), f"not an image file name (Hashlens reads {IMAGE_SUFFIX_LIST})"))
     return found

@@ -37,7 +37,7 @@ import numpy as np
 import scipy.fftpack
 from PIL import Image, ImageDraw, ImageFont
 
-from app.domain import NewEntry, check_text, param_invalid
+from app.domain import NewEntry, check_text, counted, param_invalid
 from app.services import actions, imaging
 from app.store.bulk import append_entries
 from app.store.store import Store
@@ -84,7 +84,7 @@ class SampleReport:
 
     def summary(self) -> str:
         text = (
-            f"'{self.database}': {self.entries:,} entries ({self.with_image_data:,} with image data, "
+            f"'{self.database}': {counted(self.entries, 'entry', 'entries')} ({self.with_image_data:,} with image data, "
             f"{self.image_data_removed:,} drawn images removed, {self.near_duplicates:,} near-duplicates, "
             f"{self.metadata_items:,} metadata items) in {self.seconds:.1f} s"
         )

@@ -21,6 +21,7 @@ from pathlib import Path
 import peewee
 from playhouse.shortcuts import ReconnectMixin
 
+from app import faults
 from app.domain import (
     Count,
     DatabaseInfo,
@@ -37,6 +38,7 @@ from app.domain import (
     SortKey,
     no_such_database,
 )
+from app.source import SchemaPolicy, schema_version_policy
 from app.store import schema
 from app.store.url import StoreLocation, parse_store_url
 
@@ -189,6 +191,9 @@ class Store:
         self._db_ids: dict[str, int] = {}
         self._lock = threading.Lock()
         self._handles: set[QueryHandle] = set()
+        # Per thread: how deep in caller-opened write transactions (`writing`, `group`)
+        # this thread is; a change made inside one is journalled by the group instead.
+        self._local = threading.local()
         self.schema_version: int | None = None
 
     # -- opening ----------------------------------------------------------------------
@@ -306,7 +311,7 @@ class Store:
         self.schema_version = int(row[0]) if row else None
         if self.schema_version is None:
             raise HashlensError(Failure.STORE_UNAVAILABLE, "The store records no schema version.")
-        if self.schema_version != schema.SCHEMA_VERSION:
+        if not self.schema_policy.writable:
             # A newer Hashlens wrote this store: read it, never write it. An older one is
             # migrated only on request, after a backup (reliability D4).
             self.read_only = True
@@ -332,8 +337,12 @@ class Store:
             self._exec("INSERT INTO hl_store_info (name, value) VALUES (?, ?)", ("created_at", str(now_ms())))
 
     @property
+    def schema_policy(self) -> SchemaPolicy:
+        return schema_version_policy(self.schema_version, schema.SCHEMA_VERSION)
+
+    @property
     def needs_migration(self) -> bool:
-        return (self.schema_version or 0) < schema.SCHEMA_VERSION
+        return self.schema_policy.needs_migration
 
     def migrate(self, backup_to: Path | None = None) -> Path | None:
         """Bring an older store up to this version's schema. An SQLite store is first
@@ -366,13 +375,8 @@ class Store:
         return backup
 
     def read_only_reason(self) -> str:
-        if (self.schema_version or 0) > schema.SCHEMA_VERSION:
-            return (f"The store {self.describe()} was written by a newer Hashlens (schema "
-                    f"{self.schema_version}); this version only reads it.")
-        if self.needs_migration:
-            return (f"The store {self.describe()} has the older schema {self.schema_version}; run "
-                    "'hashlens migrate' (it makes a backup first) to change it with this version.")
-        return f"The store {self.describe()} is open read-only; reopen it for writing to change it."
+        return self.schema_policy.reason(self.describe()) or (
+            f"The store {self.describe()} is open read-only; reopen it for writing to change it.")
 
     def close(self) -> None:
         """Close this thread's connection (peewee keeps one per thread); the store stays
@@ -388,6 +392,10 @@ class Store:
 
     def describe(self) -> str:
         return self.location.display()
+
+    @property
+    def file_path(self) -> Path | None:
+        return self.location.path.resolve() if self.backend == "sqlite" else None
 
     # -- SQL plumbing -------------------------------------------------------------------
 
@@ -443,11 +451,41 @@ class Store:
         text = f" LIMIT {int(limit)}" if limit is not None else ""
         return text + (f" OFFSET {int(offset)}" if offset else "")
 
+    @contextlib.contextmanager
     def writing(self):
-        """One write transaction, holding the write lock from its first statement."""
+        """One write transaction, holding the write lock from its first statement. The
+        changes made inside it are one group: the caller journals them with `record()`
+        (each write method journals itself only when it opens its own transaction)."""
         if self.read_only:
             raise HashlensError(Failure.READ_ONLY, self.read_only_reason())
-        return self._transaction(*(("IMMEDIATE",) if self.backend == "sqlite" else ()))
+        self._local.grouped = getattr(self._local, "grouped", 0) + 1
+        try:
+            with self._transaction(*(("IMMEDIATE",) if self.backend == "sqlite" else ())) as txn:
+                yield txn
+                # Kill tests stop here: every change of the transaction made, none committed.
+                faults.checkpoint("store.commit")
+        finally:
+            self._local.grouped -= 1
+
+    @contextlib.contextmanager
+    def group(self, action: str, database: str | None, params: dict | None = None):
+        """Several changes as one: one transaction and one journal record, written as the
+        block ends with the params dict the block may have filled in."""
+        params = dict(params or {})
+        with self.writing():
+            yield params
+            self.record(action, database, None, params)
+
+    @contextlib.contextmanager
+    def _change(self, action: str, database: str | None, identifier: str | None, params: dict):
+        """One write action: its own transaction and journal record, or, inside a caller's
+        group, part of that group (which is then the atomic unit and journals itself)."""
+        if getattr(self._local, "grouped", 0):
+            yield
+            return
+        with self.writing():
+            yield
+            self.record(action, database, identifier, params)
 
     @contextlib.contextmanager
     def reading(self):
@@ -538,6 +576,10 @@ class Store:
         return self._one("SELECT 1 FROM hl_database WHERE name = ?", (name,)) is not None
 
     def create_database(self, name: str) -> None:
+        with self._change("CreateImageHashDatabase", name, None, {}):
+            self._create_database(name)
+
+    def _create_database(self, name: str) -> None:
         if self.database_exists(name):
             raise HashlensError(Failure.DATABASE_EXISTS, f"'database={name}' already exists", parameter="database")
         try:
@@ -550,6 +592,10 @@ class Store:
             raise
 
     def rename_database(self, name: str, new_name: str) -> None:
+        with self._change("RenameImageHashDatabase", name, None, {"newdatabase": new_name}):
+            self._rename_database(name, new_name)
+
+    def _rename_database(self, name: str, new_name: str) -> None:
         db_id = self.database_id(name)
         if self.database_exists(new_name):
             raise HashlensError(
@@ -558,6 +604,12 @@ class Store:
         self._exec("UPDATE hl_database SET name = ? WHERE id = ?", (new_name, db_id))
 
     def remove_database(self, name: str) -> int:
+        params: dict = {}
+        with self._change("RemoveImageHashDatabase", name, None, params):
+            params["entries"] = removed = self._remove_database(name)
+        return removed
+
+    def _remove_database(self, name: str) -> int:
         db_id = self.database_id(name)
         count = self._one("SELECT entry_count FROM hl_database WHERE id = ?", (db_id,))[0]
         entries = "SELECT id FROM hl_entry WHERE database_id = ?"
@@ -591,8 +643,17 @@ class Store:
         self._exec("UPDATE hl_database SET entry_count = entry_count + ? WHERE id = ?", (delta, db_id))
         return self._one("SELECT entry_count FROM hl_database WHERE id = ?", (db_id,))[0]
 
-    def add_entry(self, database: str, entry: NewEntry) -> int:
-        """Append one entry at the end of the database; call inside `writing()`."""
+    def add_entry(self, database: str, entry: NewEntry, *, source: str | None = None) -> int:
+        """TrainImageHash: append one entry at the end of the database."""
+        params = {"imagelabel": entry.label, "metadata": [list(p) for p in entry.metadata]}
+        if source:
+            params["imagepath"] = source
+        with self._change("TrainImageHash", database, entry.identifier, params):
+            key = self._add_entry(database, entry)
+            faults.checkpoint("train.commit")
+        return key
+
+    def _add_entry(self, database: str, entry: NewEntry) -> int:
         db_id = self.database_id(database)
         if self._one(
             "SELECT 1 FROM hl_entry WHERE database_id = ? AND identifier = ?", (db_id, entry.identifier)
@@ -640,6 +701,10 @@ class Store:
             raise _translate(exc, self) from exc
 
     def remove_entry(self, database: str, identifier: str) -> None:
+        with self._change("RemoveImageHash", database, identifier, {}):
+            self._remove_entry(database, identifier)
+
+    def _remove_entry(self, database: str, identifier: str) -> None:
         db_id = self.database_id(database)
         key = self._entry_key(db_id, identifier)
         self._exec("DELETE FROM hl_image WHERE entry_id = ?", (key,))
@@ -661,12 +726,20 @@ class Store:
             self._exec("UPDATE hl_mark SET entry_id = ? WHERE database_id = ? AND entry_id = ?", (nxt[0], db_id, key))
 
     def null_image_data(self, database: str, identifier: str) -> None:
+        with self._change("NullImageHashImageData", database, identifier, {}):
+            self._null_image_data(database, identifier)
+
+    def _null_image_data(self, database: str, identifier: str) -> None:
         db_id = self.database_id(database)
         key = self._entry_key(db_id, identifier)
         self._exec("DELETE FROM hl_image WHERE entry_id = ?", (key,))
         self._exec("UPDATE hl_entry SET has_image_data = ? WHERE id = ?", (False, key))
 
     def rename_entry(self, database: str, identifier: str, new_identifier: str) -> None:
+        with self._change("RenameImageHash", database, identifier, {"newidentifier": new_identifier}):
+            self._rename_entry(database, identifier, new_identifier)
+
+    def _rename_entry(self, database: str, identifier: str, new_identifier: str) -> None:
         db_id = self.database_id(database)
         key = self._entry_key(db_id, identifier)
         if new_identifier != identifier and self._one(
@@ -676,6 +749,10 @@ class Store:
         self._exec("UPDATE hl_entry SET identifier = ? WHERE id = ?", (new_identifier, key))
 
     def move_entry(self, database: str, identifier: str, new_database: str) -> None:
+        with self._change("MoveImageHash", database, identifier, {"newdatabase": new_database}):
+            self._move_entry(database, identifier, new_database)
+
+    def _move_entry(self, database: str, identifier: str, new_database: str) -> None:
         """Move an entry to another database. It keeps its training time, so it takes its
         place among the target's entries by age (ours; MS does not document the order)."""
         db_id = self.database_id(database)
@@ -697,6 +774,10 @@ class Store:
         self._exec("UPDATE hl_entry SET database_id = ? WHERE id = ?", (target, key))
 
     def relabel(self, database: str, identifier: str, label: str, new_label: str) -> None:
+        with self._change("RelabelImageHashImage", database, identifier, {"imagelabel": label, "newimagelabel": new_label}):
+            self._relabel(database, identifier, label, new_label)
+
+    def _relabel(self, database: str, identifier: str, label: str, new_label: str) -> None:
         db_id = self.database_id(database)
         key = self._entry_key(db_id, identifier)
         current = self._one("SELECT label FROM hl_entry WHERE id = ?", (key,))[0]
@@ -709,6 +790,10 @@ class Store:
         self._exec("UPDATE hl_entry SET label = ? WHERE id = ?", (new_label, key))
 
     def add_metadata(self, database: str, identifier: str, key_name: str, value: str) -> None:
+        with self._change("AddImageHashMetadata", database, identifier, {"key": key_name, "value": value}):
+            self._add_metadata(database, identifier, key_name, value)
+
+    def _add_metadata(self, database: str, identifier: str, key_name: str, value: str) -> None:
         db_id = self.database_id(database)
         key = self._entry_key(db_id, identifier)
         if self._one("SELECT 1 FROM hl_metadata WHERE entry_id = ? AND meta_key = ?", (key, key_name)):
@@ -721,12 +806,20 @@ class Store:
         self._exec("UPDATE hl_entry SET meta_count = meta_count + 1 WHERE id = ?", (key,))
 
     def update_metadata(self, database: str, identifier: str, key_name: str, value: str) -> None:
+        with self._change("UpdateImageHashMetadata", database, identifier, {"key": key_name, "newvalue": value}):
+            self._update_metadata(database, identifier, key_name, value)
+
+    def _update_metadata(self, database: str, identifier: str, key_name: str, value: str) -> None:
         db_id = self.database_id(database)
         key = self._entry_key(db_id, identifier)
         self._metadata_key_exists(key, identifier, key_name)
         self._exec("UPDATE hl_metadata SET meta_value = ? WHERE entry_id = ? AND meta_key = ?", (value, key, key_name))
 
     def remove_metadata(self, database: str, identifier: str, key_name: str) -> None:
+        with self._change("RemoveImageHashMetadata", database, identifier, {"key": key_name}):
+            self._remove_metadata(database, identifier, key_name)
+
+    def _remove_metadata(self, database: str, identifier: str, key_name: str) -> None:
         db_id = self.database_id(database)
         key = self._entry_key(db_id, identifier)
         self._metadata_key_exists(key, identifier, key_name)

@@ -133,7 +133,7 @@ def test_history_text_json_and_filters(capsys, planted_url):
 
 def test_history_with_a_bad_date_is_a_clear_error(capsys, planted_url):
     code, _, err = run(capsys, "--store", planted_url, "history", "--since", "last tuesday")
-    assert code == 1 and "is not a date" in err and "2024-05-01" in err
+    assert code == 2 and "--since" in err and "is not a date" in err and "2024-05-01" in err
 
 
 def test_parse_when():

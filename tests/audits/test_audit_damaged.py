@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import io
 import random
-import warnings
 
 import pytest
 from PIL import Image, ImageDraw
@@ -78,9 +77,10 @@ def test_damaged_files_soak(small_store, tmp_path):
 
 
 def _sweep(small_store: bytes, tmp_path, runs: int, seed: int) -> None:
+    """Any exception other than HashlensError, from the opener or the audit, fails the
+    test: it would reach a person as a traceback."""
     rng = random.Random(seed)
     outcomes = {"reported": 0, "refused": 0, "clean": 0}
-    opener_escapes: list[str] = []
     for n in range(runs):
         target = tmp_path / f"m{n}.db"
         data = _mutate(small_store, rng)
@@ -91,8 +91,6 @@ def _sweep(small_store: bytes, tmp_path, runs: int, seed: int) -> None:
         except HashlensError as exc:
             assert exc.description and "Traceback" not in exc.description
             outcomes["refused"] += 1
-        except Exception as exc:  # the store's opener is not the audit's: noted, not failed
-            opener_escapes.append(f"mutation {n}: {type(exc).__name__}: {exc}")
         else:
             try:
                 result = run_audit(store, options=AuditOptions(across=False))
@@ -111,5 +109,3 @@ def _sweep(small_store: bytes, tmp_path, runs: int, seed: int) -> None:
             leftover.unlink()
     # The sweep must exercise both paths, or it proves nothing.
     assert outcomes["reported"] > runs // 12 and outcomes["refused"] > runs // 24, outcomes
-    if opener_escapes:
-        warnings.warn("Store.open let non-Hashlens errors escape on damaged files: " + "; ".join(opener_escapes[:5]))

@@ -13,7 +13,7 @@ from openpyxl.utils.escape import unescape
 import pytest
 from defusedxml import ElementTree as DET
 
-from app.aci import response
+from app.mediaserver_codec import writer as response
 from app.aci.actions import handle
 from app.domain import EntryRow, Failure, Filter, FilterOp, HashlensError, ListingQuery, SortKey
 from app.exports import manifest

@@ -12,47 +12,24 @@ from pathlib import Path
 import pytest
 
 from app.domain import Failure, HashlensError, ListingQuery
+from app.exports import manifest
 from app.exports.importer import ImportOptions, detect_format, import_file
 from app.exports.readers import ImportRefused
 from app.store import Store
 
+from tests.seeds import LIST_IMAGE_HASHES_SEED
+
 from .conftest import add_plain, store_digest
 
 ROOT = Path(__file__).resolve().parents[2]
-SEED = """<autnresponse>
-  <action>LISTIMAGEHASHES</action>
-  <response>SUCCESS</response>
-  <responsedata>
-    <entry>
-      <identifier>6d8e53fd92e601a4b8948e1b9397e381</identifier>
-      <numimages>1</numimages>
-      <numtrained>1</numtrained>
-      <numfailed>0</numfailed>
-      <numuntrained>0</numuntrained>
-      <images>
-        <image>
-          <label>image1</label>
-          <status>trained</status>
-          <hasimagedata>true</hasimagedata>
-        </image>
-      </images>
-      <metadata>
-        <item>
-          <key>importance</key>
-          <value>high</value>
-        </item>
-      </metadata>
-    </entry>
-    <entry>
+SEED = LIST_IMAGE_HASHES_SEED.replace("  </responsedata>", """    <entry>
       <identifier>second</identifier>
       <numimages>1</numimages>
       <numtrained>1</numtrained>
       <numfailed>0</numfailed>
       <numuntrained>0</numuntrained>
     </entry>
-  </responsedata>
-</autnresponse>
-"""
+  </responsedata>""") + "\n"
 
 
 def _rows(store, database):
@@ -158,7 +135,11 @@ def test_import_into_new_database_and_csv_dialect_from_manifest(sqlite_store, tm
     # Without a manifest the default is the spreadsheet-safe dialect, which cannot hold '=1+1'.
     with pytest.raises(ImportRefused, match="spreadsheet-safe"):
         import_file(sqlite_store, path, "N")
-    _write(tmp_path, "raw.csv.manifest.json", json.dumps({"options": {"csv_dialect": "raw"}}))
+    # The manifest is applied only when it records this very file's size and SHA-256.
+    sha, size = manifest.sha256_file(path)
+    _write(tmp_path, "raw.csv.manifest.json", json.dumps({
+        "kind": manifest.MANIFEST_KIND, "file": "raw.csv", "sha256": sha, "bytes": size,
+        "options": {"csv_dialect": "raw"}}))
     report = import_file(sqlite_store, path, "N")
     assert report.format == "csv, raw dialect"
     row = _rows(sqlite_store, "N")[0]
@@ -252,7 +233,7 @@ HOSTILE = [
     ("json_no_entries.json", '{"rows": []}', "unknown field 'rows'", 1),
     ("json_no_entries2.json", '{"format": "hashlens-listing",\n"rows": []}', "no 'entries' list", None),
     # CSV and TSV (X9)
-    ("big_field.csv", "identifier,phash\r\n" + "x" * (17 * 1024 * 1024) + ",01\r\n", "field larger than field limit", 2),
+    ("big_field.csv", "identifier,phash\r\n" + "x" * (17 * 1024 * 1024) + ",01\r\n", "the limit on one line", 2),
     ("nul.csv", "identifier,phash\r\na\x00b,01\r\n", "NUL", 2),
     ("semicolon.csv", "identifier;phash\r\na;01\r\n", "unknown column 'identifier;phash'", 1),
     ("cells.csv", "identifier,phash\r\na,01,extra\r\n", "3 cells; the header has 2", 2),

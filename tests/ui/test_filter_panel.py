@@ -9,7 +9,8 @@ from PySide6.QtCore import Qt
 
 from app.domain import Filter, FilterOp, HashlensError, ListingQuery
 from app.store import Store
-from ui.filter_panel import FilterPanel, join_identifiers, split_identifiers
+from app.mediaserver_codec.lists import format_identifier_list, split_identifier_list
+from ui.filter_panel import FilterPanel
 
 
 @pytest.fixture
@@ -99,10 +100,18 @@ def test_set_query_round_trips(qtbot, panel):
     assert blocker.args[0] == query
 
 
-def test_identifier_lists_split_and_join():
-    assert split_identifiers('a, b,"c,d",,"e\\"f"') == ("a", " b", "c,d", 'e"f')
-    for items in (["a"], ["a,b", "c"], ['"q', "x y"]):
-        assert list(split_identifiers(join_identifiers(items))) == items
+def test_identifier_field_reads_and_writes_through_the_one_codec(qtbot, panel):
+    """The panel's text is the codec's: an identifier like ' "x' survives being shown
+    and read back (the panel once had a codec of its own that lost it)."""
+    awkward = (' "x', "a,b", "plain", 'e"f', "back\\slash")
+    with qtbot.waitSignal(panel.query_changed, timeout=2000):
+        panel.set_query(ListingQuery(database="Animals", identifiers=awkward))
+    assert panel.identifiers.text() == format_identifier_list(awkward)
+    panel.identifiers.end(False)
+    with qtbot.waitSignal(panel.query_changed, timeout=2000) as blocker:
+        qtbot.keyClicks(panel.identifiers, "," + format_identifier_list([' "y']))
+    assert blocker.args[0].identifiers == awkward + (' "y',)
+    assert split_identifier_list('a, b,"c,d",,"e\\"f"') == ["a", " b", "c,d", 'e"f']
 
 
 def test_use_selected_entry_fills_the_hash(qtbot, panel):

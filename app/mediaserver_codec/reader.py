@@ -1,0 +1,480 @@
+"""The one reader of <autnresponse> documents: streamed, defused, every fault a typed error.
+
+A Media Server answer, a saved ListImageHashes response and Hashlens's own XML export are
+all read here. The parser is defusedxml's, fed in chunks with no tree kept, so a page of
+50 MB costs one entry's memory; a DTD, an entity declaration or an external reference is
+refused outright (reliability X1, X2), and so is a document that is not well-formed, ends
+early or is not an <autnresponse>. Elements in the ACI namespace read as plain ones, and
+the counters are read in both spellings (`numtrained` and `numtrainedimages`, MS).
+
+`strict=True` is the import's rule: only the ListImageHashes listing grammar, counters as
+the seed states them, text and depth capped; anything else is refused with its line."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from xml.etree.ElementTree import ParseError
+
+from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
+from defusedxml.ElementTree import DefusedXMLParser
+
+from app.domain import Failure, HashlensError
+from app.mediaserver_codec.names import LIST_IMAGE_HASHES, response_action
+from app.mediaserver_codec.writer import XMLNS
+
+_READ_CHUNK = 1 << 16
+_NS_PREFIX = "{" + XMLNS + "}"
+# Media Server's ListImageHashes names the counters numtrained, numfailed, numuntrained;
+# the face and object families wrote numtrainedimages and so on (MS). Both read alike.
+_COUNTERS = {
+    "numimages": "numimages",
+    "numtrained": "numtrained", "numtrainedimages": "numtrained",
+    "numfailed": "numfailed", "numfailedimages": "numfailed",
+    "numuntrained": "numuntrained", "numuntrainedimages": "numuntrained",
+}
+# What a ListImageHashes entry always says (MS): one image, trained.
+LISTING_COUNTERS = {"numimages": 1, "numtrained": 1, "numfailed": 0, "numuntrained": 0}
+_ERROR_FIELDS = ("errorid", "rawerrorid", "errorstring", "errordescription", "errorcode", "errortime")
+
+# Which element may hold which in strict mode, after the ListImageHashes response (MS).
+_STRICT_CHILDREN = {
+    "": {"autnresponse"},
+    "autnresponse": {"action", "response", "responsedata"},
+    "autnresponse/responsedata": {"entry"},
+    "autnresponse/responsedata/entry": {"identifier", *_COUNTERS, "images", "metadata"},
+    "autnresponse/responsedata/entry/images": {"image"},
+    "autnresponse/responsedata/entry/images/image": {"label", "status", "hasimagedata"},
+    "autnresponse/responsedata/entry/metadata": {"item"},
+    "autnresponse/responsedata/entry/metadata/item": {"key", "value"},
+}
+STRICT_MAX_TEXT = 4096  # every real value is at most 254 bytes
+STRICT_MAX_DEPTH = 8
+MAX_TEXT = 1 << 20
+MAX_DEPTH = 64
+# One tag, comment or processing instruction. expat (2.5 here, without reparse
+# deferral) rescans an unfinished token on every feed: a 200 MB attribute took minutes
+# and as much memory (issue 10 item 5). No part of an ACI response is near this size.
+STRICT_MAX_TOKEN = 64 * 1024
+MAX_TOKEN = 1 << 20
+
+_XML_DECL = re.compile(rb"^\s*<\?xml\s+([^>]*)\?>")
+_DECL_ATTR = re.compile(rb"""(version|encoding|standalone)\s*=\s*["']([^"']*)["']""")
+
+
+class ResponseUnreadable(HashlensError):
+    """A document that is not a readable <autnresponse>: malformed, truncated, not an
+    autnresponse, or using what is refused (DTDs, entities). `reason` is the rule broken;
+    `line` and `column` say where, when the parser knows."""
+
+    def __init__(self, what: str, reason: str, line: int | None = None, column: int | None = None):
+        where = f" at line {line}" + (f", column {column}" if column is not None else "") if line else ""
+        super().__init__(Failure.BAD_RESPONSE, f"{what} cannot be read{where}: {reason}")
+        self.what, self.reason, self.line, self.column = what, reason, line, column
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseHead:
+    """<action> and <response>: known before any of the response data is read."""
+
+    action: str
+    status: str  # upper case: SUCCESS or ERROR
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "SUCCESS"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageStatus:
+    """One <image> of an entry (with imagestatus=true)."""
+
+    label: str | None
+    status: str | None
+    has_image_data: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedEntry:
+    """One <entry> of a ListImageHashes answer. `images` and `metadata` are None when
+    the element was absent (imagestatus/metadata not asked for), () when empty."""
+
+    identifier: str
+    counters: dict[str, int]  # numimages, numtrained, numfailed, numuntrained, as present
+    images: tuple[ImageStatus, ...] | None
+    metadata: tuple[tuple[str, str], ...] | None
+    line: int
+
+    @property
+    def label(self) -> str | None:
+        return self.images[0].label if self.images else None
+
+    @property
+    def has_image_data(self) -> bool | None:
+        return self.images[0].has_image_data if self.images else None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDetail:
+    """The <error> of an ERROR answer, each child as text (None when absent)."""
+
+    errorid: str | None
+    rawerrorid: str | None
+    errorstring: str | None
+    errordescription: str | None
+    errorcode: str | None
+    errortime: str | None
+
+    def describe(self) -> str:
+        """The sentence a person reads: the description, else the short string."""
+        return self.errordescription or self.errorstring or self.errorcode or "the server reported an error"
+
+
+@dataclass(frozen=True, slots=True)
+class DataValue:
+    """A text element of <responsedata> that is not an entry or an error, by its path
+    below <responsedata>: `identifier`, `token`, `database/name`, `actions/action/status`."""
+
+    path: str
+    text: str
+
+
+ResponsePart = ResponseHead | ListedEntry | ErrorDetail | DataValue
+
+
+@dataclass(frozen=True)
+class Response:
+    """A whole answer, read by `read_response`."""
+
+    head: ResponseHead
+    entries: list[ListedEntry]
+    error: ErrorDetail | None
+    values: list[DataValue]
+
+    @property
+    def ok(self) -> bool:
+        return self.head.ok
+
+    def value(self, path: str) -> str | None:
+        """The first data value at `path` (e.g. 'token', 'identifier'), or None."""
+        return next((v.text for v in self.values if v.path == path), None)
+
+
+def _local(tag: str) -> str:
+    # ElementTree writes a namespaced tag as {uri}local; the ACI namespace reads as none.
+    return tag[len(_NS_PREFIX):] if tag.startswith(_NS_PREFIX) else tag
+
+
+def _shown(tag: str) -> str:
+    return tag if not tag.startswith("{") else tag.split("}", 1)[1] + f" (namespace {tag[1:].split('}')[0]})"
+
+
+class _Target:
+    """An ElementTree parser target that turns the parser's events into response parts
+    as it streams, keeping the line of each entry and no tree."""
+
+    def __init__(self, what: str, strict: bool):
+        self.what, self.strict = what, strict
+        self.max_text = STRICT_MAX_TEXT if strict else MAX_TEXT
+        self.max_depth = STRICT_MAX_DEPTH if strict else MAX_DEPTH
+        self.max_token = STRICT_MAX_TOKEN if strict else MAX_TOKEN
+        self.parser = None  # set once the parser exists, for line numbers
+        self.parts: list[ResponsePart] = []
+        self.stack: list[str] = []
+        self.has_children: list[bool] = []  # per open element: has an element inside it
+        self.text: list[str] = []
+        self.text_len = 0
+        self.action: str | None = None
+        self.status: str | None = None
+        self.head_sent = False
+        self.seen_data = False
+        self._entry: dict | None = None
+        self._fields: set[str] = set()
+        self._image: dict | None = None
+        self._item: dict | None = None
+        self._error: dict | None = None
+
+    def where(self) -> tuple[int | None, int | None]:
+        if self.parser is None:
+            return None, None
+        p = self.parser.parser
+        return p.CurrentLineNumber, p.CurrentColumnNumber + 1
+
+    def fail(self, reason: str):
+        raise ResponseUnreadable(self.what, reason, *self.where())
+
+    # -- parser target interface ---------------------------------------------------------
+
+    def start(self, tag, attrib):
+        name = _local(tag)
+        parent = "/".join(self.stack)
+        if not self.stack and name != "autnresponse":
+            kind = f"a {LIST_IMAGE_HASHES} response" if self.strict else "an ACI response"
+            self.fail(f"the root element is <{_shown(tag)}>; {kind} starts with <autnresponse>.")
+        if self.strict:
+            allowed = _STRICT_CHILDREN.get(parent)
+            if allowed is None:
+                self.fail(f"<{parent.rsplit('/', 1)[-1]}> holds text only, but an element <{_shown(tag)}> is inside it.")
+            if name not in allowed:
+                self.fail(f"unexpected element <{_shown(tag)}> inside /{parent}.")
+        if len(self.stack) >= self.max_depth:
+            self.fail("the elements are nested too deeply.")
+        if self.has_children:
+            self.has_children[-1] = True
+        self.stack.append(name)
+        self.has_children.append(False)
+        self.text, self.text_len = [], 0
+        path = "/".join(self.stack)
+        if path == "autnresponse/responsedata":
+            self._begin_data()
+        elif path == "autnresponse/responsedata/entry":
+            self._entry = {"line": self.where()[0] or 0, "identifier": None, "counters": {}, "images": None,
+                           "metadata": None}
+            self._fields = set()
+        elif path == "autnresponse/responsedata/error":
+            self._error = {}
+        elif self._entry is not None:
+            self._entry_start(path, name)
+
+    def _begin_data(self):
+        self.seen_data = True
+        if self.status is None:
+            self.fail("<responsedata> comes before <response>.")
+        self._send_head()
+
+    def _send_head(self):
+        if not self.head_sent:
+            if self.action is None:
+                self.fail("the response has no <action>.")
+            self.parts.append(ResponseHead(self.action, self.status))
+            self.head_sent = True
+
+    def _entry_start(self, path, name):
+        rel = path[len("autnresponse/responsedata/entry/"):]
+        if rel == "images":
+            self._once("images")
+            self._entry["images"] = []
+        elif rel == "images/image":
+            if self.strict:
+                self._once("image")
+            self._image = {}
+        elif rel == "metadata":
+            self._once("metadata")
+            self._entry["metadata"] = []
+        elif rel == "metadata/item":
+            self._item = {}
+
+    def _once(self, name):
+        if name in self._fields:
+            self.fail(f"the entry has more than one <{name}>.")
+        self._fields.add(name)
+
+    def data(self, text):
+        self.text_len += len(text)
+        if self.text_len > self.max_text:
+            self.fail(f"a text is longer than {self.max_text:,} characters; no value may be over 254 bytes.")
+        self.text.append(text)
+
+    def end(self, tag):
+        path = "/".join(self.stack)
+        name = self.stack[-1]
+        text = "".join(self.text)
+        if self.strict and path in _STRICT_CHILDREN and text.strip():
+            self.fail(f"unexpected text {text.strip()[:40]!r} in <{name}>.")
+        self.stack.pop()
+        leaf = not self.has_children.pop()
+        self.text, self.text_len = [], 0
+        depth = len(self.stack)
+        if depth == 1 and name == "action" and self.action is None:
+            self.action = text.strip().upper()
+            if self.strict and self.action != response_action(LIST_IMAGE_HASHES):
+                self.fail(f"this is a response to {text.strip()!r}, not to {LIST_IMAGE_HASHES}.")
+        elif depth == 1 and name == "response" and self.status is None:
+            status = text.strip().upper()
+            if self.strict and status == "ERROR":
+                self.fail("this file is an error response, not a listing.")
+            if status not in ("SUCCESS", "ERROR"):
+                self.fail(f"the response is {text.strip()!r}, not {'SUCCESS' if self.strict else 'SUCCESS or ERROR'}.")
+            self.status = status
+        elif path == "autnresponse/responsedata/entry":
+            self._end_entry()
+        elif self._entry is not None:
+            self._entry_part(path[len("autnresponse/responsedata/entry/"):], name, text)
+        elif path == "autnresponse/responsedata/error":
+            self.parts.append(ErrorDetail(**{f: self._error.get(f) for f in _ERROR_FIELDS}))
+            self._error = None
+        elif self._error is not None and depth == 3:
+            self._error.setdefault(name, text.strip())
+        elif path.startswith("autnresponse/responsedata/") and leaf:
+            self.parts.append(DataValue(path[len("autnresponse/responsedata/"):], text))
+
+    def _end_entry(self):
+        entry = self._entry
+        if entry["identifier"] is None:
+            self.fail("the <entry> has no <identifier>.")
+        images = entry["images"]
+        metadata = entry["metadata"]
+        self.parts.append(ListedEntry(
+            entry["identifier"], entry["counters"], None if images is None else tuple(images),
+            None if metadata is None else tuple(metadata), entry["line"],
+        ))
+        self._entry = None
+
+    def _entry_part(self, rel, name, text):
+        entry = self._entry
+        if rel == "identifier":
+            self._once("identifier")
+            entry["identifier"] = text
+        elif rel in _COUNTERS:
+            counter = _COUNTERS[rel]
+            self._once(counter)
+            value = text.strip()
+            if self.strict and value != str(LISTING_COUNTERS[counter]):
+                self.fail(f"<{rel}> is {value!r}; a {LIST_IMAGE_HASHES} entry always has {LISTING_COUNTERS[counter]}.")
+            if not value.isdigit():
+                self.fail(f"<{rel}> is {value!r}, not a whole number.")
+            entry["counters"][counter] = int(value)
+        elif rel in ("images/image/label", "images/image/status"):
+            if rel.endswith("status") and self.strict and text.strip() != "trained":
+                self.fail(f"<status> is {text.strip()!r}; a trained image hash has 'trained'.")
+            self._image_field(name, text if name == "label" else text.strip())
+        elif rel == "images/image/hasimagedata":
+            value = text.strip().lower()
+            if value not in ("true", "false"):
+                self.fail(f"<hasimagedata> is {text.strip()!r}, not true or false.")
+            self._image_field("hasimagedata", value == "true")
+        elif rel == "images/image":
+            image = self._image
+            if "label" not in image and self.strict:
+                self.fail("the <image> has no <label>.")
+            entry["images"].append(ImageStatus(image.get("label"), image.get("status"), image.get("hasimagedata")))
+            self._image = None
+        elif rel in ("metadata/item/key", "metadata/item/value"):
+            if name in self._item:
+                self.fail(f"the <item> has more than one <{name}>.")
+            self._item[name] = text
+        elif rel == "metadata/item":
+            if "key" not in self._item or "value" not in self._item:
+                self.fail("a metadata <item> needs a <key> and a <value>.")
+            entry["metadata"].append((self._item["key"], self._item["value"]))
+            self._item = None
+        elif rel == "images" and not entry["images"] and self.strict:
+            self.fail("<images> holds no <image>.")
+        # Anything else inside an entry is an element Media Server may add later: skipped.
+
+    def _image_field(self, name, value):
+        if self._image is None:
+            return  # a stray <label> outside an <image>: not ours to read (tolerant mode)
+        if name in self._image:
+            self.fail(f"the <image> has more than one <{name}>.")
+        self._image[name] = value
+
+    def comment(self, text):
+        # Handled (and dropped) so that expat reports an event, which the token cap
+        # measures from.
+        return None
+
+    def pi(self, target, text):
+        return None
+
+    def check_token(self, fed: int) -> None:
+        """Refuse once the bytes fed since expat's last event, one unfinished token, pass
+        the cap (text is reported as it arrives, so at most about a chunk of it waits)."""
+        if fed - self.parser.parser.CurrentByteIndex > self.max_token + 2 * _READ_CHUNK:
+            self.fail(f"a tag, comment or processing instruction is longer than {self.max_token:,} bytes, the "
+                      "limit on one token; no part of an ACI response is that long.")
+
+    def close(self):
+        return None
+
+
+def check_declaration(what: str, head: bytes, document: str = "document") -> None:
+    """Refuse an XML declaration that is not XML 1.0 in UTF-8 (reliability X4)."""
+    match = _XML_DECL.match(head.removeprefix(b"\xef\xbb\xbf"))
+    if not match:
+        return
+    attrs = {k.decode(): v.decode("ascii", "replace") for k, v in _DECL_ATTR.findall(match.group(1))}
+    if attrs.get("version", "1.0") != "1.0":
+        raise ResponseUnreadable(what, f"the {document} is XML {attrs['version']}; only XML 1.0 is accepted.", 1)
+    encoding = attrs.get("encoding")
+    if encoding is not None and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        raise ResponseUnreadable(what, f"the {document} declares the encoding {encoding!r}; only UTF-8 is accepted.", 1)
+
+
+def _chunks(source) -> Iterator[bytes]:
+    if isinstance(source, str):
+        source = source.encode("utf-8")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        for i in range(0, len(data), _READ_CHUNK):
+            yield data[i:i + _READ_CHUNK]
+        return
+    while chunk := source.read(_READ_CHUNK):
+        yield chunk
+
+
+def iter_response(source, *, what: str = "The response", strict: bool = False,
+                  document: str = "document") -> Iterator[ResponsePart]:
+    """The parts of an <autnresponse> as they stream in: first a `ResponseHead`, then each
+    `ListedEntry`, `ErrorDetail` and `DataValue` in document order.
+
+    `source` is bytes, text, or a binary file-like object (an HTTP response, an open
+    file) read in chunks. `what` names the source in error messages, `document` what
+    it is ("document", "file", "answer"). Raises
+    `ResponseUnreadable`; never anything else for any input (property-tested)."""
+    target = _Target(what, strict)
+    # No DTD at all (so no entity declarations, no entity bombs, no external subsets),
+    # and no external entity references either (reliability X1, X2).
+    parser = DefusedXMLParser(target=target, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    target.parser = parser
+    first, closing = True, False
+    fed = 0
+    try:
+        for chunk in _chunks(source):
+            if first:
+                check_declaration(what, chunk, document)
+                first = False
+            parser.feed(chunk)
+            fed += len(chunk)
+            target.check_token(fed)
+            if target.parts:
+                yield from target.parts
+                target.parts = []
+        closing = True
+        parser.close()
+    except ParseError as exc:
+        line, column = getattr(exc, "position", (None, None))
+        reason = str(exc).split(":")[0]
+        if closing:
+            reason += f"; the {document} ends too early: is it truncated?"
+        raise ResponseUnreadable(what, f"the XML is not well-formed ({reason}).", line,
+                                 None if column is None else column + 1) from None
+    except DTDForbidden:
+        raise ResponseUnreadable(what, "document type declarations (DTDs) are not allowed, so no entity can be "
+                                       "declared or expanded.", *target.where()) from None
+    except (EntitiesForbidden, ExternalReferenceForbidden):
+        raise ResponseUnreadable(what, "entity declarations and external references are not allowed.",
+                                 *target.where()) from None
+    if strict and (target.status is None or not target.seen_data):
+        raise ResponseUnreadable(what, "the response has no <response> or no <responsedata>; it is not a listing.")
+    if target.status is None:
+        raise ResponseUnreadable(what, "the response has no <response>; it is not an ACI response.")
+    target._send_head()
+    yield from target.parts
+
+
+def read_response(source, *, what: str = "The response") -> Response:
+    """A whole answer at once: for short answers (an action's SUCCESS, an ERROR, a token).
+    Pages of entries are better read with `iter_response`, one entry at a time."""
+    head, entries, error, values = None, [], None, []
+    for part in iter_response(source, what=what):
+        if isinstance(part, ResponseHead):
+            head = part
+        elif isinstance(part, ListedEntry):
+            entries.append(part)
+        elif isinstance(part, ErrorDetail):
+            error = error or part
+        else:
+            values.append(part)
+    return Response(head, entries, error, values)

@@ -1,0 +1,163 @@
+"""The response side of the Media Server codec: what the writer writes, the reader reads;
+both counter spellings and the ACI namespace; every bad document a typed error."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.domain import EntryRow, Failure, HashlensError, param_invalid
+from app.mediaserver_codec import names, writer
+from app.mediaserver_codec.reader import (
+    DataValue, ErrorDetail, ListedEntry, ResponseHead, ResponseUnreadable, iter_response, read_response,
+)
+from tests.seeds import LIST_IMAGE_HASHES_SEED as SEED
+
+xml_text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=12)
+
+
+def test_the_seed_response_reads_whole():
+    answer = read_response(SEED)
+    assert answer.head == ResponseHead("LISTIMAGEHASHES", "SUCCESS") and answer.ok
+    (entry,) = answer.entries
+    assert entry.identifier == "6d8e53fd92e601a4b8948e1b9397e381"
+    assert entry.counters == {"numimages": 1, "numtrained": 1, "numfailed": 0, "numuntrained": 0}
+    assert entry.label == "image1" and entry.has_image_data is True and entry.images[0].status == "trained"
+    assert entry.metadata == (("importance", "high"),)
+    assert entry.line == 5
+
+
+def test_older_counter_spellings_and_the_aci_namespace_read_alike():
+    older = SEED.replace("<autnresponse>", '<autnresponse xmlns:autn="http://schemas.autonomy.com/aci/">')
+    for short in ("trained", "failed", "untrained"):
+        older = older.replace(f"num{short}>", f"num{short}images>")
+    older = older.replace("<entry>", "<autn:entry>").replace("</entry>", "</autn:entry>")
+    assert read_response(older).entries == [
+        ListedEntry(e.identifier, e.counters, e.images, e.metadata, e.line) for e in read_response(SEED).entries
+    ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(xml_text.filter(bool), xml_text, st.booleans(),
+                          st.lists(st.tuples(xml_text, xml_text), max_size=3)), max_size=5),
+       st.booleans(), st.booleans())
+def test_what_the_writer_writes_the_reader_reads(rows, imagestatus, metadata):
+    entries = [EntryRow(i + 1, i, ident, label, has_data, 0, None, None, None, None, len(meta), 0, tuple(meta))
+               for i, (ident, label, has_data, meta) in enumerate(rows)]
+    text = "".join(writer.listing([entries], imagestatus=imagestatus, metadata=metadata))
+    parts = list(iter_response(io.BytesIO(text.encode()), strict=True))
+    assert parts[0] == ResponseHead("LISTIMAGEHASHES", "SUCCESS")
+    read = parts[1:]
+    assert [e.identifier for e in read] == [r.identifier for r in entries]
+    for got, row in zip(read, entries):
+        assert got.label == (row.label if imagestatus else None)
+        assert got.has_image_data == (row.has_image_data if imagestatus else None)
+        assert got.metadata == (row.metadata if metadata else None)
+
+
+def test_an_error_answer_reads_with_every_child():
+    text = writer.error(names.LIST_IMAGE_HASHES, param_invalid("start", "'x' is not a whole number."), when=0)
+    answer = read_response(text)
+    assert not answer.ok and answer.head.action == "LISTIMAGEHASHES" and answer.entries == []
+    assert answer.error == ErrorDetail("HASHLENSLISTIMAGEHASHES2", "0x2", "Invalid parameter value",
+                                       "Parameter 'start': 'x' is not a whole number.", "ERRORPARAMINVALID",
+                                       "01 Jan 70 00:00:00")
+    assert answer.error.describe() == "Parameter 'start': 'x' is not a whole number."
+
+
+def test_other_response_data_reads_as_values_by_path():
+    text = ("<autnresponse><action>QUEUEINFO</action><response>success</response><responsedata>"
+            "<token>MTAuMC4wLjE6MTQwMDA=</token><actions><action><status>Finished</status>"
+            "<error/></action></actions></responsedata></autnresponse>")
+    answer = read_response(text)
+    assert answer.ok and answer.value("token") == "MTAuMC4wLjE6MTQwMDA="
+    assert answer.value("actions/action/status") == "Finished"
+    assert DataValue("actions/action/error", "") in answer.values and answer.value("actions") is None
+    databases = writer.success(names.LIST_IMAGE_HASH_DATABASES,
+                               ["<database>", writer.element("name", "A & B"), "</database>"])
+    assert read_response(databases).value("database/name") == "A & B"
+
+
+def test_entries_stream_before_the_document_ends():
+    """A page is read one entry at a time: the first entry is out before the rest arrives."""
+    head = SEED.split("</responsedata>")[0]
+    entries = head.split("<responsedata>")[1]
+    body = head + entries.replace("6d8e", "second") * 3  # no closing tags yet
+
+    class Trickle(io.RawIOBase):
+        def __init__(self, data: bytes):
+            self.data, self.sent = data, 0
+
+        def readable(self):
+            return True
+
+        def read(self, n=-1):
+            if self.sent >= len(self.data):
+                raise AssertionError("the reader asked for more than the test has sent")
+            chunk = self.data[self.sent:self.sent + 200]
+            self.sent += len(chunk)
+            return chunk
+
+    stream = iter_response(Trickle(body.encode()))
+    assert isinstance(next(stream), ResponseHead)
+    assert next(stream).identifier == "6d8e53fd92e601a4b8948e1b9397e381"
+
+
+@pytest.mark.parametrize("document, words", [
+    (SEED[:-40], "ends too early"),
+    (SEED[:200], "ends too early"),
+    ("", "ends too early"),
+    ("not xml at all", "not well-formed"),
+    ("<html><body>502 Bad Gateway</body></html>", "starts with <autnresponse>"),
+    ('<autnresponse xmlns="urn:other"><action>X</action></autnresponse>', "starts with <autnresponse>"),
+    ("<autnresponse><action>X</action></autnresponse>", "no <response>"),
+    ("<autnresponse><action>X</action><response>MAYBE</response></autnresponse>", "not SUCCESS or ERROR"),
+    ("<autnresponse><response>SUCCESS</response><responsedata/></autnresponse>", "no <action>"),
+    ("<autnresponse><action>X</action><responsedata/><response>SUCCESS</response></autnresponse>",
+     "comes before <response>"),
+    ('<!DOCTYPE a [<!ENTITY e "boom">]><autnresponse><action>&e;</action></autnresponse>', "DTDs"),
+    ('<!DOCTYPE a SYSTEM "file:///etc/passwd"><autnresponse/>', "DTDs"),
+    ("<autnresponse><action>X</action><response>SUCCESS</response><responsedata>"
+     "<entry><numimages>1</numimages></entry></responsedata></autnresponse>", "no <identifier>"),
+    ("<autnresponse><action>X</action><response>SUCCESS</response><responsedata>"
+     "<entry><identifier>a</identifier><numtrained>one</numtrained></entry></responsedata></autnresponse>",
+     "not a whole number"),
+    ('<?xml version="1.0" encoding="ISO-8859-1"?><autnresponse/>', "only UTF-8"),
+    (b"<autnresponse><action>\xff</action></autnresponse>", "not well-formed"),
+])
+def test_bad_documents_are_typed_errors_naming_the_rule(document, words):
+    with pytest.raises(ResponseUnreadable) as caught:
+        list(iter_response(document, what="The answer of ms:14000"))
+    assert words in caught.value.reason
+    assert caught.value.failure is Failure.BAD_RESPONSE
+    assert str(caught.value).startswith("The answer of ms:14000 cannot be read")
+
+
+def test_strict_mode_is_the_import_rule():
+    with pytest.raises(ResponseUnreadable, match="always has 1"):
+        list(iter_response(SEED.replace("<numimages>1<", "<numimages>2<"), strict=True))
+    with pytest.raises(ResponseUnreadable, match="unexpected element <extra>"):
+        list(iter_response(SEED.replace("<numimages>", "<extra/><numimages>"), strict=True))
+    with pytest.raises(ResponseUnreadable, match="error response"):
+        list(iter_response(writer.error("ListImageHashes", param_invalid("x", "y")), strict=True))
+    # A client reads past elements a later Media Server may add.
+    assert read_response(SEED.replace("<numimages>", "<extra><deep/></extra><numimages>")).entries[0].identifier
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300).map(lambda t: "<autnresponse>" + t))
+def test_any_bytes_give_parts_or_a_typed_error(data):
+    try:
+        list(iter_response(data))
+    except HashlensError as exc:
+        assert isinstance(exc, ResponseUnreadable)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=len(SEED) - 1))
+def test_every_truncation_of_a_response_is_refused(cut):
+    with pytest.raises(ResponseUnreadable):
+        list(iter_response(SEED[:cut]))

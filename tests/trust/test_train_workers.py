@@ -1,0 +1,79 @@
+"""Issue 10 item 6: the worker processes of `hashlens train` die with it when it is
+killed, instead of living on with parent 1 holding the caller's pipes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from app.services import actions
+from app.store import Store
+from tests.conftest import make_image
+
+ROOT = Path(__file__).resolve().parents[2]
+MARK = "HASHLENS_TEST_LIFELINE"
+CLI = "import sys; from app.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def marked_processes(tag: str) -> list[int]:
+    """Live processes whose environment carries this test's tag (the CLI's children
+    inherit it), found through /proc so no pid has to be learnt before the kill."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        if f"{MARK}={tag}".encode() in env.split(b"\0"):
+            found.append(int(name))
+    return found
+
+
+def wait_until_gone(tag: str, deadline_s: float = 60) -> list[int]:
+    """Poll (bounded) until no tagged process remains; returns those still alive."""
+    end = time.monotonic() + deadline_s
+    while (alive := marked_processes(tag)) and time.monotonic() < end:
+        time.sleep(0.05)
+    return alive
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    path = tmp_path_factory.mktemp("many")
+    for i in range(80):  # over the 64 files from which training uses a process pool
+        (path / f"img{i:02d}.png").write_bytes(make_image(i + 1, size=(32, 24)))
+    return path
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("kill_at", [1, 20])
+def test_killed_train_leaves_no_worker_behind(tmp_path, folder, kill_at):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with Store.open(url) as store:
+        actions.create_database(store, "D")
+    tag = uuid.uuid4().hex
+    env = {**os.environ, "PYTHONPATH": str(ROOT), MARK: tag, "HASHLENS_FAULTS": f"train.commit={kill_at}:kill"}
+    try:
+        proc = subprocess.run([sys.executable, "-c", CLI, "--store", url, "train", "D", str(folder)], env=env,
+                              capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        assert wait_until_gone(tag) == []
+    finally:
+        for pid in marked_processes(tag):  # only the processes this test started
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_completed_train_uses_the_pool_and_finishes(tmp_path, folder):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with Store.open(url) as store:
+        actions.create_database(store, "D")
+        report = actions.train_files(store, "D", [folder], workers=2)
+    assert len(report.added) == 80 and not report.refused
