@@ -50,6 +50,9 @@ class Failure(enum.Enum):
     SERVER_ERROR = (22, "ERRORSERVER", "Media Server answered with an error")
     WRITE_UNCERTAIN = (23, "ERRORWRITEUNCERTAIN", "A write may or may not have taken effect")
     SERVER_CHANGED = (24, "ERRORSERVERCHANGED", "Media Server kept changing during a pull")
+    # 30 and up: refusals of `hashlens serve` (ours).
+    NOT_AUTHORIZED = (30, "ERRORNOTAUTHORIZED", "Client not authorized")
+    BAD_REQUEST = (31, "ERRORBADREQUEST", "Request not understood")
 
     @property
     def number(self) -> int:

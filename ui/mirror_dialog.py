@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
+    QComboBox, QDialogButtonBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
     QPushButton, QSplitter, QStyle, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
 )
 
 from app.domain import HashlensError
 from app.mediaserver.client import MediaServerClient
 from app.services import mirror
-from ui.export_dialog import JobRunner
+from ui.job_dialog import JobDialog
 
 SETTINGS_URLS = "mediaserver/urls"
 SETTINGS_DATABASES = "mediaserver/databases"
@@ -25,20 +25,19 @@ def split_names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-class MirrorDialog(QDialog):
+class MirrorDialog(JobDialog):
     """Pull Media Server databases into mirrors; each pull is a snapshot, stored only
     when complete. The list shows every mirror with its source and "as of" time; the
     Changes pane shows what changed between the selected mirror's last two pulls."""
 
     pulled = Signal(object)  # list[PullReport]
 
-    def __init__(self, store, parent=None):
-        super().__init__(parent)
+    def __init__(self, store, parent=None, workers=None):
+        super().__init__(workers, parent)
         self.setWindowTitle("Media Server mirrors")
         self.resize(1180, 560)
         self.store = store
         self.settings = QSettings()
-        self.runner = JobRunner(self)
         self._build()
         self.refresh_mirrors()
 
@@ -133,7 +132,7 @@ class MirrorDialog(QDialog):
 
     def _on_mirror_list_selection_changed(self) -> None:
         items = self.mirror_list.selectedItems()
-        self.refresh_button.setEnabled(bool(items) and not self.runner.busy)
+        self.refresh_button.setEnabled(bool(items) and not self.busy)
         if not items:
             self.changes_summary.setText("Select a mirror.")
             self.changes_view.clear()
@@ -193,9 +192,9 @@ class MirrorDialog(QDialog):
         self.refresh_button.setEnabled(False)
         self.status.setText(f"Pulling from {client.url}…")
         what = ", ".join(remote for remote, _ in targets)
-        self.runner.run(store, work, title="Pull from Media Server", text=f"Pulling {what} from {client.url}",
+        self.start_task(store, work, title="Pull from Media Server", text=f"Pulling {what} from {client.url}",
                         total=None, cancelling="Cancelling: nothing of this pull will be stored…",
-                        on_done=self._on_pull_done, on_failed=self._on_pull_failed)
+                        on_done=self._on_pull_done, on_error=self._on_pull_failed)
 
     def _on_pull_done(self, reports) -> None:
         self.pull_button.setEnabled(True)
@@ -214,11 +213,6 @@ class MirrorDialog(QDialog):
         urls = [url] + [u for u in self.settings.value(SETTINGS_URLS, [], type=list) if u != url]
         self.settings.setValue(SETTINGS_URLS, urls[:REMEMBERED_URLS])
         self.settings.setValue(f"{SETTINGS_DATABASES}/{_key(url)}", databases)
-
-    def reject(self) -> None:
-        if self.runner.busy:
-            self.runner.cancel_and_wait()
-        super().reject()
 
 
 def _key(url: str) -> str:

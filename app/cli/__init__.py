@@ -28,7 +28,7 @@ from app.mediaserver_codec.request import aci_line
 
 # Subcommand modules written beside this one; each adds its parsers with add_commands().
 PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands",
-                  "app.cli.mirror_commands")
+                  "app.cli.mirror_commands", "app.cli.serve_command")
 
 log = logging.getLogger("hashlens")
 

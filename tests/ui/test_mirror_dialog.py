@@ -30,7 +30,7 @@ def pulled_dialog(qtbot, store, server, names: str, count: int) -> MirrorDialog:
     dialog.databases_edit.setText(names)
     with qtbot.waitSignal(dialog.pulled, timeout=60_000):
         dialog.pull_button.click()
-    qtbot.waitUntil(lambda: dialog.mirror_list.topLevelItemCount() == count and not dialog.runner.busy)
+    qtbot.waitUntil(lambda: dialog.mirror_list.topLevelItemCount() == count and not dialog.busy)
     return dialog
 
 
@@ -48,7 +48,7 @@ def test_pull_refresh_and_the_changes_since_the_previous_pull(qtbot, store, stan
     server.databases["Cats"].append(HashEntry("cat-new", "new cat"))
     with qtbot.waitSignal(dialog.pulled, timeout=60_000):
         dialog.refresh_button.click()
-    qtbot.waitUntil(lambda: not dialog.runner.busy)
+    qtbot.waitUntil(lambda: not dialog.busy)
     assert dialog.selected_mirror() == "Cats"
     assert dialog.mirror_list.topLevelItem(0).text(2) == "2"
     assert "1 added, 1 removed, 1 changed" in dialog.changes_summary.text()
@@ -67,7 +67,7 @@ def test_a_failed_pull_says_why_and_keeps_the_previous_snapshot(qtbot, store, st
     dialog = pulled_dialog(qtbot, store, server, "Cats", 1)
     server.add_fault(Fault("malformed", times=None))
     dialog.pull_button.click()
-    qtbot.waitUntil(lambda: not dialog.runner.busy and dialog.pull_button.isEnabled(), timeout=60_000)
+    qtbot.waitUntil(lambda: not dialog.busy and dialog.pull_button.isEnabled(), timeout=60_000)
     assert "not well-formed" in dialog.status.text() and "previous snapshot is kept" in dialog.status.text()
     assert dialog.mirror_list.topLevelItem(0).text(2) == "1"
 
@@ -78,7 +78,7 @@ def test_pulling_needs_an_address_and_names(qtbot, store):
     dialog.url_combo.setCurrentText("")
     dialog.databases_edit.setText("")
     dialog.pull_button.click()
-    assert "Give the server's address" in dialog.status.text() and not dialog.runner.busy
+    assert "Give the server's address" in dialog.status.text() and not dialog.busy
     dialog.url_combo.setCurrentText("ftp://x")
     dialog.databases_edit.setText("A")
     dialog.pull_button.click()
