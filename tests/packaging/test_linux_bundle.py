@@ -133,6 +133,7 @@ def test_the_deb_installs_programs_entry_icons_and_metainfo(built, tmp_path, cle
     metainfo = (root / "usr/share/metainfo" / f"{ID}.metainfo.xml").read_text()
     assert "@VERSION@" not in metainfo and "<screenshot" in metainfo and "<caption>" in metainfo
     store = tmp_path / "from deb.db"
+    run([root / "opt/hashlens/hashlens", "--store", store, "db", "create", "Shop"], bare_env(clean_env))
     out = run([root / "opt/hashlens/hashlens-gui", store], bare_env(clean_env))
     assert f"hashlens-smoke: opened {store}" in out
 
