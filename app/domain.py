@@ -46,6 +46,13 @@ class Failure(enum.Enum):
     TIMEOUT = (18, "ERRORTIMEOUT", "Query took too long")
     STORE_UNAVAILABLE = (19, "ERRORSTOREUNAVAILABLE", "The store cannot be opened")
     BAD_RESPONSE = (20, "ERRORBADRESPONSE", "The response could not be read")
+    SERVER_UNREACHABLE = (21, "ERRORSERVERUNREACHABLE", "Media Server could not be reached")
+    SERVER_ERROR = (22, "ERRORSERVER", "Media Server answered with an error")
+    WRITE_UNCERTAIN = (23, "ERRORWRITEUNCERTAIN", "A write may or may not have taken effect")
+    SERVER_CHANGED = (24, "ERRORSERVERCHANGED", "Media Server kept changing during a pull")
+    # 30 and up: refusals of `hashlens serve` (ours).
+    NOT_AUTHORIZED = (30, "ERRORNOTAUTHORIZED", "Client not authorized")
+    BAD_REQUEST = (31, "ERRORBADREQUEST", "Request not understood")
 
     @property
     def number(self) -> int:
@@ -402,3 +409,25 @@ class JournalEntry:
     database: str | None
     identifier: str | None
     params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MirrorSource:
+    """Where a mirror's entries come from: a Media Server's address and its database."""
+
+    url: str
+    database: str
+
+    def describe(self) -> str:
+        return f"{self.url} database '{self.database}'"
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One complete pull of a mirror: its number (1, 2, … per mirror), when it finished
+    (milliseconds since the Unix epoch, UTC), where from, and how many entries it holds."""
+
+    number: int
+    taken_at: int
+    source: MirrorSource
+    entry_count: int

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up Hashlens in ./.venv and run it or its tests, on a fresh Debian/Ubuntu machine or any
 # machine with Python 3.11+.
-#   scripts/dev.sh run    install, then open the window on the default SQLite store
+#   scripts/dev.sh run    install, then open the window on the default SQLite store (or hashlens ARGS)
 #   scripts/dev.sh test   install with test extras, start local PostgreSQL/MariaDB if present, run pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,10 +10,12 @@ VENV=.venv
 
 system_packages() {
   # Qt needs these libraries and a font to draw text offscreen; only root can install them.
+  # Arguments name more packages (the tests' packaging tools).
   local want=(fonts-dejavu-core libgl1 libegl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3
               libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0
-              libxcb-render-util0 libxcb-image0)
+              libxcb-render-util0 libxcb-image0 "$@")
   command -v dpkg-query >/dev/null || return 0
+  [ -n "${HASHLENS_NO_SYSTEM_PACKAGES:-}" ] && return 0  # the tests of this script set it
   local missing=()
   for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,10 +30,29 @@ system_packages() {
 }
 
 python_env() {
-  local extras=$1
-  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  # The install is editable, so code changes need no reinstall: only a change to the
+  # dependencies (pyproject.toml) or the extras asked for does. A stamp holding their hash
+  # skips pip when nothing changed (about 7 s otherwise).
+  local extras=$1 stamp="$VENV/.hashlens-install" want
+  want="$(sha256sum pyproject.toml | cut -d' ' -f1) extras=$extras"
+  if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && grep -qxF "$want" "$stamp"; then
+    return 0
+  fi
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "Installing Hashlens and its dependencies into $VENV (first run, about a minute)..."
+    "$PY" -m venv "$VENV"
+  else
+    echo "pyproject.toml or the extras changed: updating $VENV..."
+  fi
+  rm -f "$stamp"
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$VENV/bin/python" -m pip install -q -e ".$extras"
+  # setuptools warns on every editable install that a folder named like a package may
+  # shadow it; that is exactly this layout, so the boxed warning is only noise here.
+  PYTHONWARNINGS="ignore:Editable installation" "$VENV/bin/python" -m pip install -q -e ".$extras"
+  # `[test]` includes everything the plain install has, so it satisfies `run` as well.
+  echo "$want" >"$stamp"
+  [ "$extras" = "[test]" ] && echo "$(sha256sum pyproject.toml | cut -d' ' -f1) extras=" >>"$stamp"
+  return 0
 }
 
 servers() {
@@ -54,7 +75,9 @@ case "${1:-}" in
     exec "$VENV/bin/hashlens" "$@"
     ;;
   test)
-    system_packages
+    # The packaging tests build the Linux bundle (binutils strips it) and check the .deb's
+    # desktop entry (desktop-file-utils) and AppStream metainfo (appstream).
+    system_packages binutils desktop-file-utils appstream
     python_env "[test]"
     servers
     shift

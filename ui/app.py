@@ -99,9 +99,29 @@ def _sweep_export_folder() -> None:
         sweep_stale(folder)
 
 
+# Set to 1 by the smoke tests of installed builds (wheel, bundle, .deb): the window says
+# which store it opened on stdout and leaves through the normal exit path.
+SMOKE_ENV = "HASHLENS_SMOKE_TEST"
+
+
+def _leave_when_store_settles(app, window) -> None:
+    def opened(_store) -> None:
+        print(f"hashlens-smoke: opened {window.session.url}", flush=True)
+        app.exit(0)
+
+    def failed(error) -> None:
+        print(f"hashlens-smoke: failed {getattr(error, 'description', error)}", flush=True)
+        app.exit(1)
+
+    window.session.opened.connect(opened)
+    window.session.open_failed.connect(failed)
+
+
 def run(argv: list[str], store_url: str | None = None, read_only: bool = False) -> int:
     """The GUI entry point: `hashlens` with no subcommand and `hashlens-gui` land here."""
     app, window = start(argv, store_url, read_only)
+    if os.environ.get(SMOKE_ENV) == "1":
+        _leave_when_store_settles(app, window)
     code = 1
     try:
         code = app.exec()

@@ -3,10 +3,10 @@ groups with their images side by side, findings and change history."""
 
 from __future__ import annotations
 
-import threading
+import time
 from html import escape
 
-from PySide6.QtCore import QObject, QRect, QRunnable, QSize, Qt, QThreadPool, Signal
+from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -33,104 +33,37 @@ from app.audits.audit import AuditCache, run_audit
 from app.audits.model import AuditOptions, AuditResult, Group, Level
 from app.audits.report import iso, journal_line, write_atomic
 from app.domain import Failure, HashlensError
-from app.services import imaging
+from ui import images
+from ui.phash_grid import PhashGrid
+from ui.progress_dialog import describe_progress
+from ui.workers import CancelToken, Progress, Workers
 
 THUMB_PX = 150
 _LEVEL_COLOURS = {Level.ERROR: "#c62828", Level.WARNING: "#b26a00", Level.INFO: "#1f5fa8"}
 _ROLE = Qt.ItemDataRole.UserRole
 
 
-# -- workers ---------------------------------------------------------------------------------
-
-
-class _Relay(QObject):
-    """Signals from worker threads; Qt queues them to the GUI thread."""
-
-    progress = Signal(int, str, int, int)  # ticket, phase, done, total (-1: unknown)
-    done = Signal(int, object)
-    failed = Signal(int, str, bool)  # ticket, message, cancelled
-    thumbs = Signal(int, object)  # ticket, {key: QImage | None}
-
-
-class _AuditTask(QRunnable):
-    def __init__(self, relay: _Relay, ticket: int, store, database, options, cache, cancel: threading.Event):
-        super().__init__()
-        self.relay, self.ticket, self.store = relay, ticket, store
-        self.database, self.options, self.cache, self.cancel = database, options, cache, cancel
-
-    def run(self) -> None:
-        try:
-            result = run_audit(
-                self.store, self.database, self.options, cache=self.cache,
-                progress=lambda phase, done, total: self.relay.progress.emit(
-                    self.ticket, phase, int(done), -1 if total is None else int(total)),
-                cancelled=self.cancel.is_set,
-            )
-            self.relay.done.emit(self.ticket, result)
-        except HashlensError as exc:
-            self.relay.failed.emit(self.ticket, exc.description, exc.failure is Failure.CANCELLED)
-        except Exception as exc:  # never let a worker die silently: show it
-            self.relay.failed.emit(self.ticket, f"The audit failed unexpectedly: {type(exc).__name__}: {exc}", False)
-        finally:
-            _close_thread_connection(self.store)
-
-
-class _ThumbTask(QRunnable):
-    """Decodes a group's images safely and scales them down, off the GUI thread."""
-
-    def __init__(self, relay: _Relay, ticket: int, store, keys: list[int]):
-        super().__init__()
-        self.relay, self.ticket, self.store, self.keys = relay, ticket, store, keys
-
-    def run(self) -> None:
-        images: dict[int, QImage | None] = {}
-        try:
-            blobs = self.store.images_by_key(self.keys)
-            for key in self.keys:
-                data = blobs.get(key)
-                images[key] = _thumbnail(data) if data is not None else None
-        except HashlensError:
-            pass  # the preview shows "no image"; the audit itself reports damage
-        finally:
-            _close_thread_connection(self.store)
-        self.relay.thumbs.emit(self.ticket, images)
-
-
-class _ReportTask(QRunnable):
-    def __init__(self, relay: _Relay, ticket: int, store, result: AuditResult, path: str):
-        super().__init__()
-        self.relay, self.ticket, self.store, self.result, self.path = relay, ticket, store, result, path
-
-    def run(self) -> None:
-        from app.audits.html_report import report_thumbnails, to_html
-
-        try:
-            write_atomic(self.path, to_html(self.result, report_thumbnails(self.store, self.result)))
-            self.relay.progress.emit(self.ticket, f"Report saved to {self.path}", 1, 1)
-        except HashlensError as exc:
-            self.relay.failed.emit(self.ticket, exc.description, False)
-        finally:
-            _close_thread_connection(self.store)
-
-
-def _close_thread_connection(store) -> None:
-    # peewee keeps one connection per thread; a pool thread must not keep one open.
+def _thumbnails(store, keys: list[int]) -> dict[int, QImage | None]:
+    """A group's images decoded safely and scaled down (on a lane, off the GUI thread)."""
+    found: dict[int, QImage | None] = {}
     try:
-        store.close()
-    except Exception:
-        pass
-
-
-def _thumbnail(data: bytes) -> QImage | None:
-    try:
-        image = imaging.open_image(data)
+        blobs = store.images_by_key(keys)
     except HashlensError:
-        return None
-    image = image.convert("RGBA")
-    image.thumbnail((THUMB_PX, THUMB_PX))
-    raw = image.tobytes()
-    # QImage does not own `raw`: copy() before it goes away.
-    return QImage(raw, image.width, image.height, image.width * 4, QImage.Format.Format_RGBA8888).copy()
+        return {}  # the preview shows "no image"; the audit itself reports damage
+    for key in keys:
+        data = blobs.get(key)
+        try:
+            found[key] = images.decode(data, THUMB_PX, "the stored image") if data is not None else None
+        except HashlensError:
+            found[key] = None
+    return found
+
+
+def _save_report(store, result: AuditResult, path: str) -> str:
+    from app.audits.html_report import report_thumbnails, to_html
+
+    write_atomic(path, to_html(result, report_thumbnails(store, result)))
+    return path
 
 
 # -- charts ------------------------------------------------------------------------------------
@@ -217,25 +150,6 @@ class DistanceHistogram(QWidget):
         p.end()
 
 
-class BitGrid(QWidget):
-    """The 64 bits of two pHashes as an 8×8 grid; differing bits are filled."""
-
-    def __init__(self, a: int, b: int, parent=None):
-        super().__init__(parent)
-        self.diff = (a ^ b) & ((1 << 64) - 1)
-        self.setFixedSize(8 * 12 + 1, 8 * 12 + 1)
-        self.setToolTip(f"{self.diff.bit_count()} of 64 bits differ from the group's first entry")
-
-    def paintEvent(self, event) -> None:
-        p = QPainter(self)
-        pal = self.palette()
-        on, off = QColor("#d9534f"), pal.alternateBase().color()
-        for bit in range(64):
-            x, y = (bit % 8) * 12, (bit // 8) * 12
-            p.fillRect(x, y, 11, 11, on if (self.diff >> (63 - bit)) & 1 else off)
-        p.end()
-
-
 # -- the window -----------------------------------------------------------------------------------
 
 
@@ -248,8 +162,9 @@ class AuditWindow(QWidget):
     failed = Signal(str)
     cancelled = Signal()
     thumbnails_loaded = Signal()
+    report_saved = Signal(str)  # the path written
 
-    def __init__(self, store, database: str | None, parent=None):
+    def __init__(self, store, database: str | None, parent=None, workers: Workers | None = None):
         super().__init__(parent)
         # Its own window even when the main window is its parent (for lifetime only).
         self.setWindowFlag(Qt.WindowType.Window, True)
@@ -257,16 +172,12 @@ class AuditWindow(QWidget):
         self.database = database or None
         self.result: AuditResult | None = None
         self.cache = AuditCache()
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(2)
-        self._relay = _Relay(self)
-        self._relay.progress.connect(self._on_worker_progress)
-        self._relay.done.connect(self._on_worker_done)
-        self._relay.failed.connect(self._on_worker_failed)
-        self._relay.thumbs.connect(self._on_worker_thumbs)
-        self._ticket = 0
-        self._thumb_ticket = 0
-        self._cancel: threading.Event | None = None
+        # The window's job service; a window opened on its own (tests) makes a private one.
+        self._own_workers = workers is None
+        self.workers = workers if workers is not None else Workers(self, lanes=("audit", "image"))
+        self._kind = f"audit-{id(self)}"  # this window's tickets, apart from any other audit window's
+        self._job = None
+        self._cancel: CancelToken | None = None
         self._group_items: dict[int, tuple[Group, str | None]] = {}
         self._preview_group: Group | None = None
         self.setWindowTitle(f"Audit — {database}" if database else "Audit — every database")
@@ -382,21 +293,30 @@ class AuditWindow(QWidget):
         return self._cancel is not None
 
     def run(self) -> None:
-        """Start an audit in the pool; a newer run makes any older result stale."""
+        """Start an audit on the audit lane; a newer run makes any older result stale."""
         if self.running:
             return
-        self._ticket += 1
-        self._cancel = threading.Event()
+        stop = self._cancel = CancelToken()
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)
         self.status.setText("Auditing…")
-        self.pool.start(_AuditTask(self._relay, self._ticket, self.store, self.database, self.options(),
-                                   self.cache, self._cancel))
+        store, database, options, cache = self.store, self.database, self.options(), self.cache
+        holder: list = []
+        progress = self.workers.progress_callback(holder)
+
+        def work():
+            return run_audit(store, database, options, cache=cache, cancelled=stop,
+                             progress=lambda phase, done, total: progress(done, total, phase))
+
+        self._job = self.workers.submit("audit", work, kind=self._kind, store=store, owner=self,
+                                        on_done=self._on_worker_done, on_error=self._on_worker_failed,
+                                        on_progress=self._on_worker_progress)
+        holder.append(self._job)
 
     def cancel(self) -> None:
         if self._cancel is not None:
-            self._cancel.set()
+            self._cancel.cancel()
             self.status.setText("Cancelling…")
             self.cancel_button.setEnabled(False)
 
@@ -405,19 +325,20 @@ class AuditWindow(QWidget):
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
-    def _on_worker_progress(self, ticket: int, phase: str, done: int, total: int) -> None:
-        if ticket != self._ticket:
-            return
-        if total < 0:
+    def _on_worker_progress(self, progress: Progress) -> None:
+        if progress.total is None:
             self.progress.setRange(0, 0)
         else:
-            self.progress.setRange(0, max(total, 1))
-            self.progress.setValue(min(done, max(total, 1)))
-        self.status.setText(phase)
+            self.progress.setRange(0, max(progress.total, 1))
+            self.progress.setValue(min(progress.done, max(progress.total, 1)))
+        self.status.setText(progress.phase or "Auditing…")
+        self.progress.setToolTip(describe_progress(progress.done, progress.total, self._elapsed(), progress.phase))
 
-    def _on_worker_done(self, ticket: int, result: AuditResult) -> None:
-        if ticket != self._ticket:
-            return
+    def _elapsed(self) -> float:
+        job = self._job
+        return 0.0 if job is None or job.started is None else time.perf_counter() - job.started
+
+    def _on_worker_done(self, result: AuditResult) -> None:
         self._finish_run()
         self.result = result
         self.progress.setRange(0, 1)
@@ -431,13 +352,12 @@ class AuditWindow(QWidget):
         self._show(result)
         self.finished.emit(result)
 
-    def _on_worker_failed(self, ticket: int, message: str, was_cancelled: bool) -> None:
-        if ticket != self._ticket:
-            return
+    def _on_worker_failed(self, error: HashlensError) -> None:
         self._finish_run()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        if was_cancelled:
+        message = error.description
+        if error.failure is Failure.CANCELLED:
             self.status.setText("Cancelled; nothing was changed.")
             self.cancelled.emit()
         else:
@@ -527,28 +447,28 @@ class AuditWindow(QWidget):
         self.show_filter.emit(group.query(target if target in group.databases else None))
 
     def _load_preview(self, group: Group) -> None:
-        self._thumb_ticket += 1
         self._preview_group = group
         while self.preview_layout.count():
             w = self.preview_layout.takeAt(0).widget()
             if w is not None:
                 w.deleteLater()
         keys = [m.key for m in group.members[:24] if m.has_image_data]
+        store = self.store
         if keys:
-            self.pool.start(_ThumbTask(self._relay, self._thumb_ticket, self.store, keys))
+            self.workers.submit("image", lambda: _thumbnails(store, keys), kind=self._kind + "-thumbs", store=store,
+                                owner=self, on_done=self._on_worker_thumbs, on_error=lambda _e: self._on_worker_thumbs({}))
         else:
-            self._on_worker_thumbs(self._thumb_ticket, {})
+            self.workers.invalidate(self._kind + "-thumbs")  # an older group's images must not arrive now
+            self._on_worker_thumbs({})
 
-    def _on_worker_thumbs(self, ticket: int, images: dict) -> None:
-        if ticket != self._thumb_ticket:
-            return
+    def _on_worker_thumbs(self, thumbs: dict) -> None:
         group = self._preview_group
         first = group.members[0].phash
         for m in group.members[:24]:
             cell = QFrame()
             cell.setFrameShape(QFrame.Shape.StyledPanel)
             box = QVBoxLayout(cell)
-            image = images.get(m.key)
+            image = thumbs.get(m.key)
             if image is not None:
                 pic = QLabel()
                 pic.setObjectName("thumbnail")
@@ -559,7 +479,8 @@ class AuditWindow(QWidget):
             else:
                 why = "no image data" if not m.has_image_data else "image does not decode"
                 box.addWidget(QLabel(why))
-                grid = BitGrid(first, m.phash)
+                grid = PhashGrid(cell_px=12)
+                grid.set_hashes([first, m.phash])
                 grid.setObjectName("bitgrid")
                 box.addWidget(grid)
             text = QLabel(f"<b>{escape(m.identifier)}</b><br>{escape(m.label)}<br><tt>{m.phash_hex}</tt> · "
@@ -578,9 +499,17 @@ class AuditWindow(QWidget):
             self.save_report(path)
 
     def save_report(self, path: str) -> None:
-        """Write the self-contained HTML report in the pool (thumbnails need the store)."""
-        if self.result is not None:
-            self.pool.start(_ReportTask(self._relay, self._ticket, self.store, self.result, path))
+        """Write the self-contained HTML report on the audit lane (thumbnails need the store)."""
+        if self.result is None:
+            return
+        store, result = self.store, self.result
+        self.workers.submit("audit", lambda: _save_report(store, result, path), store=store, owner=self,
+                            on_done=self._on_report_saved,
+                            on_error=lambda e: (self.status.setText(e.description), self.failed.emit(e.description)))
+
+    def _on_report_saved(self, path: str) -> None:
+        self.status.setText(f"Report saved to {path}")
+        self.report_saved.emit(path)
 
     # -- closing -----------------------------------------------------------------------------
 
@@ -589,11 +518,15 @@ class AuditWindow(QWidget):
         super().closeEvent(event)
 
     def shutdown(self, wait_ms: int = 5000) -> None:
-        """Cancel any running work and wait briefly for the pool to drain."""
+        """Cancel any running work and wait briefly for it; nothing arrives afterwards."""
         self.cancel()
-        self._ticket += 1  # whatever still arrives is stale
-        self._thumb_ticket += 1
-        self.pool.waitForDone(wait_ms)
+        self.workers.invalidate(self._kind)
+        self.workers.invalidate(self._kind + "-thumbs")
+        if self._own_workers:
+            self.workers.shutdown(wait_ms)
+        else:
+            self.workers.cancel_and_wait(self._job, self._cancel, wait_ms)
+        self._finish_run()
 
 
 def _summary_html(result: AuditResult) -> str:

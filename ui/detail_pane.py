@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import combinations
 
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFontDatabase, QImage, QPainter, QPen, QPixmap
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFontDatabase, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFormLayout,
@@ -24,16 +24,15 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain import EntryRow, HashlensError, hamming
-from app.services import actions, imaging
+from app.services import actions
+from ui import images
 from ui.icons import icon, set_icon
+from ui.phash_grid import PHASH_NOTE, PhashGrid
 from ui.models.metadata_model import DIFFERS, MetadataModel, shared_metadata
-from ui.theme import current_accents
 
 # Larger images are scaled down once, off the GUI thread, so a 50-megapixel training
 # image never becomes a 200 MB pixmap (zoom stays sharp up to this size).
 MAX_DISPLAY_SIDE = 4096
-PHASH_NOTE = ("The pHash is Hashlens's own 64-bit perceptual hash of the training image, "
-              "used to find duplicates; Media Server never returns one.")
 
 
 @dataclass(frozen=True)
@@ -54,16 +53,9 @@ def load_display_image(store, database: str, identifier: str) -> DecodedImage:
     if info.data is None:
         return DecodedImage(identifier, None, removed=True)
     try:
-        picture = imaging.open_image(info.data, "the stored image")
+        return DecodedImage(identifier, images.decode(info.data, MAX_DISPLAY_SIDE, "the stored image"))
     except HashlensError as exc:
         return DecodedImage(identifier, None, problem=f"cannot display image data ({exc.description})")
-    if max(picture.size) > MAX_DISPLAY_SIDE:
-        picture.thumbnail((MAX_DISPLAY_SIDE, MAX_DISPLAY_SIDE))
-    picture = picture.convert("RGBA")
-    width, height = picture.size
-    data = picture.tobytes("raw", "RGBA")
-    image = QImage(data, width, height, 4 * width, QImage.Format.Format_RGBA8888).copy()
-    return DecodedImage(identifier, image)
 
 
 class ImageSource:
@@ -79,48 +71,6 @@ class ImageSource:
             "image", lambda: load_display_image(store, database, identifier),
             on_done=on_done, on_error=on_error, kind="image", store=store,
         )
-
-
-class PhashGrid(QWidget):
-    """The 64 bits of a pHash as an 8×8 grid, most significant bit top left. For several
-    hashes, bits they all share are drawn as usual and bits that differ are marked."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self._hashes: list[int] = []
-        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        self.setToolTip("The pHash as an 8×8 bit grid (dark = 1). " + PHASH_NOTE)
-
-    def set_hashes(self, hashes: list[int]) -> None:
-        self._hashes = list(hashes)
-        self.update()
-
-    def sizeHint(self) -> QSize:
-        return QSize(8 * 14 + 2, 8 * 14 + 2)
-
-    def cells(self) -> list[str]:
-        """Each bit as '1', '0' or '?' (differs among the hashes): what the grid draws."""
-        result = []
-        for bit in range(63, -1, -1):
-            values = {(h >> bit) & 1 for h in self._hashes}
-            result.append("?" if len(values) > 1 else ("1" if values == {1} else "0") if values else " ")
-        return result
-
-    def paintEvent(self, _event):
-        painter = QPainter(self)
-        accents = current_accents()
-        on, off, mixed = QColor(accents["bit_on"]), QColor(accents["bit_off"]), QColor(accents["bit_mixed"])
-        border = self.palette().color(self.palette().ColorRole.Mid)
-        side = min(self.width(), self.height()) - 2
-        cell = side / 8
-        painter.setPen(QPen(border, 1))
-        for i, value in enumerate(self.cells()):
-            r, c = divmod(i, 8)
-            rect = QRectF(1 + c * cell, 1 + r * cell, cell, cell)
-            color = {"1": on, "0": off, "?": mixed}.get(value)
-            painter.setBrush(color if color is not None else self.palette().window())
-            painter.drawRect(rect)
-        painter.end()
 
 
 class ImageView(QScrollArea):

@@ -13,9 +13,8 @@ from app.domain import EntryRow, Failure, HashlensError
 from app.mediaserver_codec import names
 from app.mediaserver_codec.request import aci_line
 from app.services import actions
+from app.services.sample import generate_sample
 from ui.icons import set_icon
-from ui.progress_dialog import TaskProgressDialog
-from ui.workers import CancelToken
 
 SAMPLE_COUNT = 2000
 # Errors of the store as a whole, not of one entry: a batch stops at the first.
@@ -57,7 +56,7 @@ class EntryActions(QObject):
         self.meta_key: str | None = None
         self.databases: list[str] = []
         self._running = 0
-        self.progress_dialog: TaskProgressDialog | None = None
+        self.task = None  # the long job in the progress dialog (ui.workers.Task)
 
         a = self._action
         self.train_files = a("Train images…", "train", self.on_train_files, "Train one or more image files into this database")
@@ -138,32 +137,23 @@ class EntryActions(QObject):
 
     # -- running -------------------------------------------------------------------------------
 
-    def _submit(self, work, *, title: str, progress_dialog: TaskProgressDialog | None = None,
-                retry=None) -> None:
-        """Run `work(store) -> WriteResult` (or `work(store, progress)` with a progress
-        dialog) on the write lane, then report and emit `changed`."""
+    def _submit(self, work, *, title: str, progress: tuple[str, str] | None = None, retry=None) -> None:
+        """Run `work(store) -> WriteResult` on the write lane, then report and emit
+        `changed`. With `progress=(title, text)` it is `work(store, progress, stop)` in the
+        job service's progress dialog, whose Cancel sets `stop`."""
         store = self.store
         if store is None:
             return
-        holder: list = []
-        progress = self.workers.progress_callback(holder) if progress_dialog is not None else None
 
-        def job():
-            result = work(store, progress) if progress_dialog is not None else work(store)
+        def with_token(result: WriteResult) -> WriteResult:
             try:
                 result.token = store.change_token()
             except HashlensError:
                 result.token = None
             return result
 
-        def ended():
-            self._finished()
-            if progress_dialog is not None:
-                self.progress_dialog = None
-                progress_dialog.finish()
-
         def done(result: WriteResult):
-            ended()
+            self._finished()
             self.changed.emit(result)
             if result.stopped is not None:
                 self._stopped(title, result, retry)
@@ -182,9 +172,9 @@ class EntryActions(QObject):
                 self.presenter.notify(result.summary)
 
         def failed(error: HashlensError):
-            ended()
+            self._finished()
             self.changed.emit(WriteResult())
-            if error.failure is Failure.STORE_BUSY and progress_dialog is None and self.prompter.retry(
+            if error.failure is Failure.STORE_BUSY and progress is None and self.prompter.retry(
                     title, f"{error.description}\n\nRetry now?"):
                 self._submit(work, title=title)
                 return
@@ -192,14 +182,19 @@ class EntryActions(QObject):
 
         self._running += 1
         self.busy_changed.emit(True)
-        if progress_dialog is not None:
-            self.progress_dialog = progress_dialog
-        holder.append(self.workers.submit(
-            "write", job, on_done=done, on_error=failed, store=store,
-            on_progress=progress_dialog.update_progress if progress_dialog is not None else None,
-        ))
-        if progress_dialog is not None:
-            progress_dialog.open()
+        if progress is None:
+            self.workers.submit("write", lambda: with_token(work(store)), on_done=done, on_error=failed, store=store,
+                                owner=self)
+            return
+        dialog_title, text = progress
+        self.task = self.workers.run_task(
+            "write", lambda report, stop: with_token(work(store, report, stop)), title=dialog_title, text=text,
+            parent=self.parent_widget, store=store, on_done=done, on_error=failed, owner=self)
+
+    @property
+    def progress_dialog(self):
+        """The progress dialog of the long job running now, if any."""
+        return self.task.dialog if self.task is not None else None
 
     def _finished(self) -> None:
         self._running = max(0, self._running - 1)
@@ -453,13 +448,10 @@ class EntryActions(QObject):
         database = database or self.database
         if database is None or self.store is None:
             return
-        dialog = TaskProgressDialog("Training images", f"Training images into '{database}'…", self.parent_widget)
-        # The person's Cancel stops training between files; the job still ends normally
-        # and reports what was added, so it is not the job's own (result-dropping) token.
-        stop = CancelToken()
-        dialog.cancel_requested.connect(stop.cancel)
 
-        def work(store, progress):
+        # The person's Cancel (`stop`) stops training between files; the job still ends
+        # normally and reports what was added.
+        def work(store, progress, stop):
             report = actions.train_files(store, database, paths, progress=progress, cancelled=stop)
             result = WriteResult()
             for path, identifier in report.added:
@@ -473,28 +465,20 @@ class EntryActions(QObject):
                 result.details = "\n".join(f"{p}: {why}" for p, why in report.refused)
             return result
 
-        self._submit(work, title="Training", progress_dialog=dialog)
+        self._submit(work, title="Training", progress=("Training images", f"Training images into '{database}'…"))
 
     def on_create_sample(self) -> None:
-        try:
-            from app.services.sample import generate_sample
-        except ImportError:
-            self.prompter.info("Sample data", "Sample data is not available in this build.")
-            return
         if self.store is None:
             return
         name = self.prompter.text("Create sample database", "Name of the sample database:", _free_name(self.databases))
         if not name:
             return
-        dialog = TaskProgressDialog("Sample data", f"Creating the sample database '{name}'…", self.parent_widget)
-        stop = CancelToken()
-        dialog.cancel_requested.connect(stop.cancel)
 
-        def work(store, progress):
+        def work(store, progress, stop):
             generate_sample(store, name, SAMPLE_COUNT, progress=progress, cancelled=stop)
             return WriteResult(summary=f"Created the sample database '{name}'.", select_database=name)
 
-        self._submit(work, title="Sample data", progress_dialog=dialog)
+        self._submit(work, title="Sample data", progress=("Sample data", f"Creating the sample database '{name}'…"))
 
 
 def _free_name(existing: list[str], base: str = "Sample") -> str:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QSettings, QThreadPool, Signal, Slot
+from PySide6.QtCore import QSettings, Signal, Slot
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QComboBox,
-    QDialog,
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
@@ -22,17 +19,16 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
-    QProgressDialog,
     QPushButton,
     QRadioButton,
     QVBoxLayout,
-    QWidget,
 )
 
 from app.domain import EntryRow, Failure, HashlensError, ListingQuery
 from app.exports.export import export_listing, scope_query, suggested_name
 from app.exports import registry
 from app.exports.formats import ExportOptions
+from ui.job_dialog import JobDialog
 
 log = logging.getLogger("hashlens.ui")
 
@@ -49,160 +45,19 @@ def format_choices() -> list[tuple[str, str, str, str]]:
     return choices
 _SETTING_FOLDER = "export/last_folder"
 _SETTING_FORMAT = "export/last_format"
-_PROGRESS_EVERY_S = 0.1
-
-
-# -- a one-shot job on a worker thread ------------------------------------------------------------
-
-
-class JobRelay(QObject):
-    """Lives on the GUI thread; the worker's signals are queued to it."""
-
-    progress = Signal(int)
-    done = Signal(object)
-    failed = Signal(object)  # HashlensError
-
-
-class StoreJob(QRunnable):
-    """Runs `fn(progress, cancelled)` on a pool thread with its own store connection,
-    which it closes when done; the result or error comes back through `relay`."""
-
-    def __init__(self, store, fn):
-        super().__init__()
-        self.setAutoDelete(False)
-        self.store = store
-        self.fn = fn
-        self.relay = JobRelay()
-        self.cancel = threading.Event()
-        self._last = 0.0
-
-    def _progress(self, done: int) -> None:
-        now = time.monotonic()
-        if now - self._last >= _PROGRESS_EVERY_S:
-            self._last = now
-            self.relay.progress.emit(done)
-
-    def run(self) -> None:  # Qt override
-        try:
-            result = self.fn(self._progress, self.cancel.is_set)
-        except HashlensError as exc:
-            self.relay.failed.emit(exc)
-        except Exception as exc:  # the window must never die from a worker's surprise
-            log.exception("Unexpected error in an export or import job")
-            self.relay.failed.emit(HashlensError(
-                Failure.STORE_FAILED,
-                f"An unexpected error stopped the operation ({type(exc).__name__}: {exc}); nothing was written. "
-                "The details are in the log.",
-            ))
-        else:
-            self.relay.done.emit(result)
-        finally:
-            # This thread's connection; the pool may drop the thread state after run().
-            try:
-                self.store.close()
-            except Exception:
-                log.debug("closing a job connection failed", exc_info=True)
-
-
-class JobProgress(QProgressDialog):
-    """Entries done and entries per second, with a Cancel that asks the job to stop."""
-
-    def __init__(self, title: str, text: str, total: int | None, parent: QWidget):
-        super().__init__(text, "Cancel", 0, total or 0, parent)
-        self.setWindowTitle(title)
-        self.setMinimumDuration(0)
-        self.setAutoClose(False)
-        self.setAutoReset(False)
-        self.setMinimumWidth(420)
-        self._text = text
-        self._total = total
-        self._started = time.monotonic()
-
-    def show_done(self, done: int) -> None:
-        if self._total:
-            self.setValue(min(done, self._total))
-        rate = done / max(time.monotonic() - self._started, 1e-6)
-        of = f" of {self._total:,}" if self._total else ""
-        self.setLabelText(f"{self._text}\n{done:,}{of} entries · {rate:,.0f} entries/s")
-
-
-class JobRunner(QObject):
-    """Runs one StoreJob at a time in a private pool, with a progress dialog whose Cancel
-    stops it; closing the owning dialog can cancel the job and wait for it."""
-
-    def __init__(self, parent: QWidget):
-        super().__init__(parent)
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(1)
-        self.job: StoreJob | None = None
-        self.progress: JobProgress | None = None
-        self._on_done = self._on_failed = None
-        self._cancelling = ""
-
-    def run(self, store, fn, *, title: str, text: str, total: int | None, cancelling: str,
-            on_done, on_failed) -> None:
-        """Start `fn(progress, cancelled)`; the progress dialog is closed before
-        `on_done(result)` or `on_failed(HashlensError)` is called on the GUI thread."""
-        job = StoreJob(store, fn)
-        job.relay.progress.connect(self._on_job_progress)
-        job.relay.done.connect(self._on_job_done)
-        job.relay.failed.connect(self._on_job_failed)
-        self.progress = JobProgress(title, text, total, self.parent())
-        self.progress.canceled.connect(self._on_progress_canceled)
-        self.job, self._on_done, self._on_failed, self._cancelling = job, on_done, on_failed, cancelling
-        self.progress.show()
-        self.pool.start(job)
-
-    @property
-    def busy(self) -> bool:
-        return self.job is not None
-
-    def cancel_and_wait(self, ms: int = 10000) -> None:
-        if self.job is not None:
-            self.job.cancel.set()
-        self.pool.waitForDone(ms)
-
-    @Slot(int)
-    def _on_job_progress(self, done: int) -> None:
-        if self.progress is not None:
-            self.progress.show_done(done)
-
-    @Slot()
-    def _on_progress_canceled(self) -> None:
-        if self.job is not None:
-            self.job.cancel.set()
-            if self.progress is not None:
-                self.progress.setLabelText(self._cancelling)
-
-    @Slot(object)
-    def _on_job_done(self, result) -> None:
-        self._finish()
-        self._on_done(result)
-
-    @Slot(object)
-    def _on_job_failed(self, error) -> None:
-        self._finish()
-        self._on_failed(error)
-
-    def _finish(self) -> None:
-        self.job = None
-        if self.progress is not None:
-            self.progress.close()
-            self.progress.deleteLater()
-            self.progress = None
 
 
 # -- the dialog ---------------------------------------------------------------------------------------
 
 
-class ExportDialog(QDialog):
+class ExportDialog(JobDialog):
     """Export the listing the user is looking at: every entry, this page, or the selection."""
 
     exported = Signal(str)  # the path written
 
     def __init__(self, store, query: ListingQuery, selected_identifiers: list[str] | None,
-                 page_rows: list[EntryRow] | None, parent=None):
-        super().__init__(parent)
+                 page_rows: list[EntryRow] | None, parent=None, workers=None):
+        super().__init__(workers, parent)
         self.setWindowTitle("Export")
         self.store = store
         self.query = query
@@ -210,7 +65,6 @@ class ExportDialog(QDialog):
         self.page_rows = list(page_rows or [])
         self.exported_path: str | None = None
         self.settings = QSettings()
-        self.runner = JobRunner(self)
         self._build()
         self._restore_settings()
         self._on_format_changed()
@@ -355,7 +209,7 @@ class ExportDialog(QDialog):
 
     @Slot()
     def _on_export_clicked(self) -> None:
-        if self.runner.busy:
+        if self.busy:
             return
         text = self.path_edit.text().strip()
         if not text:
@@ -373,14 +227,14 @@ class ExportDialog(QDialog):
         total = len(self.page_rows) if scope == "page" else len(query.identifiers or ()) if scope == "selected" else None
         store = self.store
 
-        def work(progress, cancelled):
-            return export_listing(store, query, path, options, scope=scope, progress=progress, cancelled=cancelled)
+        def work(progress, stop):
+            return export_listing(store, query, path, options, scope=scope, progress=progress, cancelled=stop)
 
         self.export_button.setEnabled(False)
         self.status.setText("")
-        self.runner.run(store, work, title="Exporting", text=f"Exporting to {path}", total=total,
+        self.start_task(store, work, title="Exporting", text=f"Exporting to {path}", total=total,
                         cancelling="Cancelling: the partial file is being removed…",
-                        on_done=self._on_job_done, on_failed=self._on_job_failed)
+                        on_done=self._on_job_done, on_error=self._on_job_failed)
 
     def _on_job_done(self, result) -> None:
         self.export_button.setEnabled(True)
@@ -398,13 +252,3 @@ class ExportDialog(QDialog):
             return
         self.status.setText(error.description)
         QMessageBox.warning(self, "Export failed", error.description)
-
-    def reject(self) -> None:
-        # Closing while an export runs cancels it and waits, so no partial file is left.
-        if self.runner.busy:
-            self.runner.cancel_and_wait()
-        super().reject()
-
-    def done(self, result: int) -> None:
-        self.runner.cancel_and_wait()
-        super().done(result)

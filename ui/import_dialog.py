@@ -8,7 +8,6 @@ from PySide6.QtCore import QSettings, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDialog,
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
@@ -26,7 +25,7 @@ from app.exports import database_file, registry
 from app.exports.fileformats.database_format import FORMAT as DATABASE
 from app.exports.importer import ImportOptions, detect_format, import_file
 from app.mediaserver_codec import names
-from ui.export_dialog import JobRunner
+from ui.job_dialog import JobDialog
 
 _SETTING_FOLDER = "import/last_folder"
 POLICY_CHOICES = [
@@ -41,21 +40,20 @@ DIALECT_CHOICES = [
 ]
 
 
-class ImportDialog(QDialog):
+class ImportDialog(JobDialog):
     """Choose a file and a target database; the import runs on a worker in one transaction."""
 
     imported = Signal(str, int)  # database, entries added or replaced
 
-    def __init__(self, store, database: str | None, parent=None):
-        super().__init__(parent)
+    def __init__(self, store, database: str | None, parent=None, workers=None, databases: list[str] | None = None):
+        super().__init__(workers, parent)
         self.setWindowTitle("Import")
         self.store = store
         self.settings = QSettings()
-        self.runner = JobRunner(self)
         self.report_lines: list[str] = []
-        self._build(database)
+        self._build(database, databases)
 
-    def _build(self, database: str | None) -> None:
+    def _build(self, database: str | None, databases: list[str] | None) -> None:
         self.path_edit = QLineEdit()
         self.path_edit.setPlaceholderText(f"A Hashlens export or a saved {names.LIST_IMAGE_HASHES} response")
         browse = QPushButton("Browse…")
@@ -67,8 +65,9 @@ class ImportDialog(QDialog):
         self.database_combo = QComboBox()
         self.database_combo.setEditable(True)
         self.database_combo.setToolTip("An existing database, or type a new name to create it")
-        for info in self.store.list_databases():
-            self.database_combo.addItem(info.name)
+        # The window passes the names it already has: no store query on the GUI thread.
+        names = databases if databases is not None else [info.name for info in self.store.list_databases()]
+        self.database_combo.addItems(names)
         self.database_combo.setCurrentText(database or "")
 
         self.policy_combo = QComboBox()
@@ -118,7 +117,7 @@ class ImportDialog(QDialog):
 
     @Slot()
     def _on_import_clicked(self) -> None:
-        if self.runner.busy:
+        if self.busy:
             return
         text = self.path_edit.text().strip()
         database = self.database_combo.currentText()
@@ -139,7 +138,7 @@ class ImportDialog(QDialog):
                                 allow_missing_phash=self.no_phash_check.isChecked())
         store = self.store
 
-        def work(progress, cancelled):
+        def work(progress, cancelled):  # `cancelled`: the person's Cancel
             if whole_database:
                 name = database_file.import_database(store, path, database or None, progress=progress,
                                                      cancelled=cancelled)
@@ -149,9 +148,9 @@ class ImportDialog(QDialog):
 
         self.import_button.setEnabled(False)
         self.settings.setValue(_SETTING_FOLDER, str(path.parent))
-        self.runner.run(store, work, title="Importing", text=f"Importing {path.name}", total=None,
+        self.start_task(store, work, title="Importing", text=f"Importing {path.name}", total=None,
                         cancelling="Cancelling: rolling back…",
-                        on_done=self._on_job_done, on_failed=self._on_job_failed)
+                        on_done=self._on_job_done, on_error=self._on_job_failed)
 
     def _on_job_done(self, result) -> None:
         self.import_button.setEnabled(not self.store.read_only)
@@ -171,12 +170,3 @@ class ImportDialog(QDialog):
     def _show_error(self, error: HashlensError) -> None:
         self.report.setPlainText(error.description)
         QMessageBox.warning(self, "Import failed", error.description)
-
-    def reject(self) -> None:
-        if self.runner.busy:
-            self.runner.cancel_and_wait()
-        super().reject()
-
-    def done(self, result: int) -> None:
-        self.runner.cancel_and_wait()
-        super().done(result)

@@ -9,14 +9,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QSize, Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QApplication,
-    QFrame,
     QLabel,
-    QListView,
     QMainWindow,
     QMessageBox,
     QSplitter,
@@ -28,14 +25,20 @@ from PySide6.QtWidgets import (
 
 import app
 from app.domain import HashlensError, ListingQuery
+from app.services import actions
+from app.services.locations import missing_store_file
 from ui.action_log import ActionLog
+from ui.audit_view import AuditWindow
 from ui.detail_pane import ImageSource, ImageStatusPane, MetadataPane
+from ui.database_panel import DatabasePanel, section_title
 from ui.empty_state import EmptyState
 from ui.entry_actions import EntryActions, WriteResult
 from ui.errors import ErrorPresenter
+from ui.export_dialog import ExportDialog
 from ui.filter_panel import FilterPanel
 from ui.icons import app_icon, icon_size, refresh_icons, set_icon
-from ui.models.database_model import DatabaseDelegate, DatabaseListModel
+from ui.import_dialog import ImportDialog
+from ui.mirror_dialog import MirrorDialog
 from ui.models.listing_model import ListingModel, ListingSource
 from ui.notice_bar import NoticeBar
 from ui.pager import PagerBar
@@ -43,22 +46,12 @@ from ui.prompts import Prompter
 from ui.record_table import RecordTable
 from ui.session import POLL_MS, Session
 from ui.settings import Settings
-from ui.store_dialog import OpenStoreDialog
+from ui.status_bar import StatusBar
+from ui.store_dialog import OpenStoreDialog, url_for
 from ui.theme import ThemeManager
 from ui.workers import Workers
 
 log = logging.getLogger("hashlens.ui")
-
-
-def _section_title(text: str) -> QLabel:
-    label = QLabel(text.upper())
-    font = label.font()
-    font.setBold(True)
-    font.setPointSizeF(font.pointSizeF() * 0.85)
-    font.setLetterSpacing(font.SpacingType.PercentageSpacing, 108)
-    label.setFont(font)
-    label.setForegroundRole(label.palette().ColorRole.PlaceholderText)
-    return label
 
 
 class MainWindow(QMainWindow):
@@ -74,7 +67,9 @@ class MainWindow(QMainWindow):
         self.workers = Workers(self)
         self.session = Session(self.workers, self, poll_ms=poll_ms)
         self.prompter = Prompter(self)
-        self.presenter = ErrorPresenter(self, self.statusBar().showMessage, log_path)
+        self.status_bar = StatusBar(self)
+        self.setStatusBar(self.status_bar)
+        self.presenter = ErrorPresenter(self, self.status_bar.showMessage, log_path)
         self.workers.error.connect(self.presenter.show_error)
         self._closed = False
         self.stopped_cleanly = True
@@ -99,24 +94,15 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.action_log)
         self.action_log.hide()
 
-        self.databases = DatabaseListModel(self)
-        self.database_list = QListView()
-        self.database_list.setModel(self.databases)
-        self.database_list.setItemDelegate(DatabaseDelegate(self.database_list))
-        self.database_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.database_list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.database_list.setUniformItemSizes(True)
-        self.database_list.setMinimumHeight(90)
-        self.database_list.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.database_panel = DatabasePanel()
 
         sidebar = QWidget()
         sidebar.setObjectName("sidebar")
         side = QVBoxLayout(sidebar)
         side.setContentsMargins(8, 8, 4, 8)
-        side.addWidget(_section_title("Databases"))
-        side.addWidget(self.database_list, 2)
+        side.addWidget(self.database_panel, 2)
         side.addSpacing(6)
-        side.addWidget(_section_title("Filter"))
+        side.addWidget(section_title("Filter"))
         side.addWidget(self.filter_panel)
         side.addStretch(1)
         # Explicit minimums below the panes' natural ones: on a small screen the panes
@@ -174,15 +160,6 @@ class MainWindow(QMainWindow):
         self.browser = browser
         self.setCentralWidget(self.stack)
 
-        self.status_store = QLabel()
-        self.status_database = QLabel()
-        self.status_count = QLabel()
-        self.status_time = QLabel()
-        self.status_busy = QLabel()
-        for w in (self.status_busy, self.status_store, self.status_database, self.status_count, self.status_time):
-            w.setContentsMargins(6, 0, 6, 0)
-            self.statusBar().addPermanentWidget(w)
-        self.status_store.setFrameShape(QFrame.Shape.NoFrame)
         self.resize(1480, 900)
 
     def _action(self, text: str, slot, shortcut=None, icon_name: str | None = None, tip: str | None = None) -> QAction:
@@ -202,6 +179,9 @@ class MainWindow(QMainWindow):
         K = QKeySequence
         self.open_action = self._action("&Open store…", self.open_store_dialog, K.StandardKey.Open, "open",
                                         "Open an SQLite store file or a PostgreSQL/MySQL store")
+        self.new_store_action = self._action("&New store…", self.new_store, K.StandardKey.New, None,
+                                             "Create a new, empty SQLite store file and open it")
+        self.clear_recent_action = self._action("&Clear recent stores", self.clear_recent_stores)
         self.refresh_action = self._action("&Refresh", self.refresh, K.StandardKey.Refresh, "refresh",
                                            "Reload databases, counts and the current page (F5)")
         if self.refresh_action.shortcut().isEmpty():
@@ -210,8 +190,12 @@ class MainWindow(QMainWindow):
                                           "Export the current listing, page or selection")
         self.import_action = self._action("&Import…", self.open_import, None, "import",
                                           "Import image hashes from a file")
+        self.connect_action = self._action("&Connect to Media Server…", self.open_mirrors, None, None,
+                                           "Pull Media Server databases into mirrors and see what changed")
         self.audit_action = self._action("&Audit…", self.open_audit, None, "audit",
                                          "Duplicates, near-duplicates and metadata coverage")
+        self.serve_action = self._action("&Serve this store over ACI…", self.open_serve, None, None,
+                                         "Answer Media Server's image-hash actions over HTTP")
         self.quit_action = self._action("&Quit", self.close, K.StandardKey.Quit, "quit")
         if self.quit_action.shortcut().isEmpty():
             self.quit_action.setShortcut(K("Ctrl+Q"))
@@ -236,11 +220,13 @@ class MainWindow(QMainWindow):
 
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
+        file_menu.addAction(self.new_store_action)
         file_menu.addAction(self.open_action)
         self.recent_menu = file_menu.addMenu("Open &recent")
         file_menu.addSeparator()
         file_menu.addAction(self.import_action)
         file_menu.addAction(self.export_action)
+        file_menu.addAction(self.connect_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 
@@ -288,6 +274,8 @@ class MainWindow(QMainWindow):
             self.theme_actions[mode] = action
         view.addAction(self.fit_columns_action)
 
+        bar.addMenu("&Tools").addAction(self.serve_action)
+
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.about_action)
         help_menu.addAction(self.about_qt_action)
@@ -311,8 +299,8 @@ class MainWindow(QMainWindow):
             ea.relabel, ea.rename, ea.move, None, ea.null_image, ea.remove, None, self.export_action,
         ])
         self.metadata_pane.set_actions([ea.add_metadata, ea.update_metadata, ea.remove_metadata])
-        for a in (ea.new_database, ea.rename_database, ea.remove_database, ea.train_folder):
-            self.database_list.addAction(a)
+        self.database_panel.add_context_actions([ea.new_database, ea.rename_database, ea.remove_database,
+                                                 ea.train_folder])
         for a in (self.open_action, self.refresh_action, self.export_action, self.quit_action,
                   self.focus_filter_action, self.go_to_action, self.log_action):
             self.addAction(a)  # shortcuts work with the menu bar hidden too
@@ -326,7 +314,7 @@ class MainWindow(QMainWindow):
         s.databases_changed.connect(self._on_session_databases_changed)
         s.changed_elsewhere.connect(self._on_session_changed_elsewhere)
         s.poll_failed.connect(lambda e: self.presenter.notify(f"Cannot check the store for changes: {e.description}"))
-        self.database_list.selectionModel().currentChanged.connect(self._on_database_list_current_changed)
+        self.database_panel.database_chosen.connect(self._use_database)
         f.query_changed.connect(m.set_query)
         f.query_changed.connect(self._on_filter_query_changed)
         m.page_loaded.connect(self._update_pager)
@@ -346,8 +334,7 @@ class MainWindow(QMainWindow):
         t.doubleClicked.connect(lambda _i: self.image_pane.view.fit())
         self.metadata_pane.key_selected.connect(self.entry_actions.set_meta_key)
         self.entry_actions.changed.connect(self._on_entry_actions_changed)
-        self.entry_actions.busy_changed.connect(
-            lambda busy: self.status_busy.setText("Working…" if busy else ""))
+        self.entry_actions.busy_changed.connect(self.status_bar.set_busy)
         self.change_hint.action_clicked.connect(self.refresh)
         self.read_only_banner.action_clicked.connect(self.open_store_dialog)
         self.empty.open_store.connect(self.open_store_dialog)
@@ -380,11 +367,28 @@ class MainWindow(QMainWindow):
 
     # -- stores --------------------------------------------------------------------------------
 
-    def open_store(self, url: str, read_only: bool = False, reason: str | None = None) -> None:
-        """Open a store (in the background); `--read-only` wins over the caller."""
+    def open_store(self, url: str, read_only: bool = False, reason: str | None = None, create: bool = False) -> None:
+        """Open a store (in the background); `--read-only` wins over the caller. A store
+        file that does not exist is made only with `create` or after the person agrees."""
         if self.force_read_only:
             read_only, reason = True, "Hashlens was started with --read-only"
-        self.session.open(url, read_only=read_only, reason=reason)
+        missing = None if read_only else missing_store_file(url)
+        if missing is not None and not create:
+            if not self.prompter.create_store(missing):
+                self._show_no_store(f"No store was created at {missing}.")
+                return
+            create = True
+        self.session.open(url, read_only=read_only, reason=reason, create=create and missing is not None)
+
+    def new_store(self) -> None:
+        """File ▸ New store…: choose where, then create and open it."""
+        path = self.prompter.new_store_file()
+        if path:
+            self.open_store(url_for(path), create=True)
+
+    def clear_recent_stores(self) -> None:
+        self.settings.clear_recent_stores()
+        self._rebuild_recent_menu()
 
     def open_store_dialog(self) -> None:
         dialog = OpenStoreDialog(self.settings.recent_stores(), self, read_only=self.session.read_only,
@@ -399,10 +403,12 @@ class MainWindow(QMainWindow):
         for url in recent:
             action = self.recent_menu.addAction(url)
             action.triggered.connect(lambda _c=False, u=url: self.open_store(u))
+        self.recent_menu.addSeparator()
+        self.recent_menu.addAction(self.clear_recent_action)
         self.recent_menu.setEnabled(bool(recent))
 
     def _on_session_opening(self, url: str) -> None:
-        self.statusBar().showMessage(f"Opening {url}…")
+        self.status_bar.showMessage(f"Opening {url}…")
 
     def _on_session_opened(self, store) -> None:
         reason = self.session.read_only_reason
@@ -412,8 +418,8 @@ class MainWindow(QMainWindow):
         self.settings.add_recent_store(self.session.url)
         self._rebuild_recent_menu()
         self.setWindowTitle(f"{store.describe()} — Hashlens" + (" (read-only)" if reason else ""))
-        self.status_store.setText(store.describe() + (" · read-only" if reason else ""))
-        self.statusBar().showMessage(f"Opened {store.describe()}", 4000)
+        self.status_bar.show_store(store.describe(), bool(reason))
+        self.status_bar.showMessage(f"Opened {store.describe()}", 4000)
         if reason:
             button = None if self.force_read_only else "Open for writing…"
             self.read_only_banner.show_notice(
@@ -422,7 +428,7 @@ class MainWindow(QMainWindow):
             self.read_only_banner.hide()
         self.change_hint.hide()
         self._pending_database = self.settings.last_database(self.session.url or "")
-        self.databases.set_databases([])
+        self.database_panel.set_databases([])
         self.filter_panel.set_database(None)
         self.model.clear()
 
@@ -435,7 +441,7 @@ class MainWindow(QMainWindow):
         current = self.filter_panel.database
         wanted = self._pending_database or current
         self._pending_database = None
-        self.databases.set_databases(databases)
+        self.database_panel.set_databases(databases)
         names = [d.name for d in databases]
         self.entry_actions.set_database(current if current in names else None, names)
         if not databases:
@@ -451,26 +457,13 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     def select_database(self, name: str) -> None:
-        row = self.databases.row_of(name)
-        if row < 0:
-            return
-        index = self.databases.index(row)
-        # The view may already have made this row current (after a reset) without
-        # selecting it: select it explicitly, then use it if the current row did not move.
-        self.database_list.selectionModel().setCurrentIndex(
-            index, QItemSelectionModel.SelectionFlag.ClearAndSelect)  # → _on_database_list_current_changed
-        if self.filter_panel.database != name:
-            self._use_database(name)
-
-    def _on_database_list_current_changed(self, current, _previous) -> None:
-        if current.isValid():
-            self._use_database(self.databases.names()[current.row()])
+        self.database_panel.select(name)  # → database_chosen → _use_database
 
     def _use_database(self, name: str) -> None:
         if name == self.filter_panel.database:
             return
         self.image_pane.set_source(self.image_pane._source, name)
-        self.entry_actions.set_database(name, self.databases.names())
+        self.entry_actions.set_database(name, self.database_panel.names())
         if self.session.url:
             self.settings.set_last_database(self.session.url, name)
         self.filter_panel.set_database(name)
@@ -521,17 +514,12 @@ class MainWindow(QMainWindow):
         return "This database has no entries yet.\nTrain images into it with Database ▸ Train images…"
 
     def _update_status(self) -> None:
-        m = self.model
-        self.status_database.setText(f"Database: {self.filter_panel.database}" if self.filter_panel.database else "")
-        self.status_count.setText(f"{m.count} entries" if m.count is not None and m.query is not None else "")
-        if m.last_elapsed_ms is None or m.query is None:
-            self.status_time.setText("")
-        elif m.last_from_cache:
-            self.status_time.setText("page from cache")
-        else:
-            self.status_time.setText(f"query {m.last_elapsed_ms:,.0f} ms")
+        m, bar = self.model, self.status_bar
+        bar.show_database(self.filter_panel.database)
+        bar.show_count(m.count if m.query is not None else None)
+        bar.show_timing(m.last_elapsed_ms if m.query is not None else None, m.last_from_cache)
         if self.session.store is None:
-            self.status_store.setText("no store open")
+            bar.show_store(None)
 
     def _on_pager_page_size_changed(self, size: int) -> None:
         self.model.set_page_size(size)
@@ -600,8 +588,6 @@ class MainWindow(QMainWindow):
         store = self.session.store
         if store is None:
             return
-        from app.services import actions
-
         def created(_):
             self._pending_database = name
             self.session.refresh_databases()
@@ -621,14 +607,15 @@ class MainWindow(QMainWindow):
         if store is None or query is None:
             self.presenter.notify("Choose a database to export first.")
             return
-        try:
-            from ui.export_dialog import ExportDialog
-        except ImportError:
-            self._not_available("Export")
-            return
-        dialog = ExportDialog(store, query, self._selected_identifiers(), self.model.rows, self)
-        dialog.exported.connect(lambda path: self.statusBar().showMessage(f"Exported to {path}", 15000))
+        dialog = ExportDialog(store, query, self._selected_identifiers(), self.model.rows, self, workers=self.workers)
+        dialog.exported.connect(lambda path: self.status_bar.showMessage(f"Exported to {path}", 15000))
         dialog.exec()
+
+    def open_mirrors(self) -> None:
+        store = self.session.store
+        if store is None:
+            return
+        MirrorDialog(store, self, workers=self.workers).exec()
 
     def open_import(self) -> None:
         store = self.session.store
@@ -637,30 +624,18 @@ class MainWindow(QMainWindow):
         if self.session.read_only:
             self.presenter.notify(f"Import is disabled: the store is read-only ({self.session.read_only_reason}).")
             return
-        try:
-            from ui.import_dialog import ImportDialog
-        except ImportError:
-            self._not_available("Import")
-            return
-        ImportDialog(store, self.filter_panel.database, self).exec()
+        ImportDialog(store, self.filter_panel.database, self, workers=self.workers,
+                     databases=[d.name for d in self.session.databases]).exec()
         self.refresh()
 
     def open_audit(self) -> None:
         store = self.session.store
         if store is None:
             return
-        try:
-            from ui.audit_view import AuditWindow
-        except ImportError:
-            self._not_available("Audit")
-            return
-        window = AuditWindow(store, self.filter_panel.database, self)
+        window = AuditWindow(store, self.filter_panel.database, self, workers=self.workers)
         window.show_filter.connect(self.show_query)
         window.show()
         self._audit_window = window
-
-    def _not_available(self, what: str) -> None:
-        self.prompter.info(what, f"{what} is not available in this build.")
 
     def show_about(self) -> None:
         from PySide6 import __version__ as pyside_version
@@ -694,9 +669,24 @@ class MainWindow(QMainWindow):
 
     # -- closing -------------------------------------------------------------------------------
 
+    def open_serve(self) -> None:
+        if not self.session.url:
+            return
+        from ui.serve_dialog import ServeDialog
+
+        previous = getattr(self, "serve_dialog", None)
+        if previous is None or previous.store_url != self.session.url:
+            if previous is not None:
+                previous.shutdown()  # it served the store that was open before
+            self.serve_dialog = ServeDialog(self.session.url, self, read_only=self.session.read_only)
+        self.serve_dialog.show()
+        self.serve_dialog.raise_()
+
     def closeEvent(self, event) -> None:
         if not self._closed:
             self._closed = True
+            if getattr(self, "serve_dialog", None) is not None:
+                self.serve_dialog.shutdown()
             self.save_settings()
             if self.entry_actions.progress_dialog is not None:
                 self.entry_actions.progress_dialog.reject()  # ask the long job to stop

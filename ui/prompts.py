@@ -63,6 +63,21 @@ class Prompter:
         box.exec()
         return box.clickedButton() is ok
 
+    def create_store(self, path) -> bool:
+        """Ask before a store file is made: a mistyped path must not become a new store."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Create a new store?",
+                          f"There is no store at\n{path}\n\nCreate a new, empty Hashlens store there?",
+                          QMessageBox.StandardButton.Cancel, self.parent)
+        create = box.addButton("Create store", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is create
+
+    def new_store_file(self, title: str = "New store") -> str | None:
+        path, _ = QFileDialog.getSaveFileName(self.parent, title, "hashlens.db",
+                                              "Hashlens stores (*.db *.sqlite *.sqlite3);;All files (*)")
+        return path or None
+
     def retry(self, title: str, text: str) -> bool:
         """Retry or Cancel, for a store that was busy (locked by another program)."""
         box = QMessageBox(QMessageBox.Icon.Warning, title, text,

@@ -24,6 +24,7 @@ class Session(QObject):
     databases_changed = Signal(list)  # list[DatabaseInfo]
     changed_elsewhere = Signal(bool)  # True: the store changed since we last loaded it
     poll_failed = Signal(object)  # HashlensError from the change poll (connection lost, …)
+    polled = Signal()  # a change poll was answered (and compared with what we have seen)
 
     def __init__(self, workers: Workers, parent=None, poll_ms: int = POLL_MS):
         super().__init__(parent)
@@ -35,20 +36,20 @@ class Session(QObject):
         self._seen_token: int | None = None
         self._stale = False
         self._poll_failed = False
+        self._seen_pending = False  # a mark_seen() is reading the token: a poll now would compare with the old one
         self._timer = QTimer(self)
         self._timer.setInterval(poll_ms)
         self._timer.timeout.connect(self.poll)
 
     # -- opening ------------------------------------------------------------------------------
 
-    def open(self, url: str, read_only: bool = False, reason: str | None = None) -> None:
-        """Open a store in the background; `opened` or `open_failed` follows."""
+    def open(self, url: str, read_only: bool = False, reason: str | None = None, create: bool = False) -> None:
+        """Open a store in the background; `opened` or `open_failed` follows. Only with
+        `create` (the window asked the person first) may a new store file be made."""
         self.opening.emit(url)
 
         def work():
-            # create=True keeps today's behaviour (a new path becomes a new store) until
-            # the window asks before creating one (issue 10 item 10, ui side).
-            store = open_source(url, read_only=read_only, create=not read_only)
+            store = open_source(url, read_only=read_only, create=create and not read_only)
             try:
                 token = store.change_token()
             finally:
@@ -71,7 +72,7 @@ class Session(QObject):
         elif store.read_only:
             # The source's own words: an older store waits for 'hashlens migrate', a newer
             # one is only read (the one schema-version policy, app.source).
-            self.read_only_reason = store.read_only_reason()
+            self.read_only_reason = store.read_only_reason().rstrip(".")
         else:
             self.read_only_reason = None
         self.databases = []
@@ -111,17 +112,16 @@ class Session(QObject):
     def poll(self) -> None:
         """Ask the store for its change token; a new one means someone else wrote."""
         store = self.store
-        if store is None or self.workers.busy("poll") or self.workers.busy("write"):
+        if store is None or self._seen_pending or self.workers.busy("poll") or self.workers.busy("write"):
             return  # our own write in progress would look like someone else's
         self.workers.submit("poll", store.change_token, kind="poll", store=store,
                             on_done=self._on_polled, on_error=self._on_poll_error)
 
     def _on_polled(self, token: int) -> None:
         self._poll_failed = False
-        if self.workers.busy("write"):
-            return
-        if self._seen_token is not None and token != self._seen_token:
+        if not self.workers.busy("write") and self._seen_token is not None and token != self._seen_token:
             self._set_stale(True)
+        self.polled.emit()
 
     def _on_poll_error(self, error: HashlensError) -> None:
         log.info("change poll failed: %s", error.description)
@@ -139,8 +139,18 @@ class Session(QObject):
         if store is None:
             return
         self._set_stale(False)
-        self.workers.submit("poll", store.change_token, kind="seen", store=store,
-                            on_done=lambda t: setattr(self, "_seen_token", t), on_error=lambda _e: None)
+        # The same kind as the poll: a poll already under way answers with the token from
+        # before our refresh and would bring the hint back; the newer ticket drops it, and
+        # no new poll starts until the token we have now seen is known.
+        self._seen_pending = True
+
+        def seen(token: int | None) -> None:
+            self._seen_pending = False
+            if token is not None:
+                self._seen_token = token
+
+        self.workers.submit("poll", store.change_token, kind="poll", store=store,
+                            on_done=seen, on_error=lambda _e: seen(None))
 
     def _set_stale(self, stale: bool) -> None:
         if stale != self._stale:

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from app.services.locations import missing_store_file
+
 RECENT_LIMIT = 10
 
 
@@ -53,8 +55,16 @@ class Settings:
         self.q.setValue("table/page_size", int(size))
 
     def recent_stores(self) -> list[str]:
+        """Recent stores, newest first; an SQLite file that no longer exists is dropped."""
         value = self.q.value("stores/recent", [], type=list)
-        return [str(v) for v in value if v][:RECENT_LIMIT]
+        recent = [str(v) for v in value if v]
+        kept = [url for url in recent if missing_store_file(url) is None]
+        if kept != recent:
+            self.q.setValue("stores/recent", kept[:RECENT_LIMIT])
+        return kept[:RECENT_LIMIT]
+
+    def clear_recent_stores(self) -> None:
+        self.q.setValue("stores/recent", [])
 
     def add_recent_store(self, url: str) -> list[str]:
         url = strip_password(url)

@@ -45,7 +45,7 @@ class OpenStoreDialog(QDialog):
         self.read_only.setEnabled(not forced_read_only)
         if forced_read_only:
             self.read_only.setToolTip("Hashlens was started with --read-only")
-        hint = QLabel("An SQLite file (created if it does not exist, unless read-only), or a server URL: "
+        hint = QLabel("An SQLite file (if it does not exist, you are asked before one is created), or a server URL: "
                       "postgresql://user@host:5432/name, mysql://user@host:3306/name.")
         hint.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel)

@@ -1,4 +1,4 @@
-"""Background work for the window: long-lived store lanes on a QThreadPool, with tickets.
+"""The window's one job service: long-lived store lanes on a QThreadPool, with tickets.
 
 Why lanes: PySide6 drops a pool thread's Python thread state when a QRunnable's `run()`
 returns, and with it peewee's thread-local connection, so a runnable per page would
@@ -9,11 +9,21 @@ are separate so that a slow exact count never delays a page, and writes run one 
 Newest request wins: a job submitted with a `kind` gets a ticket; a newer job of the same
 kind makes it stale, and a stale job is skipped before it runs and dropped when it
 finishes. Results are delivered on the GUI thread through a signal relay.
+
+Everything that runs in the background goes through here: listing pages and counts,
+images, entry actions, training, export, import and audit (`run_task` adds the one
+progress dialog and the person's Cancel). No other module starts a thread or a runnable.
+
+Why it cannot crash the window by construction: lanes are owned by the service and never
+deleted while they run; a job's callbacks run only on the GUI thread, and only if the
+QObject that asked for the job (`owner`) still exists; results are plain Python data
+(a QImage is built with its own copy of the pixels, see `ui/images.py`).
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import queue
 import threading
@@ -23,13 +33,16 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from app.domain import Failure, HashlensError
 
 log = logging.getLogger("hashlens.ui")
 
-LANES = ("ui", "count", "poll", "write", "image")
+# "task" runs export and import, "audit" the audit and its report: a long one of those
+# never delays a page, an image or a write.
+LANES = ("ui", "count", "poll", "write", "image", "task", "audit")
 
 
 class CancelToken:
@@ -56,15 +69,30 @@ class Job:
     fn: Callable[[], object]
     on_done: Callable[[object], None] | None = None
     on_error: Callable[[HashlensError], None] | None = None
-    on_progress: Callable[[int, int], None] | None = None
+    on_progress: Callable[[Progress], None] | None = None
     kind: str | None = None
     ticket: int = 0
     lane: str | None = None
     store: object | None = None
     cancel: CancelToken = field(default_factory=CancelToken)
+    owner: QObject | None = None  # callbacks are dropped once this QObject is deleted
     submitted: float = field(default_factory=time.perf_counter)
     started: float | None = None
     finished: float | None = None
+    ended: threading.Event = field(default_factory=threading.Event)  # set when fn has returned
+
+    @property
+    def owner_alive(self) -> bool:
+        return self.owner is None or shiboken6.isValid(self.owner)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a job is: `total` None while unknown; `phase` names the step, if any."""
+
+    done: int
+    total: int | None = None
+    phase: str | None = None
 
 
 @dataclass
@@ -78,7 +106,7 @@ class _Relay(QObject):
     """Lives on the GUI thread; signals emitted from lanes are queued to it."""
 
     finished = Signal(object)  # _Outcome
-    progress = Signal(object, int, int)  # Job, done, total
+    progress = Signal(object, object)  # Job, Progress
 
 
 class Lane(QRunnable):
@@ -115,6 +143,7 @@ class Lane(QRunnable):
                 if job is None:
                     break
                 if job.cancel.is_cancelled or not self._is_current(job):
+                    job.ended.set()
                     continue  # superseded before it started: skip the query altogether
                 self._run_job(job)
         finally:
@@ -159,6 +188,7 @@ class Lane(QRunnable):
                 self._handle = None
             job.finished = time.perf_counter()
         self._relay.finished.emit(outcome)
+        job.ended.set()
 
     def interrupt(self, job: Job) -> bool:
         """Stop `job`'s running statement, if it runs (the ticket drops its result anyway)."""
@@ -183,6 +213,31 @@ class Lane(QRunnable):
                 self._close(store)
 
         self.put(Job(close))
+
+
+@dataclass(eq=False)
+class Task:
+    """A job shown in the progress dialog: `stop` is the person's Cancel (the job still
+    reports how it ended), unlike `job.cancel`, which drops the result."""
+
+    dialog: object | None
+    stop: CancelToken
+    job: Job | None = None
+
+    def request_cancel(self) -> None:
+        if self.dialog is not None:
+            self.dialog.reject()
+        else:
+            self.stop.cancel()
+
+
+def _stop_lanes(lanes: dict, *_args) -> None:
+    for lane in lanes.values():
+        running = lane.running
+        if running is not None:
+            running.cancel.cancel()
+            lane.interrupt(running)
+        lane.put(None)
 
 
 def _shutdown_at_exit(ref) -> None:
@@ -219,6 +274,10 @@ class Workers(QObject):
         # them forever while the interpreter exits. Python runs this before PySide's
         # own clean-up, which was registered when PySide was imported.
         atexit.register(_shutdown_at_exit, weakref.ref(self))
+        # Deleted without shutdown() (its owner went away): the pool, a child, waits in
+        # its destructor for every lane, so the lanes must be told to stop first or the
+        # GUI thread would wait forever. `destroyed` comes before the children go.
+        self.destroyed.connect(functools.partial(_stop_lanes, self._lanes))
 
     # -- submitting ------------------------------------------------------------------------
 
@@ -233,31 +292,95 @@ class Workers(QObject):
         kind: str | None = None,
         store=None,
         cancel: CancelToken | None = None,
+        owner: QObject | None = None,
     ) -> Job:
-        """Queue `fn` on `lane`. With `kind`, earlier jobs of that kind become stale."""
-        job = Job(fn, on_done, on_error, on_progress, kind, store=store, cancel=cancel or CancelToken(), lane=lane)
+        """Queue `fn` on `lane`. With `kind`, earlier jobs of that kind become stale; with
+        `owner`, nothing is delivered once that QObject is gone."""
+        job = Job(fn, on_done, on_error, on_progress, kind, store=store, cancel=cancel or CancelToken(), lane=lane,
+                  owner=owner)
         if kind is not None:
             self._tickets[kind] += 1
             job.ticket = self._tickets[kind]
         if self._closed:
             job.cancel.cancel()
+            job.ended.set()
             return job
         self._lane(lane).put(job)
         return job
 
-    def progress_callback(self, job_holder: list) -> Callable[[int, int], None]:
-        """A `progress(done, total)` for the job in `job_holder[0]`, throttled to ~20/s."""
-        last = [0.0]
+    def progress_callback(self, job_holder: list) -> Callable[..., None]:
+        """A `progress(done, total=None, phase=None)` for the job in `job_holder[0]`,
+        throttled to ~20/s (a new phase and the last step always go through)."""
+        last = [0.0, None]
 
-        def progress(done: int, total: int | None) -> None:
+        def progress(done: int, total: int | None = None, phase: str | None = None) -> None:
             now = time.monotonic()
-            if now - last[0] < 0.05 and done != total:
+            if now - last[0] < 0.05 and done != total and phase == last[1]:
                 return
-            last[0] = now
+            last[0], last[1] = now, phase
             if job_holder:
-                self._relay.progress.emit(job_holder[0], int(done), int(total or 0))
+                self._relay.progress.emit(job_holder[0], Progress(int(done), None if total is None else int(total),
+                                                                  phase))
 
         return progress
+
+    def run_task(
+        self,
+        lane: str,
+        work: Callable[[Callable[..., None], CancelToken], object],
+        *,
+        title: str,
+        text: str,
+        parent,
+        on_done,
+        on_error,
+        store=None,
+        total: int | None = None,
+        cancelling: str = "Cancelling: finishing the item in progress…",
+        owner: QObject | None = None,
+    ) -> Task:
+        """Run `work(progress, stop)` with the one progress dialog: counts, percentage,
+        time left, phase and a Cancel that sets `stop` (the job then ends its own way,
+        typically with a CANCELLED error, and that outcome is delivered). The dialog is
+        closed before `on_done(result)` or `on_error(HashlensError)` runs on the GUI thread."""
+        from ui.progress_dialog import TaskProgressDialog  # the dialog is a widget; the service is not
+
+        dialog = TaskProgressDialog(title, text, parent, total=total, cancelling=cancelling)
+        stop = CancelToken()
+        dialog.cancel_requested.connect(stop.cancel)
+        holder: list = []
+        progress = self.progress_callback(holder)
+        task = Task(dialog=dialog, stop=stop)
+
+        def ended():
+            task.dialog = None
+            dialog.finish()
+
+        def done(result):
+            ended()
+            on_done(result)
+
+        def failed(error):
+            ended()
+            on_error(error)
+
+        task.job = self.submit(lane, lambda: work(progress, stop), on_done=done, on_error=failed,
+                               on_progress=dialog.update_progress, store=store, owner=owner or dialog.parent())
+        holder.append(task.job)
+        dialog.open()
+        return task
+
+    def cancel_and_wait(self, job: Job | None, stop: CancelToken | None = None, wait_ms: int = 10000) -> bool:
+        """Stop `job` (its result is dropped) and wait for it to return; True if it did.
+        For a dialog closing while its job runs: nothing may be delivered to it afterwards."""
+        if job is None:
+            return True
+        if stop is not None:
+            stop.cancel()
+        job.cancel.cancel()
+        if job.lane is not None:
+            self.interrupt(job.lane, job)
+        return job.ended.wait(wait_ms / 1000)
 
     def is_current(self, job: Job) -> bool:
         if self._closed:
@@ -306,6 +429,8 @@ class Workers(QObject):
         job = outcome.job
         if self._closed or job.cancel.is_cancelled or not self.is_current(job):
             return  # a stale or cancelled result: newest request wins
+        if not job.owner_alive:
+            return  # whoever asked is gone: calling into a deleted widget would crash
         self.delivered += 1
         if outcome.error is not None:
             if job.on_error is not None:
@@ -315,22 +440,18 @@ class Workers(QObject):
         elif job.on_done is not None:
             job.on_done(outcome.value)
 
-    @Slot(object, int, int)
-    def _deliver_progress(self, job: Job, done: int, total: int) -> None:
-        if not self._closed and job.on_progress is not None and not job.cancel.is_cancelled:
-            job.on_progress(done, total)
+    @Slot(object, object)
+    def _deliver_progress(self, job: Job, progress: Progress) -> None:
+        if (not self._closed and job.on_progress is not None and not job.cancel.is_cancelled
+                and job.owner_alive):
+            job.on_progress(progress)
 
     # -- closing ---------------------------------------------------------------------------
 
     def shutdown(self, wait_ms: int = 5000) -> bool:
         """Cancel everything, stop the lanes and wait for them; True if all stopped."""
         self._closed = True
-        for lane in self._lanes.values():
-            running = lane.running
-            if running is not None:
-                running.cancel.cancel()
-                lane.interrupt(running)
-            lane.put(None)
+        _stop_lanes(self._lanes)
         finished = self.pool.waitForDone(wait_ms)
         return finished and all(lane.stopped.is_set() for lane in self._lanes.values())
 

@@ -60,7 +60,7 @@ def _identifiers(p: Params) -> tuple[str, ...] | None:
     return tuple(split_identifier_list(raw))
 
 
-def _train_image_hash(store: Store, p: Params) -> str:
+def _prepare_train(store: Store, p: Params) -> "Job":
     database = p.text("database")
     path, data = p.path("imagepath"), p.raw("imagedata")
     if not path and not data:
@@ -71,17 +71,25 @@ def _train_image_hash(store: Store, p: Params) -> str:
     if path and data:
         raise param_invalid("imagepath", "give imagepath or imagedata, not both.")
     decoded = None
-    if data:
+    if isinstance(data, bytes):
+        decoded = data  # an uploaded file part (multipart/form-data), not base64
+    elif data:
         try:
             decoded = base64.b64decode(re.sub(r"\s+", "", data), validate=True)
         except (binascii.Error, ValueError):
             raise param_invalid("imagedata", "the value is not base64-encoded image data.") from None
     metadata = parse_metadata(p.raw("metadata") or "")
-    identifier = actions.train_image(
-        store, database, data=decoded, path=path or None,
-        identifier=p.optional_text("identifier"), label=p.optional_text("imagelabel"), metadata=metadata,
-    )
-    return response.success(names.TRAIN_IMAGE_HASH, [response.element("identifier", identifier)])
+    identifier, label = p.optional_text("identifier"), p.optional_text("imagelabel")
+    store.database_id(database)
+
+    def train(store: Store, cancelled: Callable[[], bool]) -> list[str]:
+        if cancelled():
+            raise HashlensError(Failure.CANCELLED, "The training was stopped before it began; nothing was added.")
+        new = actions.train_image(store, database, data=decoded, path=path or None,
+                                  identifier=identifier, label=label, metadata=metadata)
+        return [response.element("identifier", new)]
+
+    return train
 
 
 def _simple(fn: Callable[..., object], *names: str) -> Callable[[Store, Params], None]:
@@ -114,16 +122,28 @@ def _sync(store: Store, p: Params) -> None:
     actions.sync_image_hashes(store, p.optional_text("database"))
 
 
-def _export_database(store: Store, p: Params) -> None:
-    export_database(
-        store, p.text("database"), _dbpath(p),
-        includeimagedata=p.boolean("includeimagedata", True),
-        includemetadata=p.boolean("includemetadata", True),
-    )
+def _prepare_export(store: Store, p: Params) -> "Job":
+    database, dbpath = p.text("database"), _dbpath(p)
+    includeimagedata = p.boolean("includeimagedata", True)
+    includemetadata = p.boolean("includemetadata", True)
+    store.database_id(database)
+
+    def export(store: Store, cancelled: Callable[[], bool]) -> list[str]:
+        export_database(store, database, dbpath, includeimagedata=includeimagedata,
+                        includemetadata=includemetadata, cancelled=cancelled)
+        return []
+
+    return export
 
 
-def _import_database(store: Store, p: Params) -> None:
-    import_database(store, _dbpath(p), database=p.optional_text("database"))
+def _prepare_import(store: Store, p: Params) -> "Job":
+    dbpath, database = _dbpath(p), p.optional_text("database")
+
+    def import_(store: Store, cancelled: Callable[[], bool]) -> list[str]:
+        import_database(store, dbpath, database=database, cancelled=cancelled)
+        return []
+
+    return import_
 
 
 def _dbpath(p: Params) -> str:
@@ -133,10 +153,31 @@ def _dbpath(p: Params) -> str:
     return path
 
 
+# A queued action's work: run against a store, checking `cancelled` between steps; it
+# returns the pre-escaped lines of its result. Preparing one reads and checks every
+# parameter first, so that a request error is answered at once (MS asynchronous actions).
+Job = Callable[[Store, Callable[[], bool]], list[str]]
+
+# The actions Media Server runs asynchronously; `hashlens serve` queues them, while
+# `hashlens aci` runs them at once (ours).
+QUEUED: dict[str, Callable[[Store, Params], Job]] = {
+    names.TRAIN_IMAGE_HASH: _prepare_train,
+    names.EXPORT_IMAGE_HASH_DATABASE: _prepare_export,
+    names.IMPORT_IMAGE_HASH_DATABASE: _prepare_import,
+}
+
+
+def _at_once(prepare: Callable[[Store, Params], Job]) -> Callable[[Store, Params], list[str]]:
+    def handler(store: Store, p: Params) -> list[str]:
+        return prepare(store, p)(store, lambda: False)
+
+    return handler
+
+
 # The handler of each action, by its canonical name (`names` spells them, MS).
 HANDLERS: dict[str, Callable] = {
     names.LIST_IMAGE_HASHES: _list_image_hashes,
-    names.TRAIN_IMAGE_HASH: _train_image_hash,
+    names.TRAIN_IMAGE_HASH: _at_once(_prepare_train),
     names.REMOVE_IMAGE_HASH: _simple(actions.remove_image_hash, "database", "identifier"),
     names.NULL_IMAGE_HASH_IMAGE_DATA: _simple(actions.null_image_data, "database", "identifier"),
     names.RENAME_IMAGE_HASH: _simple(actions.rename_image_hash, "database", "identifier", "newidentifier"),
@@ -148,8 +189,8 @@ HANDLERS: dict[str, Callable] = {
         _simple(actions.update_metadata, "database", "identifier", "key", "newvalue"),
     names.REMOVE_IMAGE_HASH_METADATA: _simple(actions.remove_metadata, "database", "identifier", "key"),
     names.SYNC_IMAGE_HASHES: _sync,
-    names.EXPORT_IMAGE_HASH_DATABASE: _export_database,
-    names.IMPORT_IMAGE_HASH_DATABASE: _import_database,
+    names.EXPORT_IMAGE_HASH_DATABASE: _at_once(_prepare_export),
+    names.IMPORT_IMAGE_HASH_DATABASE: _at_once(_prepare_import),
     names.CREATE_IMAGE_HASH_DATABASE: _simple(actions.create_database, "database"),
     names.LIST_IMAGE_HASH_DATABASES: _list_databases,
     names.RENAME_IMAGE_HASH_DATABASE: _simple(actions.rename_database, "database", "newdatabase"),
@@ -163,18 +204,44 @@ def handle(store: Store | None, request: str, *, store_error: HashlensError | No
     action_name = names.canonical_action(requested_action(request)) or "UNKNOWN"
     try:
         action, values = parse_query_string(request)
-        canonical = names.canonical_action(action)
-        if canonical is None:
-            action_name = action or "UNKNOWN"
-            raise unknown_action(action)
-        action_name, handler = canonical, HANDLERS[canonical]
+    except HashlensError as exc:
+        return error_response(action_name, exc)
+    return answer(store, action, values, store_error=store_error)
+
+
+def canonical_action(action: str | None) -> str:
+    """The action's Media Server spelling; raises the unknown-action error."""
+    canonical = names.canonical_action(action)
+    if canonical is None:
+        raise unknown_action(action)
+    return canonical
+
+
+def prepare_queued(store: Store, action: str, values: dict[str, str | bytes]) -> Job:
+    """Check a queued action's parameters now and return its work (for `hashlens serve`)."""
+    return QUEUED[action](store, Params(values))
+
+
+def error_response(action: str, exc: HashlensError) -> AciResponse:
+    return AciResponse(action, False, iter([response.error(action, exc)]), exc)
+
+
+def answer(store: Store | None, action: str | None, values: dict[str, str | bytes], *,
+           store_error: HashlensError | None = None) -> AciResponse:
+    """Answer one parsed ACI request: the action name and its parameters by lower-case name."""
+    action_name = action or "UNKNOWN"
+    try:
+        action_name = canonical_action(action)
+        handler = HANDLERS[action_name]
         if store is None:
             raise store_error or HashlensError(Failure.STORE_UNAVAILABLE, "No store is open.")
         result = handler(store, Params(values))
     except HashlensError as exc:
-        return AciResponse(action_name, False, iter([response.error(action_name, exc)]), exc)
+        return error_response(action_name, exc)
     if result is None:
         return AciResponse(action_name, True, iter([response.success(action_name)]))
+    if isinstance(result, list):
+        return AciResponse(action_name, True, iter([response.success(action_name, result)]))
     if isinstance(result, str):
         return AciResponse(action_name, True, iter([result]))
     # Render the first batch now, so that a failure there is still an ERROR response. A
@@ -183,7 +250,7 @@ def handle(store: Store | None, request: str, *, store_error: HashlensError | No
         first = next(result, "")
     except HashlensError as exc:
         result.close()
-        return AciResponse(action_name, False, iter([response.error(action_name, exc)]), exc)
+        return error_response(action_name, exc)
     return AciResponse(action_name, True, _prepend(first, result))
 
 

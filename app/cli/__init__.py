@@ -20,6 +20,7 @@ from app.aci.actions import handle
 from app.cli.common import TerminalProgress, add_listing_options, key_value, listing_query_from_args
 from app.domain import HashlensError, counted
 from app.exports.formats import entry_object
+from app.launch import store_to_open
 from app.mediaserver_codec import names
 from app.mediaserver_codec import writer as response
 from app.mediaserver_codec.request import aci_line
@@ -27,7 +28,8 @@ from app.services import actions
 from app.store import Store, resolve_store_url
 
 # Subcommand modules written beside this one; each adds its parsers with add_commands().
-PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands")
+PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands",
+                  "app.cli.mirror_commands", "app.cli.serve_command")
 
 log = logging.getLogger("hashlens")
 
@@ -140,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         plugin.add_commands(sub)
+    parser.set_defaults(command_names=tuple(sub.choices))
     return parser
 
 
@@ -327,8 +330,17 @@ def main(argv: list[str] | None = None, gui: Callable[..., int] | None = None) -
 
     Exit status: 0 success, 1 an error (one line on stderr), 2 a usage error."""
     argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    opened = store_to_open(argv, parser.get_default("command_names"))
+    if opened is not None:
+        # `hashlens PATH.db`: the window on that store (what a file manager's "Open with" runs).
+        if gui is None:
+            print(f"hashlens: '{opened}' is a store: open it in the window with 'hashlens-gui {opened}'.",
+                  file=sys.stderr)
+            return 2
+        return gui([], store_url=opened, read_only="--read-only" in argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
     except UsageError as exc:
         print(exc, file=sys.stderr)
         print("Try 'hashlens --help'.", file=sys.stderr)
@@ -336,7 +348,7 @@ def main(argv: list[str] | None = None, gui: Callable[..., int] | None = None) -
     url = resolve_store_url(args.store)
     if args.command is None:
         if gui is None:
-            build_parser().print_help()
+            parser.print_help()
             return 0
         return gui([], store_url=url, read_only=args.read_only)
     store = None

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import csv
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +26,16 @@ from app.mediaserver_codec.reader import ListedEntry, ResponseUnreadable, iter_r
 
 # Default cap on an import file (reliability X3: configurable, 2 GB).
 MAX_IMPORT_BYTES = 2 * 1024**3
-# A JSON document not in Hashlens's one-entry-per-line layout is parsed whole, so it is
-# capped much lower than a streamed file.
-MAX_JSON_DOCUMENT_BYTES = 256 * 1024**2
 # One CSV field: the metadata JSON column of an entry with many items is the largest.
-MAX_CSV_FIELD = 16 * 1024**2
-# One line of NDJSON or of a JSON listing; database files carry images, so more.
-MAX_LINE_BYTES = 512 * 1024**2
+MAX_CSV_FIELD = 4 * 1024**2
+# Every token and line is capped BEFORE it is buffered, so memory stays bounded
+# whatever the file (issue 10 item 5): one line of NDJSON, of Hashlens's JSON layout or
+# of CSV, one CSV record (quoted fields may span lines), and one entry of a JSON document
+# in any other layout. An entry of a listing is at most a few MB of metadata.
+MAX_LINE_BYTES = MAX_CSV_FIELD + 64 * 1024
+MAX_RECORD_BYTES = 4 * MAX_CSV_FIELD
+MAX_JSON_ENTRY_BYTES = MAX_LINE_BYTES
+_READ_CHUNK = 1 << 16
 
 LISTING_KEYS = {"position", "identifier", "phash", "trained_at", "label", "hasimagedata", "image_format",
                 "width", "height", "byte_size", "metadata"}
@@ -105,7 +110,8 @@ def _binary_lines(path, f, max_line: int = MAX_LINE_BYTES) -> Iterator[tuple[int
             return
         number += 1
         if len(raw) > max_line:
-            raise ImportRefused(path, f"the line is longer than {max_line:,} bytes.", number)
+            raise ImportRefused(path, f"the line is longer than {max_line:,} bytes (the limit on one line); "
+                                      "no entry of a listing is that long.", number)
         yield number, raw
 
 
@@ -249,7 +255,7 @@ _JSON_HEAD_END = ',"entries":['
 
 def read_json(path, f, size: int) -> Iterator[ImportedEntry]:
     """A JSON document. Hashlens writes one entry per line inside the array, which is read
-    line by line; any other layout is parsed whole, under a lower size cap."""
+    line by line; any other layout is streamed one entry at a time."""
     first = f.readline(1 << 16)
     head = first.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")
     if head.startswith(b'{"format":"' + formats.JSON_FORMAT_NAME.encode()) and head.endswith(_JSON_HEAD_END.encode()):
@@ -259,32 +265,158 @@ def read_json(path, f, size: int) -> Iterator[ImportedEntry]:
                                       f"this Hashlens reads version {formats.JSON_VERSION}.", 1)
         yield from _json_lines(path, f)
         return
-    if size > MAX_JSON_DOCUMENT_BYTES:
-        raise ImportRefused(
-            path, f"a JSON document in this layout is read whole, and this one is {size:,} bytes "
-                  f"(the limit is {MAX_JSON_DOCUMENT_BYTES:,}); export it as NDJSON instead.")
-    data = first + f.read()
-    try:
-        text = data.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ImportRefused(path, f"the bytes are not valid UTF-8 ({exc.reason}).", line) from None
-    doc = _loads(path, text, None)
-    if isinstance(doc, dict):
-        if "entries" not in doc:
+    yield from _json_document(path, _JsonStream(path, f, first))
+
+
+def _json_document(path, stream: "_JsonStream") -> Iterator[ImportedEntry]:
+    """A JSON list of entries, or an object with an 'entries' list, streamed one entry
+    at a time: parsing a 212 MB document whole took 1.9 GB (issue 10 item 5)."""
+    ordinal = 0
+
+    def entries() -> Iterator[ImportedEntry]:
+        nonlocal ordinal
+        stream.expect("[")
+        if stream.peek() == "]":
+            stream.take()
+            return
+        while True:
+            ordinal += 1
+            obj = stream.value(f"entry {ordinal}")
+            # A document has no line per entry; the entry's ordinal stands in.
+            try:
+                yield entry_from_object(path, obj, ordinal)
+            except ImportRefused as exc:
+                raise ImportRefused(path, f"entry {ordinal}: {exc.reason}") from None
+            if stream.take_one_of(",]") == "]":
+                return
+
+    first = stream.peek()
+    if first == "[":
+        yield from entries()
+    elif first == "{":
+        stream.take()
+        seen: set[str] = set()
+        while stream.peek() != "}":
+            if seen:
+                stream.expect(",")
+            key = stream.value("a key")
+            if not isinstance(key, str):
+                stream.fail("an object key must be text")
+            if key in seen:
+                stream.fail(f"the key {key!r} appears twice in one object")
+            seen.add(key)
+            stream.expect(":")
+            if key == "entries":
+                if stream.peek() != "[":
+                    raise ImportRefused(path, "the JSON must be a list of entries or an object with an 'entries' list.")
+                yield from entries()
+                continue
+            value = stream.value(f"the value of {key!r}")
+            if key == "format" and value != formats.JSON_FORMAT_NAME:
+                raise ImportRefused(path, f"the JSON is a {value!r} file, not a Hashlens listing.")
+        stream.take()
+        if "entries" not in seen:
             raise ImportRefused(path, "the JSON object has no 'entries' list.")
-        fmt = doc.get("format")
-        if fmt is not None and fmt != formats.JSON_FORMAT_NAME:
-            raise ImportRefused(path, f"the JSON is a {fmt!r} file, not a Hashlens listing.")
-        doc = doc["entries"]
-    if not isinstance(doc, list):
+    else:
         raise ImportRefused(path, "the JSON must be a list of entries or an object with an 'entries' list.")
-    for i, obj in enumerate(doc, 1):
-        # A document parsed whole has no line per entry; the entry's ordinal stands in.
+    if stream.peek() != "":
+        stream.fail("text after the end of the JSON document")
+
+
+_JSON_SPACE = re.compile(r"[ \t\r\n]*")
+
+
+class _JsonStream:
+    """A JSON text read in bounded chunks: values are decoded one at a time from a
+    buffer that never holds more than one value (up to MAX_JSON_ENTRY_BYTES) and a chunk."""
+
+    def __init__(self, path, f, head: bytes):
+        self.path, self.f = path, f
+        self.decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self.buf, self.pos, self.eof = "", 0, False
+        self.consumed = 0  # bytes decoded before the current buffer, for messages
+        self._feed(head.removeprefix(b"\xef\xbb\xbf"))
+
+    def _feed(self, raw: bytes, final: bool = False) -> None:
         try:
-            yield entry_from_object(path, obj, i)
-        except ImportRefused as exc:
-            raise ImportRefused(path, f"entry {i}: {exc.reason}") from None
+            text = self.decoder.decode(raw, final)
+        except UnicodeDecodeError as exc:
+            raise ImportRefused(self.path, f"the bytes are not valid UTF-8 ({exc.reason}) near byte "
+                                           f"{self.consumed + exc.start:,}.") from None
+        self.buf = self.buf[self.pos:] + text
+        self.pos = 0
+
+    def _more(self, at_least: int = _READ_CHUNK) -> bool:
+        if self.eof:
+            return False
+        raw = self.f.read(max(at_least, _READ_CHUNK))
+        self.consumed += len(raw)
+        if not raw:
+            self.eof = True
+            self._feed(b"", final=True)
+            return False
+        self._feed(raw)
+        return True
+
+    def fail(self, reason: str):
+        raise ImportRefused(self.path, f"invalid JSON: {reason}.")
+
+    def peek(self) -> str:
+        """The next character that is not white space ('' at the end), not consumed."""
+        while True:
+            self.pos = _JSON_SPACE.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._more():
+                return ""
+
+    def take(self) -> str:
+        c = self.peek()
+        self.pos += 1
+        return c
+
+    def expect(self, char: str) -> None:
+        found = self.take()
+        if found != char:
+            self.fail(f"expected '{char}', found {found!r}" if found else f"expected '{char}'; the file ends too early")
+
+    def take_one_of(self, chars: str) -> str:
+        found = self.take()
+        if not found or found not in chars:
+            self.fail(f"expected one of {', '.join(repr(c) for c in chars)}, found {found!r}" if found
+                      else "the file ends too early: is it truncated?")
+        return found
+
+    def value(self, what: str):
+        """Decode one JSON value, reading more while it is unfinished, up to the cap."""
+        if self.peek() == "":
+            self.fail(f"expected {what}; the file ends too early")
+        while True:
+            try:
+                obj, end = _decoder.raw_decode(self.buf, self.pos)
+            except RecursionError:
+                raise ImportRefused(self.path, f"{what}: the JSON is nested too deeply.") from None
+            except json.JSONDecodeError as exc:
+                # An unfinished value fails at the end of the buffer (or, for a string,
+                # where the string starts); anything else is a real error.
+                unfinished = exc.msg.startswith("Unterminated string") or exc.pos >= len(self.buf) - 8
+                if not (unfinished and self._grow(what)):
+                    raise ImportRefused(self.path, f"{what}: invalid JSON ({exc.msg}).") from None
+                continue
+            except ValueError as exc:
+                raise ImportRefused(self.path, f"{what}: invalid JSON: {exc}.") from None
+            if end == len(self.buf) and self._grow(what):
+                continue  # a number may go on in the next chunk
+            self.pos = end
+            return obj
+
+    def _grow(self, what: str) -> bool:
+        pending = len(self.buf) - self.pos
+        if pending > MAX_JSON_ENTRY_BYTES:
+            raise ImportRefused(self.path, f"{what} is longer than {MAX_JSON_ENTRY_BYTES:,} characters, the limit "
+                                           "on one entry; no entry of a listing is that long.")
+        # Reading as much again as is pending keeps the re-parsing linear.
+        return self._more(pending)
 
 
 def _json_lines(path, f) -> Iterator[ImportedEntry]:
@@ -317,11 +449,22 @@ def read_csv(path, f, delimiter: str, spreadsheet_safe: bool) -> Iterator[Import
     """A Hashlens CSV/TSV export. In the spreadsheet-safe dialect every cell that starts
     with an apostrophe loses it (`cells.restore`), undoing the export exactly; a cell that
     starts with a formula trigger cannot come from that dialect and is refused."""
-    lines = _text_lines(path, f)
+    record_size = 0
+
+    def lines() -> Iterator[str]:
+        # A quoted field runs on across lines; the whole record is capped as it is read.
+        nonlocal record_size
+        for number, text in _numbered_text_lines(path, f):
+            record_size += len(text)
+            if record_size > MAX_RECORD_BYTES:
+                raise ImportRefused(path, f"a CSV record is longer than {MAX_RECORD_BYTES:,} characters, the limit on "
+                                          "one entry (is a closing quote missing?).", number)
+            yield text
+
     previous = csv.field_size_limit()
     csv.field_size_limit(MAX_CSV_FIELD)
     try:
-        reader = csv.reader(lines, delimiter=delimiter, strict=True)
+        reader = csv.reader(lines(), delimiter=delimiter, strict=True)
         try:
             header = next(reader, None)
         except csv.Error as exc:
@@ -332,6 +475,7 @@ def read_csv(path, f, delimiter: str, spreadsheet_safe: bool) -> Iterator[Import
             header = [restore(c) for c in header]
         spec = _csv_columns(path, header)
         while True:
+            record_size = 0
             try:
                 cells = next(reader)
             except StopIteration:
@@ -358,12 +502,12 @@ def read_csv(path, f, delimiter: str, spreadsheet_safe: bool) -> Iterator[Import
         csv.field_size_limit(previous)
 
 
-def _text_lines(path, f) -> Iterator[str]:
+def _numbered_text_lines(path, f) -> Iterator[tuple[int, str]]:
     for number, raw in _binary_lines(path, f):
         text = _decode_line(path, raw, number)
         if number == 1:
             text = text.removeprefix("\ufeff")
-        yield text
+        yield number, text
 
 
 def _csv_columns(path, header: list[str]) -> list[tuple[str, str | None]]:

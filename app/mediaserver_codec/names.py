@@ -25,8 +25,11 @@ LIST_IMAGE_HASH_DATABASES = "ListImageHashDatabases"
 RENAME_IMAGE_HASH_DATABASE = "RenameImageHashDatabase"
 REMOVE_IMAGE_HASH_DATABASE = "RemoveImageHashDatabase"
 
-# Media Server's queue of asynchronous actions (MS); Hashlens answers at once and has none.
+# Media Server's queue of asynchronous actions (MS): `hashlens serve` has one, `hashlens
+# aci` answers at once. GetStatus and GetVersion are the health checks clients send (MS).
 QUEUE_INFO = "QueueInfo"
+GET_STATUS = "GetStatus"
+GET_VERSION = "GetVersion"
 
 # Journal-only names (ours): changes made by Hashlens's own tools that no ACI action names.
 IMPORT_IMAGE_HASHES = "ImportImageHashes"

@@ -53,6 +53,11 @@ STRICT_MAX_TEXT = 4096  # every real value is at most 254 bytes
 STRICT_MAX_DEPTH = 8
 MAX_TEXT = 1 << 20
 MAX_DEPTH = 64
+# One tag, comment or processing instruction. expat (2.5 here, without reparse
+# deferral) rescans an unfinished token on every feed: a 200 MB attribute took minutes
+# and as much memory (issue 10 item 5). No part of an ACI response is near this size.
+STRICT_MAX_TOKEN = 64 * 1024
+MAX_TOKEN = 1 << 20
 
 _XML_DECL = re.compile(rb"^\s*<\?xml\s+([^>]*)\?>")
 _DECL_ATTR = re.compile(rb"""(version|encoding|standalone)\s*=\s*["']([^"']*)["']""")
@@ -173,6 +178,7 @@ class _Target:
         self.what, self.strict = what, strict
         self.max_text = STRICT_MAX_TEXT if strict else MAX_TEXT
         self.max_depth = STRICT_MAX_DEPTH if strict else MAX_DEPTH
+        self.max_token = STRICT_MAX_TOKEN if strict else MAX_TOKEN
         self.parser = None  # set once the parser exists, for line numbers
         self.parts: list[ResponsePart] = []
         self.stack: list[str] = []
@@ -364,6 +370,21 @@ class _Target:
             self.fail(f"the <image> has more than one <{name}>.")
         self._image[name] = value
 
+    def comment(self, text):
+        # Handled (and dropped) so that expat reports an event, which the token cap
+        # measures from.
+        return None
+
+    def pi(self, target, text):
+        return None
+
+    def check_token(self, fed: int) -> None:
+        """Refuse once the bytes fed since expat's last event, one unfinished token, pass
+        the cap (text is reported as it arrives, so at most about a chunk of it waits)."""
+        if fed - self.parser.parser.CurrentByteIndex > self.max_token + 2 * _READ_CHUNK:
+            self.fail(f"a tag, comment or processing instruction is longer than {self.max_token:,} bytes, the "
+                      "limit on one token; no part of an ACI response is that long.")
+
     def close(self):
         return None
 
@@ -408,12 +429,15 @@ def iter_response(source, *, what: str = "The response", strict: bool = False,
     parser = DefusedXMLParser(target=target, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     target.parser = parser
     first, closing = True, False
+    fed = 0
     try:
         for chunk in _chunks(source):
             if first:
                 check_declaration(what, chunk, document)
                 first = False
             parser.feed(chunk)
+            fed += len(chunk)
+            target.check_token(fed)
             if target.parts:
                 yield from target.parts
                 target.parts = []

@@ -56,26 +56,39 @@ def element(name: str, text: str) -> str:
 
 
 def error(action: str, err: HashlensError, when: float | None = None) -> str:
-    """The ERROR envelope: errorid, rawerrorid, errorstring, errordescription, errorcode,
-    errortime, in that order (MS)."""
+    """The ERROR envelope around one `error_element`."""
+    safe_action = _safe_action(action)
+    return (
+        _open(safe_action, "ERROR") + "  <responsedata>\n"
+        + error_element(safe_action, err, when, indent="    ")
+        + "  </responsedata>\n</autnresponse>\n"
+    )
+
+
+def _safe_action(action: str) -> str:
+    return response_action(action) if first_bad_xml_char(action) is None else "UNKNOWN"
+
+
+def error_element(action: str, err: HashlensError, when: float | None = None, indent: str = "") -> str:
+    """One <error> with errorid, rawerrorid, errorstring, errordescription, errorcode,
+    errortime, in that order (MS); also what a failed queued action reports."""
     failure = err.failure
     stamp = time.strftime("%d %b %y %H:%M:%S", time.gmtime(when if when is not None else time.time()))
-    safe_action = response_action(action) if first_bad_xml_char(action) is None else "UNKNOWN"
     description = err.description
     if first_bad_xml_char(description) is not None:
         description = description.encode("ascii", "backslashreplace").decode("ascii")
         description = "".join(c if first_bad_xml_char(c) is None else "?" for c in description)
-    safe_id = "".join(c for c in safe_action if c.isalnum())
+    safe_id = "".join(c for c in _safe_action(action) if c.isalnum())
+    inner = indent + "  "
     return (
-        _open(safe_action, "ERROR")
-        + "  <responsedata>\n    <error>\n"
-        + f"      <errorid>{PRODUCT}{xml_text(safe_id)}{failure.number}</errorid>\n"
-        + f"      <rawerrorid>0x{failure.number:X}</rawerrorid>\n"
-        + f"      <errorstring>{xml_text(failure.short)}</errorstring>\n"
-        + f"      <errordescription>{xml_text(description)}</errordescription>\n"
-        + f"      <errorcode>{failure.code}</errorcode>\n"
-        + f"      <errortime>{stamp}</errortime>\n"
-        + "    </error>\n  </responsedata>\n</autnresponse>\n"
+        f"{indent}<error>\n"
+        + f"{inner}<errorid>{PRODUCT}{xml_text(safe_id)}{failure.number}</errorid>\n"
+        + f"{inner}<rawerrorid>0x{failure.number:X}</rawerrorid>\n"
+        + f"{inner}<errorstring>{xml_text(failure.short)}</errorstring>\n"
+        + f"{inner}<errordescription>{xml_text(description)}</errordescription>\n"
+        + f"{inner}<errorcode>{failure.code}</errorcode>\n"
+        + f"{inner}<errortime>{stamp}</errortime>\n"
+        + f"{indent}</error>\n"
     )
 
 

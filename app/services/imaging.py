@@ -86,6 +86,15 @@ def open_image(data: bytes, source: str = "image") -> Image.Image:
     return image
 
 
+def display_image(data: bytes, max_side: int, source: str = "image") -> Image.Image:
+    """Decode with `open_image`'s safety rules, shrink to fit `max_side` and convert to
+    RGBA: the one decoder behind every picture the window shows."""
+    image = open_image(data, source)
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side))
+    return image.convert("RGBA")
+
+
 def phash_of(image: Image.Image) -> int:
     """Hashlens's 64-bit pHash (imagehash's DCT hash); not Media Server's own measure."""
     return int(str(imagehash.phash(image)), 16)

@@ -1,4 +1,6 @@
-"""Every ACI action and its error cases, on SQLite and the local PostgreSQL and MariaDB."""
+"""Every ACI action and its error cases, on SQLite and the local PostgreSQL and MariaDB;
+and the same again over HTTP against a running `hashlens serve` (GET, POST form and the
+JSON form) on SQLite and PostgreSQL, through the `transport` fixture."""
 
 from __future__ import annotations
 
@@ -10,13 +12,47 @@ import pytest
 
 from app.aci.actions import handle
 from app.domain import ListingQuery
+from tests.serve.client import HttpAci, start
+
+_send = None  # the transport of the running test: (store, request) -> (ok, xml text)
+
+
+def _direct(store, request: str) -> tuple[bool, str]:
+    answer = handle(store, request)
+    return answer.ok, answer.text()
+
+
+@pytest.fixture(autouse=True, params=["direct", "http-get", "http-post", "http-json"])
+def transport(request, store_url, store, tmp_path):
+    """Run each test directly through the dispatcher, then over HTTP (on SQLite and
+    PostgreSQL) against a server on the same store; paths are allowed everywhere here,
+    `tests/serve` tests the --allow-dir refusals."""
+    global _send
+    if request.param == "direct":
+        _send = _direct
+        yield request.param
+        return
+    if store_url.startswith("mysql"):
+        pytest.skip("the HTTP runs use SQLite and PostgreSQL")
+    server = start(store_url, tmp_path, allow_dirs=("/",))
+    client = HttpAci(server, request.param.removeprefix("http-"))
+    _send = lambda store, text: client(text)  # noqa: E731
+    try:
+        yield request.param
+    finally:
+        server.stop()
+        _send = None
+
+
+class _Answer:
+    def __init__(self, ok: bool):
+        self.ok = ok
 
 
 def aci(store, request: str):
-    answer = handle(store, request)
-    text = answer.text()
+    ok_flag, text = _send(store, request)
     root = ET.fromstring(text)
-    return answer, root, text
+    return _Answer(ok_flag), root, text
 
 
 def ok(store, request: str) -> ET.Element:

@@ -16,7 +16,8 @@ from app.domain import Failure, HashlensError, ListingQuery  # noqa: E402
 from app.services import actions  # noqa: E402
 from app.store import Store  # noqa: E402
 from ui import audit_view  # noqa: E402
-from ui.audit_view import AuditWindow, BitGrid  # noqa: E402
+from ui.audit_view import AuditWindow  # noqa: E402
+from ui.phash_grid import PhashGrid  # noqa: E402
 
 WAIT = 60_000
 
@@ -86,8 +87,8 @@ def test_missing_images_show_the_bit_difference(qtbot, store, window):
                  if window.groups_tree.topLevelItem(i).child(0).text(0) == "motorcycle-left")
     with qtbot.waitSignal(window.thumbnails_loaded, timeout=WAIT):
         window.groups_tree.itemClicked.emit(window.groups_tree.topLevelItem(index), 0)
-    grids = window.preview.findChildren(BitGrid, "bitgrid")
-    assert len(grids) == 1 and grids[0].diff.bit_count() == group.max_distance == 4
+    grids = window.preview.findChildren(PhashGrid, "bitgrid")
+    assert len(grids) == 1 and grids[0].differing_bits == group.max_distance == 4
     assert len(window.preview.findChildren(QLabel, "thumbnail")) == 1
 
 
@@ -130,7 +131,7 @@ def test_close_cancels_and_leaves_no_thread_running(qtbot, store, monkeypatch):
     w.run()
     assert started.wait(10)
     w.close()
-    assert w.pool.activeThreadCount() == 0
+    assert w.workers.active_threads == 0
 
 
 def test_with_a_parent_it_is_still_its_own_window(qtbot, store):
@@ -166,7 +167,7 @@ def test_charts_paint_bars(qtbot, window):
 def test_save_report(qtbot, window, tmp_path):
     _run(qtbot, window)
     target = tmp_path / "report.html"
-    with qtbot.waitSignal(window._relay.progress, timeout=WAIT):
+    with qtbot.waitSignal(window.report_saved, timeout=WAIT):
         window.save_report(str(target))
     text = target.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>") and "data:image/png;base64," in text

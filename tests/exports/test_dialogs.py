@@ -139,11 +139,12 @@ def test_cancel_leaves_no_file(qtbot, settings, store, out, boxes, monkeypatch):
     dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("json"))
     dialog.path_edit.setText(str(target))
     dialog.export_button.click()
-    assert dialog.runner.progress is not None and not dialog.export_button.isEnabled()
-    with qtbot.waitSignal(dialog.runner.job.relay.failed, timeout=20000):
-        dialog.runner.progress.findChild(QPushButton).click()  # the progress dialog's Cancel button
-        gate.set()
-    assert "cancelled" in dialog.status.text() and target.read_text() == "previous"
+    progress = dialog.task.dialog
+    assert progress is not None and progress.isVisible() and not dialog.export_button.isEnabled()
+    progress.findChild(QPushButton).click()  # the progress dialog's Cancel button
+    gate.set()
+    qtbot.waitUntil(lambda: "cancelled" in dialog.status.text(), timeout=20000)
+    assert target.read_text() == "previous" and not progress.isVisible() and dialog.task is None
     assert not parts_in(out) and not boxes and dialog.export_button.isEnabled()
 
 
@@ -180,8 +181,9 @@ def test_closing_during_an_export_cancels_and_waits(qtbot, settings, store, out,
     dialog.path_edit.setText(str(out / "x.csv"))
     dialog.export_button.click()
     assert started.wait(10)
+    job = dialog.task.job
     dialog.reject()
-    assert dialog.runner.pool.activeThreadCount() == 0
+    assert job.ended.is_set() and dialog.workers.active_threads == 0
     assert not (out / "x.csv").exists() and not parts_in(out)
 
 

@@ -233,7 +233,7 @@ HOSTILE = [
     ("json_no_entries.json", '{"rows": []}', "unknown field 'rows'", 1),
     ("json_no_entries2.json", '{"format": "hashlens-listing",\n"rows": []}', "no 'entries' list", None),
     # CSV and TSV (X9)
-    ("big_field.csv", "identifier,phash\r\n" + "x" * (17 * 1024 * 1024) + ",01\r\n", "field larger than field limit", 2),
+    ("big_field.csv", "identifier,phash\r\n" + "x" * (17 * 1024 * 1024) + ",01\r\n", "the limit on one line", 2),
     ("nul.csv", "identifier,phash\r\na\x00b,01\r\n", "NUL", 2),
     ("semicolon.csv", "identifier;phash\r\na;01\r\n", "unknown column 'identifier;phash'", 1),
     ("cells.csv", "identifier,phash\r\na,01,extra\r\n", "3 cells; the header has 2", 2),

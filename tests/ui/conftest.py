@@ -117,8 +117,12 @@ def make_window(qtbot, monkeypatch):
     windows = []
 
     def make(url: str | None = None, *, read_only: bool = False, force_read_only: bool = False,
-             poll_ms: int = 60_000, wait: bool = True):
+             poll_ms: int = 60_000, wait: bool = True, create: bool = True):
         window = MainWindow(force_read_only=force_read_only, poll_ms=poll_ms)
+        # "Create a new store there?" is answered with `create`; the paths asked about are kept.
+        window.create_questions = []
+        monkeypatch.setattr(window.prompter, "create_store",
+                            lambda path: window.create_questions.append(path) or create)
         qtbot.addWidget(window)
         windows.append(window)
         window.show()

@@ -29,7 +29,7 @@ def test_browse_filter_and_change_a_server_store(qtbot, make_window, request, mo
     url = request.getfixturevalue(backend)
     _small_store(url)
     window = make_window(url)
-    assert window.databases.names() == ["Other", "Server"]
+    assert window.database_panel.names() == ["Other", "Server"]
     assert window.filter_panel.database == "Other"
     window.select_database("Server")
     qtbot.waitUntil(lambda: window.model.query.database == "Server", timeout=5000)

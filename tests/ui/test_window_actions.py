@@ -110,7 +110,7 @@ def test_move_to_another_database(qtbot, window, answers):
     assert window.model.row(3).identifier == "a004"
     assert window.model.count.value == ANIMALS_TOTAL - 1
     assert window.action_log.lines[-1] == "action=MoveImageHash&database=Animals&identifier=a003&newdatabase=Plants"
-    qtbot.waitUntil(lambda: dict((d.name, d.entry_count) for d in window.databases.databases())["Plants"] == 4,
+    qtbot.waitUntil(lambda: dict((d.name, d.entry_count) for d in window.database_panel.model.databases())["Plants"] == 4,
                     timeout=3000)
 
 
@@ -148,9 +148,9 @@ def test_database_actions(qtbot, window, answers):
     qtbot.waitUntil(lambda: window.filter_panel.database == "Bees", timeout=3000)
     answers.set(confirm=[True])
     changed(qtbot, window, window.entry_actions.remove_database.trigger)
-    qtbot.waitUntil(lambda: "Bees" not in window.databases.names(), timeout=3000)
+    qtbot.waitUntil(lambda: "Bees" not in window.database_panel.names(), timeout=3000)
     assert window.action_log.lines[-1] == "action=RemoveImageHashDatabase&database=Bees"
-    assert window.filter_panel.database in window.databases.names()
+    assert window.filter_panel.database in window.database_panel.names()
 
 
 def test_train_files_with_progress(qtbot, window, answers, tmp_path):

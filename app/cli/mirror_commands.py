@@ -1,0 +1,130 @@
+"""`hashlens pull`, `hashlens mirrors` and `hashlens diff`: mirror Media Server databases and see what changed."""
+
+from __future__ import annotations
+
+import codecs
+import sys
+
+from app.cli.common import TerminalProgress, positive_int, whole_number
+from app.exports.atomic import AtomicFile
+from app.mediaserver.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT, MediaServerClient
+from app.mediaserver.pull import DEFAULT_PAGE_SIZE
+from app.services import diff_report, mirror
+from app.services.diff import DiffCounts, compare
+from app.store import Store, mirrors
+
+# Exit status of `diff` when the two sides differ (0 when equal), so scripts can tell.
+DIFFERENT = 3
+
+
+def add_commands(subparsers) -> None:
+    p = subparsers.add_parser(
+        "pull", help="copy a Media Server database into a local mirror (a new snapshot)",
+        description="Page through ListImageHashes (imagestatus and metadata) on the Media Server at URL "
+                    "(http(s)://host:port, port 14000 when omitted) and store DATABASE as the next snapshot "
+                    "of the mirror NAME (default: DATABASE). The snapshot is stored only when the whole "
+                    "database has been read: a failed or cancelled pull keeps the previous one.")
+    p.add_argument("url", help="the Media Server's ACI address, e.g. http://mediaserver:14000")
+    p.add_argument("database", help="the image-hash database on the server")
+    p.add_argument("--into", metavar="NAME", help="the local mirror's name (default: DATABASE)")
+    p.add_argument("--page-size", type=positive_int, default=DEFAULT_PAGE_SIZE, metavar="N",
+                   help=f"entries per request (default {DEFAULT_PAGE_SIZE:,})")
+    p.add_argument("--timeout", type=positive_int, default=int(DEFAULT_TIMEOUT), metavar="S",
+                   help=f"seconds to wait for an answer (default {DEFAULT_TIMEOUT:g})")
+    p.add_argument("--retries", type=whole_number(0), default=DEFAULT_RETRIES, metavar="N",
+                   help=f"tries again after a network fault, with backoff (default {DEFAULT_RETRIES})")
+    p.add_argument("--ca-file", metavar="FILE", help="https: trust this CA bundle instead of the system's")
+    p.add_argument("--cert", metavar="FILE", help="https: a client certificate (PEM)")
+    p.add_argument("--key", metavar="FILE", help="https: the client certificate's key, if not in --cert")
+    p.set_defaults(handler=run_pull)
+
+    m = subparsers.add_parser("mirrors", help="list the mirrors of Media Server databases and their snapshots",
+                              description="Each mirror with its source and latest snapshot; with NAME, "
+                                          "every snapshot of that mirror.")
+    m.add_argument("name", nargs="?", help="a mirror")
+    m.set_defaults(handler=run_mirrors)
+
+    d = subparsers.add_parser(
+        "diff", help="what changed between two snapshots of a mirror, or between two databases",
+        description="With NAME alone: the two latest snapshots of the mirror NAME (or --from/--to, each a "
+                    "snapshot number or a date such as 2026-11-30 or 2026-11-30T14:00 UTC). With NAME "
+                    "and OTHER: two databases or mirrors as they are now, OTHER in --other-store if given. "
+                    f"Exit status 0 when nothing differs, {DIFFERENT} when something does.")
+    d.add_argument("name", help="a mirror, or a database")
+    d.add_argument("other", nargs="?", help="a second database or mirror to compare NAME with")
+    d.add_argument("--from", dest="from_", metavar="SNAPSHOT", help="the older snapshot (number or date)")
+    d.add_argument("--to", metavar="SNAPSHOT", help="the newer snapshot (number or date; default the latest)")
+    d.add_argument("--other-store", metavar="URL", help="the store holding OTHER (default: this store)")
+    d.add_argument("--format", choices=diff_report.FORMATS, default="text", help="text (default), json, csv, html")
+    d.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of standard output")
+    d.set_defaults(handler=run_diff)
+
+
+def run_pull(store, args) -> int:
+    client = MediaServerClient(args.url, timeout=float(args.timeout), retries=args.retries, ca_file=args.ca_file,
+                               cert_file=args.cert, key_file=args.key)
+    name = args.into or args.database
+    progress = TerminalProgress(f"pull {name}")
+    try:
+        report = mirror.pull_mirror(store, client, args.database, into=args.into, page_size=args.page_size,
+                                    progress=lambda p: progress(p.entries, None))
+    except KeyboardInterrupt:
+        progress.finish()
+        print(f"hashlens: pull cancelled; nothing was stored and '{name}' is as it was.", file=sys.stderr)
+        return 130
+    progress.finish()
+    print(report.text())
+    return 0
+
+
+def run_mirrors(store, args) -> int:
+    if args.name:
+        found = mirrors.snapshots(store, args.name)
+        if not found:
+            print(f"hashlens: '{args.name}' is not a mirror.", file=sys.stderr)
+            return 1
+        for snap in found:
+            print(f"{snap.number:>4}  {mirror.iso_time(snap.taken_at)}  {snap.entry_count:>12,}  {snap.source.describe()}")
+        return 0
+    listed = mirrors.list_mirrors(store)
+    if not listed:
+        print("No mirrors. Make one with: hashlens pull URL DATABASE")
+        return 0
+    for name, source, latest in listed:
+        as_of = (f"snapshot {latest.number}, {latest.entry_count:,} entries, as of {mirror.iso_time(latest.taken_at)}"
+                 if latest else "no snapshot")
+        print(f"{name}  ({source.describe()}): {as_of}")
+    return 0
+
+
+def run_diff(store, args) -> int:
+    other_store = None
+    try:
+        if args.other is None:
+            if args.other_store:
+                print("hashlens: --other-store needs OTHER, the database to compare with.", file=sys.stderr)
+                return 2
+            sides = mirror.compare_snapshots(store, args.name, args.from_, args.to)
+        else:
+            if args.from_ or args.to:
+                print("hashlens: --from/--to pick snapshots of one mirror; give NAME alone with them.",
+                      file=sys.stderr)
+                return 2
+            if args.other_store:
+                other_store = Store.open(args.other_store, read_only=True, create=False)
+            sides = mirror.compare_databases(store, args.name, other_store or store, args.other)
+        counts = DiffCounts()
+        differences = compare(sides.old, sides.new, counts)
+        if args.output:
+            with AtomicFile(args.output, store_path=store.location.path) as f:
+                out = codecs.getwriter("utf-8")(f.file)
+                diff_report.write(out, args.format, differences, counts, old_name=sides.old_name,
+                                  new_name=sides.new_name)
+            print(diff_report.summary_line(counts), file=sys.stderr)
+        else:
+            diff_report.write(sys.stdout, args.format, differences, counts, old_name=sides.old_name,
+                              new_name=sides.new_name)
+    finally:
+        if other_store is not None:
+            other_store.close()
+    return 0 if counts.equal else DIFFERENT

@@ -1,0 +1,54 @@
+"""A pull's staging file: entries as they arrive, on disk, until the whole pull is proven and can be stored at once.
+
+A pull can take minutes and may have to start again when the server changes under it;
+staging outside the store keeps the store's write transaction short (it opens only
+once the pull is complete) and keeps memory flat. One JSON array per line; the file is
+anonymous (deleted by the system when closed or when the process dies).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+
+from app.mediaserver_codec.reader import ListedEntry
+from app.services.diff import DiffEntry
+
+
+class Staging:
+    """A PullSink on an anonymous temporary file. Use as a context manager."""
+
+    def __init__(self, folder: str | None = None):
+        self._file = tempfile.TemporaryFile(mode="w+b", dir=folder, prefix="hashlens-pull-")
+        self.count = 0
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def restart(self) -> None:
+        self._file.seek(0)
+        self._file.truncate()
+        self.count = 0
+
+    def add(self, entries: list[ListedEntry]) -> None:
+        dumps = json.dumps
+        lines = [dumps([e.identifier, e.label, e.has_image_data, e.metadata or ()], ensure_ascii=False)
+                 for e in entries]
+        self._file.write(("\n".join(lines) + "\n").encode("utf-8"))
+        self.count += len(entries)
+
+    def entries(self) -> Iterator[DiffEntry]:
+        """Every staged entry, in server order."""
+        self._file.flush()
+        self._file.seek(0)
+        loads = json.loads
+        for line in self._file:
+            identifier, label, has_image_data, metadata = loads(line)
+            yield DiffEntry(identifier, label, has_image_data, tuple(map(tuple, metadata)))

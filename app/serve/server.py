@@ -1,0 +1,175 @@
+"""The running server: waitress for HTTP, a store connection per worker, the action
+queue, the request log, and a clean stop.
+
+waitress (pure-Python WSGI, maintained by the Pylons project) was chosen because it is
+made for exactly this: a bounded pool of worker threads, request header and body size
+limits enforced before the application sees a byte, buffering of slow clients in its
+event loop so they cannot hold a worker, idle-connection timeouts, and no C extension
+or external process to install (docs/serve.md)."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import platformdirs
+import waitress.server
+import waitress.task
+
+from app.serve.queue import ActionQueue
+from app.serve.settings import ServeSettings
+from app.serve.transport import AciApp, StorePool, Watchdog
+
+log = logging.getLogger("hashlens.serve")
+LOG_BYTES = 5_000_000
+LOG_BACKUPS = 5
+
+
+def default_log_path() -> Path:
+    return Path(platformdirs.user_log_dir("hashlens", appauthor=False)) / "serve.log"
+
+
+def open_store(url: str, read_only: bool):
+    """The store for one worker: `app.sources.open_source` where it exists, else `Store.open`."""
+    try:
+        from app.sources import open_source
+    except ImportError:
+        from app.store import Store
+
+        return Store.open(url, read_only=read_only)
+    return open_source(url, read_only=read_only)
+
+
+class _Dispatcher(waitress.task.ThreadedTaskDispatcher):
+    """waitress's worker pool, closing each worker's store connection when the worker ends."""
+
+    def __init__(self, stores: StorePool):
+        super().__init__()
+        self._stores = stores
+
+    def handler_thread(self, thread_no):
+        try:
+            super().handler_thread(thread_no)
+        finally:
+            self._stores.close_current()
+
+
+class Server:
+    """`hashlens serve` in-process: `start()` binds and serves on background threads
+    (so a window or a test keeps its own thread), `stop()` ends it cleanly."""
+
+    def __init__(self, settings: ServeSettings, *, gate: threading.Event | None = None):
+        self.settings = settings
+        self._gate = gate
+        self._server = None
+        self._thread: threading.Thread | None = None
+        self._log_handler: logging.Handler | None = None
+        self._stopped = threading.Event()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.effective_port)
+
+    @property
+    def url(self) -> str:
+        host = self._server.effective_host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/"
+
+    def start(self) -> "Server":
+        s = self.settings
+        # Opening one store now reports a bad URL or an unreachable server before binding.
+        open_store(s.store_url, s.read_only).close()
+        self._start_log()
+        stores = StorePool(lambda: open_store(s.store_url, s.read_only))
+        self.queue = ActionQueue(lambda: open_store(s.store_url, s.read_only), lambda st: st.close(),
+                                 workers=s.queue_workers, gate=self._gate)
+        self.watchdog = Watchdog()
+        self.app = AciApp(s, stores, self.queue, self.watchdog)
+        self._dispatcher = _Dispatcher(stores)
+        self._dispatcher.set_thread_count(s.threads)
+        try:
+            self._server = waitress.server.create_server(
+                self.app, _dispatcher=self._dispatcher, host=s.host, port=s.port, threads=s.threads,
+                connection_limit=s.connection_limit, channel_timeout=s.idle_timeout,
+                # The request line and headers: a GET may carry base64 imagedata, up to
+                # four times MaxInputString in all; beyond that waitress answers 431.
+                max_request_header_size=max(262_144, 4 * s.max_input_string),
+                # The body: the upload plus the other fields; beyond that waitress answers
+                # 413 before reading it (reliability H5).
+                max_request_body_size=s.max_upload_bytes * 2 + 4 * s.max_input_string,
+                ident="Hashlens", expose_tracebacks=False, clear_untrusted_proxy_headers=True,
+            )
+        except BaseException:
+            self.queue.shutdown(1)
+            self._dispatcher.shutdown(timeout=1)
+            self._release()
+            raise
+        self.app.server_port = self.port
+        self.queue.token_prefix = f"{self._server.effective_host}:{self.port}"
+        self._thread = threading.Thread(target=self._server.run, name="hashlens-serve", daemon=True)
+        self._thread.start()
+        log.info("serving %s on %s (read-only: %s)", _safe_url(s.store_url), self.url, s.read_only)
+        return self
+
+    def _start_log(self) -> None:
+        path = Path(self.settings.log_path) if self.settings.log_path else default_log_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS,
+                                                       encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        for name in ("hashlens.serve", "waitress"):
+            logger = logging.getLogger(name)
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+        # waitress warns of queue depth under load; that is expected, not news.
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+        self.log_path = path
+        self._log_handler = handler
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server has stopped (the command line's main thread)."""
+        return self._stopped.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting, cancel queued actions and stop the running ones (an import
+        rolls back whole), let requests in progress finish, then close every connection."""
+        if self._server is None or self._stopped.is_set():
+            return
+        server, deadline = self._server, time.monotonic() + timeout
+        server.trigger.pull_trigger(lambda: waitress.server.wasyncore.dispatcher.close(server))
+        self.queue.shutdown(max(0.5, deadline - time.monotonic()))
+        self._dispatcher.shutdown(cancel_pending=True, timeout=max(0.5, deadline - time.monotonic()))
+        # Let the event loop send what finished requests wrote before closing the sockets.
+        while time.monotonic() < deadline and any(
+                getattr(ch, "total_outbufs_len", 0) for ch in list(server._map.values())):
+            time.sleep(0.02)
+        server.trigger.pull_trigger(lambda: [d.handle_close() for d in list(server._map.values())])
+        self._thread.join(max(0.5, deadline - time.monotonic()))
+        log.info("stopped")
+        self._release()
+        self._stopped.set()
+
+    def _release(self) -> None:
+        if hasattr(self, "watchdog"):
+            self.watchdog.close()
+        if hasattr(self, "app"):
+            shutil.rmtree(self.app.upload_dir, ignore_errors=True)
+        if self._log_handler is not None:
+            for name in ("hashlens.serve", "waitress"):
+                logging.getLogger(name).removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
+
+
+def _safe_url(url: str) -> str:
+    """The store URL without a password, for the log."""
+    if "@" in url and "://" in url:
+        scheme, _, rest = url.partition("://")
+        creds, _, host = rest.rpartition("@")
+        return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+    return url

@@ -1,0 +1,202 @@
+"""`hashlens serve` under load with wrk (issue 13): ListImageHashes pages of 50 at random
+`start` on a 1,000,000-entry SQLite store, beside the floor of the same run.
+
+The floor is the same server stack (waitress with the same settings, in its own
+process) answering a fixed autnresponse body, so it shows what HTTP alone costs on this
+machine at this moment; the served figures are read against it. wrk keeps 64
+connections busy for 30 s; a Lua script picks a random `start` for each request and
+counts every answer that is not HTTP 200 with <response>SUCCESS</response> as an error.
+
+    .venv/bin/python benchmarks/serve.py [--count 1000000] [--duration 30] [--connections 64]
+
+Needs `wrk` (Debian package `wrk`). Targets: 0 errors, at least 1,000 requests/s, p99
+under 50 ms; the exit status is 1 when one is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_common import DATA, DATABASE, ROOT, sample_store  # noqa: E402
+
+TARGET_RPS = 1000
+TARGET_P99_MS = 50.0
+PAGE = 50
+
+LUA = r"""
+local max_start = tonumber(os.getenv("BENCH_MAX_START"))
+local database = os.getenv("BENCH_DATABASE")
+local fixed = os.getenv("BENCH_FIXED") == "1"
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  counter = counter + 1
+  thread:set("seed", counter)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  math.randomseed(os.time() * 100 + seed)
+  bad = 0
+end
+
+function request()
+  local path
+  if fixed then
+    path = "/action=GetVersion"
+  else
+    path = "/action=ListImageHashes&database=" .. database .. "&start=" .. math.random(1, max_start)
+           .. "&maxresults=" .. os.getenv("BENCH_PAGE")
+  end
+  return wrk.format("GET", path)
+end
+
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, "<response>SUCCESS</response>", 1, true) then
+    bad = bad + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local bad_total = 0
+  for _, t in ipairs(threads) do bad_total = bad_total + t:get("bad") end
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "socket_errors": %d, "bad_answers": %d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, bad_total))
+end
+"""
+
+# The floor: waitress with the server's own settings, answering one fixed body.
+FLOOR_APP = r"""
+import sys, waitress
+from app.mediaserver_codec import writer as response
+body = response.success("GetVersion", ["<version>floor</version>"]).encode()
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/xml; charset=UTF-8"), ("Content-Length", str(len(body)))])
+    return [body]
+waitress.serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.argv[2]), connection_limit=200,
+               channel_timeout=30, ident="Hashlens", _quiet=True)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, limit: float = 120.0) -> None:
+    give_up = time.monotonic() + limit
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with status {proc.returncode} before answering")
+        try:
+            with urllib.request.urlopen(url + "action=GetVersion", timeout=5) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > give_up:
+            raise SystemExit("the server did not answer within 2 minutes")
+        time.sleep(0.2)
+
+
+def run_wrk(url: str, script: Path, env: dict, args) -> dict:
+    cmd = ["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "10s", "-s", str(script), url]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.duration + 120)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
+    result = json.loads(line[len("RESULT "):])
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["errors"] = result["socket_errors"] + result["bad_answers"]
+    return result
+
+
+def serve(cmd: list[str], port: int, env: dict) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/", proc)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--duration", type=int, default=30)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=8, help="server worker threads")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("benchmarks/serve.py needs wrk: apt-get install wrk")
+    store = sample_store(DATA / f"sample-{args.count}.db", args.count)
+    work = Path(tempfile.mkdtemp(prefix="hashlens-bench-serve-"))
+    script = work / "random_start.lua"
+    script.write_text(LUA)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               BENCH_MAX_START=str(args.count - PAGE + 1), BENCH_DATABASE=DATABASE, BENCH_PAGE=str(PAGE))
+    results = {}
+    try:
+        port = free_port()
+        proc = serve([sys.executable, "-c", FLOOR_APP, str(port), str(args.threads)], port, env)
+        try:
+            results["floor (fixed body)"] = run_wrk(f"http://127.0.0.1:{port}/", script, dict(env, BENCH_FIXED="1"), args)
+        finally:
+            stop(proc)
+        port = free_port()
+        proc = serve([sys.executable, "-c", "import sys; from app.cli import main; sys.exit(main())",
+                      "--store", "sqlite:///" + str(store), "--read-only", "serve", "--port", str(port),
+                      "--threads", str(args.threads), "--log", str(work / "serve.log")], port, env)
+        try:
+            results["ListImageHashes, random start"] = run_wrk(f"http://127.0.0.1:{port}/", script, env, args)
+        finally:
+            stop(proc)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\nwrk: {args.connections} connections, {args.duration} s, pages of {PAGE} on {args.count:,} entries, "
+          f"{args.threads} server threads, {os.cpu_count()} cores")
+    print(f"{'':32} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for name, r in results.items():
+        print(f"{name:32} {r['rps']:>11,.0f} {r['p50_us'] / 1000:>8.1f} {r['p99_us'] / 1000:>8.1f} {r['errors']:>7}")
+    served = results["ListImageHashes, random start"]
+    checks = [
+        ("0 errors", served["errors"] == 0, f"{served['errors']}"),
+        (f">= {TARGET_RPS:,} requests/s", served["rps"] >= TARGET_RPS, f"{served['rps']:,.0f}"),
+        (f"p99 < {TARGET_P99_MS:g} ms", served["p99_us"] / 1000 < TARGET_P99_MS, f"{served['p99_us'] / 1000:.1f} ms"),
+    ]
+    for label, passed, figure in checks:
+        print(f"  {label:24} {figure:>12}  {'ok' if passed else 'MISSED'}")
+    return 0 if all(p for _, p, _ in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

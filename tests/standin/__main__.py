@@ -1,0 +1,39 @@
+"""Run the stand-in Media Server as its own process (benchmarks): prints its URL, then obeys lines on standard input.
+
+    python -m tests.standin --entries 1000000 [--metadata 2] [--database bench]
+
+Input lines: `variant N` serves the generated database with variant N (see
+SyntheticDatabase); end of input stops the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tests.standin.server import Standin, SyntheticDatabase
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.standin")
+    parser.add_argument("--entries", type=int, required=True)
+    parser.add_argument("--metadata", type=int, default=2)
+    parser.add_argument("--database", default="bench")
+    args = parser.parse_args()
+    server = Standin({args.database: SyntheticDatabase(args.entries, args.metadata)}).start()
+    print(server.url, flush=True)
+    try:
+        for line in sys.stdin:
+            word, _, value = line.strip().partition(" ")
+            if word == "variant":
+                with server.lock:
+                    server.databases[args.database] = SyntheticDatabase(args.entries, args.metadata,
+                                                                        variant=int(value))
+                print("ok", flush=True)
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
