@@ -24,7 +24,7 @@ from app.domain import Failure, HashlensError
 from app.exports import database_file, registry
 from app.exports.fileformats.database_format import FORMAT as DATABASE
 from app.exports.importer import ImportOptions, detect_format, import_file
-from app.mediaserver_codec import names
+from app.mediaserver_codec.names import LIST_IMAGE_HASHES
 from ui.job_dialog import JobDialog
 
 _SETTING_FOLDER = "import/last_folder"
@@ -55,7 +55,7 @@ class ImportDialog(JobDialog):
 
     def _build(self, database: str | None, databases: list[str] | None) -> None:
         self.path_edit = QLineEdit()
-        self.path_edit.setPlaceholderText(f"A Hashlens export or a saved {names.LIST_IMAGE_HASHES} response")
+        self.path_edit.setPlaceholderText(f"A Hashlens export or a saved {LIST_IMAGE_HASHES} response")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._on_browse_clicked)
         path_row = QHBoxLayout()
@@ -111,7 +111,7 @@ class ImportDialog(JobDialog):
         folder = self.settings.value(_SETTING_FOLDER, "", type=str)
         path, _chosen = QFileDialog.getOpenFileName(
             self, "Import from", folder,
-            registry.import_file_filter(f"Hashlens exports and {names.LIST_IMAGE_HASHES} responses"))
+            registry.import_file_filter(f"Hashlens exports and {LIST_IMAGE_HASHES} responses"))
         if path:
             self.path_edit.setText(path)
 

@@ -15,6 +15,7 @@ from app.exports.readers import ImportedEntry, ImportRefused
 from app.exports.registry import FileFormat
 
 from .conftest import add_plain
+from .test_cli_exports import run  # noqa: F401  (the command-line fixture)
 
 MARK = "TOY-LISTING\n"
 
@@ -47,15 +48,6 @@ def toy():
     registry.register(TOY)
     yield TOY
     registry.unregister(TOY.name)
-
-
-@pytest.fixture
-def run(sqlite_url, capsys):
-    def run(*argv):
-        code = main(["--store", sqlite_url, *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
 
 
 def test_a_registered_format_is_offered_sniffed_written_and_read(toy, sqlite_store, run, tmp_path, capsys):
