@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QRadioButton,
     QVBoxLayout,
@@ -28,6 +27,7 @@ from app.domain import EntryRow, Failure, HashlensError, ListingQuery
 from app.exports.export import export_listing, scope_query, suggested_name
 from app.exports import registry
 from app.exports.formats import ExportOptions
+from ui.errors import message_box
 from ui.job_dialog import JobDialog
 
 log = logging.getLogger("hashlens.ui")
@@ -213,7 +213,7 @@ class ExportDialog(JobDialog):
             return
         text = self.path_edit.text().strip()
         if not text:
-            QMessageBox.warning(self, "Export", "Choose where to write the export (Browse…).")
+            message_box(self, "warning", "Export", "Choose where to write the export (Browse…).")
             return
         path = Path(text).expanduser()
         if self.format_combo.currentData() == "images-zip" and path.suffix.lower() != ".zip":
@@ -222,7 +222,7 @@ class ExportDialog(JobDialog):
             query, scope = self.chosen_query()
             options = self.chosen_options().validated()
         except HashlensError as exc:
-            QMessageBox.warning(self, "Export", exc.description)
+            message_box(self, "warning", "Export", exc.description)
             return
         total = len(self.page_rows) if scope == "page" else len(query.identifiers or ()) if scope == "selected" else None
         store = self.store
@@ -251,4 +251,4 @@ class ExportDialog(JobDialog):
             self.status.setText("Export cancelled; no file was written.")
             return
         self.status.setText(error.description)
-        QMessageBox.warning(self, "Export failed", error.description)
+        message_box(self, "warning", "Export failed", error.description)
