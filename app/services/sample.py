@@ -85,8 +85,8 @@ class SampleReport:
     def summary(self) -> str:
         text = (
             f"'{self.database}': {counted(self.entries, 'entry', 'entries')} ({self.with_image_data:,} with image data, "
-            f"{self.image_data_removed:,} drawn images removed, {self.near_duplicates:,} near-duplicates, "
-            f"{self.metadata_items:,} metadata items) in {self.seconds:.1f} s"
+            f"{counted(self.image_data_removed, 'drawn image')} removed, {counted(self.near_duplicates, 'near-duplicate')}, "
+            f"{counted(self.metadata_items, 'metadata item')}) in {self.seconds:.1f} s"
         )
         return text + (" — cancelled; the entries committed so far were kept" if self.cancelled else "")
 
