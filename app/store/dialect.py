@@ -16,6 +16,7 @@ import peewee
 from playhouse.shortcuts import ReconnectMixin
 
 from app.domain import PHASH_MASK, Failure, HashlensError
+from app.store.drivers import load_driver
 from app.store.url import StoreLocation
 
 BUSY_TIMEOUT_MS = 5000
@@ -374,12 +375,14 @@ def connect(location: StoreLocation, *, read_only: bool, create: bool) -> Hashle
     if location.backend == "sqlite":
         db = _sqlite(location.path.resolve(), read_only=read_only, create=create)
     elif location.backend == "postgresql":
+        load_driver("postgresql")
         db = HashlensPostgres(
             location.name, read_only=read_only, host=location.host, port=location.port or 5432,
             user=location.user, password=location.password,
             field_types={"HLNAME": 'VARCHAR(254) COLLATE "C"', "HLBLOB": "BYTEA"}, connect_timeout=10,
         )
     else:
+        load_driver("mysql")
         db = HashlensMySQL(
             location.name, read_only=read_only, host=location.host, port=location.port or 3306,
             user=location.user or "root", password=location.password or "", charset="utf8mb4",
