@@ -21,6 +21,10 @@ COMMON_KEY_SHARE = 0.5
 EXAMPLES = 1000
 MAX_FINDINGS_PER_KIND = 500
 MAX_GROUPS = 50_000
+# The near-duplicate radius in bits of the 64-bit pHash: its default and its largest value
+# (ours). Here rather than in near.py so the command line's parser needs no NumPy.
+DEFAULT_RADIUS = 8
+MAX_RADIUS = 32
 
 
 class Level(enum.IntEnum):
@@ -221,7 +225,7 @@ class AuditOptions:
     """What the operator chose. `near` is the near-duplicate radius in bits (default 8
     of 64); `across` also groups near-duplicates across the store's databases."""
 
-    near: int = 8
+    near: int = DEFAULT_RADIUS
     check_images: bool = True
     across: bool = True
     full_integrity: bool = True

@@ -49,7 +49,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="hashlens",
-        description="Browse, export and audit image-hash databases. Without a command, opens the window.",
+        description="Browse, export and audit image-hash databases. Without a command, opens the window; "
+                    "'hashlens PATH.db' (or a store URL) opens the window on that store.",
     )
     parser.add_argument("--store", metavar="URL",
                         help="sqlite:///path.db, postgresql://user@host/db or mysql://user@host/db "
@@ -207,7 +208,7 @@ def _cmd_train(store: Store, args) -> int:
     report = actions.train_files(store, args.database, args.paths, metadata=metadata, progress=progress)
     progress.finish()
     added, refused = len(report.added), len(report.refused)
-    skipped = f"; skipped {counted(len(report.skipped), 'file')} whose names are not image names" if report.skipped else ""
+    skipped = f"; skipped {counted(len(report.skipped), 'non-image file')}" if report.skipped else ""
     print(f"Added {counted(added, 'image hash', 'image hashes')} to '{args.database}'; refused {refused:,}{skipped}.")
     for path, reason in report.refused:
         print(f"  refused {path}: {reason.removeprefix(f'{path}: ')}", file=sys.stderr)

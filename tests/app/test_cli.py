@@ -34,7 +34,7 @@ def test_tour(run, images):
     code, out, err = run("train", "ImageHashes", str(images))
     assert code == EXIT_PARTIAL  # three added, one refused
     assert "Added 3" in out and "refused 1" in out and "broken.jpg" in err and "Traceback" not in err
-    assert "skipped 1 file" in out and "notes.txt: not an image file name" in err
+    assert "skipped 1 non-image file" in out and "notes.txt: not an image file name" in err
     code, out, _ = run("list", "ImageHashes")
     assert code == 0 and out.count("cat") == 3
     code, out, _ = run("aci", "action=ListImageHashes&database=ImageHashes&imagestatus=TRUE&metadata=TRUE&start=1&maxresults=10")
