@@ -2,8 +2,8 @@
 
 A Media Server answer, a saved ListImageHashes response and Hashlens's own XML export are
 all read here. Two parsers, one set of rules. A Media Server answer (the pull's hot path) goes through
-the C parser and TreeBuilder of `xml.etree.ElementTree.XMLPullParser`, each finished
-<entry> read and then dropped, about four times faster than a Python parser target; the
+the C parser and TreeBuilder of `xml.etree.ElementTree`, each finished <entry> read
+and then dropped, about four times faster than a Python parser target; the
 prolog is scanned before the parser sees it, so a DTD never reaches expat. The import's
 strict reading keeps defusedxml's parser and a Python target, which knows each entry's
 line. Either way a page of 50 MB costs one entry's memory; a DTD, an entity declaration
@@ -17,9 +17,10 @@ the seed states them, text and depth capped; anything else is refused with its l
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from xml.etree.ElementTree import Element, ParseError, XMLPullParser
+from xml.etree.ElementTree import Element, ParseError, TreeBuilder, XMLParser
 
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml.ElementTree import DefusedXMLParser
@@ -493,64 +494,84 @@ class _TokenWatch:
             self.target.text_too_long()
 
 
+_SMALL = {"0": 0, "1": 1}  # what a ListImageHashes counter always says (MS), read without a check
+
+
 def _name(tag: str) -> str:
     return tag[len(_NS_PREFIX):] if tag[0] == "{" and tag.startswith(_NS_PREFIX) else tag
 
 
 class _FastReader:
-    """The non-strict reading through the C TreeBuilder: Python sees two events per
-    element and one finished subtree per child of <responsedata>, which is read and
-    dropped. Same parts, same rules and messages as `_Target` in tolerant mode; entries
-    carry line 0 (the C parser does not say where an event was)."""
+    """The non-strict reading through the C parser and TreeBuilder. Python looks at the
+    start events only until <responsedata> opens; after that it looks at no event at all,
+    only at <responsedata>'s children: all but the last are finished (a sibling began
+    after each), so each is read, turned into its part and dropped. Same parts, rules and
+    messages as `_Target` in tolerant mode; entries carry line 0 (the C parser does not
+    say where an element was)."""
 
     def __init__(self, what: str):
         self.target = _Target(what, strict=False)
-        self.parser = XMLPullParser(events=("start", "end"))
-        self.depth = 0
+        self.parser = XMLParser(target=TreeBuilder())
+        self.started: deque = deque()
+        # What XMLPullParser and iterparse do: the C parser queues (event, element).
+        self.parser._setevents(self.started, ("start",))
         self.root: Element | None = None
         self.data: Element | None = None
 
     def feed(self, data: bytes) -> Iterator[ResponsePart]:
         self.parser.feed(data)
-        return self.events()
+        return self._read(finished=False)
 
     def close(self) -> Iterator[ResponsePart]:
         self.parser.close()
-        return self.events()
+        return self._read(finished=True)
 
-    def events(self) -> Iterator[ResponsePart]:
+    def _read(self, finished: bool) -> Iterator[ResponsePart]:
         target = self.target
-        for event, element in self.parser.read_events():
-            if event == "start":
-                self.depth += 1
-                if self.depth <= 2:
-                    self._opened(element)
-                elif self.depth > target.max_depth:
-                    target.fail("the elements are nested too deeply.")
-                continue
-            self.depth -= 1
-            if self.depth == 2 and self.data is not None:
-                yield from self._data_child(element)
-                self.data.remove(element)
-            elif self.depth == 1:
-                name = _name(element.tag)
-                if name in ("action", "response"):
-                    target.head_field(name, self._text(element))
-                self.root.remove(element)
-            if target.parts:
-                yield from target.parts
-                target.parts = []
+        if self.data is None:
+            self._find_data(finished)
+            yield from target.parts  # the head, before any entry
+            target.parts = []
+        else:
+            self.started.clear()
+        if self.data is not None:
+            data = self.data
+            done = len(data) if finished else len(data) - 1
+            if done > 0:
+                for child in data[:done]:
+                    yield from self._data_child(child)
+                del data[:done]
 
-    def _opened(self, element: Element) -> None:
-        target = self.target
-        if self.depth == 1:
-            if _name(element.tag) != "autnresponse":
-                target.fail(f"the root element is <{_shown(element.tag)}>; an ACI response starts with "
-                            "<autnresponse>.")
-            self.root = element
-        elif _name(element.tag) == "responsedata" and self.data is None:
-            target._begin_data()
-            self.data = element
+    def _find_data(self, finished: bool) -> None:
+        """Read the start events until <responsedata> opens (its earlier siblings, <action>
+        and <response>, are finished by then); at the end, whatever the root held."""
+        target, started = self.target, self.started
+        while started:
+            _, element = started.popleft()
+            if self.root is None:
+                if _name(element.tag) != "autnresponse":
+                    target.fail(f"the root element is <{_shown(element.tag)}>; an ACI response starts with "
+                                "<autnresponse>.")
+                self.root = element
+            elif _name(element.tag) == "responsedata" and self._is_top(element):
+                self._head_fields(until=element)
+                target._begin_data()
+                self.data = element
+                started.clear()
+                return
+        if finished and self.root is not None:
+            self._head_fields(until=None)
+
+    def _is_top(self, element: Element) -> bool:
+        return any(child is element for child in self.root)
+
+    def _head_fields(self, until: Element | None) -> None:
+        for child in self.root:
+            if child is until:
+                return
+            name = _name(child.tag)
+            if name in ("action", "response"):
+                self.target.head_field(name, self._text(child))
 
     def _text(self, element: Element) -> str:
         text = element.text or ""
@@ -570,12 +591,14 @@ class _FastReader:
         else:
             yield from self._values(element, name)
 
-    def _values(self, element: Element, path: str) -> Iterator[DataValue]:
+    def _values(self, element: Element, path: str, depth: int = 3) -> Iterator[DataValue]:
+        if depth > self.target.max_depth:
+            self.target.fail("the elements are nested too deeply.")
         if len(element) == 0:
             yield DataValue(path, self._text(element))
             return
         for child in element:
-            yield from self._values(child, f"{path}/{_name(child.tag)}")
+            yield from self._values(child, f"{path}/{_name(child.tag)}", depth + 1)
 
     def _entry(self, element: Element) -> ListedEntry:
         target = self.target
@@ -583,7 +606,9 @@ class _FastReader:
         counters: dict[str, int] = {}
         images = metadata = None
         for child in element:
-            name = _name(child.tag)
+            name = child.tag
+            if name[0] == "{":
+                name = _name(name)
             if name == "identifier":
                 if identifier is not None:
                     target.fail("the entry has more than one <identifier>.")
@@ -591,7 +616,9 @@ class _FastReader:
             elif name in _COUNTERS:
                 if _COUNTERS[name] in counters:
                     target.fail(f"the entry has more than one <{_COUNTERS[name]}>.")
-                counters[_COUNTERS[name]] = target.counter_value(name, self._text(child))
+                text = child.text
+                counters[_COUNTERS[name]] = _SMALL.get(text) if text in _SMALL else target.counter_value(
+                    name, self._text(child))
             elif name == "images":
                 if images is not None:
                     target.fail("the entry has more than one <images>.")
@@ -606,12 +633,19 @@ class _FastReader:
         return ListedEntry(identifier, counters, images, metadata, 0)
 
     def _fields(self, element: Element, kind: str) -> dict[str, str]:
+        # The hot loop of a pull: names and texts read inline.
         fields: dict[str, str] = {}
+        max_text = self.target.max_text
         for child in element:
-            name = _name(child.tag)
+            name = child.tag
+            if name[0] == "{":
+                name = _name(name)
             if name in fields:
                 self.target.fail(f"the <{kind}> has more than one <{name}>.")
-            fields[name] = self._text(child)
+            text = child.text or ""
+            if len(text) > max_text:
+                self.target.text_too_long()
+            fields[name] = text
         return fields
 
     def _image(self, element: Element) -> ImageStatus:
