@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QRadioButton,
     QVBoxLayout,
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
 from app.domain import EntryRow, Failure, HashlensError, ListingQuery
 from app.exports.export import export_listing, scope_query, suggested_name
 from app.exports.formats import ExportOptions
+from ui.errors import message_box
 from ui.job_dialog import JobDialog
 
 log = logging.getLogger("hashlens.ui")
@@ -212,7 +212,7 @@ class ExportDialog(JobDialog):
             return
         text = self.path_edit.text().strip()
         if not text:
-            QMessageBox.warning(self, "Export", "Choose where to write the export (Browse…).")
+            message_box(self, "warning", "Export", "Choose where to write the export (Browse…).")
             return
         path = Path(text).expanduser()
         if self.format_combo.currentData() == "images-zip" and path.suffix.lower() != ".zip":
@@ -221,7 +221,7 @@ class ExportDialog(JobDialog):
             query, scope = self.chosen_query()
             options = self.chosen_options().validated()
         except HashlensError as exc:
-            QMessageBox.warning(self, "Export", exc.description)
+            message_box(self, "warning", "Export", exc.description)
             return
         total = len(self.page_rows) if scope == "page" else len(query.identifiers or ()) if scope == "selected" else None
         store = self.store
@@ -250,4 +250,4 @@ class ExportDialog(JobDialog):
             self.status.setText("Export cancelled; no file was written.")
             return
         self.status.setText(error.description)
-        QMessageBox.warning(self, "Export failed", error.description)
+        message_box(self, "warning", "Export failed", error.description)

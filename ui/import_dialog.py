@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
@@ -23,6 +22,7 @@ from PySide6.QtWidgets import (
 from app.domain import Failure, HashlensError
 from app.exports import database_file
 from app.exports.importer import ImportOptions, detect_format, import_file
+from ui.errors import message_box
 from ui.job_dialog import JobDialog
 
 _SETTING_FOLDER = "import/last_folder"
@@ -120,7 +120,7 @@ class ImportDialog(JobDialog):
         text = self.path_edit.text().strip()
         database = self.database_combo.currentText()
         if not text:
-            QMessageBox.warning(self, "Import", "Choose the file to import (Browse…).")
+            message_box(self, "warning", "Import", "Choose the file to import (Browse…).")
             return
         path = Path(text).expanduser()
         try:
@@ -129,7 +129,7 @@ class ImportDialog(JobDialog):
             self._show_error(exc)
             return
         if not database and not whole_database:
-            QMessageBox.warning(self, "Import", "Choose or type the database to import into.")
+            message_box(self, "warning", "Import", "Choose or type the database to import into.")
             return
         options = ImportOptions(on_duplicate=self.policy_combo.currentData(),
                                 csv_dialect=self.dialect_combo.currentData(),
@@ -156,7 +156,7 @@ class ImportDialog(JobDialog):
         self.report_lines = lines
         self.report.setPlainText("\n".join(lines))
         self.imported.emit(database, count)
-        QMessageBox.information(self, "Import finished", "\n".join(lines[:3]))
+        message_box(self, "information", "Import finished", "\n".join(lines[:3]))
 
     def _on_job_failed(self, error: HashlensError) -> None:
         self.import_button.setEnabled(not self.store.read_only)
@@ -167,4 +167,4 @@ class ImportDialog(JobDialog):
 
     def _show_error(self, error: HashlensError) -> None:
         self.report.setPlainText(error.description)
-        QMessageBox.warning(self, "Import failed", error.description)
+        message_box(self, "warning", "Import failed", error.description)
