@@ -111,14 +111,14 @@ def baseline_child(path: str) -> None:
     app.exec()
 
 
-def window_child(path: str, reps: int) -> None:
-    """The real window: first paint, then page, filter and jump timings and stalls."""
+def start_window(path: str) -> tuple[object, object, dict] | None:
+    """Start the real window as `hashlens` does and run it until it first paints rows:
+    (app, window, results with 'app_created' and 'first_paint' monotonic times), or None
+    when it never paints rows."""
     import tempfile
 
-    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
-
-    from PySide6.QtCore import QSettings
 
     from ui.app import start
 
@@ -132,27 +132,35 @@ def window_child(path: str, reps: int) -> None:
         results["first_paint"] = at
         QApplication.instance().exit(0)
 
-    def install_probe():
-        # The probe must be in place before the window first paints: hook window creation.
-        from ui import main_window
+    # The probe must be in place before the window first paints: hook window creation.
+    from ui import main_window
 
-        original = main_window.MainWindow.show
+    original = main_window.MainWindow.show
 
-        def show(self):
-            results["app_created"] = time.monotonic()
-            probe.append(_first_paint_probe(QApplication.instance(), self.table,
-                                            lambda: self.model.rowCount() > 0, painted))
-            self.resize(1400, 860)
-            original(self)
+    def show(self):
+        results["app_created"] = time.monotonic()
+        probe.append(_first_paint_probe(QApplication.instance(), self.table,
+                                        lambda: self.model.rowCount() > 0, painted))
+        self.resize(1400, 860)
+        original(self)
 
-        main_window.MainWindow.show = show
-
-    install_probe()
+    main_window.MainWindow.show = show
     app, window = start([], "sqlite:///" + path)
     QTimer.singleShot(30000, lambda: app.exit(1))
     if app.exec() != 0:
+        return None
+    return app, window, results
+
+
+def window_child(path: str, reps: int) -> None:
+    """The real window: first paint, then page, filter and jump timings and stalls."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    started = start_window(path)
+    if started is None:
         _report(error="the window never painted rows")
         return
+    app, window, results = started
     model, table = window.model, window.table
     loop = QEventLoop()
 
@@ -354,7 +362,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--reps", type=int, default=30)
-    parser.add_argument("--child", choices=["window", "baseline"])
+    parser.add_argument("--child", choices=["window", "baseline", "first-paint"])
     parser.add_argument("--path")
     parser.add_argument("--verbose", action="store_true", help="list every event-loop gap over 30 ms")
     args = parser.parse_args(argv)
@@ -363,6 +371,10 @@ def main(argv=None) -> int:
         return 0
     if args.child == "window":
         window_child(args.path, args.reps)
+        return 0
+    if args.child == "first-paint":  # startup.py: only the first rows painted
+        started = start_window(args.path)
+        _report(**started[2]) if started else _report(error="the window never painted rows")
         return 0
 
     path = DATA / f"window-{args.count}.db"

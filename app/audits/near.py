@@ -33,10 +33,9 @@ from itertools import combinations
 
 import numpy as np
 
+from app.audits.model import DEFAULT_RADIUS, MAX_RADIUS
 from app.domain import Failure, HashlensError, param_invalid
 
-DEFAULT_RADIUS = 8
-MAX_RADIUS = 32
 # Bands up to this width get a dense bucket table (4 bytes per possible value); wider
 # bands (only chosen for small radii) are probed by binary search instead.
 DENSE_BITS = 24
