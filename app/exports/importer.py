@@ -207,8 +207,14 @@ def _apply(store, path, database, entries, options, report, progress, cancelled)
             faults.checkpoint("import.row")
             if progress is not None:
                 progress(report.read)
+        # The identifier is checked before it reaches the store: a lone surrogate from a
+        # JSON escape cannot even be sent to the database (found by fuzzing).
+        try:
+            check_text("identifier", item.identifier)
+        except HashlensError as exc:
+            raise ImportRefused(path, f"entry {item.identifier!r}: {exc.description}", item.line) from None
         # Entries already in the database, or earlier in this file, are duplicates.
-        exists = bool(item.identifier) and store.entry_exists(database, item.identifier)
+        exists = store.entry_exists(database, item.identifier)
         if exists and options.on_duplicate == "abort":
             duplicate_count += 1
             if len(duplicates) < MAX_LISTED:

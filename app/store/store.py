@@ -462,6 +462,8 @@ class Store:
         try:
             with self._transaction(*(("IMMEDIATE",) if self.backend == "sqlite" else ())) as txn:
                 yield txn
+                # Kill tests stop here: every change of the transaction made, none committed.
+                faults.checkpoint("store.commit")
         finally:
             self._local.grouped -= 1
 
