@@ -366,3 +366,17 @@ def test_stopping_cancels_queued_work_and_stops_the_running_one(sqlite_url, tmp_
         assert [j.action for j in store.history()] == ["CreateImageHashDatabase"]
     finally:
         store.close()
+
+
+def test_an_uploaded_import_file_is_removed_after_use(served, tmp_path):
+    client = HttpAci(served, "get")
+    path = tmp_path / "d.hashlens"
+    token = xml(served, "action=ExportImageHashDatabase&database=D&dbpath="
+                + urllib.parse.quote(str(path))).findtext("responsedata/token")
+    wait_for_action(client, "ExportImageHashDatabase", token)
+    refused = post_multipart(served, {"action": "ImportImageHashDatabase", "database": "D",
+                                      "dbdata": ("d.hashlens", path.read_bytes())})
+    token = refused.findtext("responsedata/token")
+    item = wait_for_action(client, "ImportImageHashDatabase", token)
+    assert item.findtext("error/errorcode") == "ERRORPARAMINVALID"  # D exists already
+    assert list(served.app.upload_dir.iterdir()) == []
