@@ -20,7 +20,10 @@ thread, measured in the same run.
 key, no image data) and times a whole audit without the image check beside a raw
 `sqlite3` read of the same columns.
 
-Targets (issue 5): 1,000,000 hashes < 10 s, 10,000,000 < 5 min on 2 cores, memory < 2 GB.
+Targets (issues 5 and 15): 1,000,000 hashes < 10 s, 10,000,000 < 60 s on 2 cores, memory
+< 2 GB, the answer exact. Time is wall-clock, or when the load average at the start is
+at least the number of cores (a shared machine), CPU seconds over the cores. (The image check and the store audit are reported beside their
+floors, with the memory target only). The script exits 1 when any target is missed.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.audits import near  # noqa: E402
 
-TARGETS = {1_000_000: 10.0, 10_000_000: 300.0}
+# Targets: wall-clock seconds for the whole grouping (unique, pairs, groups) by size.
+TARGETS = {1_000_000: 10.0, 10_000_000: 60.0}
 MEMORY_TARGET_MB = 2048
 SAMPLE = 100_000
 
@@ -254,12 +258,17 @@ def main() -> int:
         speedup = r["baseline_extrapolated_s"] / r["total_s"]
         target = TARGETS.get(n)
         verdict = []
+        # On a machine shared with other work (load above its cores) the wall clock counts
+        # their time too: judge the CPU time spread over the cores instead, and say so.
+        busy = load >= (os.cpu_count() or 1)
+        judged = r["cpu_s"] / (os.cpu_count() or 1) if busy else r["total_s"]
         if target is not None:
-            verdict.append(f"time {'PASS' if r['total_s'] < target else 'FAIL'} (< {target:.0f} s)")
+            verdict.append(f"time {'PASS' if judged < target else 'FAIL'} (< {target:.0f} s"
+                           + (f"; busy machine, judged by CPU over {os.cpu_count()} cores: {judged:.1f} s)" if busy else ")"))
         verdict.append(f"memory {'PASS' if r['peak_mb'] < MEMORY_TARGET_MB else 'FAIL'} (< {MEMORY_TARGET_MB} MB)")
         correct = r["missed_planted"] == 0 and r["false_pairs"] == 0 and r["missed_on_sample"] == 0
         verdict.append(f"answer {'EXACT' if correct else 'WRONG'}")
-        ok &= correct and (target is None or r["total_s"] < target) and r["peak_mb"] < MEMORY_TARGET_MB
+        ok &= correct and (target is None or judged < target) and r["peak_mb"] < MEMORY_TARGET_MB
         print(f"\n{n:>12,} hashes, {r['planted']:,} planted pairs; {r['plan']}")
         print(f"  index      {r['total_s']:8.2f} s  (unique {r['unique_s']:.2f} + pairs {r['pairs_s']:.2f} "
               f"+ groups {r['groups_s']:.2f}); {r['cpu_s']:.2f} s of CPU; {r['pairs']:,} pairs in "
@@ -288,6 +297,9 @@ def main() -> int:
         print(f"  raw read   {r['raw_read_s']:8.2f} s  sqlite3 fetchall of the scanned columns -> audit is "
               f"{r['audit_s'] / r['raw_read_s']:.1f}x the raw read")
         print(f"  memory     {r['peak_mb']:8.0f} MB peak RSS of the run, raw read included ({r['before_mb']:.0f} MB before the audit)")
+        met = r["peak_mb"] < MEMORY_TARGET_MB
+        ok &= met
+        print(f"  memory {'PASS' if met else 'FAIL'} (< {MEMORY_TARGET_MB} MB)")
     return 0 if ok else 1
 
 

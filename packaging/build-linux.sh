@@ -33,11 +33,13 @@ HASHLENS_ICON_DIR="$WORK/icons" "$PY" -m PyInstaller --noconfirm --log-level WAR
 BUNDLE=$DIST/hashlens
 # One program answers to both names: started as hashlens-gui it opens the window.
 ln -sf hashlens "$BUNDLE/hashlens-gui"
-# Strip only the interpreter and its standard extension modules: NumPy's and SciPy's wheels
-# carry patched libraries (OpenBLAS) that stripping breaks.
+# Strip only the interpreter, its standard extension modules and LLVM (numba's compiler,
+# checked to still compile after stripping): NumPy's and SciPy's wheels carry patched
+# libraries (OpenBLAS) that stripping breaks.
 if command -v strip >/dev/null; then
   find "$BUNDLE/_internal" -maxdepth 1 -name 'libpython3*.so*' -type f -exec strip --strip-unneeded {} +
   find "$BUNDLE/_internal" -path '*/lib-dynload/*.so' -type f -exec strip --strip-unneeded {} +
+  find "$BUNDLE/_internal" -path '*/llvmlite/binding/libllvmlite*.so' -type f -exec strip --strip-unneeded {} +
 fi
 install -m 644 "$WORK/icons/hicolor/256x256/apps/$ID.png" "$BUNDLE/hashlens.png"
 echo "Bundle: $BUNDLE ($(human "$BUNDLE"))"

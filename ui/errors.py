@@ -1,4 +1,10 @@
-"""The one seam through which the window shows errors: a message, never a traceback."""
+"""The one seam through which the window shows errors: a message, never a traceback.
+
+Every message box the window and its dialogs show goes through `message_box`, which
+first tells `dialog_events().shown`: a test (or a log) sees every dialog without
+patching anything. A transient store error (a lock, a lost connection) is a status-bar
+message, not a dialog; a store that seems damaged is called damaged only after a fresh
+connection could not read it either (the `verify` hook, given by the window)."""
 
 from __future__ import annotations
 
@@ -10,9 +16,39 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from app.domain import HashlensError
+from app.domain import Failure, HashlensError
 
 log = logging.getLogger("hashlens.ui")
+
+# Failures that may mean the store as a whole is unreadable, not one request.
+STORE_LEVEL = (Failure.STORE_UNAVAILABLE, Failure.STORE_FAILED)
+
+
+class DialogEvents(QObject):
+    shown = Signal(str, str, str)  # kind ("warning", "critical", "information"), title, text
+
+
+_events: DialogEvents | None = None
+
+
+def dialog_events() -> DialogEvents:
+    """The application's one observer of message boxes (made on first use, GUI thread)."""
+    global _events
+    if _events is None:
+        _events = DialogEvents()
+    return _events
+
+
+def message_box(parent: QWidget | None, kind: str, title: str, text: str) -> None:
+    """Show a modal message box of `kind`; every dialog of the window comes through here."""
+    dialog_events().shown.emit(kind, title, text)
+    {"warning": QMessageBox.warning, "critical": QMessageBox.critical,
+     "information": QMessageBox.information}[kind](parent, title, text)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Trouble that passes by itself (the store says so): keep the store, say it briefly."""
+    return bool(getattr(error, "transient", False))
 
 
 class ErrorPresenter(QObject):
@@ -33,10 +69,19 @@ class ErrorPresenter(QObject):
         self.history: list[str] = []
         self._previous_hook = None
         self._in_dialog = False
+        # verify(error, title, show): check the store on a fresh connection, then call
+        # show(error) only if it is really unreadable (the window's Session supplies it).
+        self.verify = None
 
     def show_error(self, error: HashlensError | Exception, title: str = "Hashlens") -> None:
         text = error.description if isinstance(error, HashlensError) else str(error)
         log.warning("%s: %s", title, text)
+        if is_transient(error):
+            self.notify(f"{title}: {text}", 10000)
+            return
+        if self.verify is not None and isinstance(error, HashlensError) and error.failure in STORE_LEVEL:
+            self.verify(error, title, lambda proven: self._present(title, proven.description, critical=False))
+            return
         self._present(title, text, critical=False)
 
     def notify(self, text: str, ms: int = 6000) -> None:
@@ -55,8 +100,7 @@ class ErrorPresenter(QObject):
             return  # one dialog at a time: a burst of errors must not stack modal boxes
         self._in_dialog = True
         try:
-            box = QMessageBox.critical if critical else QMessageBox.warning
-            box(self._parent, title, text)
+            message_box(self._parent, "critical" if critical else "warning", title, text)
         finally:
             self._in_dialog = False
 

@@ -45,6 +45,7 @@ from ui.pager import PagerBar
 from ui.prompts import Prompter
 from ui.record_table import RecordTable
 from ui.session import POLL_MS, Session
+from ui.serve_dialog import ServeDialog
 from ui.settings import Settings
 from ui.status_bar import StatusBar
 from ui.store_dialog import OpenStoreDialog, url_for
@@ -71,6 +72,7 @@ class MainWindow(QMainWindow):
         self.setStatusBar(self.status_bar)
         self.presenter = ErrorPresenter(self, self.status_bar.showMessage, log_path)
         self.workers.error.connect(self.presenter.show_error)
+        self.presenter.verify = self.session.verify
         self._closed = False
         self.stopped_cleanly = True
         self._pending_database: str | None = None
@@ -313,6 +315,7 @@ class MainWindow(QMainWindow):
         s.open_failed.connect(self._on_session_open_failed)
         s.databases_changed.connect(self._on_session_databases_changed)
         s.changed_elsewhere.connect(self._on_session_changed_elsewhere)
+        s.recovered.connect(self._on_session_recovered)
         s.poll_failed.connect(lambda e: self.presenter.notify(f"Cannot check the store for changes: {e.description}"))
         self.database_panel.database_chosen.connect(self._use_database)
         f.query_changed.connect(m.set_query)
@@ -561,6 +564,13 @@ class MainWindow(QMainWindow):
         if self.filter_panel.database:
             self._load_metadata_keys(self.filter_panel.database)
 
+    def _on_session_recovered(self, title: str, description: str) -> None:
+        """A store error that a fresh connection disproved: say so briefly and reload."""
+        self.presenter.notify(f"{title}: the store could not be read for a moment ({description}); "
+                              "it reads again, so Hashlens reconnected.", 15000)
+        self.model.refresh()
+        self.session.refresh_databases()
+
     def _on_session_changed_elsewhere(self, changed: bool) -> None:
         if changed:
             self.change_hint.show_notice("The store was changed elsewhere since this page was loaded.", "Refresh")
@@ -672,13 +682,12 @@ class MainWindow(QMainWindow):
     def open_serve(self) -> None:
         if not self.session.url:
             return
-        from ui.serve_dialog import ServeDialog
-
         previous = getattr(self, "serve_dialog", None)
         if previous is None or previous.store_url != self.session.url:
             if previous is not None:
                 previous.shutdown()  # it served the store that was open before
-            self.serve_dialog = ServeDialog(self.session.url, self, read_only=self.session.read_only)
+            self.serve_dialog = ServeDialog(self.session.url, self, read_only=self.session.read_only,
+                                            workers=self.workers)
         self.serve_dialog.show()
         self.serve_dialog.raise_()
 

@@ -1,27 +1,20 @@
 """Tools ▸ Serve this store over ACI…: host, port and read-only; the URL while it runs.
 
 The server itself is `app.serve.server.Server` (no Qt there); starting and stopping it
-(opening the store, binding, waiting for requests in progress) happen on a plain thread,
-and the outcome comes back to the GUI thread as a signal."""
+(opening the store, binding, waiting for requests in progress) run on the job service's
+"serve" lane, and the outcome comes back on the GUI thread."""
 
 from __future__ import annotations
 
-import threading
-
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout,
 )
 
-from app.domain import HashlensError
+from app.domain import Failure, HashlensError
 from app.serve.server import Server
 from app.serve.settings import DEFAULT_PORT, ServeSettings
-
-
-class _Relay(QObject):
-    started = Signal(str)
-    stopped = Signal()
-    failed = Signal(str)
+from ui.workers import Workers
 
 
 class ServeDialog(QDialog):
@@ -31,16 +24,14 @@ class ServeDialog(QDialog):
     stopped = Signal()
     failed = Signal(str)
 
-    def __init__(self, store_url: str, parent=None, *, read_only: bool = False):
+    def __init__(self, store_url: str, parent=None, *, read_only: bool = False, workers: Workers | None = None):
         super().__init__(parent)
         self.setWindowTitle("Serve this store over ACI")
         self.store_url = store_url
         self.server: Server | None = None
         self._busy = False
-        self._relay = _Relay(self)
-        self._relay.started.connect(self._on_server_started)
-        self._relay.stopped.connect(self._on_server_stopped)
-        self._relay.failed.connect(self._on_server_failed)
+        # The window's job service; a dialog opened on its own (tests) makes a private one.
+        self.workers = workers if workers is not None else Workers(self, lanes=("serve",))
 
         self.host_edit = QLineEdit("127.0.0.1")
         self.host_edit.setToolTip("127.0.0.1 serves this computer only; another address makes the store "
@@ -90,31 +81,24 @@ class ServeDialog(QDialog):
         self._set_busy(True, "Starting…")
         server = Server(settings)
 
-        def run():
+        def start() -> Server:
             try:
                 server.start()
-            except HashlensError as exc:
-                self._relay.failed.emit(exc.description)
             except OSError as exc:
-                self._relay.failed.emit(f"Cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
-            else:
-                self.server = server
-                self._relay.started.emit(server.url)
+                raise HashlensError(Failure.FILE_FAILED,
+                                    f"Cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
+            return server
 
-        threading.Thread(target=run, name="hashlens-serve-start", daemon=True).start()
+        self.workers.submit("serve", start, owner=self, on_done=self._on_server_started,
+                            on_error=lambda error: self._on_server_failed(error.description))
 
     def stop_server(self) -> None:
         server = self.server
         if server is None or self._busy:
             return
         self._set_busy(True, "Stopping: cancelling queued actions, finishing requests in progress…")
-
-        def run():
-            server.stop()
-            self.server = None
-            self._relay.stopped.emit()
-
-        threading.Thread(target=run, name="hashlens-serve-stop", daemon=True).start()
+        self.workers.submit("serve", server.stop, owner=self, on_done=lambda _r: self._on_server_stopped(),
+                            on_error=lambda error: self._on_server_stopped(error.description))
 
     def shutdown(self) -> None:
         """Stop the server and wait (the dialog closes, or the window does)."""
@@ -128,14 +112,17 @@ class ServeDialog(QDialog):
 
     # -- results on the GUI thread -------------------------------------------------------------
 
-    def _on_server_started(self, url: str) -> None:
+    def _on_server_started(self, server: Server) -> None:
+        self.server = server
+        url = server.url
         self._set_busy(False)
         mode = "read-only" if self.read_only_check.isChecked() else "changes from this computer only"
         self.url_label.setText(f"Serving at {url}  ({mode})\nTry {url}action=ListImageHashDatabases")
         self.started.emit(url)
 
-    def _on_server_stopped(self) -> None:
-        self._set_busy(False, "Not running.")
+    def _on_server_stopped(self, problem: str | None = None) -> None:
+        self.server = None
+        self._set_busy(False, "Not running." + (f" ({problem})" if problem else ""))
         self.stopped.emit()
 
     def _on_server_failed(self, message: str) -> None:

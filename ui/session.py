@@ -25,6 +25,7 @@ class Session(QObject):
     changed_elsewhere = Signal(bool)  # True: the store changed since we last loaded it
     poll_failed = Signal(object)  # HashlensError from the change poll (connection lost, …)
     polled = Signal()  # a change poll was answered (and compared with what we have seen)
+    recovered = Signal(str, str)  # title, description: an error that a fresh connection disproved
 
     def __init__(self, workers: Workers, parent=None, poll_ms: int = POLL_MS):
         super().__init__(parent)
@@ -84,6 +85,32 @@ class Session(QObject):
         self.opened.emit(store)
         self.refresh_databases()
         self._timer.start()
+
+    def verify(self, error: HashlensError, title: str, show) -> None:
+        """Is the store really unreadable, or was `error` passing trouble (another program
+        using the same SQLite file, a dropped connection)? A fresh read-only connection
+        answers: if it reads, `recovered` is emitted (the lanes have already dropped their
+        connections, so the next request reconnects); if not, `show(proof)` with its error."""
+        url = self.url
+        if url is None or self.store is None:
+            show(error)
+            return
+
+        def check():
+            fresh = open_source(url, read_only=True)
+            try:
+                fresh.list_databases()
+            finally:
+                fresh.close()
+
+        def failed(proof: HashlensError) -> None:
+            if getattr(proof, "transient", False):
+                self.recovered.emit(title, f"{error.description} (still busy: {proof.description})")
+            else:
+                show(proof)
+
+        self.workers.submit("poll", check, owner=self, on_done=lambda _r: self.recovered.emit(title, error.description),
+                            on_error=failed)
 
     @property
     def read_only(self) -> bool:

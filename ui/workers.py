@@ -34,15 +34,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import shiboken6
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
 from app.domain import Failure, HashlensError
 
 log = logging.getLogger("hashlens.ui")
 
-# "task" runs export and import, "audit" the audit and its report: a long one of those
-# never delays a page, an image or a write.
-LANES = ("ui", "count", "poll", "write", "image", "task", "audit")
+# "task" runs export, import and pulls, "audit" the audit and its report, "serve" starts
+# and stops the ACI server: a long one of those never delays a page, an image or a write.
+REINTERRUPT_MS = 50
+LANES = ("ui", "count", "poll", "write", "image", "task", "audit", "serve")
 
 
 class CancelToken:
@@ -100,6 +101,7 @@ class _Outcome:
     job: Job
     value: object = None
     error: HashlensError | None = None
+    skipped: bool = False  # stale before it started: nothing ran, nothing to deliver
 
 
 class _Relay(QObject):
@@ -124,8 +126,12 @@ class Lane(QRunnable):
         self._handle = None  # the running job's cancellable scope
         self._stores: list = []  # stores this lane's thread has connected to
         self.stopped = threading.Event()
+        self.unsettled = 0  # jobs put and not yet delivered or dropped (GUI thread only)
 
     def put(self, job: Job | None) -> None:
+        if job is not None:
+            job.lane = self.name
+            self.unsettled += 1
         self._queue.put(job)
 
     @property
@@ -144,6 +150,7 @@ class Lane(QRunnable):
                     break
                 if job.cancel.is_cancelled or not self._is_current(job):
                     job.ended.set()
+                    self._relay.finished.emit(_Outcome(job, skipped=True))
                     continue  # superseded before it started: skip the query altogether
                 self._run_job(job)
         finally:
@@ -172,8 +179,11 @@ class Lane(QRunnable):
                     outcome.value = job.fn()
         except HashlensError as exc:
             outcome.error = exc
-            if exc.failure is Failure.STORE_UNAVAILABLE and store is not None:
-                # A lost server connection: drop ours so the next job reconnects.
+            if store is not None and (getattr(exc, "transient", False)
+                                      or exc.failure in (Failure.STORE_UNAVAILABLE, Failure.STORE_FAILED)):
+                # A lost connection, or one left unusable by another program's use of the
+                # same file ("disk I/O error"): drop ours so the next job reconnects,
+                # instead of failing the same way until the window is restarted.
                 self._close(store)
         except Exception as exc:  # the window must never die from a worker's surprise
             log.exception("Unexpected error in background job on lane %s", self.name)
@@ -269,6 +279,10 @@ class Workers(QObject):
         self._lanes: dict[str, Lane] = {}
         self._closed = False
         self.delivered = 0
+        self._stopping: set[Job] = set()  # stopped jobs still running: interrupted again until they end
+        self._retimer = QTimer(self)
+        self._retimer.setInterval(REINTERRUPT_MS)
+        self._retimer.timeout.connect(self._on_retimer_timeout)
         # If the program ends without shutdown() (an exception escaping a script that
         # drives the window), stop the lanes first: Qt's pool would otherwise wait for
         # them forever while the interpreter exits. Python runs this before PySide's
@@ -395,18 +409,41 @@ class Workers(QObject):
         found = self._lanes.get(lane)
         return found is not None and (found.running is not None or found.pending > 0)
 
+    def settled(self, lane: str | None = None) -> bool:
+        """True when every job put on `lane` (or on any lane) has been delivered or dropped
+        on the GUI thread: nothing more will arrive from it. For tests and shutdown checks."""
+        lanes = [self._lanes[lane]] if lane in self._lanes else [] if lane is not None else self._lanes.values()
+        return all(found.unsettled == 0 for found in lanes)
+
     def interrupt(self, lane: str, job: Job) -> bool:
         found = self._lanes.get(lane)
         return found.interrupt(job) if found else False
 
     def stop(self, job: Job | None) -> None:
-        """Make `job` stale and stop its statement if it is running (a newer request won)."""
+        """Make `job` stale and stop its statement if it is running (a newer request won).
+
+        SQLite forgets an interrupt that arrives between two statements (or just before
+        the first), so a stopped job that is still running is interrupted again on every
+        tick of a short timer until it has ended: its lane is never held by a superseded
+        statement, whatever the timing."""
         if job is None:
             return
         if job.kind is not None and self.is_current(job):
             self.invalidate(job.kind)
-        if job.lane is not None:
+        if job.lane is not None and not job.ended.is_set():
             self.interrupt(job.lane, job)
+            self._stopping.add(job)
+            if not self._retimer.isActive():
+                self._retimer.start()
+
+    def _on_retimer_timeout(self) -> None:
+        for job in list(self._stopping):
+            if job.ended.is_set() or self._closed:
+                self._stopping.discard(job)
+            else:
+                self.interrupt(job.lane, job)
+        if not self._stopping:
+            self._retimer.stop()
 
     def release(self, store) -> None:
         """Close every lane's connection to a store that is being replaced."""
@@ -427,6 +464,11 @@ class Workers(QObject):
     @Slot(object)
     def _deliver(self, outcome: _Outcome) -> None:
         job = outcome.job
+        lane = self._lanes.get(job.lane)
+        if lane is not None:
+            lane.unsettled -= 1
+        if outcome.skipped:
+            return
         if self._closed or job.cancel.is_cancelled or not self.is_current(job):
             return  # a stale or cancelled result: newest request wins
         if not job.owner_alive:

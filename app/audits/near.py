@@ -9,9 +9,16 @@ give each band a search radius s_i with sum(s_i + 1) >= r + 1. By the pigeonhole
 two hashes within distance r then differ in at most s_i bits on some band i, so searching
 every band for neighbours within s_i finds every pair; each candidate is then verified
 with a popcount of the full 64 bits. For r = 8 and millions of hashes the plan is three
-bands of 22/21/21 bits searched at radius 2 (232 probes of a dense bucket table per hash
-and band). The search runs on distinct hash values only, so a million copies of a blank
+bands of 22/21/21 bits searched at radius 2: for each band key, its neighbours within two
+bits (counting sort into a dense table of every key), compared in compiled, vectorised code
+(near_kernel.py, numba) on all cores. A pair within radius on several bands is reported by
+the first only. The search runs on distinct hash values only, so a million copies of a blank
 image's hash cost nothing and never explode into a million squared pairs.
+
+Why not a plain pigeonhole on 9 blocks (two hashes within 8 bits agree exactly on one of
+9 blocks of about 7 bits): at 10 million hashes a 7-bit block puts 78,000 hashes in each
+bucket, about 4e11 candidates per block. Bucket occupancy must stay near one (bands of 21+
+bits), so with three bands each must be searched at radius 2.
 """
 
 from __future__ import annotations
@@ -26,15 +33,15 @@ from itertools import combinations
 
 import numpy as np
 
+from app.audits.model import DEFAULT_RADIUS, MAX_RADIUS
 from app.domain import Failure, HashlensError, param_invalid
 
-DEFAULT_RADIUS = 8
-MAX_RADIUS = 32
 # Bands up to this width get a dense bucket table (4 bytes per possible value); wider
 # bands (only chosen for small radii) are probed by binary search instead.
 DENSE_BITS = 24
-# Sources are processed in chunks of this many so temporaries stay in the CPU caches.
-CHUNK = 1 << 16
+# Each band's search is split into this many chunks of source buckets: work for both
+# cores, and a cancel check and a progress step between chunks.
+CHUNKS_PER_BAND = 64
 # A group's largest internal distance is computed exactly over its distinct hashes up to
 # this many; beyond it (a degenerate store) it is a lower bound from a sample (ours).
 EXACT_DIAMETER_LIMIT = 20_000
@@ -167,32 +174,10 @@ def _cancel_check(cancelled: Cancelled | None) -> None:
         raise HashlensError(Failure.CANCELLED, "The near-duplicate search was cancelled; nothing was changed.")
 
 
-class _Collector:
-    """Pairs of distinct-value indices found by the band searches (from worker threads)."""
-
-    def __init__(self):
-        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
-        self.lock = threading.Lock()
-
-    def add(self, a: np.ndarray, b: np.ndarray) -> None:
-        if a.size:
-            lo, hi = np.minimum(a, b), np.maximum(a, b)
-            with self.lock:
-                self.parts.append((lo.astype(np.int64), hi.astype(np.int64)))
-
-    def result(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if not self.parts:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        lo = np.concatenate([p[0] for p in self.parts])
-        hi = np.concatenate([p[1] for p in self.parts])
-        # A pair close on several bands is found once per band: keep one, sorted.
-        code = np.unique(lo * n + hi)
-        return code // n, code % n
-
-
-def _brute_values(u: np.ndarray, radius: int, out: _Collector, cancelled, tick) -> None:
+def _brute_values(u: np.ndarray, radius: int, cancelled, tick) -> tuple[np.ndarray, np.ndarray]:
     n = len(u)
     block = max(1, min(n, (1 << 22) // max(n, 1)))
+    parts_a, parts_b = [], []
     for start in range(0, n, block):
         _cancel_check(cancelled)
         rows = u[start:start + block]
@@ -200,97 +185,91 @@ def _brute_values(u: np.ndarray, radius: int, out: _Collector, cancelled, tick) 
         a, b = np.nonzero(d <= radius)
         a += start
         keep = a < b
-        out.add(a[keep], b[keep])
+        parts_a.append(a[keep])
+        parts_b.append(b[keep])
         tick(len(rows))
+    return np.concatenate(parts_a), np.concatenate(parts_b)
 
 
-def _flips_by_top_bit(width: int, radius: int) -> list[list[int]]:
-    """Non-zero masks of at most `radius` bits within `width`, grouped by their top bit."""
-    groups: list[list[int]] = []
+def _flip_masks(width: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every non-zero mask of at most `radius` bits within `width`, with its top bit."""
+    masks, tops = [], []
     for p in range(width):
-        masks = []
         for k in range(0, min(radius, p + 1)):
             for rest in combinations(range(p), k):
                 m = 1 << p
                 for bit in rest:
                     m |= 1 << bit
                 masks.append(m)
-        groups.append(masks)
-    return groups
+                tops.append(1 << p)
+    return np.array(masks, dtype=np.uint64), np.array(tops, dtype=np.uint64)
 
 
-def _search_band(u: np.ndarray, band: Band, radius: int, out: _Collector, cancelled, tick, pool) -> None:
+def _band_bits(band: Band) -> int:
+    return ((1 << band.width) - 1) << band.shift
+
+
+def _search_band(u, band: Band, earlier: tuple[Band, ...], radius: int, cancelled, tick, pool):
+    """Value-index pairs within `radius` whose bits in `band` are within its radius and
+    that no earlier band reported (see near_kernel)."""
+    from app.audits import near_kernel
+
     n = len(u)
-    r = np.uint8(radius)
-    kdtype = np.uint32 if band.width <= 32 else np.uint64
-    keys = ((u >> np.uint64(band.shift)) & np.uint64((1 << band.width) - 1)).astype(kdtype)
-    order = np.argsort(keys, kind="stable")
-    ks = keys[order]
-    del keys
-    hs = u[order]
-    dense = band.width <= DENSE_BITS
-    # 32-bit positions halve the memory traffic of the gathers below (ours: up to 2^31 hashes).
-    itype = np.int32 if n < 2**31 - 1 else np.int64
-    if dense:
-        sizes = np.bincount(ks, minlength=1 << band.width).astype(itype)
-        starts = np.zeros(1 << band.width, dtype=itype)
-        np.cumsum(sizes[:-1], out=starts[1:])
+    keys = (u >> np.uint64(band.shift)) & np.uint64((1 << band.width) - 1)
+    masks, tops = _flip_masks(band.width, band.radius)
+    prev_masks = np.array([_band_bits(b) for b in earlier], dtype=np.uint64)
+    prev_radii = np.array([b.radius for b in earlier], dtype=np.uint64)
+    if band.width <= DENSE_BITS:
+        hs, order, table = near_kernel.bucket_sort(u, keys.astype(np.int64), band.width)
+        del keys
+        # _flip_masks lists masks by their top bit: group[p] is where bit p's masks start.
+        group = np.searchsorted(tops, np.uint64(1) << np.arange(band.width + 1, dtype=np.uint64))
+        masks, group = masks.astype(np.int64), group.astype(np.int64)
+        units = 1 << band.width
 
-    # Pairs in the same bucket: runs of equal keys are contiguous in sorted order.
-    live = np.flatnonzero(ks[1:] == ks[:-1])
-    step = 1
-    while live.size:
-        _cancel_check(cancelled)
-        j = live + step
-        ok = popcount64(hs[live] ^ hs[j]) <= r
-        out.add(order[live[ok]], order[j[ok]])
-        step += 1
-        live = live[live + step < n]
-        live = live[ks[live + step] == ks[live]]
+        def kernel(lo, hi, out_a, out_b):
+            return near_kernel.dense_band_pairs(table, hs, masks, group, lo, hi, radius,
+                                                prev_masks, prev_radii, out_a, out_b)
 
-    if band.radius == 0:
-        return
-
-    def probe(p: int, masks: list[int]) -> None:
-        # Sources whose bit p is 0 look up keys with bit p set: each unordered pair of
-        # buckets is visited once.
-        src_all = np.flatnonzero(((ks >> kdtype(p)) & kdtype(1)) == 0).astype(itype)
-        for c0 in range(0, len(src_all), CHUNK):
-            _cancel_check(cancelled)
-            src = src_all[c0:c0 + CHUNK]
-            kp = ks[src]
-            hp = hs[src]
-            local = np.arange(len(src), dtype=itype)
-            for mask in masks:
-                t = kp ^ kdtype(mask)
-                if dense:
-                    lo = starts[t]
-                    cnt = sizes[t]
-                else:
-                    lo = np.searchsorted(ks, t, "left").astype(itype)
-                    cnt = (np.searchsorted(ks, t, "right") - lo).astype(itype)
-                total = int(cnt.sum())
-                if not total:
-                    continue
-                # Every (source, bucket member) candidate at once: repeat each source by
-                # its bucket's size and walk the bucket with a running offset.
-                a = np.repeat(local, cnt)
-                first = np.cumsum(cnt, dtype=np.int64) - cnt
-                b = np.repeat(lo - first, cnt) + np.arange(total, dtype=np.int64)
-                ok = popcount64(hp[a] ^ hs[b]) <= r
-                if ok.any():
-                    out.add(order[src[a[ok]]], order[b[ok]])
-        tick(len(src_all) * len(masks))
-
-    groups = _flips_by_top_bit(band.width, band.radius)
-    # Largest groups first so the two workers finish together.
-    jobs = sorted(((p, m) for p, m in enumerate(groups) if m), key=lambda pm: -len(pm[1]))
-    if pool is None:
-        for p, masks in jobs:
-            probe(p, masks)
+        def hashes_in(lo, hi):
+            return int(table[hi] - table[lo])
     else:
-        for future in [pool.submit(probe, p, masks) for p, masks in jobs]:
-            future.result()
+        order = np.argsort(keys, kind="stable")
+        ks = keys[order]
+        del keys
+        hs = u[order]
+        cuts = np.flatnonzero(ks[1:] != ks[:-1]) + 1
+        run_lo = np.concatenate(([0], cuts, [n])).astype(np.int64)
+        run_key = ks[run_lo[:-1]]
+        del ks, cuts
+        units = len(run_key)
+
+        def kernel(lo, hi, out_a, out_b):
+            return near_kernel.sparse_band_pairs(run_key, run_lo, hs, masks, tops, lo, hi, radius,
+                                                 prev_masks, prev_radii, out_a, out_b)
+
+        def hashes_in(lo, hi):
+            return int(run_lo[hi] - run_lo[lo])
+
+    step = max(1, -(-units // CHUNKS_PER_BAND))
+
+    def search(lo):
+        _cancel_check(cancelled)
+        hi = min(lo + step, units)
+        capacity = 1 << 12
+        while True:
+            out_a = np.empty(capacity, dtype=np.int64)
+            out_b = np.empty(capacity, dtype=np.int64)
+            found = kernel(lo, hi, out_a, out_b)
+            if found <= capacity:
+                break
+            capacity = found  # rare (dense clusters of near hashes): search again with room
+        tick(hashes_in(lo, hi))
+        return order[out_a[:found]], order[out_b[:found]]
+
+    starts = range(0, units, step)
+    results = list(map(search, starts)) if pool is None else list(pool.map(search, starts))
+    return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
 
 
 def distinct_pairs(
@@ -309,11 +288,8 @@ def distinct_pairs(
         empty = np.zeros(0, np.int64)
         return Pairs(empty, empty, np.zeros(0, np.uint8))
     plan = plan or make_plan(n, radius)
-    out = _Collector()
-    if plan.brute:
-        total = n
-    else:
-        total = sum(n + sum(n * len(m) // 2 for m in _flips_by_top_bit(b.width, b.radius)) for b in plan.bands)
+    # Progress counts hashes searched: n for brute force, n per band otherwise.
+    total = n * max(1, len(plan.bands))
     done = [0]
     lock = threading.Lock()
 
@@ -326,18 +302,23 @@ def distinct_pairs(
     if progress is not None:
         progress(0, total)
     if plan.brute:
-        _brute_values(u, radius, out, cancelled, tick)
+        a, b = _brute_values(u, radius, cancelled, tick)
     else:
         workers = workers or os.cpu_count() or 1
         pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        parts = []
         try:
-            for band in plan.bands:
-                _search_band(u, band, radius, out, cancelled, tick, pool)
-                tick(n)
+            for k, band in enumerate(plan.bands):
+                parts.append(_search_band(u, band, plan.bands[:k], radius, cancelled, tick, pool))
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-    a, b = out.result(n)
+        # Each pair is reported by one band only (the first whose radius it meets).
+        a = np.concatenate([p[0] for p in parts])
+        b = np.concatenate([p[1] for p in parts])
+    lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
+    order = np.lexsort((hi, lo))
+    a, b = lo[order], hi[order]
     d = popcount64(u[a] ^ u[b])
     if progress is not None:
         progress(total, total)

@@ -141,7 +141,7 @@ def to_text(result: AuditResult, *, max_groups: int = 50) -> str:
         add(f"  integrity: images {checked}, {i.undecodable:,} undecodable, {i.phash_mismatches:,} pHash "
             f"mismatches, {i.degenerate_hashes:,} degenerate hashes")
         if db.metadata:
-            add(f"  metadata ({s.entries_with_metadata:,} entries have some):")
+            add(f"  metadata ({counted(s.entries_with_metadata, 'entry has', 'entries have')} some):")
             for p in db.metadata:
                 top = ", ".join(f"{v!r} ×{n:,}" for v, n in p.top_values[:3])
                 add(f"    {p.key!r}: {p.coverage:.0%} of entries, {p.distinct_values:,} distinct values; top {top}")
@@ -151,7 +151,7 @@ def to_text(result: AuditResult, *, max_groups: int = 50) -> str:
             total = dict(db.group_totals).get(kind, 0)
             if not groups:
                 continue
-            add(f"  {title}: {total:,} groups")
+            add(f"  {title}: {counted(total, 'group')}")
             for g in groups[:max_groups]:
                 flag = "  LIKELY MISLABEL" if g.likely_mislabel else ""
                 add(f"   group of {g.size:,}, largest distance {g.max_distance}{flag}")
@@ -160,11 +160,11 @@ def to_text(result: AuditResult, *, max_groups: int = 50) -> str:
                 add(f"   … {len(groups) - max_groups:,} more groups in the JSON or HTML report")
         hist = db.distance_histogram
         within = sum(hist[: o.near + 1])
-        sampled = "" if db.histogram_sample >= s.entries else f" (a sample of {db.histogram_sample:,} entries)"
-        add(f"  pairwise distances{sampled}: {within:,} of {sum(hist):,} pairs within {o.near} bits")
+        sampled = "" if db.histogram_sample >= s.entries else f" (a sample of {counted(db.histogram_sample, 'entry', 'entries')})"
+        add(f"  pairwise distances{sampled}: {within:,} of {counted(sum(hist), 'pair')} within {o.near} bits")
     if result.across_groups:
         add("")
-        add(f"NEAR-DUPLICATES ACROSS DATABASES: {len(result.across_groups):,} groups")
+        add(f"NEAR-DUPLICATES ACROSS DATABASES: {counted(len(result.across_groups), 'group')}")
         for g in result.across_groups[:max_groups]:
             add(f"   group of {g.size:,} in {', '.join(g.databases)}, largest distance {g.max_distance}")
             out.extend(_group_lines(g))
@@ -178,7 +178,7 @@ def to_text(result: AuditResult, *, max_groups: int = 50) -> str:
     h = result.history
     add("")
     span = f"from {iso(h.since) or 'the start'} until {iso(h.until) or 'now'}"
-    add(f"CHANGE HISTORY {span}: {h.total:,} changes")
+    add(f"CHANGE HISTORY {span}: {counted(h.total, 'change')}")
     for action, user, n, first, last in h.by_action:
         add(f"  {action} by {user}: {n:,} ({iso(first)} – {iso(last)})")
     if h.latest:

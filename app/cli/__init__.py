@@ -16,15 +16,16 @@ from pathlib import Path
 import platformdirs
 
 from app import __version__
-from app.mediaserver_codec import writer as response
 from app.aci.actions import handle
 from app.cli.common import TerminalProgress, add_listing_options, key_value, listing_query_from_args
 from app.domain import HashlensError, counted
+from app.exports.formats import entry_object
 from app.launch import store_to_open
+from app.mediaserver_codec import names
+from app.mediaserver_codec import writer as response
+from app.mediaserver_codec.request import aci_line
 from app.services import actions
 from app.store import Store, resolve_store_url
-from app.mediaserver_codec import names
-from app.mediaserver_codec.request import aci_line
 
 # Subcommand modules written beside this one; each adds its parsers with add_commands().
 PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands",
@@ -49,7 +50,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="hashlens",
-        description="Browse, export and audit image-hash databases. Without a command, opens the window.",
+        description="Browse, export and audit image-hash databases. Without a command, opens the window; "
+                    "'hashlens PATH.db' (or a store URL) opens the window on that store.",
     )
     parser.add_argument("--store", metavar="URL",
                         help="sqlite:///path.db, postgresql://user@host/db or mysql://user@host/db "
@@ -207,7 +209,7 @@ def _cmd_train(store: Store, args) -> int:
     report = actions.train_files(store, args.database, args.paths, metadata=metadata, progress=progress)
     progress.finish()
     added, refused = len(report.added), len(report.refused)
-    skipped = f"; skipped {counted(len(report.skipped), 'file')} whose names are not image names" if report.skipped else ""
+    skipped = f"; skipped {counted(len(report.skipped), 'non-image file')}" if report.skipped else ""
     print(f"Added {counted(added, 'image hash', 'image hashes')} to '{args.database}'; refused {refused:,}{skipped}.")
     for path, reason in report.refused:
         print(f"  refused {path}: {reason.removeprefix(f'{path}: ')}", file=sys.stderr)
@@ -240,7 +242,8 @@ def _cmd_list(store: Store, args) -> int:
         first = True
         for batch in batches:
             for row in batch:
-                out.write(("\n  " if first else ",\n  ") + json.dumps(_row_json(row, query), ensure_ascii=False))
+                # The export's entry object (JSON and NDJSON exports): one row shape everywhere.
+                out.write(("\n  " if first else ",\n  ") + json.dumps(entry_object(row, query), ensure_ascii=False))
                 first = False
         out.write("\n]\n" if not first else "]\n")
         return 0
@@ -259,16 +262,6 @@ def _cmd_list(store: Store, args) -> int:
 def _clip(text: str, width: int) -> str:
     text = text.replace("\n", "⏎").replace("\t", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _row_json(row, query) -> dict:
-    item = {"position": row.position, "identifier": row.identifier}
-    if query.imagestatus:
-        item.update(label=row.label, status="trained", hasimagedata=row.has_image_data)
-    item["phash"] = row.phash_hex
-    if query.metadata:
-        item["metadata"] = [{"key": k, "value": v} for k, v in (row.metadata or ())]
-    return item
 
 
 def _cmd_meta(store: Store, args) -> int:

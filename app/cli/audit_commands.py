@@ -8,9 +8,7 @@ import re
 import sys
 from datetime import datetime, timedelta, timezone
 
-from app.audits import near as nearmod
-from app.audits.audit import run_audit
-from app.audits.model import AuditOptions, Level
+from app.audits.model import DEFAULT_RADIUS, MAX_RADIUS, AuditOptions, Level
 from app.audits.report import findings_summary, iso, journal_line, to_json, to_text, write_atomic
 from app.cli.common import TerminalProgress, positive_int, whole_number
 from app.domain import HashlensError, counted, param_invalid
@@ -53,7 +51,7 @@ def parse_when(text: str, *, end: bool = False, now: datetime | None = None) -> 
 
 
 def _radius(text: str) -> int:
-    return whole_number(0, nearmod.MAX_RADIUS)(text)
+    return whole_number(0, MAX_RADIUS)(text)
 
 
 def _when(*, end: bool):
@@ -79,8 +77,8 @@ def add_commands(subparsers) -> None:
                     "something was, 1 when the audit could not run, 2 on bad usage.",
     )
     p.add_argument("database", nargs="?", help="the database to audit (default: all)")
-    p.add_argument("--near", type=_radius, default=nearmod.DEFAULT_RADIUS, metavar="N",
-                   help=f"near-duplicate radius in bits of the 64-bit pHash (default 8, at most {nearmod.MAX_RADIUS})")
+    p.add_argument("--near", type=_radius, default=DEFAULT_RADIUS, metavar="N",
+                   help=f"near-duplicate radius in bits of the 64-bit pHash (default 8, at most {MAX_RADIUS})")
     p.add_argument("--format", choices=["text", "json", "html"], default="text")
     p.add_argument("--output", "-o", metavar="PATH", help="write the report here (atomically) instead of to standard output")
     p.add_argument("--fail-on", choices=["info", "warning", "error", "never"], default="error",
@@ -146,6 +144,8 @@ def cmd_audit(store, args) -> int:
     )
     phases = _Phases()
     try:
+        from app.audits.audit import run_audit  # NumPy and the audit machinery: only here
+
         result = run_audit(store, args.database, options, progress=phases)
     finally:
         phases.finish()

@@ -195,6 +195,7 @@ def train_files(
             return
         from concurrent.futures import ProcessPoolExecutor
 
+        imaging.load_decoders()  # before the fork: the workers inherit them (imaging.py)
         # Workers die with this process, even when it is killed (issue 10 item 6).
         with ProcessPoolExecutor(max_workers=workers, initializer=lifeline.die_with_parent,
                                  initargs=(os.getpid(),)) as pool:

@@ -32,16 +32,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-
-import numpy as np
-import scipy.fftpack
-from PIL import Image, ImageDraw, ImageFont
+from typing import TYPE_CHECKING
 
 from app.domain import NewEntry, check_text, counted, param_invalid
 from app.services import actions, imaging
 from app.store.bulk import append_entries
 from app.store.store import Store
 
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+# NumPy, SciPy and Pillow are imported in the functions that use them, so the command
+# line can build its `sample` parser without them (issue 15, start-up).
 DEFAULT_IMAGES = 2000
 MAX_COUNT = 100_000_000
 # Entries per numpy batch of the fast path; fixed, so a seed gives the same data whatever
@@ -85,8 +88,8 @@ class SampleReport:
     def summary(self) -> str:
         text = (
             f"'{self.database}': {counted(self.entries, 'entry', 'entries')} ({self.with_image_data:,} with image data, "
-            f"{self.image_data_removed:,} drawn images removed, {self.near_duplicates:,} near-duplicates, "
-            f"{self.metadata_items:,} metadata items) in {self.seconds:.1f} s"
+            f"{counted(self.image_data_removed, 'drawn image')} removed, {counted(self.near_duplicates, 'near-duplicate')}, "
+            f"{counted(self.metadata_items, 'metadata item')}) in {self.seconds:.1f} s"
         )
         return text + (" — cancelled; the entries committed so far were kept" if self.cancelled else "")
 
@@ -207,6 +210,8 @@ def _prefetched(chunks: Iterator[list], depth: int = 4) -> Iterator[list]:
 
 
 def _drawn_chunks(n: int, seed: int) -> Iterator[list[NewEntry]]:
+    import numpy as np
+
     originals: list[tuple[str, bytes]] = []  # (identifier, encoded bytes) of undamaged originals
     chunk: list[NewEntry] = []
     for i in range(n):
@@ -243,6 +248,9 @@ def _drawn_chunks(n: int, seed: int) -> Iterator[list[NewEntry]]:
 
 
 def _draw(rng: np.random.Generator) -> Image.Image:
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
     w, h = int(rng.integers(48, 321)), int(rng.integers(48, 241))
     top, bottom = _colour(rng), _colour(rng)
     # A vertical gradient background: few real photos are flat.
@@ -287,6 +295,8 @@ def _encode(image: Image.Image, rng: np.random.Generator) -> bytes:
 
 def _near_duplicate(data: bytes, rng: np.random.Generator) -> bytes:
     """A copy an operator would call the same picture: resized, cropped, re-encoded."""
+    from PIL import Image
+
     image = Image.open(io.BytesIO(data)).convert("RGB")
     w, h = image.size
     if rng.random() < 0.6:
@@ -349,6 +359,9 @@ def phash_gray32(pixels: np.ndarray) -> np.ndarray:
     scipy.fftpack, keeps the top-left 8×8 and sets a bit where a coefficient exceeds their
     median, first coefficient first. One call does the whole batch, and the second DCT
     runs on the eight rows that are kept only (each row's transform is independent)."""
+    import numpy as np
+    import scipy.fftpack
+
     if pixels.ndim != 3 or pixels.shape[1:] != (32, 32):
         raise ValueError("expected an array of shape (n, 32, 32)")
     rows = scipy.fftpack.dct(pixels, axis=1)[:, :8, :]
@@ -362,6 +375,8 @@ def gray32_batch(rng: np.random.Generator, n: int) -> np.ndarray:
     """`n` varied 32×32 grayscale images: a gradient, coarse blocks, a disc and a bar.
     Each part is built from a row and a column term broadcast together, so only a few
     operations touch all n×32×32 pixels."""
+    import numpy as np
+
     f32 = np.float32
     axis = np.arange(32, dtype=f32)
     x, y = axis[None, None, :], axis[:, None][None]  # shapes (1, 1, 32) and (1, 32, 1)
@@ -379,6 +394,8 @@ def gray32_batch(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _fast_chunks(first: int, count: int, seed: int) -> Iterator[list[NewEntry]]:
+    import numpy as np
+
     previous: tuple[np.ndarray, list[str]] | None = None
     i = first
     chunk_no = 0

@@ -135,7 +135,10 @@ def list_mirrors(store: Store) -> list[tuple[str, MirrorSource, SnapshotInfo | N
 
 def check_mirror_target(store: Store, name: str, source: MirrorSource) -> None:
     """Refuse to pull `source` into `name` when `name` is a local database, or a mirror of
-    another source: a pull never overwrites what did not come from the same place."""
+    another source: a pull never overwrites what did not come from the same place. A
+    read-only store is refused here too, before a pull spends minutes reading."""
+    if store.read_only:
+        raise HashlensError(Failure.READ_ONLY, f"Cannot pull into '{name}': {store.read_only_reason()}")
     if store.database_exists(name):
         raise HashlensError(
             Failure.DATABASE_EXISTS,

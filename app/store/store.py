@@ -40,6 +40,7 @@ from app.domain import (
 )
 from app.source import SchemaPolicy, schema_version_policy
 from app.store import schema
+from app.store.drivers import load_driver
 from app.store.url import StoreLocation, parse_store_url
 
 # One position mark every MARK_SPACING entries: a seek steps at most this far.
@@ -235,6 +236,7 @@ class Store:
                 target, read_only=read_only, timeout=BUSY_TIMEOUT_MS / 1000, field_types=_FIELD_TYPES["sqlite"], **kwargs
             )
         elif location.backend == "postgresql":
+            load_driver("postgresql")
             db = _HashlensPostgres(
                 location.name,
                 read_only=read_only,
@@ -246,6 +248,7 @@ class Store:
                 connect_timeout=10,
             )
         else:
+            load_driver("mysql")
             db = _HashlensMySQL(
                 location.name,
                 read_only=read_only,

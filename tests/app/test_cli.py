@@ -1,5 +1,6 @@
 """The command line through main(argv): output, exit codes, and no Qt in app/."""
 
+import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -34,7 +35,7 @@ def test_tour(run, images):
     code, out, err = run("train", "ImageHashes", str(images))
     assert code == EXIT_PARTIAL  # three added, one refused
     assert "Added 3" in out and "refused 1" in out and "broken.jpg" in err and "Traceback" not in err
-    assert "skipped 1 file" in out and "notes.txt: not an image file name" in err
+    assert "skipped 1 non-image file" in out and "notes.txt: not an image file name" in err
     code, out, _ = run("list", "ImageHashes")
     assert code == 0 and out.count("cat") == 3
     code, out, _ = run("aci", "action=ListImageHashes&database=ImageHashes&imagestatus=TRUE&metadata=TRUE&start=1&maxresults=10")
@@ -48,7 +49,9 @@ def test_tour(run, images):
     assert run("meta", "add", "ImageHashes", first, "colour", "red")[0] == 0
     assert run("meta", "update", "ImageHashes", first, "colour", "blue")[0] == 0
     code, out, _ = run("list", "ImageHashes", "--metadata", "--format", "json", "--meta", "colour=blue")
-    assert code == 0 and '"value": "blue"' in out and first in out
+    rows = json.loads(out)
+    assert code == 0 and [r["identifier"] for r in rows] == [first] and rows[0]["metadata"] == {"colour": "blue"}
+    assert set(rows[0]) == {"position", "identifier", "phash", "trained_at", "metadata"}  # the export's entry object
     assert run("meta", "remove", "ImageHashes", first, "colour")[0] == 0
     assert run("relabel", "ImageHashes", first, "kitten")[0] == 0
     assert run("rename", "ImageHashes", first, "first")[0] == 0

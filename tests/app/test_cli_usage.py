@@ -105,7 +105,7 @@ def test_training_a_folder_reports_skipped_files_and_partial_success(run, tmp_pa
     run("db", "create", "F")
     code, out, err = run("train", "F", str(folder))
     assert code == EXIT_PARTIAL
-    assert "Added 3 image hashes" in out and "refused 1" in out and "skipped 2 files" in out
+    assert "Added 3 image hashes" in out and "refused 1" in out and "skipped 2 non-image files" in out
     assert "readme.txt: not an image file name" in err and "page.html: not an image file name" in err
     assert "broken.png" in err
     # The path is said once per line, not repeated in the reason.
@@ -128,7 +128,7 @@ def test_training_exit_status_when_nothing_or_everything_is_added(run, tmp_path,
     (good / "y.png").write_bytes(image_bytes(7))
     (good / "index.csv").write_text("a,b\n")
     code, out, _ = run("train", "G", str(good))
-    assert code == 0 and "skipped 1 file" in out
+    assert code == 0 and "skipped 1 non-image file" in out
 
 
 def test_train_help_documents_the_exit_statuses(capsys):

@@ -185,3 +185,24 @@ def test_diameter_of_a_huge_group_is_a_marked_lower_bound():
     assert near.diameter(values) == (max(hamming(a, b) for a in range(30) for b in range(30)), True)
     d, exact = near.diameter(values, limit=10)
     assert not exact and d <= 5
+
+
+def test_crowded_buckets_grow_the_kernel_buffers_and_stay_exact():
+    """A cluster of 3,000 hashes differing only in 11 bits spread over all three bands
+    (more pairs per chunk than the kernel's first output capacity), and 6,000 hashes
+    sharing one band key next to a lone hash's key (more neighbours than its first
+    comparison buffer): both buffers grow and the answer still equals brute force."""
+    rng = np.random.default_rng(11)
+    spread = np.array([1, 5, 9, 23, 27, 30, 44, 47, 50, 61, 63], dtype=np.uint64)
+    flips = rng.integers(0, 2, (3000, len(spread)), dtype=np.uint64)
+    cluster = np.uint64(0x9E3779B97F4A7C15) ^ (flips << spread).sum(axis=1, dtype=np.uint64)
+    plan = near.make_plan(10**7, 8)
+    band0 = np.uint64((1 << plan.bands[0].width) - 1)
+    crowd = (rng.integers(0, 2**64, 6000, dtype=np.uint64) & ~band0) | np.uint64(0b10)
+    lone = crowd[:5] ^ np.uint64(0b11)  # key 0b01: the crowd's key is one flip away
+    u = np.unique(np.concatenate([cluster, crowd, lone]))
+    got = near.distinct_pairs(u, 8, plan=plan, workers=2)
+    want = near.distinct_pairs(u, 8, plan=near.Plan((), 0.0))
+    assert len(want) > 10_000
+    assert np.array_equal(got.i, want.i) and np.array_equal(got.j, want.j)
+    assert np.array_equal(got.distance, want.distance)

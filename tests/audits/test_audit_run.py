@@ -241,9 +241,9 @@ def test_reports_never_show_the_store_password(pg_url):
 
 
 def test_image_check_in_worker_processes_finds_the_same(planted_url, monkeypatch):
-    from app.audits import audit as audit_module
+    from app.audits import scan as scan_module
 
-    monkeypatch.setattr(audit_module, "PROCESS_THRESHOLD", 1)
+    monkeypatch.setattr(scan_module, "PROCESS_THRESHOLD", 1)
     with Store.open(planted_url, read_only=True) as store:
         pooled = run_audit(store, "photos", AuditOptions(image_workers=2, across=False))
         inline = run_audit(store, "photos", AuditOptions(image_workers=1, across=False))

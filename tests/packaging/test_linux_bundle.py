@@ -85,6 +85,15 @@ def test_the_bundle_trains_a_folder_with_its_process_pool(built, tmp_path, clean
     assert "Added 70 image hashes" in out
 
 
+def test_the_bundle_audits_with_its_compiled_near_duplicate_search(built, tmp_path, clean_env):
+    # The near-duplicate search is compiled by numba at run time: LLVM must work when frozen.
+    env = bare_env(clean_env)
+    store = ["--store", tmp_path / "audit.db"]
+    run([built[0] / "hashlens", *store, "sample", "S", "--count", "300", "--images", "20"], env)
+    out = run([built[0] / "hashlens", *store, "audit", "S", "--no-images", "--fail-on", "never"], env)
+    assert "Findings:" in out and "near" in out.lower()
+
+
 def test_the_bundle_leaves_out_what_is_not_used(built):
     names = [str(p.relative_to(built[0])) for p in built[0].rglob("*")]
     unused = ("QtWebEngine", "Qt6Qml", "Qt6Quick", "Qt63D", "Qt6Multimedia", "/qml/", "Qt/translations/",
@@ -133,6 +142,7 @@ def test_the_deb_installs_programs_entry_icons_and_metainfo(built, tmp_path, cle
     metainfo = (root / "usr/share/metainfo" / f"{ID}.metainfo.xml").read_text()
     assert "@VERSION@" not in metainfo and "<screenshot" in metainfo and "<caption>" in metainfo
     store = tmp_path / "from deb.db"
+    run([root / "opt/hashlens/hashlens", "--store", store, "db", "create", "Shop"], bare_env(clean_env))
     out = run([root / "opt/hashlens/hashlens-gui", store], bare_env(clean_env))
     assert f"hashlens-smoke: opened {store}" in out
 

@@ -51,6 +51,8 @@ def test_without_a_window_a_store_argument_is_a_usage_error(capsys):
 @pytest.mark.parametrize("function", ["cli", "main"])  # hashlens, hashlens-gui
 def test_the_window_opens_the_store_given(tmp_path, clean_env, function):
     store = tmp_path / "a store.db"
+    # An existing store, as a file manager passes it (a missing one would make the window ask first).
+    assert main(["--store", str(store), "db", "create", "Shop"]) == 0
     result = subprocess.run(
         [sys.executable, "-c", f"import sys; from ui.main import {function}; sys.exit({function}())", str(store)],
         env={**clean_env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,

@@ -1,0 +1,128 @@
+"""Start-up: whole-process times of `hashlens` commands and of the window, beside their floors.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/startup.py [--count 1000000] [--runs 7]
+
+Builds (or reuses) benchmarks/data/sample-<count>.db (shared with listing.py and scale.py),
+then times, as the median of several runs measured in the same session:
+
+- `python -c pass`: the floor of any Python command;
+- `hashlens --help`, `hashlens db list`, `hashlens list DATABASE` (a page of 50) and
+  `hashlens aci 'a=ListImageHashes&…'` (a page of 50), each a whole new process;
+- the `sqlite3` shell answering the same page of 50 (the floor of the answer itself);
+- the window, process start → first rows painted, beside a bare PySide6 QTableView over
+  the same page fetched with raw sqlite3 (window.py's baseline child), offscreen.
+
+Targets (issue 15, item 1): `hashlens aci`, `list` and `db list` under 0.2 s and
+`hashlens --help` under 0.15 s, whole process; the window's first rows painted within 1.5 s
+(issue 3's target, window.py's TARGET_FIRST_PAINT_S). Exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench_common import DATA, DATABASE, ROOT, sample_store
+
+COMMAND_TARGETS_S = {"--help": 0.15, "db list": 0.2, "list": 0.2, "aci": 0.2}
+PAGE = 50
+CLI = "import sys; from ui.main import cli; sys.exit(cli())"
+
+
+def _env() -> dict:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def median_process_s(argv: list[str], runs: int, env: dict) -> float:
+    """Median wall-clock seconds of a whole process, after one warm-up run (file cache)."""
+    times = []
+    for i in range(runs + 1):
+        began = time.perf_counter()
+        proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        elapsed = time.perf_counter() - began
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr.decode()}")
+        if i:
+            times.append(elapsed)
+    return statistics.median(times)
+
+
+def median_window_s(child: str, path: Path, runs: int) -> float:
+    """Median seconds from starting a window child (window.py's) to its first rows painted."""
+    from window import run_child
+
+    times = []
+    for _ in range(runs):
+        began, result = run_child(["--child", child, "--path", str(path)])
+        if "error" in result:
+            raise SystemExit(result["error"])
+        times.append(result["first_paint"] - began)
+    return statistics.median(times)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=7, help="runs per figure (median; at least 5)")
+    parser.add_argument("--no-window", action="store_true", help="skip the window figures")
+    args = parser.parse_args(argv)
+    runs = max(5, args.runs)
+    path = sample_store(DATA / f"sample-{args.count}.db", args.count)
+    env = _env()
+    store = ["--store", "sqlite:///" + str(path)]
+    python = [sys.executable]
+    print(f"start-up on {args.count:,} entries ({path.name}); median of {runs} runs; "
+          f"load average {os.getloadavg()[0]:.1f} at the start\n")
+
+    floor = median_process_s(python + ["-c", "pass"], runs, env)
+    print(f"{'python -c pass':44s} {floor * 1000:7.0f} ms   (the floor of any Python command)")
+    page_sql = ("SELECT e.identifier, e.label, e.phash FROM hl_entry e JOIN hl_database d ON d.id = e.database_id "
+                f"WHERE d.name = '{DATABASE}' ORDER BY e.id LIMIT {PAGE};")
+    sqlite_shell = shutil.which("sqlite3")
+    if sqlite_shell:
+        answer = median_process_s([sqlite_shell, "-readonly", str(path), page_sql], runs, env)
+        print(f"{'sqlite3 shell, the same page of ' + str(PAGE):44s} {answer * 1000:7.0f} ms   (the floor of the answer)")
+    else:
+        print("sqlite3 shell not installed: no answer floor (apt-get install sqlite3)")
+
+    commands = {
+        "--help": ["--help"],
+        "db list": store + ["db", "list"],
+        "list": store + ["list", DATABASE, "--maxresults", str(PAGE)],
+        "aci": store + ["aci", f"a=ListImageHashes&database={DATABASE}&maxresults={PAGE}"],
+    }
+    missed = []
+    for name, cli_args in commands.items():
+        seconds = median_process_s(python + ["-c", CLI] + cli_args, runs, env)
+        target = COMMAND_TARGETS_S[name]
+        ok = seconds < target
+        missed += [] if ok else [f"hashlens {name}"]
+        print(f"{'hashlens ' + name:44s} {seconds * 1000:7.0f} ms   ({seconds / floor:4.1f}x python -c pass; "
+              f"target < {target * 1000:.0f} ms) {'ok' if ok else 'MISSED'}")
+
+    if not args.no_window:
+        from window import TARGET_FIRST_PAINT_S
+
+        bare = median_window_s("baseline", path, runs)
+        window = median_window_s("first-paint", path, runs)
+        ok = window < TARGET_FIRST_PAINT_S
+        missed += [] if ok else ["window"]
+        print(f"\n{'window: start → first rows painted':44s} {window * 1000:7.0f} ms   "
+              f"(bare QTableView over raw sqlite3: {bare * 1000:.0f} ms, {window / bare:.2f}x; "
+              f"target < {TARGET_FIRST_PAINT_S * 1000:.0f} ms) {'ok' if ok else 'MISSED'}")
+        print("  (DB Browser for SQLite is not measured here: it is not installed on this machine.)"
+              if not shutil.which("sqlitebrowser") else "  (sqlitebrowser is installed but not measured.)")
+    print("\n" + ("every target met" if not missed else "MISSED: " + ", ".join(missed)))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

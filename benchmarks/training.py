@@ -1,0 +1,131 @@
+"""Training benchmark: CPU per image of `train_files` on all cores beside the bare `imagehash.phash` loop.
+
+Writes N varied 640×480 JPEG photographs (scikit-image's, cropped at shifted places) to a
+temporary folder, then in two child processes measured in the same run:
+
+- the floor: `imagehash.phash(Image.open(path))` over every file in one process;
+- Hashlens: `actions.train_files` into a new SQLite store with a worker per core (read,
+  decode with the safe loader, pHash, SHA-256, store each entry in its own transaction).
+
+CPU time is user + system of the process and its workers, from `getrusage`, so other work
+on a shared machine does not inflate it the way it inflates wall-clock time.
+
+Target (issue 15, item 5): Hashlens's CPU per image at most 1.1x the bare loop's; peak
+memory of a training worker under 300 MB (decoding is bounded). Exits 1 when one is missed.
+
+    .venv/bin/python benchmarks/training.py [--images N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CPU_RATIO_TARGET = 1.1
+WORKER_MEMORY_TARGET_MB = 300
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "horse", "camera")
+
+
+def write_photos(folder: Path, count: int, seed: int) -> None:
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    photos = [Image.fromarray(getattr(skimage.data, name)()).convert("RGB") for name in PHOTOS]
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        dx, dy = (int(v) for v in rng.integers(0, 40, 2))
+        image = photos[i % len(photos)].crop((dx, dy, dx + 400, dy + 300)).resize((640, 480))
+        image.save(folder / f"photo-{i:06d}.jpg", "JPEG", quality=85)
+
+
+def _cpu(who) -> float:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+def run_bare(folder: Path) -> dict:
+    import imagehash
+    from PIL import Image
+
+    files = sorted(folder.glob("*.jpg"))
+    cpu, wall = _cpu(resource.RUSAGE_SELF), time.perf_counter()
+    for path in files:
+        imagehash.phash(Image.open(path))
+    return {"images": len(files), "cpu_s": _cpu(resource.RUSAGE_SELF) - cpu, "wall_s": time.perf_counter() - wall}
+
+
+def run_train(folder: Path, workers: int) -> dict:
+    from app.services import actions
+    from app.store import Store
+
+    with tempfile.TemporaryDirectory(prefix="hashlens-train-") as tmp:
+        with Store.open("sqlite:///" + str(Path(tmp) / "train.db")) as store:
+            actions.create_database(store, "photos")
+            parent, workers_cpu = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
+            wall = time.perf_counter()
+            report = actions.train_files(store, "photos", [str(folder)], workers=workers)
+            wall = time.perf_counter() - wall
+            parent = _cpu(resource.RUSAGE_SELF) - parent
+            workers_cpu = _cpu(resource.RUSAGE_CHILDREN) - workers_cpu
+    return {"images": len(report.added), "refused": len(report.refused), "cpu_s": parent + workers_cpu,
+            "parent_cpu_s": parent, "workers_cpu_s": workers_cpu, "wall_s": wall,
+            "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+            "parent_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _child(*args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--bare", help=argparse.SUPPRESS)
+    parser.add_argument("--train", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    workers = os.cpu_count() or 1
+    if args.bare:
+        print(json.dumps(run_bare(Path(args.bare))))
+        return 0
+    if args.train:
+        print(json.dumps(run_train(Path(args.train), workers)))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="hashlens-photos-") as tmp:
+        folder = Path(tmp)
+        write_photos(folder, args.images, args.seed)
+        print(f"training {args.images:,} JPEG photographs (640×480), {workers} cores, "
+              f"load average {os.getloadavg()[0]:.1f} at the start")
+        bare = _child("--bare", str(folder))
+        train = _child("--train", str(folder))
+    bare_ms = bare["cpu_s"] / bare["images"] * 1000
+    train_ms = train["cpu_s"] / max(train["images"], 1) * 1000
+    ratio = train_ms / bare_ms
+    cpu_ok = ratio <= CPU_RATIO_TARGET and train["images"] == args.images
+    memory_ok = train["worker_peak_mb"] < WORKER_MEMORY_TARGET_MB
+    print(f"  bare loop   {bare_ms:6.2f} ms CPU/image  ({bare['images'] / bare['wall_s']:,.0f} images/s on one core)")
+    print(f"  hashlens    {train_ms:6.2f} ms CPU/image  ({train['images'] / train['wall_s']:,.0f} images/s on "
+          f"{workers} workers, {train['images']:,} stored, {train['refused']} refused) -> {ratio:.2f}x the bare loop "
+          f"{'ok' if cpu_ok else 'MISSED'} (<= {CPU_RATIO_TARGET}x)")
+    per = 1000 / max(train["images"], 1)
+    print(f"              of which {train['workers_cpu_s'] * per:.2f} ms in the workers (read, decode, pHash, SHA-256) "
+          f"and {train['parent_cpu_s'] * per:.2f} ms in the parent (storing each entry)")
+    print(f"  memory      {train['worker_peak_mb']:6.0f} MB peak of a worker, {train['parent_peak_mb']:.0f} MB the "
+          f"parent {'ok' if memory_ok else 'MISSED'} (worker < {WORKER_MEMORY_TARGET_MB} MB)")
+    return 0 if cpu_ok and memory_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
