@@ -249,7 +249,11 @@ class Store:
         error stands only when `check_damage` proves it (issue 10 item 9)."""
         if self.file_path is None:
             return error
-        self._drop_connection()
+        if self.db.in_transaction():
+            # Renewed once the transaction has ended (its own exit still needs the connection).
+            self._local.renew = True
+        else:
+            self._drop_connection()
         if self.check_damage() is not None:
             return error
         return transient_read_error(self.describe(), error.suspect)
@@ -316,6 +320,10 @@ class Store:
         """A peewee transaction whose failures all surface as HashlensError. When the
         connection died mid-way, the rollback fails too: the connection is dropped (the
         server has already discarded the transaction) and the original error reported."""
+        with self._renewing():
+            yield from self._atomic(*args, **kwargs)
+
+    def _atomic(self, *args, **kwargs):
         try:
             txn = self.db.atomic(*args, **kwargs)
             txn.__enter__()
@@ -336,6 +344,17 @@ class Store:
                 txn.__exit__(None, None, None)
             except peewee.PeeweeException as exc:
                 raise self.sql.translate(exc) from exc
+
+    @contextlib.contextmanager
+    def _renewing(self):
+        """Drop this thread's connection once its outermost transaction has ended, when an
+        error inside it asked for a fresh one (a passing trouble, see _confirm_damage)."""
+        try:
+            yield
+        finally:
+            if getattr(self._local, "renew", False) and not self.db.in_transaction():
+                self._local.renew = False
+                self._drop_connection()
 
     def _drop_connection(self) -> None:
         with contextlib.suppress(Exception):
