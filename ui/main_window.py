@@ -329,6 +329,7 @@ class MainWindow(QMainWindow):
         p.next_requested.connect(m.next_page)
         p.last_requested.connect(m.last_page)
         p.go_to_requested.connect(m.go_to)
+        p.go_to_refused.connect(self.presenter.notify)
         p.page_size_changed.connect(self._on_pager_page_size_changed)
         p.stop_requested.connect(self._stop_loading)
         t.rows_selected.connect(self._on_table_rows_selected)
