@@ -25,23 +25,24 @@ from PySide6.QtWidgets import (
 
 from app.domain import EntryRow, Failure, HashlensError, ListingQuery
 from app.exports.export import export_listing, scope_query, suggested_name
+from app.exports import registry
 from app.exports.formats import ExportOptions
 from ui.errors import message_box
 from ui.job_dialog import JobDialog
 
 log = logging.getLogger("hashlens.ui")
 
-# (label, format, suffix, file-dialog filter); "images" is a folder unless the name ends in .zip.
-FORMAT_CHOICES = [
-    ("XML (the ListImageHashes response)", "xml", ".xml", "XML files (*.xml)"),
-    ("CSV", "csv", ".csv", "CSV files (*.csv)"),
-    ("TSV", "tsv", ".tsv", "TSV files (*.tsv)"),
-    ("JSON (one document)", "json", ".json", "JSON files (*.json)"),
-    ("NDJSON (one entry per line)", "ndjson", ".ndjson", "NDJSON files (*.ndjson *.jsonl)"),
-    ("Excel workbook (XLSX)", "xlsx", ".xlsx", "Excel workbooks (*.xlsx)"),
-    ("Training images into a folder", "images", "", "A new folder (*)"),
-    ("Training images into a zip file", "images-zip", ".zip", "Zip files (*.zip)"),
-]
+
+def format_choices() -> list[tuple[str, str, str, str]]:
+    """(label, format, suffix, file-dialog filter) of every registered export format; a
+    folder format that can also be a zip file is offered twice ("images", "images-zip")."""
+    choices = []
+    for fmt in registry.formats():
+        if fmt.exportable and fmt.listing_export:
+            choices.append((fmt.label, fmt.name, fmt.suffix, fmt.file_filter))
+            if fmt.archive_label:
+                choices.append((fmt.archive_label, f"{fmt.name}-zip", ".zip", "Zip files (*.zip)"))
+    return choices
 _SETTING_FOLDER = "export/last_folder"
 _SETTING_FORMAT = "export/last_format"
 
@@ -72,7 +73,7 @@ class ExportDialog(JobDialog):
 
     def _build(self) -> None:
         self.format_combo = QComboBox()
-        for label, fmt, _suffix, _filter in FORMAT_CHOICES:
+        for label, fmt, _suffix, _filter in format_choices():
             self.format_combo.addItem(label, fmt)
         self.format_combo.currentIndexChanged.connect(self._on_format_changed)
 
@@ -158,7 +159,7 @@ class ExportDialog(JobDialog):
 
     def _set_default_path(self) -> None:
         fmt = self.format_combo.currentData()
-        suffix = next(c[2] for c in FORMAT_CHOICES if c[1] == fmt)
+        suffix = next(c[2] for c in format_choices() if c[1] == fmt)
         stem = suggested_name(self.query, "xml").removesuffix(".xml")
         self.path_edit.setText(str(self._folder() / (stem + ("-images" if fmt.startswith("images") else "") + suffix)))
 
@@ -174,17 +175,17 @@ class ExportDialog(JobDialog):
         if current:
             path = Path(current)
             stem = path.name
-            for _label, _fmt, suffix, _filter in FORMAT_CHOICES:
+            for _label, _fmt, suffix, _filter in format_choices():
                 if suffix and stem.lower().endswith(suffix):
                     stem = stem[: -len(suffix)]
                     break
-            new_suffix = next(c[2] for c in FORMAT_CHOICES if c[1] == fmt)
+            new_suffix = next(c[2] for c in format_choices() if c[1] == fmt)
             self.path_edit.setText(str(path.with_name(stem + new_suffix)))
 
     @Slot()
     def _on_browse_clicked(self) -> None:
         fmt = self.format_combo.currentData()
-        file_filter = next(c[3] for c in FORMAT_CHOICES if c[1] == fmt)
+        file_filter = next(c[3] for c in format_choices() if c[1] == fmt)
         path, _chosen = QFileDialog.getSaveFileName(self, "Export to", self.path_edit.text(), file_filter)
         if path:
             self.path_edit.setText(path)

@@ -20,14 +20,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain import Failure, HashlensError
-from app.exports import database_file
+from app.exports import database_file, registry
+from app.exports.fileformats.database_format import FORMAT as DATABASE
 from app.exports.importer import ImportOptions, detect_format, import_file
+from app.mediaserver_codec.names import LIST_IMAGE_HASHES
 from ui.errors import message_box
 from ui.job_dialog import JobDialog
 
 _SETTING_FOLDER = "import/last_folder"
-FILE_FILTER = ("Hashlens exports and ListImageHashes responses (*.xml *.csv *.tsv *.json *.ndjson *.jsonl *.hldb);;"
-               "All files (*)")
 POLICY_CHOICES = [
     ("Abort the import (nothing is imported)", "abort"),
     ("Skip the file's entry (keep the stored one)", "skip"),
@@ -55,7 +55,7 @@ class ImportDialog(JobDialog):
 
     def _build(self, database: str | None, databases: list[str] | None) -> None:
         self.path_edit = QLineEdit()
-        self.path_edit.setPlaceholderText("A Hashlens export or a saved ListImageHashes response")
+        self.path_edit.setPlaceholderText(f"A Hashlens export or a saved {LIST_IMAGE_HASHES} response")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._on_browse_clicked)
         path_row = QHBoxLayout()
@@ -109,7 +109,9 @@ class ImportDialog(JobDialog):
     @Slot()
     def _on_browse_clicked(self) -> None:
         folder = self.settings.value(_SETTING_FOLDER, "", type=str)
-        path, _chosen = QFileDialog.getOpenFileName(self, "Import from", folder, FILE_FILTER)
+        path, _chosen = QFileDialog.getOpenFileName(
+            self, "Import from", folder,
+            registry.import_file_filter(f"Hashlens exports and {LIST_IMAGE_HASHES} responses"))
         if path:
             self.path_edit.setText(path)
 
@@ -124,7 +126,7 @@ class ImportDialog(JobDialog):
             return
         path = Path(text).expanduser()
         try:
-            whole_database = detect_format(path) == "database"
+            whole_database = detect_format(path) == DATABASE.name
         except HashlensError as exc:
             self._show_error(exc)
             return

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from app.audits.registry import Level, level_of  # noqa: F401  (Level: the levels' one home)
 from app.domain import JournalEntry, ListingQuery, phash_to_hex
 
 # A name or value this close to Media Server's 254-byte limit is reported (ours): one more
@@ -27,56 +27,6 @@ DEFAULT_RADIUS = 8
 MAX_RADIUS = 32
 
 
-class Level(enum.IntEnum):
-    """How serious a finding is; `--fail-on LEVEL` fails on this level and above."""
-
-    INFO = 1
-    WARNING = 2
-    ERROR = 3
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, text: str) -> "Level":
-        return cls[text.strip().upper()]
-
-
-# Every kind of finding with its level; docs/audits.md explains each (ours).
-KINDS: dict[str, Level] = {
-    # integrity: the store is damaged or inconsistent
-    "image-undecodable": Level.ERROR,
-    "phash-mismatch": Level.ERROR,
-    "sha256-mismatch": Level.ERROR,
-    "image-flag-mismatch": Level.ERROR,
-    "entry-count-mismatch": Level.ERROR,
-    "meta-count-mismatch": Level.ERROR,
-    "orphan-rows": Level.ERROR,
-    "store-integrity": Level.ERROR,
-    "schema-newer": Level.ERROR,
-    # data quality: worth a look, possibly a mistake
-    "schema-older": Level.WARNING,
-    "duplicate-bytes": Level.WARNING,
-    "duplicate-phash": Level.WARNING,
-    "likely-mislabel": Level.WARNING,
-    "hash-degenerate": Level.WARNING,
-    "identifier-awkward": Level.WARNING,
-    "identifier-near-limit": Level.WARNING,
-    "label-missing": Level.WARNING,
-    "label-near-limit": Level.WARNING,
-    "metadata-key-gap": Level.WARNING,
-    "metadata-near-limit": Level.WARNING,
-    # facts an operator should know
-    "no-image-data": Level.INFO,
-    "identifier-auto": Level.INFO,
-    "label-auto": Level.INFO,
-    "label-shared": Level.INFO,
-    "near-duplicate": Level.INFO,
-    "near-duplicate-across": Level.INFO,
-}
-
-
 @dataclass(frozen=True)
 class Finding:
     """One thing the audit found. `identifiers` names the entries concerned (at most
@@ -91,7 +41,7 @@ class Finding:
 
     @property
     def level(self) -> Level:
-        return KINDS[self.kind]
+        return level_of(self.kind)  # each kind's level is its check's (app.audits.checks)
 
 
 @dataclass(frozen=True)

@@ -8,26 +8,25 @@ from pathlib import Path
 
 from app.cli.common import TerminalProgress, add_listing_options, listing_query_from_args
 from app.domain import Failure, HashlensError, counted
-from app.exports import database_file, manifest
+from app.exports import database_file, manifest, registry
 from app.exports.export import export_listing
-from app.exports.formats import FORMATS, ExportOptions
-from app.exports.importer import DIALECTS, POLICIES, ImportOptions, detect_format, import_file
+from app.exports.fileformats.database_format import FORMAT as DATABASE
+from app.exports.formats import ExportOptions
+from app.exports.importer import DIALECTS, POLICIES, ImportOptions, detect_format, import_file, import_formats
 from app.mediaserver_codec import names
 
-_BY_SUFFIX = {".xml": "xml", ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json", ".ndjson": "ndjson",
-              ".jsonl": "ndjson", ".xlsx": "xlsx", ".zip": "images"}
-DATABASE_FORMAT = "database"
+DATABASE_FORMAT = DATABASE.name
 
 
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser(
-        "export", help="export a listing to a file (xml, csv, tsv, json, ndjson, xlsx, images)",
+        "export", help=f"export a listing to a file ({', '.join(registry.export_names())})",
         description="Export every entry of a listing (the same filter and order as 'hashlens list') to a file, "
                     "written atomically, with a NAME.manifest.json beside it. --format database writes the whole "
                     f"database with its images ({names.EXPORT_IMAGE_HASH_DATABASE}).",
     )
     add_listing_options(p)
-    p.add_argument("--format", choices=[*FORMATS, DATABASE_FORMAT],
+    p.add_argument("--format", choices=[*registry.export_names(), DATABASE_FORMAT],
                    help="file format (default: from the --output suffix; images: a folder, or a .zip)")
     p.add_argument("--output", "-o", required=True, metavar="PATH", help="the file (or folder, for images) to write")
     p.add_argument("--raw", action="store_true",
@@ -51,14 +50,14 @@ def add_commands(subparsers) -> None:
     p.add_argument("--on-duplicate", choices=POLICIES, default="abort",
                    help="an identifier already in the database: abort the import (default), skip the file's entry, "
                         "or replace the stored one")
-    p.add_argument("--format", choices=["auto", "xml", "json", "ndjson", "csv", "tsv"], default="auto",
+    p.add_argument("--format", choices=import_formats(), default="auto",
                    help="file format (default: detected)")
     p.add_argument("--csv-dialect", choices=DIALECTS, default="auto",
                    help="CSV/TSV: spreadsheet-safe or raw (default: from NAME.manifest.json, else safe)")
     p.add_argument("--no-phash", action="store_true",
                    help="accept entries with neither a pHash nor an image (Media Server responses); they get the "
                         "placeholder pHash 0000000000000000 and are named in the journal")
-    p.set_defaults(handler=cmd_import)
+    p.set_defaults(handler=cmd_import, creates=True)
 
     p = subparsers.add_parser(
         "verify", help="check an export against its NAME.manifest.json",
@@ -72,14 +71,15 @@ def _format_of(args) -> str:
     if args.format:
         return args.format
     output = Path(args.output)
-    fmt = _BY_SUFFIX.get(output.suffix.lower())
-    if fmt is None:
+    fmt = registry.by_suffix(output.suffix)
+    if fmt is None or not (fmt.exportable and fmt.listing_export):
         raise HashlensError(
             Failure.PARAM_MISSING,
-            f"Cannot tell the format from '{output.name}'; give --format ({', '.join(FORMATS)} or database).",
+            f"Cannot tell the format from '{output.name}'; give --format ({', '.join(registry.export_names())} "
+            f"or {DATABASE_FORMAT}).",
             parameter="format",
         )
-    return fmt
+    return fmt.name
 
 
 def _progress(label: str, total: int | None):
@@ -99,7 +99,7 @@ def cmd_export(store, args) -> int:
         print(f"Exported database '{args.database}' ({counted(count, 'entry', 'entries')}) to {args.output}.")
         return 0
     query = listing_query_from_args(args)
-    if args.raw and fmt in ("csv", "tsv", "images"):
+    if args.raw and registry.get(fmt).spreadsheet_cells:
         print("hashlens: warning: --raw writes cells as they are; a spreadsheet may run a cell that starts "
               "with =, +, -, @ as a formula. Do not open this file in a spreadsheet.", file=sys.stderr)
     total = None

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from app import faults
 from app.domain import EntryRow, Failure, HashlensError, ListingQuery, phash_to_hex
-from app.exports import formats, manifest
+from app.exports import fileformats  # noqa: F401  (registers the formats)
+from app.exports import formats, manifest, registry
 from app.exports.atomic import AtomicFile, AtomicPath, ExportFailed, check_target, os_failure, sweep_stale
 from app.exports.cells import neutralise
 from app.exports.formats import ExportOptions
@@ -75,7 +76,7 @@ class _Counter:
 
 
 def _store_path(store) -> Path | None:
-    return store.location.path if store.backend == "sqlite" else None
+    return store.file_path
 
 
 def scope_query(query: ListingQuery, scope: str, *, selected: list[str] | None = None,
@@ -124,15 +125,16 @@ def export_listing(
     query = query.validated()
     store.database_id(query.database)  # a missing database is an error before any file work
     fmt = options.format
+    spec = registry.get(fmt)
     store_path = _store_path(store)
     # From here on `target` is the file really written (a followed link resolved), so
     # the manifest lands beside it and names it.
-    target = check_target(Path(output), store_path, folder_ok=fmt == "images",
+    target = check_target(Path(output), store_path, folder_ok=spec.folder,
                           follow_symlinks=options.follow_symlinks)
     sweep_stale(target.parent)
 
     keys = None
-    if fmt in ("csv", "tsv") and query.metadata and options.metadata_columns == "keys":
+    if spec.key_columns and query.metadata and options.metadata_columns == "keys":
         keys = store.metadata_keys(query.database, limit=formats.MAX_KEY_COLUMNS + 1)
         if len(keys) > formats.MAX_KEY_COLUMNS:
             raise HashlensError(
@@ -146,18 +148,18 @@ def export_listing(
     counter = _Counter(metered)
     index = None
     try:
-        if fmt in formats.TEXT_FORMATS:
+        if spec.text_writer is not None:
             digest = hashlib.sha256()
             with AtomicFile(target, store_path) as out:
-                for chunk in formats.text_chunks(fmt, counter, query, options, keys):
+                for chunk in spec.text_writer(counter, query, options, keys):
                     data = chunk.encode("utf-8")
                     digest.update(data)
                     out.write(data)
             sha, size = digest.hexdigest(), out.size
-        elif fmt == "xlsx":
+        elif spec.file_writer is not None:
             with AtomicPath(target, store_path) as part:
                 about = _about(store, query, options)
-                formats.write_xlsx(part, counter, query, about)
+                spec.file_writer(part, counter, query, about)
                 sha, size = manifest.sha256_file(part)
         elif target.suffix.lower() == ".zip":
             sha, size = _images_zip(store, target, store_path, counter, options)
@@ -195,9 +197,10 @@ def _manifest_options(fmt: str, query: ListingQuery, options: ExportOptions) -> 
     """The choices a reader needs to read the file back exactly (the import reads the
     CSV dialect from here)."""
     found = {}
-    if fmt in ("csv", "tsv", "images"):
+    spec = registry.get(fmt)
+    if spec.spreadsheet_cells:
         found["csv_dialect"] = "spreadsheet-safe" if options.spreadsheet_safe else "raw"
-    if fmt in ("csv", "tsv") and query.metadata:
+    if spec.key_columns and query.metadata:
         found["metadata_columns"] = options.metadata_columns
     return found
 
@@ -296,5 +299,5 @@ def _images_zip(store, target: Path, store_path, batches, options: ExportOptions
 def suggested_name(query: ListingQuery, fmt: str) -> str:
     """A default file name for an export: the database name made safe, plus the suffix."""
     stem = formats.image_file_name(query.database, None).rsplit("-", 1)[0]
-    return stem + formats.SUFFIXES.get(fmt, "")
+    return stem + registry.get(fmt).suffix
 

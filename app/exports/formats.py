@@ -1,8 +1,9 @@
-"""The export formats: each turns batches of listed entries into a file, streaming.
+"""The writers the export formats share: cells, columns, entry objects, streamed text.
 
-XML is the ListImageHashes response itself, from `app.mediaserver_codec.writer.listing`, so an export
-is byte for byte what the action answers for the same request. The others carry the
-same entries as columns or objects; every one can be read back by `readers.py`."""
+Which formats exist, and which writer each uses, is `app.exports.registry`'s table,
+filled by the modules of `app.exports.fileformats`. XML is the ListImageHashes response
+itself (`app.mediaserver_codec.writer.listing`); the others carry the same entries as
+columns or objects; every one can be read back by `readers.py`."""
 
 from __future__ import annotations
 
@@ -15,13 +16,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.mediaserver_codec import writer as response
 from app.domain import EntryRow, Failure, HashlensError, ListingQuery, first_bad_xml_char, phash_to_hex
+from app.exports import registry
 from app.exports.cells import ESCAPED_START, format_time, metadata_json, neutralise
 
-TEXT_FORMATS = ("xml", "csv", "tsv", "json", "ndjson")
-FORMATS = TEXT_FORMATS + ("xlsx", "images")
-SUFFIXES = {"xml": ".xml", "csv": ".csv", "tsv": ".tsv", "json": ".json", "ndjson": ".ndjson", "xlsx": ".xlsx"}
 JSON_FORMAT_NAME = "hashlens-listing"
 JSON_VERSION = 1
 # One column per metadata key is for reading in a spreadsheet; past this many keys the
@@ -43,10 +41,10 @@ class ExportOptions:
     follow_symlinks: bool = False
 
     def validated(self) -> "ExportOptions":
-        if self.format not in FORMATS:
+        if self.format not in registry.export_names():
             raise HashlensError(
                 Failure.PARAM_INVALID,
-                f"Export format '{self.format}' is not known; choose one of {', '.join(FORMATS)}.",
+                f"Export format '{self.format}' is not known; choose one of {', '.join(registry.export_names())}.",
                 parameter="format",
             )
         if self.metadata_columns not in ("json", "keys"):
@@ -142,7 +140,9 @@ def _csv_rows(batch, query: ListingQuery, keys, per_key: bool, safe: bool) -> li
     return rows
 
 
-def _csv_chunks(batches, query, options, keys, delimiter: str) -> Iterator[str]:
+def delimited_chunks(batches, query, options, keys, delimiter: str) -> Iterator[str]:
+    """CSV or TSV text, a batch at a time."""
+    batches = checked(batches)
     per_key = query.metadata and options.metadata_columns == "keys"
     safe = options.spreadsheet_safe
     buf = io.StringIO()
@@ -187,8 +187,8 @@ def encode(obj) -> str:
     return "".join(_encode(obj, 0)) if _encode is not None else _dumps(obj)
 
 
-def _ndjson_chunks(batches, query) -> Iterator[str]:
-    for batch in batches:
+def ndjson_chunks(batches, query) -> Iterator[str]:
+    for batch in checked(batches):
         yield "".join([encode(entry_object(r, query)) + "\n" for r in batch])
 
 
@@ -204,10 +204,10 @@ def json_header(query: ListingQuery) -> str:
     return _dumps(head)[:-1] + ',"entries":['
 
 
-def _json_chunks(batches, query) -> Iterator[str]:
+def json_chunks(batches, query) -> Iterator[str]:
     yield json_header(query)
     sep = "\n"
-    for batch in batches:
+    for batch in checked(batches):
         parts = []
         for r in batch:
             parts.append(sep + encode(entry_object(r, query)))
@@ -218,18 +218,8 @@ def _json_chunks(batches, query) -> Iterator[str]:
 
 def text_chunks(fmt: str, batches: Iterable[list[EntryRow]], query: ListingQuery, options: ExportOptions,
                 keys: list[str] | None = None) -> Iterator[str]:
-    """The file's text, a batch at a time."""
-    if fmt == "xml":
-        # The very function ListImageHashes answers with (byte-for-byte contract).
-        return response.listing(batches, imagestatus=query.imagestatus, metadata=query.metadata)
-    batches = checked(batches)
-    if fmt in ("csv", "tsv"):
-        return _csv_chunks(batches, query, options, keys, "," if fmt == "csv" else "\t")
-    if fmt == "json":
-        return _json_chunks(batches, query)
-    if fmt == "ndjson":
-        return _ndjson_chunks(batches, query)
-    raise AssertionError(fmt)
+    """The file's text, a batch at a time, from the format's registered writer."""
+    return registry.get(fmt).text_writer(batches, query, options, keys)
 
 
 # -- XLSX ---------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from app import faults
 from app.domain import Failure, HashlensError, ListingQuery, NewEntry, check_text, counted
-from app.exports import readers
+from app.exports import fileformats  # noqa: F401  (registers the formats)
+from app.exports import readers, registry
 from app.exports import manifest
 from app.exports.readers import ImportedEntry, ImportRefused
 from app.services import actions
@@ -20,7 +21,6 @@ from app.services.imaging import HashedImage
 from app.mediaserver_codec import names
 
 POLICIES = ("abort", "skip", "replace")
-FORMATS = ("auto", "xml", "json", "ndjson", "csv", "tsv")
 DIALECTS = ("auto", "safe", "raw")
 # A pHash stored for entries whose file carried none (a Media Server response): only
 # with the explicit allow_missing_phash choice, and every such entry is journalled (ours).
@@ -39,7 +39,7 @@ class ImportOptions:
     max_bytes: int = readers.MAX_IMPORT_BYTES
 
     def validated(self) -> "ImportOptions":
-        for name, value, allowed in (("on-duplicate", self.on_duplicate, POLICIES), ("format", self.format, FORMATS),
+        for name, value, allowed in (("on-duplicate", self.on_duplicate, POLICIES), ("format", self.format, import_formats()),
                                      ("csv-dialect", self.csv_dialect, DIALECTS)):
             if value not in allowed:
                 raise HashlensError(Failure.PARAM_INVALID,
@@ -111,7 +111,7 @@ def _check_file(path: Path, max_bytes: int) -> int:
 
 
 def detect_format(path: Path | str) -> str:
-    """The reader a file needs: xml, json, ndjson, csv, tsv or database."""
+    """The name of the registered format a file is in (`database` for a whole-database file)."""
     path = Path(path)
     _check_file(path, readers.MAX_IMPORT_BYTES)
     with open(path, "rb") as f:
@@ -146,16 +146,13 @@ def _csv_dialect_from_manifest(path: Path) -> str | None:
     return {"spreadsheet-safe": "safe", "raw": "raw"}.get(dialect)
 
 
+def import_formats() -> tuple[str, ...]:
+    """The `format` choices of an import: detected, or any format with a reader."""
+    return ("auto", *registry.import_names())
+
+
 def read_entries(path: Path, fmt: str, f, size: int, dialect: str):
-    if fmt == "xml":
-        return readers.read_xml(path, f)
-    if fmt == "json":
-        return readers.read_json(path, f, size)
-    if fmt == "ndjson":
-        return readers.read_ndjson(path, f)
-    if fmt in ("csv", "tsv"):
-        return readers.read_csv(path, f, "," if fmt == "csv" else "\t", dialect == "safe")
-    raise AssertionError(fmt)
+    return registry.get(fmt).reader(path, f, size, dialect)
 
 
 def import_file(
@@ -181,19 +178,20 @@ def import_file(
             raise ImportRefused(path, f"this is a whole-database file ({names.EXPORT_IMAGE_HASH_DATABASE}); import it with "
                                       f"{names.IMPORT_IMAGE_HASH_DATABASE} (hashlens import without --format).")
         dialect = options.csv_dialect
-        if dialect == "auto" and fmt in ("csv", "tsv"):
+        cells = registry.get(fmt).spreadsheet_cells
+        if dialect == "auto" and cells:
             dialect = _csv_dialect_from_manifest(path) or "safe"
-        report = ImportReport(str(path), fmt if fmt not in ("csv", "tsv") else f"{fmt}, {dialect} dialect", database)
+        report = ImportReport(str(path), f"{fmt}, {dialect} dialect" if cells else fmt, database)
         entries = read_entries(path, fmt, f, size, dialect)
         try:
-            with store.writing():
-                _apply(store, path, database, entries, options, report, progress, cancelled)
+            with store.group(names.IMPORT_IMAGE_HASHES, database) as journal:
+                _apply(store, path, database, entries, options, report, progress, cancelled, journal)
         finally:
             entries.close()
     return report
 
 
-def _apply(store, path, database, entries, options, report, progress, cancelled) -> None:
+def _apply(store, path, database, entries, options, report, progress, cancelled, journal: dict) -> None:
     if not store.database_exists(database):
         store.create_database(database)
         report.created_database = True
@@ -256,7 +254,7 @@ def _apply(store, path, database, entries, options, report, progress, cancelled)
             "'replace' to take the file's.",
             parameter="on-duplicate",
         )
-    store.record(names.IMPORT_IMAGE_HASHES, database, None, {
+    journal.update({
         "file": str(path),
         "format": report.format,
         "on_duplicate": options.on_duplicate,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
-import contextlib
 import csv
 import json
 import re
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.domain import MAX_INT, PHASH_MASK, Failure, HashlensError, parse_phash, whole_number
-from app.exports import formats
+from app.exports import formats, registry
 from app.exports.cells import FORMULA_TRIGGERS, parse_time, restore
 from app.mediaserver_codec.reader import ListedEntry, ResponseUnreadable, iter_response
 
@@ -82,36 +81,14 @@ _UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
 
 
 def sniff(path: Path, head: bytes) -> str:
-    """Which reader a file needs, from its first bytes (and suffix for CSV/TSV)."""
+    """Which registered format a file is in, from its first bytes (and its suffix where
+    the bytes cannot tell): each format's sniffer is asked in turn (`registry.sniff`)."""
     if head.startswith(_UTF16_32_BOMS):
         raise ImportRefused(path, "the file is UTF-16 or UTF-32; only UTF-8 is accepted.", 1)
-    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
-    if not text:
-        if path.suffix.lower() in (".ndjson", ".jsonl"):
-            return "ndjson"  # an NDJSON export of an empty listing is an empty file
+    found = registry.sniff(path, head.removeprefix(b"\xef\xbb\xbf").lstrip())
+    if found is None:
         raise ImportRefused(path, "the file is empty.")
-    if text.startswith(b"<"):
-        return "xml"
-    if text.startswith(b"["):
-        return "json"
-    if text.startswith(b"{"):
-        first = text.split(b"\n", 1)[0].strip()
-        if first.startswith(b'{"format":"hashlens-database"'):
-            return "database"
-        if first.startswith(b'{"format":"' + formats.JSON_FORMAT_NAME.encode()):
-            return "json"
-        with contextlib.suppress(ValueError, RecursionError):
-            obj = json.loads(first)
-            # A one-line document with an 'entries' list is JSON; an entry per line is NDJSON.
-            if isinstance(obj, dict) and "entries" not in obj and "format" not in obj:
-                return "ndjson"
-        return "json"
-    if path.suffix.lower() in (".tsv", ".tab"):
-        return "tsv"
-    first = text.split(b"\n", 1)[0]
-    if b"\t" in first and b"," not in first:
-        return "tsv"
-    return "csv"
+    return found
 
 
 # -- shared helpers -------------------------------------------------------------------------

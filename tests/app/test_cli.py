@@ -1,5 +1,6 @@
 """The command line through main(argv): output, exit codes, and no Qt in app/."""
 
+import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -7,10 +8,14 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from app.cli import EXIT_PARTIAL, main
+from app.sources import open_source
 
 
 @pytest.fixture
 def run(sqlite_url, capsys):
+    # An existing, empty store: only creating commands may make one (issue 10 item 10).
+    open_source(sqlite_url, create=True).close()
+
     def run(*argv):
         code = main(["--store", sqlite_url, *argv])
         out, err = capsys.readouterr()
@@ -48,7 +53,9 @@ def test_tour(run, images):
     assert run("meta", "add", "ImageHashes", first, "colour", "red")[0] == 0
     assert run("meta", "update", "ImageHashes", first, "colour", "blue")[0] == 0
     code, out, _ = run("list", "ImageHashes", "--metadata", "--format", "json", "--meta", "colour=blue")
-    assert code == 0 and '"value": "blue"' in out and first in out
+    rows = json.loads(out)
+    assert code == 0 and [r["identifier"] for r in rows] == [first] and rows[0]["metadata"] == {"colour": "blue"}
+    assert set(rows[0]) == {"position", "identifier", "phash", "trained_at", "metadata"}  # the export's entry object
     assert run("meta", "remove", "ImageHashes", first, "colour")[0] == 0
     assert run("relabel", "ImageHashes", first, "kitten")[0] == 0
     assert run("rename", "ImageHashes", first, "first")[0] == 0

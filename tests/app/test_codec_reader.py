@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.domain import EntryRow, Failure, HashlensError, param_invalid
-from app.mediaserver_codec import names, writer
+from app.mediaserver_codec import names, reader, writer
 from app.mediaserver_codec.reader import (
     DataValue, ErrorDetail, ListedEntry, ResponseHead, ResponseUnreadable, iter_response, read_response,
 )
@@ -27,7 +27,9 @@ def test_the_seed_response_reads_whole():
     assert entry.counters == {"numimages": 1, "numtrained": 1, "numfailed": 0, "numuntrained": 0}
     assert entry.label == "image1" and entry.has_image_data is True and entry.images[0].status == "trained"
     assert entry.metadata == (("importance", "high"),)
-    assert entry.line == 5
+    # The import's strict reading knows where each entry starts; a client's does not.
+    assert entry.line == 0
+    assert [p.line for p in iter_response(SEED, strict=True) if isinstance(p, ListedEntry)] == [5]
 
 
 def test_older_counter_spellings_and_the_aci_namespace_read_alike():
@@ -161,3 +163,72 @@ def test_any_bytes_give_parts_or_a_typed_error(data):
 def test_every_truncation_of_a_response_is_refused(cut):
     with pytest.raises(ResponseUnreadable):
         list(iter_response(SEED[:cut]))
+
+
+def _both_readers(data):
+    """What the fast reader and the reference (defusedxml's parser, a Python target) make
+    of `data`: the parts without lines, or the error's reason."""
+    outcomes = []
+    for read in (lambda: reader.iter_response(data), lambda: reader._iter_target(data, "X", False, "document")):
+        try:
+            outcomes.append([p if not isinstance(p, ListedEntry) else p.identifier + repr(
+                (p.counters, p.images, p.metadata)) for p in read()])
+        except ResponseUnreadable as exc:
+            outcomes.append(type(exc))
+    return outcomes
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(xml_text.filter(bool), xml_text, st.booleans(),
+                          st.lists(st.tuples(xml_text, xml_text), max_size=3)), max_size=5),
+       st.booleans(), st.booleans(), st.sampled_from(["", "<extra><deep>x</deep></extra>", "<!-- c -->"]))
+def test_the_fast_reader_reads_what_the_reference_reads(rows, imagestatus, metadata, extra):
+    entries = [EntryRow(i + 1, i, ident, label, has_data, 0, None, None, None, None, len(meta), 0, tuple(meta))
+               for i, (ident, label, has_data, meta) in enumerate(rows)]
+    text = "".join(writer.listing([entries], imagestatus=imagestatus, metadata=metadata))
+    text = text.replace("<numimages>", extra + "<numimages>")
+    fast, reference = _both_readers(text.encode())
+    assert fast == reference and fast != ResponseUnreadable
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300).map(lambda t: "<autnresponse>" + t))
+def test_the_fast_reader_refuses_what_the_reference_refuses(data):
+    fast, reference = _both_readers(data)
+    assert (fast == ResponseUnreadable) == (reference == ResponseUnreadable)
+    if fast != ResponseUnreadable:
+        assert fast == reference
+
+
+@pytest.mark.parametrize("document, line", [
+    (b'<?xml version="1.0"?>\n<!-- a <!DOCTYPE in a comment is text -->\n<!DOCTYPE a [<!ENTITY e "x">]><a/>', 3),
+    (b"<!DOCTYPE autnresponse><autnresponse/>", 1),
+])
+def test_a_dtd_never_reaches_the_fast_parser(document, line):
+    with pytest.raises(ResponseUnreadable, match="DTDs") as caught:
+        list(iter_response(document))
+    assert caught.value.line == line
+
+
+@pytest.mark.parametrize("parts, words", [
+    ((b'<autnresponse x="', b"a", b'"/>'), "longer than 1,048,576 bytes"),
+    ((b"<autnresponse><!--", b"a", b"--></autnresponse>"), "longer than 1,048,576 bytes"),
+    ((b"<autnresponse><action>", b"a", b"</action></autnresponse>"), "longer than 1,048,576 characters"),
+])
+def test_the_fast_reader_caps_tokens_and_texts_as_it_streams(parts, words):
+    """A 64 MB token or text is refused after about its cap, not after reading it all."""
+    head, fill, _ = parts
+
+    class Endless(io.RawIOBase):
+        sent = 0
+
+        def readable(self):
+            return True
+
+        def read(self, n=-1):
+            self.sent += 1 << 16
+            assert self.sent < 16 << 20, "the reader kept reading past the cap"
+            return (head if self.sent == 1 << 16 else b"") + fill * (1 << 16)
+
+    with pytest.raises(ResponseUnreadable, match=words):
+        list(iter_response(Endless()))
