@@ -598,7 +598,9 @@ class MainWindow(QMainWindow):
         if store is None or query is None:
             self.presenter.notify("Choose a database to export first.")
             return
-        dialog = ExportDialog(store, query, self._selected_identifiers(), self.model.rows, self, workers=self.workers)
+        count = self.model.count
+        dialog = ExportDialog(store, query, self._selected_identifiers(), self.model.rows, self, workers=self.workers,
+                              listing_count=count.value if count is not None and count.exact else None)
         dialog.exported.connect(lambda path: self.status_bar.showMessage(f"Exported to {path}", 15000))
         dialog.exec()
 
