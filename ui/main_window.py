@@ -579,9 +579,16 @@ class MainWindow(QMainWindow):
     def _on_entry_actions_changed(self, result: WriteResult) -> None:
         if result.lines:
             self.action_log.add(result.lines)
-        self.session.mark_seen(result.token)
-        if result.select_database:
-            self._pending_database = result.select_database
+        self._reload_after_own_write(result.token, result.select_database)
+
+    def _on_window_imported(self, database: str, _count: int) -> None:
+        # Our own import: not a change made elsewhere, and its database belongs in the picker now.
+        self._reload_after_own_write(None, database)
+
+    def _reload_after_own_write(self, token: int | None, select_database: str | None) -> None:
+        self.session.mark_seen(token)
+        if select_database:
+            self._pending_database = select_database
         self.model.refresh()
         self.session.refresh_databases()
         if self.filter_panel.database:
@@ -617,9 +624,10 @@ class MainWindow(QMainWindow):
         if self.session.read_only:
             self.presenter.notify(f"Import is disabled: the store is read-only ({self.session.read_only_reason}).")
             return
-        ImportDialog(store, self.filter_panel.database, self, workers=self.workers,
-                     databases=[d.name for d in self.session.databases]).exec()
-        self.refresh()
+        dialog = ImportDialog(store, self.filter_panel.database, self, workers=self.workers,
+                              databases=[d.name for d in self.session.databases])
+        dialog.imported.connect(self._on_window_imported)
+        dialog.exec()
 
     def open_audit(self) -> None:
         store = self.session.store

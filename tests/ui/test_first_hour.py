@@ -109,3 +109,40 @@ def test_pager_buttons_stay_put_and_last_is_off_on_the_last_page(qtbot, window):
     qtbot.waitUntil(lambda: window.model.query.start == 1, timeout=3000)
     wait_idle(qtbot, window)
     assert pager.last.isEnabled()
+
+
+def test_the_windows_own_import_shows_its_database_and_no_changed_elsewhere(qtbot, make_window, browse_url,
+                                                                          tmp_path):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.exports.export import export_listing
+    from app.exports.formats import ExportOptions
+    from app.store import Store
+    from ui.import_dialog import ImportDialog
+
+    source = tmp_path / "plants.ndjson"
+    store = Store.open(browse_url)
+    export_listing(store, ListingQuery("Plants"), source, ExportOptions("ndjson"))
+    store.close()
+    window = make_window(browse_url)
+    seen = {}
+
+    def drive():
+        dialog = next(w for w in QApplication.topLevelWidgets() if isinstance(w, ImportDialog) and w.isVisible())
+        dialog.path_edit.setText(str(source))
+        dialog.database_combo.setCurrentText("Greenhouse")
+        with qtbot.waitSignal(dialog.imported, timeout=10000):
+            dialog.import_button.click()
+        # While the dialog is still open: the picker has the database, and a poll finds no stranger.
+        qtbot.waitUntil(lambda: "Greenhouse" in window.database_panel.names(), timeout=5000)
+        qtbot.waitUntil(lambda: not window.session._seen_pending, timeout=5000)
+        with qtbot.waitSignal(window.session.polled, timeout=5000):
+            window.session.poll()
+        seen["stale"] = window.session.stale or window.change_hint.isVisible()
+        dialog.accept()
+
+    QTimer.singleShot(0, drive)
+    window.open_import()
+    assert seen == {"stale": False}
+    qtbot.waitUntil(lambda: window.filter_panel.database == "Greenhouse", timeout=5000)
