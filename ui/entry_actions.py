@@ -55,6 +55,7 @@ class EntryActions(QObject):
         self.rows: list[EntryRow] = []
         self.meta_key: str | None = None
         self.databases: list[str] = []
+        self.entry_counts: dict[str, int] = {}  # database name → entries, from the picker
         self._running = 0
         self.task = None  # the long job in the progress dialog (ui.workers.Task)
 
@@ -433,9 +434,11 @@ class EntryActions(QObject):
         name = self.database
         if name is None:
             return
+        count = self.entry_counts.get(name)
+        what = f"its {count:,} {'entry' if count == 1 else 'entries'}" if count is not None else "all its image hashes"
         if not self.prompter.confirm(
             "Remove database",
-            f"Remove the database '{name}' with all its image hashes, images and metadata?\n\n"
+            f"Remove the database '{name}' with {what}, their images and metadata?\n\n"
             "This cannot be undone (RemoveImageHashDatabase).",
             "Remove database",
         ):

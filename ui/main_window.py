@@ -419,7 +419,9 @@ class MainWindow(QMainWindow):
         self.entry_actions.set_store(store, reason)
         self.settings.add_recent_store(self.session.url)
         self._rebuild_recent_menu()
-        self.setWindowTitle(f"{store.describe()} — Hashlens" + (" (read-only)" if reason else ""))
+        # The title ends with the application's display name, or Qt appends it a second time.
+        self.setWindowTitle(f"{store.describe()}" + (" (read-only)" if reason else "") + " — Hashlens")
+        self.import_action.setEnabled(not reason)
         self.status_bar.show_store(store.describe(), bool(reason))
         self.status_bar.showMessage(f"Opened {store.describe()}", 4000)
         if reason:
@@ -445,6 +447,7 @@ class MainWindow(QMainWindow):
         self._pending_database = None
         self.database_panel.set_databases(databases)
         names = [d.name for d in databases]
+        self.entry_actions.entry_counts = {d.name: d.entry_count for d in databases}
         self.entry_actions.set_database(current if current in names else None, names)
         if not databases:
             self.filter_panel.set_database(None)

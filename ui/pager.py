@@ -22,6 +22,8 @@ def page_text(query: ListingQuery | None, shown: int, count: Count | None, loadi
             return "loading…"
         return f"no entries from {query.start:,} (of {total})"
     first, last = query.start, query.start + shown - 1
+    if shown == 1:
+        return f"entry {first:,} of {total}"
     return f"entries {first:,}–{last:,} of {total}"
 
 

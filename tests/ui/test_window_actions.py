@@ -211,7 +211,7 @@ def test_read_only_store_disables_every_change(qtbot, make_window, browse_url):
     assert window.read_only_banner.isVisible()
     assert "Read-only" in window.read_only_banner.text.text()
     assert "read-only" in ea.remove.toolTip()
-    assert window.windowTitle().endswith("(read-only)")
+    assert window.windowTitle().endswith("(read-only) — Hashlens")
 
 
 def test_read_only_flag_is_forced(qtbot, make_window, browse_url):
