@@ -9,8 +9,8 @@ from app.cli.common import TerminalProgress, positive_int, whole_number
 from app.exports.atomic import AtomicFile
 from app.mediaserver.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT, MediaServerClient
 from app.mediaserver.pull import DEFAULT_PAGE_SIZE
-from app.services import diff_report, mirror
-from app.services.diff import DiffCounts, compare
+from app.mediaserver import diff_report, mirror
+from app.diff import DiffCounts, compare
 from app.sources import open_source
 from app.store import mirrors
 
