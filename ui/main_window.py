@@ -329,6 +329,7 @@ class MainWindow(QMainWindow):
         p.next_requested.connect(m.next_page)
         p.last_requested.connect(m.last_page)
         p.go_to_requested.connect(m.go_to)
+        p.go_to_refused.connect(self.presenter.notify)
         p.page_size_changed.connect(self._on_pager_page_size_changed)
         p.stop_requested.connect(self._stop_loading)
         t.rows_selected.connect(self._on_table_rows_selected)
@@ -597,7 +598,9 @@ class MainWindow(QMainWindow):
         if store is None or query is None:
             self.presenter.notify("Choose a database to export first.")
             return
-        dialog = ExportDialog(store, query, self._selected_identifiers(), self.model.rows, self, workers=self.workers)
+        count = self.model.count
+        dialog = ExportDialog(store, query, self._selected_identifiers(), self.model.rows, self, workers=self.workers,
+                              listing_count=count.value if count is not None and count.exact else None)
         dialog.exported.connect(lambda path: self.status_bar.showMessage(f"Exported to {path}", 15000))
         dialog.exec()
 

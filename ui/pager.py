@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QIntValidator
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QToolButton, QWidget
 
 from app.domain import Count, ListingQuery
@@ -27,6 +26,27 @@ def page_text(query: ListingQuery | None, shown: int, count: Count | None, loadi
     return f"entries {first:,}–{last:,} of {total}"
 
 
+# The widest text the indicator is sized for; longer ones are shortened (whole in the tooltip).
+INDICATOR_SAMPLE = "entries 1,000,001–1,001,000 of 10,000,000+"
+# What people type between digit groups: '1,000', '1 000', '1_000', '1.000', '1'000'.
+GROUP_SEPARATORS = ",._' \u00a0\u202f"
+
+
+def parse_entry_number(text: str) -> int:
+    """The entry number typed into 'go to entry'; ValueError says why it is refused."""
+    digits = text.strip()
+    for separator in GROUP_SEPARATORS:
+        digits = digits.replace(separator, "")
+    if not digits:
+        raise ValueError("Go to entry: type an entry number, such as 1,001.")
+    if not digits.isdigit():
+        raise ValueError(f"Go to entry: '{text.strip()}' is not a number; type an entry number, such as 1,001.")
+    number = int(digits)
+    if number < 1:
+        raise ValueError(f"Go to entry: entries are numbered from 1, so {number} is not one.")
+    return number
+
+
 class PagerBar(QWidget):
     """Emits what the person asked for; the model decides what that means."""
 
@@ -37,6 +57,7 @@ class PagerBar(QWidget):
     go_to_requested = Signal(int)
     page_size_changed = Signal(int)
     stop_requested = Signal()
+    go_to_refused = Signal(str)  # why the typed entry number was not used
 
     def __init__(self, page_sizes=(50, 100, 500, 1000), page_size: int = 100, parent=None):
         super().__init__(parent)
@@ -48,12 +69,14 @@ class PagerBar(QWidget):
         self.stop.hide()
         self.indicator = QLabel("no database chosen")
         self.indicator.setObjectName("pageIndicator")
-        self.indicator.setMinimumWidth(150)
+        # A fixed width: the Next and Last buttons stay put as the text changes, so a
+        # second click on the same spot hits the same button.
+        self.indicator.setFixedWidth(self.indicator.fontMetrics().horizontalAdvance(INDICATOR_SAMPLE) + 8)
+        self.indicator.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.indicator.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.go_to = QLineEdit()
         self.go_to.setPlaceholderText("go to entry…")
         self.go_to.setToolTip("Show the page starting exactly at entry N (ListImageHashes start=N)")
-        self.go_to.setValidator(QIntValidator(1, 2_000_000_000, self))
         self.go_to.setMaximumWidth(110)
         self.go_to.returnPressed.connect(self._on_go_to_return_pressed)
         self.page_size = QComboBox()
@@ -87,9 +110,14 @@ class PagerBar(QWidget):
         return button
 
     def _on_go_to_return_pressed(self) -> None:
-        text = self.go_to.text().strip()
-        if text.isdigit() and int(text) >= 1:
-            self.go_to_requested.emit(int(text))
+        try:
+            number = parse_entry_number(self.go_to.text())
+        except ValueError as refused:
+            self.go_to.selectAll()  # kept, so the person can correct it
+            self.go_to_refused.emit(str(refused))
+            return
+        self.go_to.clear()  # a stale number would read as where the page starts
+        self.go_to_requested.emit(number)
 
     def set_page_size(self, size: int) -> None:
         index = self.page_size.findData(size)
@@ -100,11 +128,16 @@ class PagerBar(QWidget):
 
     def update_state(self, query: ListingQuery | None, shown: int, count: Count | None,
                      has_next: bool, last_start: int | None, loading: bool = False) -> None:
-        self.indicator.setText(page_text(query, shown, count, loading))
+        text = page_text(query, shown, count, loading)
+        room = self.indicator.width() - 8
+        self.indicator.setText(self.indicator.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, room))
+        self.indicator.setToolTip(text)
         at_start = query is None or query.start <= 1
         self.first.setEnabled(not at_start)
         self.previous.setEnabled(not at_start)
         self.next.setEnabled(query is not None and has_next)
-        self.last.setEnabled(query is not None and last_start is not None and last_start != query.start)
+        # Only when entries lie beyond this page: from a page started by "go to entry",
+        # the aligned last page may begin before it.
+        self.last.setEnabled(query is not None and has_next and last_start is not None and last_start != query.start)
         self.go_to.setEnabled(query is not None)
         self.stop.setVisible(loading)

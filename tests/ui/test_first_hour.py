@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PySide6.QtCore import Qt
+
 from app.domain import Count, ListingQuery, SortKey
 from tests.ui.conftest import ANIMALS_TOTAL, wait_idle
-from ui.pager import page_text
+from ui.pager import page_text, parse_entry_number
 from ui.status_bar import StatusBar
 
 
@@ -63,3 +68,44 @@ def test_remove_database_says_how_many_entries_go(qtbot, window, monkeypatch):
     wait_idle(qtbot, window)
     window.entry_actions.remove_database.trigger()
     assert questions and f"its {ANIMALS_TOTAL} entries" in questions[0]
+
+
+@given(st.integers(min_value=1, max_value=2_000_000_000), st.sampled_from([",", " ", "_", "\u202f", ""]))
+def test_entry_numbers_are_read_with_thousands_separators(number, separator):
+    assert parse_entry_number(f"{number:,}".replace(",", separator)) == number
+
+
+@pytest.mark.parametrize("text, why", [("0", "numbered from 1"), ("", "type an entry number"),
+                                       ("ten", "'ten' is not a number"), ("-5", "'-5' is not a number")])
+def test_refused_entry_numbers_say_why(text, why):
+    with pytest.raises(ValueError, match=why):
+        parse_entry_number(text)
+
+
+def test_go_to_entry_reads_separators_refuses_aloud_and_clears(qtbot, window):
+    pager = window.pager
+    pager.go_to.setText("0")
+    with qtbot.waitSignal(pager.go_to_refused) as refused:
+        qtbot.keyClick(pager.go_to, Qt.Key.Key_Return)
+    assert "numbered from 1" in refused.args[0] and "numbered from 1" in window.status_bar.currentMessage()
+    assert pager.go_to.text() == "0" and window.model.query.start == 1
+    pager.go_to.setText("1,000")
+    qtbot.keyClick(pager.go_to, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.model.query.start == 1000, timeout=3000)
+    assert pager.go_to.text() == ""
+
+
+def test_pager_buttons_stay_put_and_last_is_off_on_the_last_page(qtbot, window):
+    pager = window.pager
+    next_x = pager.next.mapTo(pager, pager.next.rect().topLeft()).x()
+    pager.go_to.setText("57")
+    qtbot.keyClick(pager.go_to, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.model.query.start == 57, timeout=3000)
+    wait_idle(qtbot, window)
+    assert pager.indicator.text() == f"entries 57–{ANIMALS_TOTAL} of {ANIMALS_TOTAL}"
+    assert pager.next.mapTo(pager, pager.next.rect().topLeft()).x() == next_x
+    assert not pager.next.isEnabled() and not pager.last.isEnabled()
+    qtbot.mouseClick(pager.first, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.model.query.start == 1, timeout=3000)
+    wait_idle(qtbot, window)
+    assert pager.last.isEnabled()
