@@ -254,9 +254,9 @@ def test_export_gets_the_current_query_and_selection(qtbot, window, monkeypatch)
     class FakeExport(QObject):
         exported = Signal(str)
 
-        def __init__(self, store, query, selected, page_rows, parent, workers):
+        def __init__(self, store, query, selected, page_rows, parent, workers, listing_count):
             super().__init__()
-            calls.append((store, query, selected, page_rows, parent))
+            calls.append((store, query, selected, page_rows, parent, listing_count))
 
         def exec(self):
             self.exported.emit("/exports/listing.csv")
@@ -265,8 +265,8 @@ def test_export_gets_the_current_query_and_selection(qtbot, window, monkeypatch)
     monkeypatch.setattr(main_window, "ExportDialog", FakeExport)
     window.table.select_row(2)
     qtbot.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
-    store, query, selected, page_rows, parent = calls[0]
-    assert store is window.session.store and query == window.model.query
+    store, query, selected, page_rows, parent, listing_count = calls[0]
+    assert store is window.session.store and query == window.model.query and listing_count == ANIMALS_TOTAL
     assert selected == ["a002"] and len(page_rows) == 100 and parent is window
     assert window.statusBar().currentMessage() == "Exported to /exports/listing.csv"
 
