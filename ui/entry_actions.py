@@ -22,13 +22,30 @@ STORE_WIDE = {Failure.STORE_BUSY, Failure.STORE_UNAVAILABLE, Failure.STORE_FAILE
               Failure.CANCELLED}
 
 
+def group_failures(failures: list[tuple[str, str]], groups_shown: int = 8, names_shown: int = 5) -> str:
+    """One line per distinct reason, with how many entries it stopped and a few of their
+    identifiers: a bulk edit refused 1,000 times the same way reads as one line, not 1,000."""
+    groups: dict[str, list[str]] = {}
+    for identifier, why in failures:
+        # The same refusal names each entry: say 'this entry' so the reasons compare equal.
+        groups.setdefault(why.replace(f"'{identifier}'", "this entry"), []).append(identifier)
+    lines = []
+    for why, identifiers in sorted(groups.items(), key=lambda g: -len(g[1]))[:groups_shown]:
+        named = ", ".join(identifiers[:names_shown]) + (", …" if len(identifiers) > names_shown else "")
+        count = f"{len(identifiers):,} entr{'y' if len(identifiers) == 1 else 'ies'}"
+        lines.append(f"{count} ({named}): {why}")
+    if len(groups) > groups_shown:
+        lines.append(f"…and {len(groups) - groups_shown:,} other reasons.")
+    return "\n".join(lines)
+
+
 @dataclass
 class WriteResult:
     """What one write job did: the ACI lines of the changes made, what failed, and the
     store's change token right after (so our own change is not reported as someone else's)."""
 
     lines: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (identifier, why refused)
     token: int | None = None
     summary: str | None = None
     details: str | None = None
@@ -159,12 +176,11 @@ class EntryActions(QObject):
             if result.stopped is not None:
                 self._stopped(title, result, retry)
             elif result.failures:
-                shown = "\n".join(result.failures[:8])
-                more = f"\n…and {len(result.failures) - 8:,} more." if len(result.failures) > 8 else ""
                 total = len(result.lines) + len(result.failures)
                 self.presenter.show_error(
                     HashlensError(Failure.PARAM_INVALID,
-                                  f"{title}: {len(result.failures):,} of {total:,} could not be changed.\n\n{shown}{more}"),
+                                  f"{title}: {len(result.failures):,} of {total:,} could not be changed.\n\n"
+                                  + group_failures(result.failures)),
                     title,
                 )
             elif result.details:
@@ -220,7 +236,7 @@ class EntryActions(QObject):
                         # would fail the same way, so stop and offer to retry them.
                         result.stopped, result.remaining = exc, list(rows[i:])
                         break
-                    result.failures.append(f"{row.identifier}: {exc.description}")
+                    result.failures.append((row.identifier, exc.description))
             n = len(result.lines)
             result.summary = f"{title}: {n} entr{'y' if n == 1 else 'ies'} changed."
             return result

@@ -146,3 +146,15 @@ def test_the_windows_own_import_shows_its_database_and_no_changed_elsewhere(qtbo
     window.open_import()
     assert seen == {"stale": False}
     qtbot.waitUntil(lambda: window.filter_panel.database == "Greenhouse", timeout=5000)
+
+
+def test_a_thousand_identical_refusals_read_as_one_line():
+    from ui.entry_actions import group_failures
+
+    failures = [(f"id{i}", f"Metadata key 'colour' already exists on 'id{i}'.") for i in range(1000)]
+    failures.append(("odd", "Something else."))
+    text = group_failures(failures)
+    assert text.splitlines() == [
+        "1,000 entries (id0, id1, id2, id3, id4, …): Metadata key 'colour' already exists on this entry.",
+        "1 entry (odd): Something else.",
+    ]
