@@ -14,6 +14,7 @@ from app.mediaserver_codec import names
 from app.mediaserver_codec.request import aci_line
 from app.services import actions
 from app.services.sample import generate_sample
+from ui.errors import plain_words
 from ui.icons import set_icon
 
 SAMPLE_COUNT = 2000
@@ -236,7 +237,7 @@ class EntryActions(QObject):
                         # would fail the same way, so stop and offer to retry them.
                         result.stopped, result.remaining = exc, list(rows[i:])
                         break
-                    result.failures.append((row.identifier, exc.description))
+                    result.failures.append((row.identifier, plain_words(exc.description)))
             n = len(result.lines)
             result.summary = f"{title}: {n} entr{'y' if n == 1 else 'ies'} changed."
             return result

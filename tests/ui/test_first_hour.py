@@ -158,3 +158,13 @@ def test_a_thousand_identical_refusals_read_as_one_line():
         "1,000 entries (id0, id1, id2, id3, id4, …): Metadata key 'colour' already exists on this entry.",
         "1 entry (odd): Something else.",
     ]
+
+
+def test_errors_name_the_thing_not_the_aci_parameter():
+    from app.store.errors import identifier_exists
+    from ui.errors import plain_words
+
+    assert plain_words(identifier_exists("cat-1", "newidentifier", "Animals").description) == \
+        "An entry with the identifier 'cat-1' already exists in 'Animals'"
+    assert plain_words("'newdatabase=Plants' already exists") == "A database named 'Plants' already exists"
+    assert plain_words("'frobnicate=x' already exists") == "'frobnicate=x' already exists"  # unknown: left as is

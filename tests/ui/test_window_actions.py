@@ -85,6 +85,9 @@ def test_metadata_on_several_rows_reports_refusals(qtbot, window, answers, messa
     result = changed(qtbot, window, window.entry_actions.add_metadata.trigger)
     assert len(result.lines) == 1 and len(result.failures) == 1
     assert "a000" in message_boxes[-1][2] and "already exists" in message_boxes[-1][2]
+    # In the window's words, not ACI's: no 'key=colour', no action name.
+    assert "The metadata key 'colour' already exists" in message_boxes[-1][2]
+    assert "key=" not in message_boxes[-1][2] and "use Edit metadata value" in message_boxes[-1][2]
     assert window.model.row(1).metadata == (("colour", "violet"),)
 
 
