@@ -168,3 +168,16 @@ def test_errors_name_the_thing_not_the_aci_parameter():
         "An entry with the identifier 'cat-1' already exists in 'Animals'"
     assert plain_words("'newdatabase=Plants' already exists") == "A database named 'Plants' already exists"
     assert plain_words("'frobnicate=x' already exists") == "'frobnicate=x' already exists"  # unknown: left as is
+
+
+def test_default_columns_leave_out_position_status_and_image_data(qtbot, window):
+    from ui.models.listing_model import COLUMN_INDEX
+
+    header = window.table.horizontalHeader()
+    for hidden in ("position", "status", "image"):
+        assert header.isSectionHidden(COLUMN_INDEX[hidden])
+    for name in ("identifier", "label", "meta", "phash", "size", "trained"):
+        assert not header.isSectionHidden(COLUMN_INDEX[name]), name
+    # Still one click away: the header menu shows them, and choosing one shows it.
+    header.setSectionHidden(COLUMN_INDEX["status"], False)
+    assert COLUMN_INDEX["status"] in window.table.visible_columns()
