@@ -66,6 +66,10 @@ class PagerBar(QWidget):
         self.next = self._button("next", "Next page", self.next_requested)
         self.last = self._button("last", "Last page (once the exact count is known)", self.last_requested)
         self.stop = self._button("clear", "Stop loading this page and keep the one shown (Esc)", self.stop_requested)
+        # Hidden, it keeps its place: Next and Last must not jump while a page loads.
+        policy = self.stop.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.stop.setSizePolicy(policy)
         self.stop.hide()
         self.indicator = QLabel("no database chosen")
         self.indicator.setObjectName("pageIndicator")
