@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
 
 from app.domain import Count, ListingQuery, SortKey
 from tests.ui.conftest import ANIMALS_TOTAL, wait_idle
@@ -181,3 +182,19 @@ def test_default_columns_leave_out_position_status_and_image_data(qtbot, window)
     # Still one click away: the header menu shows them, and choosing one shows it.
     header.setSectionHidden(COLUMN_INDEX["status"], False)
     assert COLUMN_INDEX["status"] in window.table.visible_columns()
+
+
+def test_a_long_identifier_in_the_detail_pane_ends_in_an_ellipsis(qtbot):
+    from ui.elided_label import ElidedLabel
+
+    label = ElidedLabel()
+    qtbot.addWidget(label)
+    label.resize(120, 30)
+    label.show()
+    whole = "0123456789abcdef" * 4
+    label.setText(whole)
+    assert label.text() == whole and label.toolTip() == whole
+    drawn = QLabel.text(label)
+    assert "…" in drawn and len(drawn) < len(whole)
+    label.setText("short")
+    assert QLabel.text(label) == "short" and label.toolTip() == ""
