@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QToolButton, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLineEdit, QSizePolicy, QToolButton, QWidget
 
 from app.domain import Count, ListingQuery
+from ui.elided_label import ElidedLabel
 from ui.icons import set_icon
 
 
@@ -26,7 +27,7 @@ def page_text(query: ListingQuery | None, shown: int, count: Count | None, loadi
     return f"entries {first:,}–{last:,} of {total}"
 
 
-# The widest text the indicator is sized for; longer ones are shortened (whole in the tooltip).
+# The widest text the indicator grows to fit; longer ones are shortened (whole in the tooltip).
 INDICATOR_SAMPLE = "entries 1,000,001–1,001,000 of 10,000,000+"
 # What people type between digit groups: '1,000', '1 000', '1_000', '1.000', '1'000'.
 GROUP_SEPARATORS = ",._' \u00a0\u202f"
@@ -71,13 +72,15 @@ class PagerBar(QWidget):
         policy.setRetainSizeWhenHidden(True)
         self.stop.setSizePolicy(policy)
         self.stop.hide()
-        self.indicator = QLabel("no database chosen")
+        self.indicator = ElidedLabel("no database chosen")
         self.indicator.setObjectName("pageIndicator")
-        # A fixed width: the Next and Last buttons stay put as the text changes, so a
-        # second click on the same spot hits the same button.
-        self.indicator.setFixedWidth(self.indicator.fontMetrics().horizontalAdvance(INDICATOR_SAMPLE) + 8)
+        # Its width follows the bar's, never the text: the Next and Last buttons stay put as
+        # the text changes (a second click on the same spot hits the same button), and in a
+        # narrow window it shrinks, shortening its text, rather than overlap "go to entry".
+        self.indicator.setMinimumWidth(60)
+        self.indicator.setMaximumWidth(self.indicator.fontMetrics().horizontalAdvance(INDICATOR_SAMPLE) + 8)
+        self.indicator.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.indicator.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.indicator.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.go_to = QLineEdit()
         self.go_to.setPlaceholderText("go to entry…")
         self.go_to.setToolTip("Show the page starting exactly at entry N (ListImageHashes start=N)")
@@ -97,7 +100,7 @@ class PagerBar(QWidget):
         layout.setSpacing(4)
         for w in (self.first, self.previous):
             layout.addWidget(w)
-        layout.addWidget(self.indicator)
+        layout.addWidget(self.indicator, 1)
         layout.addWidget(self.stop)
         for w in (self.next, self.last):
             layout.addWidget(w)
@@ -132,10 +135,7 @@ class PagerBar(QWidget):
 
     def update_state(self, query: ListingQuery | None, shown: int, count: Count | None,
                      has_next: bool, last_start: int | None, loading: bool = False) -> None:
-        text = page_text(query, shown, count, loading)
-        room = self.indicator.width() - 8
-        self.indicator.setText(self.indicator.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, room))
-        self.indicator.setToolTip(text)
+        self.indicator.setText(page_text(query, shown, count, loading))
         at_start = query is None or query.start <= 1
         self.first.setEnabled(not at_start)
         self.previous.setEnabled(not at_start)

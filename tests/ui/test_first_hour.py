@@ -198,3 +198,15 @@ def test_a_long_identifier_in_the_detail_pane_ends_in_an_ellipsis(qtbot):
     assert "…" in drawn and len(drawn) < len(whole)
     label.setText("short")
     assert QLabel.text(label) == "short" and label.toolTip() == ""
+
+
+def test_at_the_minimum_size_the_pager_text_does_not_overlap_go_to(qtbot, window):
+    window.resize(730, 700)
+    qtbot.waitUntil(lambda: window.width() <= max(730, window.minimumSizeHint().width()), timeout=3000)
+    pager = window.pager
+    pager.layout().activate()
+    order = [pager.first, pager.previous, pager.indicator, pager.stop, pager.next, pager.last, pager.go_to,
+             pager.page_size]
+    for left, right in zip(order, order[1:]):
+        assert left.geometry().right() < right.geometry().left(), (left, right)
+    assert pager.indicator.toolTip() == pager.indicator.text() or QLabel.text(pager.indicator) == pager.indicator.text()
