@@ -210,3 +210,16 @@ def test_at_the_minimum_size_the_pager_text_does_not_overlap_go_to(qtbot, window
     for left, right in zip(order, order[1:]):
         assert left.geometry().right() < right.geometry().left(), (left, right)
     assert pager.indicator.toolTip() == pager.indicator.text() or QLabel.text(pager.indicator) == pager.indicator.text()
+
+
+@pytest.mark.parametrize("width", [730, 420])
+def test_the_empty_store_subtitle_is_not_clipped(qtbot, width):
+    from ui.empty_state import EmptyState
+
+    state = EmptyState()
+    qtbot.addWidget(state)
+    state.resize(width, 600)
+    state.show()
+    state.show_empty_store("/home/operator/stores/" + "long-directory-name/" * 3 + "hashes.db", False)
+    qtbot.waitUntil(lambda: state.text.height() >= state.text.heightForWidth(state.text.width()), timeout=3000)
+    assert state.text.geometry().right() < state.width() and state.title.geometry().right() < state.width()
