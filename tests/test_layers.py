@@ -150,3 +150,17 @@ def test_modules_open_with_a_docstring(top):
                if (n == top or n.startswith(top + ".")) and p.stat().st_size
                and ast.get_docstring(ast.parse(p.read_text(encoding="utf-8"))) is None]
     assert missing == []
+
+
+def test_action_names_are_spelled_only_in_their_table():
+    """Every Media Server action name comes from app.mediaserver_codec.names (issue 9)."""
+    from app.mediaserver_codec import names
+
+    # GetStatus is also a QueueAction value, so the health checks are left out.
+    spelled = set(names.ACI_ACTIONS) | {names.QUEUE_INFO, names.IMPORT_IMAGE_HASHES, names.APPEND_IMAGE_HASHES}
+    table = MODULES["app.mediaserver_codec.names"]
+    found = [f"{path.relative_to(ROOT)}:{node.lineno}: {node.value}"
+             for path in MODULES.values() if path != table
+             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(node, ast.Constant) and node.value in spelled]
+    assert found == []

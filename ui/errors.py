@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.domain import Failure, HashlensError
+from app.mediaserver_codec import names
 
 log = logging.getLogger("hashlens.ui")
 
@@ -50,7 +51,7 @@ _TAKEN_WORDS = {
     "newidentifier": "An entry with the identifier '{}' already exists",
     "key": "The metadata key '{}' already exists",
 }
-_ACTION_WORDS = {"UpdateImageHashMetadata": "Edit metadata value"}
+_ACTION_WORDS = {names.UPDATE_IMAGE_HASH_METADATA: "Edit metadata value"}
 
 
 def plain_words(text: str) -> str:

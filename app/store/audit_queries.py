@@ -16,9 +16,13 @@ from collections.abc import Callable, Iterator
 import peewee
 
 from app.domain import JournalEntry, PHASH_MASK
+from app.mediaserver_codec.names import MOVE_IMAGE_HASH, RENAME_IMAGE_HASH_DATABASE
 from app.store.journal import journal_entry, touches
 from app.store.sql import IN_CHUNK
 from app.store.store import Store
+
+# Changes that carry entries into another database, named in their `newdatabase`.
+_RENAMING = (MOVE_IMAGE_HASH, RENAME_IMAGE_HASH_DATABASE)
 
 ENTRY_SCAN_COLUMNS = (
     "e.id, e.identifier, e.label, e.phash, e.sha256, e.has_image_data, e.image_format, "
@@ -315,7 +319,7 @@ def journal_summary(
         params,
     )
     result = [(r[0], r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]
-    if database is not None and any(r[0] in ("MoveImageHash", "RenameImageHashDatabase") for r in result):
+    if database is not None and any(r[0] in _RENAMING for r in result):
         # Moves and renames were counted by action only; count the ones that touch it.
         exact: dict[tuple[str, str], list[int]] = {}
         for batch in iter_journal(store, since, until, database):
@@ -358,8 +362,8 @@ def changed_databases(store: Store, since_token: int) -> set[str] | None:
     if None in names:
         return None
     for (params,) in store.sql.all(
-        "SELECT params FROM hl_journal WHERE id > ? AND action IN ('MoveImageHash', 'RenameImageHashDatabase')",
-        (since_token,),
+        "SELECT params FROM hl_journal WHERE id > ? AND action IN (?, ?)",
+        (since_token, *_RENAMING),
     ):
         try:
             other = json.loads(params or "{}").get("newdatabase")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 
 from app import faults
 from app.domain import Failure, HashlensError, NewEntry
+from app.mediaserver_codec.names import APPEND_IMAGE_HASHES
 from app.store.entries import MARK_SPACING
 from app.store.errors import identifier_exists
 from app.store.journal import now_ms
@@ -43,7 +44,7 @@ def append_entries(
     total: int | None = None,
     progress: Callable[[int, int | None], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
-    action: str = "AppendImageHashes",
+    action: str = APPEND_IMAGE_HASHES,
 ) -> int:
     """Append `entries` at the end of `database`, in their order; returns how many were added.
 
