@@ -68,7 +68,13 @@ class Failure(enum.Enum):
 
 
 class HashlensError(Exception):
-    """An error a person can act on: which thing, what rule, what to do next."""
+    """An error a person can act on: which thing, what rule, what to do next.
+
+    `transient` is True for trouble that passes by itself (a lock held by another program,
+    a lost connection): the store stays usable and reconnects; it is False for everything
+    else, damage among it."""
+
+    transient = False
 
     def __init__(self, failure: Failure, description: str, *, parameter: str | None = None):
         super().__init__(description)

@@ -205,6 +205,41 @@ class Source(Protocol):
         ...
 
 
+@runtime_checkable
+class SqlSource(Source, Protocol):
+    """The optional extension a SQL store offers on top of `Source`, for the work that
+    needs SQL itself: the audit's scans and integrity checks, bulk loads (samples). Code
+    that needs it says so by taking a `SqlSource`; everything else takes a `Source`."""
+
+    #: "sqlite", "postgresql" or "mysql".
+    backend: str
+    #: The public SQL runner (`app.store.sql.SqlRunner`): exec/one/all/limit, `?` placeholders.
+    sql: object
+    #: The schema version the store records (None when it records none).
+    schema_version: int | None
+
+    def reading(self) -> contextlib.AbstractContextManager[None]:
+        """One consistent read snapshot across several statements."""
+        ...
+
+    def writing(self) -> contextlib.AbstractContextManager[object]:
+        """One write transaction; changes made inside are journalled by the caller."""
+        ...
+
+    def record(self, action: str, database: str | None, identifier: str | None, params: dict) -> None:
+        """Append one journal record; inside `writing()`."""
+        ...
+
+    @property
+    def needs_migration(self) -> bool:
+        """Whether the store's schema is older than this Hashlens writes."""
+        ...
+
+    def migrate(self, backup_to: Path | None = None) -> Path | None:
+        """Upgrade an older schema after a backup; returns the backup's path."""
+        ...
+
+
 #: Every member a Source has: the static list a check without `isinstance` can use.
 SOURCE_MEMBERS: tuple[str, ...] = tuple(sorted(
     {name for name in Source.__dict__ if not name.startswith("_")} | set(Source.__annotations__)

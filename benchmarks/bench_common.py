@@ -30,7 +30,7 @@ def sample_store(path: Path, count: int, *, seed: int = 0, database: str = DATAB
     print(f"building {path} with {count:,} sample entries (once; reused by later runs) ...", flush=True)
     with Store.open("sqlite:///" + str(path)) as store:
         report = generate_sample(store, database, count, seed=seed)
-        store._exec("PRAGMA wal_checkpoint(TRUNCATE)")
+        store.sql.exec("PRAGMA wal_checkpoint(TRUNCATE)")
     print("  " + report.summary(), flush=True)
     return path
 

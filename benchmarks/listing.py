@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.domain import ListingQuery  # noqa: E402
 from app.services import actions  # noqa: E402
 from app.store import Store  # noqa: E402
-from app.store.store import _ENTRY_COLUMNS  # noqa: E402
+from app.store.listing import ENTRY_COLUMNS as _ENTRY_COLUMNS  # noqa: E402
 
 from bench_common import DATA, DATABASE, median_ms, sample_store  # noqa: E402
 PAGE = 50

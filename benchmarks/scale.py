@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 # Hashlens modules are imported in main() and in the service browser only, so the raw
 # browser's memory figure holds nothing of ours.
-# The columns a listing reads (as app.store.store._ENTRY_COLUMNS).
+# The columns a listing reads (as app.store.listing.ENTRY_COLUMNS).
 _ENTRY_COLUMNS = (
     "e.id, e.identifier, e.label, e.has_image_data, e.phash, e.image_format, "
     "e.width, e.height, e.byte_size, e.meta_count, e.trained_at"
@@ -429,7 +429,7 @@ def _import_hashlens() -> None:
     from app.store import Store
     from app.store import store as store_module
 
-    assert store_module._ENTRY_COLUMNS == _ENTRY_COLUMNS, "the store reads other columns now; update _ENTRY_COLUMNS"
+    assert store_module.ENTRY_COLUMNS == _ENTRY_COLUMNS, "the store reads other columns now; update _ENTRY_COLUMNS"
 
 
 def main(argv=None) -> int:

@@ -26,7 +26,7 @@ def content_digest(store: Store) -> str:
     """An ordered hash over every table: equal digests mean equal content."""
     digest = hashlib.sha256()
     for table in TABLES:
-        for row in store._all(f"SELECT * FROM {table} ORDER BY 1, 2"):
+        for row in store.sql.all(f"SELECT * FROM {table} ORDER BY 1, 2"):
             digest.update(repr(row).encode())
     return digest.hexdigest()
 

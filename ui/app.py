@@ -62,6 +62,10 @@ def build_window(store_url: str | None = None, read_only: bool = False, log_path
     settings = Settings()
     theme = ThemeManager(QApplication.instance(), settings.theme())
     window = MainWindow(force_read_only=read_only, theme=theme, settings=settings, log_path=log_path)
+    if os.environ.get(SMOKE_ENV) == "1":
+        # No one is there to answer "Create a new store?": the smoke run says it was asked
+        # and answers yes, as a person starting a fresh install would.
+        window.prompter.create_store = _smoke_create_store
     try:
         url = resolve_store_url(store_url)
     except Exception as exc:  # a broken $HASHLENS_STORE must not stop the window opening
@@ -102,6 +106,11 @@ def _sweep_export_folder() -> None:
 # Set to 1 by the smoke tests of installed builds (wheel, bundle, .deb): the window says
 # which store it opened on stdout and leaves through the normal exit path.
 SMOKE_ENV = "HASHLENS_SMOKE_TEST"
+
+
+def _smoke_create_store(path) -> bool:
+    print(f"hashlens-smoke: asked to create {path}; yes", flush=True)
+    return True
 
 
 def _leave_when_store_settles(app, window) -> None:

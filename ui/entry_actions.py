@@ -137,7 +137,7 @@ class EntryActions(QObject):
 
     # -- running -------------------------------------------------------------------------------
 
-    def _submit(self, work, *, title: str, progress: tuple[str, str] | None = None, retry=None) -> None:
+    def _submit(self, work, *, title: str, progress: tuple[str, str] | None = None, retry=None, then=None) -> None:
         """Run `work(store) -> WriteResult` on the write lane, then report and emit
         `changed`. With `progress=(title, text)` it is `work(store, progress, stop)` in the
         job service's progress dialog, whose Cancel sets `stop`."""
@@ -170,6 +170,8 @@ class EntryActions(QObject):
                 self.prompter.info(title, result.summary or title, result.details)
             elif result.summary:
                 self.presenter.notify(result.summary)
+            if then is not None and result.stopped is None and not result.failures:
+                then()
 
         def failed(error: HashlensError):
             self._finished()
@@ -396,6 +398,21 @@ class EntryActions(QObject):
 
         self._submit(work, title="New database")
         return name
+
+    def on_train_folder_into_new_database(self) -> None:
+        """The empty store's "Train a folder": a new database named after the folder, then training."""
+        folder = self.prompter.folder()
+        if not folder or self.store is None:
+            return
+        name = self.prompter.text("Train a folder", "Name of the new database:", Path(folder).name or "Images")
+        if not name:
+            return
+
+        def work(store):
+            actions.create_database(store, name)
+            return WriteResult([aci_line(names.CREATE_IMAGE_HASH_DATABASE, database=name)], select_database=name)
+
+        self._submit(work, title="New database", then=lambda: self.train_paths([folder], database=name))
 
     def on_rename_database(self) -> None:
         old = self.database

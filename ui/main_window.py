@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
 
 import app
 from app.domain import HashlensError, ListingQuery
-from app.services import actions
 from app.services.locations import missing_store_file
 from ui.action_log import ActionLog
 from ui.audit_view import AuditWindow
@@ -343,7 +342,7 @@ class MainWindow(QMainWindow):
         self.empty.open_store.connect(self.open_store_dialog)
         self.empty.create_sample.connect(self.entry_actions.on_create_sample)
         self.empty.new_database.connect(self.entry_actions.on_new_database)
-        self.empty.train_folder.connect(self._train_folder_into_new_database)
+        self.empty.train_folder.connect(self.entry_actions.on_train_folder_into_new_database)
         self.theme.changed.connect(self._on_theme_changed)
 
     def _restore(self) -> None:
@@ -474,11 +473,7 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     def _load_metadata_keys(self, database: str) -> None:
-        store = self.session.store
-        if store is None:
-            return
-        self.workers.submit("ui", lambda: store.metadata_keys(database), kind="meta_keys", store=store,
-                            on_done=self.filter_panel.set_metadata_keys, on_error=lambda _e: None)
+        self.session.load_metadata_keys(database, self.filter_panel.set_metadata_keys)
 
     def _show_no_store(self, reason: str | None = None) -> None:
         self.empty.show_no_store(reason)
@@ -587,24 +582,6 @@ class MainWindow(QMainWindow):
         self.session.refresh_databases()
         if self.filter_panel.database:
             self._load_metadata_keys(self.filter_panel.database)
-
-    def _train_folder_into_new_database(self) -> None:
-        folder = self.prompter.folder()
-        if not folder:
-            return
-        name = self.prompter.text("Train a folder", "Name of the new database:", Path(folder).name or "Images")
-        if not name:
-            return
-        store = self.session.store
-        if store is None:
-            return
-        def created(_):
-            self._pending_database = name
-            self.session.refresh_databases()
-            self.entry_actions.train_paths([folder], database=name)
-
-        self.workers.submit("write", lambda: actions.create_database(store, name), store=store,
-                            on_done=created, on_error=lambda e: self.presenter.show_error(e, "New database"))
 
     # -- other windows -----------------------------------------------------------------------
 

@@ -134,6 +134,15 @@ class Session(QObject):
 
         self.workers.submit("ui", store.list_databases, kind="databases", store=store, on_done=done)
 
+    def load_metadata_keys(self, database: str, on_done) -> None:
+        """The database's metadata keys for the filter panel; newest request wins, and a
+        failure only leaves the list of suggestions empty."""
+        store = self.store
+        if store is None:
+            return
+        self.workers.submit("ui", lambda: store.metadata_keys(database), kind="meta_keys", store=store,
+                            on_done=on_done, on_error=lambda _e: None)
+
     # -- changes made elsewhere ------------------------------------------------------------------
 
     def poll(self) -> None:

@@ -16,7 +16,7 @@ from app.mediaserver_codec import names, writer as response
 from app.mediaserver_codec.lists import parse_metadata, split_identifier_list
 from app.mediaserver_codec.request import Params, parse_query_string, requested_action, unknown_action
 from app.services import actions
-from app.store.store import Store
+from app.source import Source
 
 
 @dataclass
@@ -32,7 +32,7 @@ class AciResponse:
         return "".join(self.chunks)
 
 
-def _list_image_hashes(store: Store, p: Params) -> Iterator[str]:
+def _list_image_hashes(store: Source, p: Params) -> Iterator[str]:
     query = ListingQuery(
         database=p.text("database"),
         identifiers=_identifiers(p),
@@ -45,7 +45,7 @@ def _list_image_hashes(store: Store, p: Params) -> Iterator[str]:
     return _render_listing(store, query)
 
 
-def _render_listing(store: Store, query: ListingQuery) -> Iterator[str]:
+def _render_listing(store: Source, query: ListingQuery) -> Iterator[str]:
     batches = store.iter_listing(query)
     try:
         yield from response.listing(batches, imagestatus=query.imagestatus, metadata=query.metadata)
@@ -60,7 +60,7 @@ def _identifiers(p: Params) -> tuple[str, ...] | None:
     return tuple(split_identifier_list(raw))
 
 
-def _prepare_train(store: Store, p: Params) -> "Job":
+def _prepare_train(store: Source, p: Params) -> "Job":
     database = p.text("database")
     path, data = p.path("imagepath"), p.raw("imagedata")
     if not path and not data:
@@ -82,7 +82,7 @@ def _prepare_train(store: Store, p: Params) -> "Job":
     identifier, label = p.optional_text("identifier"), p.optional_text("imagelabel")
     store.database_id(database)
 
-    def train(store: Store, cancelled: Callable[[], bool]) -> list[str]:
+    def train(store: Source, cancelled: Callable[[], bool]) -> list[str]:
         if cancelled():
             raise HashlensError(Failure.CANCELLED, "The training was stopped before it began; nothing was added.")
         new = actions.train_image(store, database, data=decoded, path=path or None,
@@ -92,10 +92,10 @@ def _prepare_train(store: Store, p: Params) -> "Job":
     return train
 
 
-def _simple(fn: Callable[..., object], *names: str) -> Callable[[Store, Params], None]:
+def _simple(fn: Callable[..., object], *names: str) -> Callable[[Source, Params], None]:
     """A handler for an action whose parameters are all required names."""
 
-    def handler(store: Store, p: Params) -> None:
+    def handler(store: Source, p: Params) -> None:
         fn(store, *(p.text(n) if n not in _OPTIONAL_EMPTY else _allow_empty(p, n) for n in names))
 
     return handler
@@ -111,24 +111,24 @@ def _allow_empty(p: Params, name: str) -> str:
     return value
 
 
-def _list_databases(store: Store, p: Params) -> str:
+def _list_databases(store: Source, p: Params) -> str:
     lines = []
     for info in actions.list_databases(store):
         lines += ["<database>", f"  {response.element('name', info.name)}", "</database>"]
     return response.success(names.LIST_IMAGE_HASH_DATABASES, lines)
 
 
-def _sync(store: Store, p: Params) -> None:
+def _sync(store: Source, p: Params) -> None:
     actions.sync_image_hashes(store, p.optional_text("database"))
 
 
-def _prepare_export(store: Store, p: Params) -> "Job":
+def _prepare_export(store: Source, p: Params) -> "Job":
     database, dbpath = p.text("database"), _dbpath(p)
     includeimagedata = p.boolean("includeimagedata", True)
     includemetadata = p.boolean("includemetadata", True)
     store.database_id(database)
 
-    def export(store: Store, cancelled: Callable[[], bool]) -> list[str]:
+    def export(store: Source, cancelled: Callable[[], bool]) -> list[str]:
         export_database(store, database, dbpath, includeimagedata=includeimagedata,
                         includemetadata=includemetadata, cancelled=cancelled)
         return []
@@ -136,10 +136,10 @@ def _prepare_export(store: Store, p: Params) -> "Job":
     return export
 
 
-def _prepare_import(store: Store, p: Params) -> "Job":
+def _prepare_import(store: Source, p: Params) -> "Job":
     dbpath, database = _dbpath(p), p.optional_text("database")
 
-    def import_(store: Store, cancelled: Callable[[], bool]) -> list[str]:
+    def import_(store: Source, cancelled: Callable[[], bool]) -> list[str]:
         import_database(store, dbpath, database=database, cancelled=cancelled)
         return []
 
@@ -156,19 +156,19 @@ def _dbpath(p: Params) -> str:
 # A queued action's work: run against a store, checking `cancelled` between steps; it
 # returns the pre-escaped lines of its result. Preparing one reads and checks every
 # parameter first, so that a request error is answered at once (MS asynchronous actions).
-Job = Callable[[Store, Callable[[], bool]], list[str]]
+Job = Callable[[Source, Callable[[], bool]], list[str]]
 
 # The actions Media Server runs asynchronously; `hashlens serve` queues them, while
 # `hashlens aci` runs them at once (ours).
-QUEUED: dict[str, Callable[[Store, Params], Job]] = {
+QUEUED: dict[str, Callable[[Source, Params], Job]] = {
     names.TRAIN_IMAGE_HASH: _prepare_train,
     names.EXPORT_IMAGE_HASH_DATABASE: _prepare_export,
     names.IMPORT_IMAGE_HASH_DATABASE: _prepare_import,
 }
 
 
-def _at_once(prepare: Callable[[Store, Params], Job]) -> Callable[[Store, Params], list[str]]:
-    def handler(store: Store, p: Params) -> list[str]:
+def _at_once(prepare: Callable[[Source, Params], Job]) -> Callable[[Source, Params], list[str]]:
+    def handler(store: Source, p: Params) -> list[str]:
         return prepare(store, p)(store, lambda: False)
 
     return handler
@@ -198,7 +198,7 @@ HANDLERS: dict[str, Callable] = {
 }
 
 
-def handle(store: Store | None, request: str, *, store_error: HashlensError | None = None) -> AciResponse:
+def handle(store: Source | None, request: str, *, store_error: HashlensError | None = None) -> AciResponse:
     """Answer one ACI request. Every failure becomes an ERROR response; nothing raises."""
     # A known action is named in the response even when its parameters are refused.
     action_name = names.canonical_action(requested_action(request)) or "UNKNOWN"
@@ -217,7 +217,7 @@ def canonical_action(action: str | None) -> str:
     return canonical
 
 
-def prepare_queued(store: Store, action: str, values: dict[str, str | bytes]) -> Job:
+def prepare_queued(store: Source, action: str, values: dict[str, str | bytes]) -> Job:
     """Check a queued action's parameters now and return its work (for `hashlens serve`)."""
     return QUEUED[action](store, Params(values))
 
@@ -226,7 +226,7 @@ def error_response(action: str, exc: HashlensError) -> AciResponse:
     return AciResponse(action, False, iter([response.error(action, exc)]), exc)
 
 
-def answer(store: Store | None, action: str | None, values: dict[str, str | bytes], *,
+def answer(store: Source | None, action: str | None, values: dict[str, str | bytes], *,
            store_error: HashlensError | None = None) -> AciResponse:
     """Answer one parsed ACI request: the action name and its parameters by lower-case name."""
     action_name = action or "UNKNOWN"

@@ -29,7 +29,7 @@ from app.audits.scan import Cancel, DatabaseScan, Progress, load_hashes, scan_da
 from app.domain import Failure, HashlensError, no_such_database, param_invalid
 from app.store import audit_queries as q
 from app.store import schema
-from app.store.store import Store
+from app.source import SqlSource
 
 # Members listed per group: a degenerate store can put a million entries in one group;
 # the group's size stays exact (ours).
@@ -58,7 +58,7 @@ class AuditCache:
         self.hashes.clear()
         self.across.clear()
 
-    def refresh(self, store: Store, token: int) -> set[str] | None:
+    def refresh(self, store: SqlSource, token: int) -> set[str] | None:
         """Forget what changed since the cached token; returns the changed names (None:
         everything)."""
         if self.store != store.describe() or self.token is None or token < self.token:
@@ -80,7 +80,7 @@ class AuditCache:
 
 
 def run_audit(
-    store: Store,
+    store: SqlSource,
     database: str | None = None,
     options: AuditOptions = AuditOptions(),
     *,
@@ -323,7 +323,7 @@ def _group(kind, members, max_distance, exact, details, metadata, categorical) -
 # -- the store and its history -------------------------------------------------------------------
 
 
-def _store_checks(store: Store, options: AuditOptions, report: Progress, cancel: Cancel, tolerate) -> StoreChecks:
+def _store_checks(store: SqlSource, options: AuditOptions, report: Progress, cancel: Cancel, tolerate) -> StoreChecks:
     cancel.check()
     report("store integrity", 0, None)
     try:
@@ -356,12 +356,12 @@ def _store_checks(store: Store, options: AuditOptions, report: Progress, cancel:
 _ODD_VALUES = (TypeError, ValueError, OverflowError, UnicodeError, AttributeError, MemoryError)
 
 
-def _is_damage(store: Store, exc: HashlensError) -> bool:
+def _is_damage(store: SqlSource, exc: HashlensError) -> bool:
     """A read error that means a damaged SQLite file (not a lost server or a cancel)."""
     return store.backend == "sqlite" and exc.failure in (Failure.STORE_UNAVAILABLE, Failure.STORE_FAILED)
 
 
-def _history(store: Store, database: str | None, options: AuditOptions) -> History:
+def _history(store: SqlSource, database: str | None, options: AuditOptions) -> History:
     by_action = q.journal_summary(store, options.since, options.until, database)
     latest = q.journal_latest(store, options.since, options.until, database, options.history_limit)
     return History(

@@ -34,7 +34,7 @@ from app.audits.registry import Scope
 from app.domain import Failure, HashlensError
 from app.services import imaging
 from app.store import audit_queries as q
-from app.store.store import Store
+from app.source import SqlSource
 
 # (phase, done, total or None)
 Progress = Callable[[str, int, int | None], None]
@@ -107,7 +107,7 @@ class DatabaseScan:
 
     # The image check runs after the snapshot closes: each batch is its own short read,
     # so an audit of millions of images never holds one transaction for hours.
-    def integrity_images(self, store: Store, options: AuditOptions, report: Progress, cancel: Cancel) -> None:
+    def integrity_images(self, store: SqlSource, options: AuditOptions, report: Progress, cancel: Cancel) -> None:
         if not options.check_images:
             return
         self.images_skipped = False
@@ -210,7 +210,7 @@ class DatabaseScan:
         return [f for check in registry.checks(Scope.DATABASE) for f in check.findings(self, groups)]
 
 
-def scan_database(store: Store, db_id: int, name: str, recorded: int, options: AuditOptions,
+def scan_database(store: SqlSource, db_id: int, name: str, recorded: int, options: AuditOptions,
                    report: Progress, cancel: Cancel) -> DatabaseScan:
     scan = DatabaseScan(db_id, name, recorded)
     key_parts, hash_parts = [], []
@@ -269,7 +269,7 @@ def scan_database(store: Store, db_id: int, name: str, recorded: int, options: A
     return scan
 
 
-def _profile_metadata(store: Store, scan: DatabaseScan) -> None:
+def _profile_metadata(store: SqlSource, scan: DatabaseScan) -> None:
     rows = q.metadata_profile(store, scan.db_id, NEAR_LIMIT_BYTES)
     for key, entries, distinct, max_value, near in rows:
         coverage = entries / scan.entries if scan.entries else 0.0
@@ -287,7 +287,7 @@ def _profile_metadata(store: Store, scan: DatabaseScan) -> None:
             scan.long_values.append((profile, ids))
 
 
-def load_hashes(store: Store, db_id: int, name: str, recorded: int, report: Progress, cancel: Cancel):
+def load_hashes(store: SqlSource, db_id: int, name: str, recorded: int, report: Progress, cancel: Cancel):
     keys, hashes = [], []
     done = 0
     report(f"{name}: reading hashes", 0, recorded)

@@ -23,9 +23,10 @@ from app.exports.formats import entry_object
 from app.launch import store_to_open
 from app.mediaserver_codec import names
 from app.mediaserver_codec import writer as response
-from app.mediaserver_codec.request import aci_line
+from app.mediaserver_codec.request import aci_line, requested_action
 from app.services import actions
-from app.store import Store, resolve_store_url
+from app.source import Source, SqlSource
+from app.sources import open_source, resolve_store_url
 
 # Subcommand modules written beside this one; each adds its parsers with add_commands().
 PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands",
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    f"'{aci_line(names.LIST_IMAGE_HASHES, database='ImageHashes', start=1, maxresults=10)}'. "
                                    "Exit status 0 on SUCCESS, 1 on ERROR.")
     p.add_argument("request", help="the query string; imagepath= names a local file")
-    p.set_defaults(handler=_cmd_aci)
+    p.set_defaults(handler=_cmd_aci, creates=_aci_creates)
 
     db = sub.add_parser("db", help="create, list, rename or remove databases")
     dbs = db.add_subparsers(dest="db_command", metavar="ACTION", required=True, parser_class=_Parser)
@@ -73,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext in (("create", "create an empty database"), ("remove", "remove a database and all its hashes")):
         q = dbs.add_parser(name, help=helptext)
         q.add_argument("database")
-        q.set_defaults(handler=_cmd_db_create if name == "create" else _cmd_db_remove)
+        # Only the commands that create may make a new store file (issue 10 item 10).
+        q.set_defaults(handler=_cmd_db_create if name == "create" else _cmd_db_remove, creates=name == "create")
     q = dbs.add_parser("rename", help="rename a database")
     q.add_argument("database")
     q.add_argument("newdatabase")
@@ -92,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", help="label for a single image (default: the file name)")
     p.add_argument("--meta", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                    help="metadata for every image")
-    p.set_defaults(handler=_cmd_train)
+    p.set_defaults(handler=_cmd_train, creates=True)
 
     p = sub.add_parser("list", help=f"list image hashes ({names.LIST_IMAGE_HASHES} with filters)")
     add_listing_options(p)
@@ -150,7 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands ------------------------------------------------------------------------
 
 
-def _cmd_aci(store: Store | None, args, store_error: HashlensError | None = None) -> int:
+# The ACI actions that create, as `db create`, `train` and `import` do: only these may
+# make a new store file when the store does not exist yet (issue 10 item 10).
+_CREATING_ACTIONS = {a.lower() for a in (names.CREATE_IMAGE_HASH_DATABASE, names.TRAIN_IMAGE_HASH,
+                                         names.IMPORT_IMAGE_HASH_DATABASE)}
+
+
+def _aci_creates(args) -> bool:
+    return (requested_action(args.request) or "").lower() in _CREATING_ACTIONS
+
+
+def _cmd_aci(store: Source | None, args, store_error: HashlensError | None = None) -> int:
     answer = handle(store, args.request, store_error=store_error)
     out = sys.stdout
     try:
@@ -164,7 +176,7 @@ def _cmd_aci(store: Store | None, args, store_error: HashlensError | None = None
     return 0 if answer.ok else 1
 
 
-def _cmd_db_list(store: Store, args) -> int:
+def _cmd_db_list(store: Source, args) -> int:
     infos = actions.list_databases(store)
     if not infos:
         print("No databases yet. Create one with 'hashlens db create NAME' or 'hashlens sample NAME --count 1000'.")
@@ -175,25 +187,25 @@ def _cmd_db_list(store: Store, args) -> int:
     return 0
 
 
-def _cmd_db_create(store: Store, args) -> int:
+def _cmd_db_create(store: Source, args) -> int:
     actions.create_database(store, args.database)
     print(f"Created database '{args.database}'.")
     return 0
 
 
-def _cmd_db_remove(store: Store, args) -> int:
+def _cmd_db_remove(store: Source, args) -> int:
     removed = actions.remove_database(store, args.database)
     print(f"Removed database '{args.database}' and its {counted(removed, 'image hash', 'image hashes')}.")
     return 0
 
 
-def _cmd_db_rename(store: Store, args) -> int:
+def _cmd_db_rename(store: Source, args) -> int:
     actions.rename_database(store, args.database, args.newdatabase)
     print(f"Renamed database '{args.database}' to '{args.newdatabase}'.")
     return 0
 
 
-def _cmd_train(store: Store, args) -> int:
+def _cmd_train(store: Source, args) -> int:
     metadata = args.meta
     single = len(args.paths) == 1 and not Path(args.paths[0]).is_dir()
     if (args.identifier or args.label) and not single:
@@ -224,7 +236,7 @@ def _cmd_train(store: Store, args) -> int:
     return EXIT_PARTIAL if refused or report.cancelled else 0
 
 
-def _cmd_list(store: Store, args) -> int:
+def _cmd_list(store: Source, args) -> int:
     query = listing_query_from_args(args)
     if args.format == "table":
         query = dataclasses.replace(query, imagestatus=True)
@@ -264,7 +276,7 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _cmd_meta(store: Store, args) -> int:
+def _cmd_meta(store: Source, args) -> int:
     if args.meta_command == "add":
         actions.add_metadata(store, args.database, args.identifier, args.key, args.value)
     elif args.meta_command == "update":
@@ -275,7 +287,7 @@ def _cmd_meta(store: Store, args) -> int:
     return 0
 
 
-def _cmd_change(store: Store, args) -> int:
+def _cmd_change(store: Source, args) -> int:
     db, ident = args.database, args.identifier
     if args.change == "remove":
         actions.remove_image_hash(store, db, ident)
@@ -296,7 +308,7 @@ def _cmd_change(store: Store, args) -> int:
     return 0
 
 
-def _cmd_migrate(store: Store, args) -> int:
+def _cmd_migrate(store: SqlSource, args) -> int:
     if not store.needs_migration:
         print(f"The store is at schema version {store.schema_version}; nothing to migrate.")
         return 0
@@ -357,7 +369,9 @@ def main(argv: list[str] | None = None, gui: Callable[..., int] | None = None) -
         if not getattr(args, "needs_store", True):
             return args.handler(None, args)
         try:
-            store = Store.open(url, read_only=args.read_only)
+            creates = getattr(args, "creates", False)
+            creates = creates(args) if callable(creates) else creates
+            store = open_source(url, read_only=args.read_only, create=creates)
         except HashlensError as exc:
             if args.handler is _cmd_aci:
                 return _cmd_aci(None, args, store_error=exc)

@@ -57,7 +57,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--no-phash", action="store_true",
                    help="accept entries with neither a pHash nor an image (Media Server responses); they get the "
                         "placeholder pHash 0000000000000000 and are named in the journal")
-    p.set_defaults(handler=cmd_import)
+    p.set_defaults(handler=cmd_import, creates=True)
 
     p = subparsers.add_parser(
         "verify", help="check an export against its NAME.manifest.json",

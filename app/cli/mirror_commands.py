@@ -36,7 +36,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--ca-file", metavar="FILE", help="https: trust this CA bundle instead of the system's")
     p.add_argument("--cert", metavar="FILE", help="https: a client certificate (PEM)")
     p.add_argument("--key", metavar="FILE", help="https: the client certificate's key, if not in --cert")
-    p.set_defaults(handler=run_pull)
+    p.set_defaults(handler=run_pull, creates=True)  # a first pull may make the local store
 
     m = subparsers.add_parser("mirrors", help="list the mirrors of Media Server databases and their snapshots",
                               description="Each mirror with its source and latest snapshot; with NAME, "

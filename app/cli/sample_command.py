@@ -23,7 +23,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--seed", type=whole_number(0), default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--images", type=whole_number(0), default=sample.DEFAULT_IMAGES, metavar="N",
                    help=f"entries with drawn, stored images (default {sample.DEFAULT_IMAGES:,})")
-    p.set_defaults(handler=run_sample)
+    p.set_defaults(handler=run_sample, creates=True)
 
 
 def run_sample(store, args) -> int:

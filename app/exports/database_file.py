@@ -48,7 +48,7 @@ def export_database(store, database: str, dbpath: Path | str, includeimagedata: 
     check_text("database", database)
     store.database_id(database)
     target = Path(dbpath)
-    store_path = store.location.path if store.backend == "sqlite" else None
+    store_path = store.file_path
     query = ListingQuery(database, imagestatus=True, metadata=includemetadata)
     count = 0
     sweep_stale(target.parent)
@@ -127,14 +127,14 @@ def import_database(store, dbpath: Path | str, database: str | None = None, *,
     if not isinstance(name, str):
         raise ImportRefused(path, "the header names no database; give one.", 1)
     check_text("database", name)
-    with open(path, "rb") as f, store.writing():
+    with open(path, "rb") as f, store.group(names.IMPORT_IMAGE_HASH_DATABASE, name, {"dbpath": str(path)}) as journal:
         if store.database_exists(name):
             raise HashlensError(Failure.DATABASE_EXISTS,
                                 f"'database={name}' already exists; import into a new database name.",
                                 parameter="database")
         store.create_database(name)
         count = _import_lines(store, path, f, name, progress, cancelled)
-        store.record(names.IMPORT_IMAGE_HASH_DATABASE, name, None, {"dbpath": str(path), "entries": count})
+        journal["entries"] = count
     return name
 
 

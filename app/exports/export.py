@@ -76,7 +76,7 @@ class _Counter:
 
 
 def _store_path(store) -> Path | None:
-    return store.location.path if store.backend == "sqlite" else None
+    return store.file_path
 
 
 def scope_query(query: ListingQuery, scope: str, *, selected: list[str] | None = None,

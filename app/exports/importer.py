@@ -184,14 +184,14 @@ def import_file(
         report = ImportReport(str(path), f"{fmt}, {dialect} dialect" if cells else fmt, database)
         entries = read_entries(path, fmt, f, size, dialect)
         try:
-            with store.writing():
-                _apply(store, path, database, entries, options, report, progress, cancelled)
+            with store.group(names.IMPORT_IMAGE_HASHES, database) as journal:
+                _apply(store, path, database, entries, options, report, progress, cancelled, journal)
         finally:
             entries.close()
     return report
 
 
-def _apply(store, path, database, entries, options, report, progress, cancelled) -> None:
+def _apply(store, path, database, entries, options, report, progress, cancelled, journal: dict) -> None:
     if not store.database_exists(database):
         store.create_database(database)
         report.created_database = True
@@ -254,7 +254,7 @@ def _apply(store, path, database, entries, options, report, progress, cancelled)
             "'replace' to take the file's.",
             parameter="on-duplicate",
         )
-    store.record(names.IMPORT_IMAGE_HASHES, database, None, {
+    journal.update({
         "file": str(path),
         "format": report.format,
         "on_duplicate": options.on_duplicate,

@@ -341,9 +341,16 @@ class AciApp:
         scope = _StoreScope(store, self.watchdog, self.settings.deadline)
         try:
             if name in QUEUED:
-                self._stage_upload(name, values)
-                job = prepare_queued(store, name, values)
-                token = self.queue.submit(name, job)
+                staged = self._stage_upload(name, values)
+                try:
+                    job = prepare_queued(store, name, values)
+                    if staged is not None:
+                        job = _removing_afterwards(job, staged)
+                    token = self.queue.submit(name, job)
+                except BaseException:
+                    if staged is not None:
+                        staged.unlink(missing_ok=True)
+                    raise
                 scope.close()
                 return _Answer(AciResponse(name, True, iter([response.success(name, [response.element("token", token)])])))
             return _Answer(answer(store, name, values), scope)
@@ -412,13 +419,11 @@ class AciApp:
                 raise HashlensError(Failure.NOT_AUTHORIZED, f"Parameter '{name}': the path is outside the folders "
                                                             "this server allows (--allow-dir).", parameter=name)
 
-    def _stage_upload(self, action: str, values: dict) -> None:
+    def _stage_upload(self, action: str, values: dict) -> Path | None:
         """An uploaded export file (`dbdata`) becomes a private temporary file to import."""
         data = values.pop("dbdata", None)
-        if data is None:
-            return
-        if action != "ImportImageHashDatabase":
-            return
+        if data is None or action != names.IMPORT_IMAGE_HASH_DATABASE:
+            return None
         if values.get("dbpath"):
             raise param_invalid("dbpath", "give dbpath or dbdata, not both.")
         if isinstance(data, str):
@@ -427,6 +432,7 @@ class AciApp:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         values["dbpath"] = path
+        return Path(path)
 
     # -- the log --------------------------------------------------------------------------
 
@@ -470,6 +476,18 @@ class _Stream:
         if self._scope.timed_out and self._outcome.startswith("CUT"):
             self._outcome = f"CUT {Failure.TIMEOUT.code}"
         self._on_close(self._outcome)
+
+
+def _removing_afterwards(job, path: Path):
+    """The job, then the staged upload it read removed, however it ended."""
+
+    def run(store, cancelled):
+        try:
+            return job(store, cancelled)
+        finally:
+            path.unlink(missing_ok=True)
+
+    return run
 
 
 def _split_host(host: str) -> tuple[str, int | None]:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from app.domain import NewEntry, check_text, counted, param_invalid
 from app.services import actions, imaging
 from app.store.bulk import append_entries
-from app.store.store import Store
+from app.source import SqlSource
 
 if TYPE_CHECKING:
     import numpy as np
@@ -95,7 +95,7 @@ class SampleReport:
 
 
 def generate_sample(
-    store: Store,
+    store: SqlSource,
     database: str,
     count: int,
     *,

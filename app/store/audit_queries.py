@@ -1,7 +1,7 @@
 """The SQL the audit runs: streaming scans, profiles, consistency and integrity checks.
 
-Every function takes a `Store` and runs portable SQL through its helpers (`?` placeholders,
-`_limit`), so the same audit works on SQLite, PostgreSQL and MySQL/MariaDB. Scans walk the
+Every function takes a `Store` and runs portable SQL through its public runner
+(`store.sql`: `?` placeholders, `limit`), so the same audit works on SQLite, PostgreSQL and MySQL/MariaDB. Scans walk the
 (database_id, id) index by keyset, a batch at a time, so memory stays flat at any size.
 Nothing here writes: the auditor reports, it never repairs.
 """
@@ -16,7 +16,9 @@ from collections.abc import Callable, Iterator
 import peewee
 
 from app.domain import JournalEntry, PHASH_MASK
-from app.store.store import IN_CHUNK, Store, _translate, journal_entry, touches
+from app.store.journal import journal_entry, touches
+from app.store.sql import IN_CHUNK
+from app.store.store import Store
 
 ENTRY_SCAN_COLUMNS = (
     "e.id, e.identifier, e.label, e.phash, e.sha256, e.has_image_data, e.image_format, "
@@ -32,11 +34,7 @@ def _chunks(items, size=IN_CHUNK):
 
 def byte_length(store: Store, column: str) -> str:
     """SQL for the UTF-8 byte length of a text column (the 254-byte rule is in bytes)."""
-    if store.backend == "postgresql":
-        return f"OCTET_LENGTH({column})"
-    if store.backend == "mysql":
-        return f"LENGTH({column})"
-    return f"LENGTH(CAST({column} AS BLOB))"
+    return store.db.byte_length(column)
 
 
 @contextlib.contextmanager
@@ -46,23 +44,14 @@ def translated(store: Store):
     try:
         yield
     except (sqlite3.DatabaseError, peewee.DatabaseError) as exc:
-        raise _translate(exc, store) from exc
+        raise store.sql.translate(exc) from exc
 
 
-@contextlib.contextmanager
 def cancellable(store: Store, cancelled: Callable[[], bool] | None):
-    """Let a long SQLite statement on this thread's connection stop when `cancelled()`
-    turns true (a progress handler; the store turns the interrupt into CANCELLED).
-    Server backends are checked between batches only."""
-    if cancelled is None or store.backend != "sqlite":
-        yield
-        return
-    conn = store.db.connection()
-    conn.set_progress_handler(lambda: 1 if cancelled() else 0, 20_000)
-    try:
-        yield
-    finally:
-        conn.set_progress_handler(None, 0)
+    """Let a long statement on this thread's connection stop when `cancelled()` turns true
+    where the backend can (SQLite; the store turns the interrupt into CANCELLED). Server
+    backends are checked between batches only."""
+    return store.db.stop_when(cancelled)
 
 
 # -- databases and entries --------------------------------------------------------------------
@@ -70,7 +59,7 @@ def cancellable(store: Store, cancelled: Callable[[], bool] | None):
 
 def databases(store: Store) -> list[tuple[int, str, int]]:
     """(id, name, recorded entry count) of every database, by name."""
-    return [tuple(r) for r in store._all("SELECT id, name, entry_count FROM hl_database ORDER BY name")]
+    return [tuple(r) for r in store.sql.all("SELECT id, name, entry_count FROM hl_database ORDER BY name")]
 
 
 def iter_entries(store: Store, db_id: int, batch: int = 5000) -> Iterator[list[tuple]]:
@@ -79,10 +68,10 @@ def iter_entries(store: Store, db_id: int, batch: int = 5000) -> Iterator[list[t
     after = -1
     sql = (
         f"SELECT {ENTRY_SCAN_COLUMNS} FROM hl_entry e WHERE e.database_id = ? AND e.id > ? ORDER BY e.id"
-        + store._limit(batch)
+        + store.sql.limit(batch)
     )
     while True:
-        rows = store._all(sql, (db_id, after))
+        rows = store.sql.all(sql, (db_id, after))
         if not rows:
             return
         yield [
@@ -96,12 +85,12 @@ def iter_entries(store: Store, db_id: int, batch: int = 5000) -> Iterator[list[t
 def shape_profile(store: Store, db_id: int) -> tuple[list[tuple[str, int]], tuple]:
     """(image format -> entries, by count) and the (min, max) width, height and byte size,
     each None when no entry records it: aggregates, so no row reaches Python."""
-    formats = store._all(
+    formats = store.sql.all(
         "SELECT image_format, COUNT(*) AS n FROM hl_entry WHERE database_id = ? AND image_format IS NOT NULL "
         "GROUP BY image_format ORDER BY n DESC, image_format",
         (db_id,),
     )
-    r = store._one(
+    r = store.sql.one(
         "SELECT MIN(width), MAX(width), MIN(height), MAX(height), MIN(byte_size), MAX(byte_size) "
         "FROM hl_entry WHERE database_id = ?",
         (db_id,),
@@ -113,9 +102,9 @@ def shape_profile(store: Store, db_id: int) -> tuple[list[tuple[str, int]], tupl
 def iter_hashes(store: Store, db_id: int, batch: int = 50_000) -> Iterator[tuple[list[int], list[int]]]:
     """(keys, unsigned pHashes) of a database in database order, a batch at a time."""
     after = -1
-    sql = "SELECT id, phash FROM hl_entry WHERE database_id = ? AND id > ? ORDER BY id" + store._limit(batch)
+    sql = "SELECT id, phash FROM hl_entry WHERE database_id = ? AND id > ? ORDER BY id" + store.sql.limit(batch)
     while True:
-        rows = store._all(sql, (db_id, after))
+        rows = store.sql.all(sql, (db_id, after))
         if not rows:
             return
         yield [r[0] for r in rows], [r[1] & PHASH_MASK for r in rows]
@@ -130,7 +119,7 @@ def entry_details(store: Store, keys) -> dict[int, tuple]:
     found = {}
     for chunk in _chunks(sorted(set(keys))):
         marks = ",".join("?" * len(chunk))
-        for r in store._all(
+        for r in store.sql.all(
             "SELECT e.id, d.name, e.identifier, e.label, e.phash, e.has_image_data, e.sha256, e.image_format, "
             f"e.width, e.height FROM hl_entry e JOIN hl_database d ON d.id = e.database_id WHERE e.id IN ({marks})",
             chunk,
@@ -144,7 +133,7 @@ def metadata_of(store: Store, keys) -> dict[int, list[tuple[str, str]]]:
     items: dict[int, list] = {}
     for chunk in _chunks(sorted(set(keys))):
         marks = ",".join("?" * len(chunk))
-        for key, k, v in store._all(
+        for key, k, v in store.sql.all(
             f"SELECT entry_id, meta_key, meta_value FROM hl_metadata WHERE entry_id IN ({marks}) ORDER BY entry_id, id",
             chunk,
         ):
@@ -155,8 +144,8 @@ def metadata_of(store: Store, keys) -> dict[int, list[tuple[str, str]]]:
 def shared_labels(store: Store, db_id: int, limit: int) -> tuple[int, list[tuple[str, int]]]:
     """(how many labels are shared, the `limit` most shared with their entry counts)."""
     grouped = "SELECT label, COUNT(*) AS n FROM hl_entry WHERE database_id = ? GROUP BY label HAVING COUNT(*) > 1"
-    total = store._one(f"SELECT COUNT(*) FROM ({grouped}) AS shared", (db_id,))[0]
-    rows = store._all(f"SELECT label, n FROM ({grouped}) AS shared ORDER BY n DESC, label" + store._limit(limit), (db_id,))
+    total = store.sql.one(f"SELECT COUNT(*) FROM ({grouped}) AS shared", (db_id,))[0]
+    rows = store.sql.all(f"SELECT label, n FROM ({grouped}) AS shared ORDER BY n DESC, label" + store.sql.limit(limit), (db_id,))
     return total, [(r[0], r[1]) for r in rows]
 
 
@@ -167,14 +156,14 @@ def sha256_groups(store: Store, db_id: int, limit: int) -> tuple[int, list[list[
         "SELECT sha256, MIN(id) AS first_key FROM hl_entry WHERE database_id = ? AND sha256 IS NOT NULL "
         "GROUP BY sha256 HAVING COUNT(*) > 1"
     )
-    total = store._one(f"SELECT COUNT(*) FROM ({grouped}) AS dup", (db_id,))[0]
+    total = store.sql.one(f"SELECT COUNT(*) FROM ({grouped}) AS dup", (db_id,))[0]
     if not total:
         return 0, []
-    digests = [r[0] for r in store._all(f"SELECT sha256 FROM ({grouped}) AS dup ORDER BY first_key" + store._limit(limit), (db_id,))]
+    digests = [r[0] for r in store.sql.all(f"SELECT sha256 FROM ({grouped}) AS dup ORDER BY first_key" + store.sql.limit(limit), (db_id,))]
     members: dict[str, list[int]] = {d: [] for d in digests}
     for chunk in _chunks(digests):
         marks = ",".join("?" * len(chunk))
-        for key, digest in store._all(
+        for key, digest in store.sql.all(
             f"SELECT id, sha256 FROM hl_entry WHERE database_id = ? AND sha256 IN ({marks}) ORDER BY id", [db_id, *chunk]
         ):
             members[digest].append(key)
@@ -188,21 +177,21 @@ def metadata_profile(store: Store, db_id: int, near_bytes: int, limit: int = 100
     """Per key: (key, entries having it, distinct values, longest value in bytes, values
     of `near_bytes` bytes or more), by key."""
     length = byte_length(store, "m.meta_value")
-    rows = store._all(
+    rows = store.sql.all(
         f"SELECT m.meta_key, COUNT(*), COUNT(DISTINCT m.meta_value), MAX({length}), "
         f"SUM(CASE WHEN {length} >= ? THEN 1 ELSE 0 END) "
         "FROM hl_metadata m JOIN hl_entry e ON e.id = m.entry_id WHERE e.database_id = ? "
-        "GROUP BY m.meta_key ORDER BY m.meta_key" + store._limit(limit),
+        "GROUP BY m.meta_key ORDER BY m.meta_key" + store.sql.limit(limit),
         (near_bytes, db_id),
     )
     return [(r[0], int(r[1]), int(r[2]), int(r[3] or 0), int(r[4] or 0)) for r in rows]
 
 
 def top_values(store: Store, db_id: int, key: str, n: int = 5) -> list[tuple[str, int]]:
-    rows = store._all(
+    rows = store.sql.all(
         "SELECT m.meta_value, COUNT(*) AS c FROM hl_metadata m JOIN hl_entry e ON e.id = m.entry_id "
         "WHERE e.database_id = ? AND m.meta_key = ? GROUP BY m.meta_value ORDER BY c DESC, m.meta_value"
-        + store._limit(n),
+        + store.sql.limit(n),
         (db_id, key),
     )
     return [(r[0], int(r[1])) for r in rows]
@@ -210,9 +199,9 @@ def top_values(store: Store, db_id: int, key: str, n: int = 5) -> list[tuple[str
 
 def entries_lacking_key(store: Store, db_id: int, key: str, limit: int) -> list[str]:
     """Identifiers (database order) of the first `limit` entries without metadata `key`."""
-    rows = store._all(
+    rows = store.sql.all(
         "SELECT e.identifier FROM hl_entry e WHERE e.database_id = ? AND NOT EXISTS "
-        "(SELECT 1 FROM hl_metadata m WHERE m.entry_id = e.id AND m.meta_key = ?) ORDER BY e.id" + store._limit(limit),
+        "(SELECT 1 FROM hl_metadata m WHERE m.entry_id = e.id AND m.meta_key = ?) ORDER BY e.id" + store.sql.limit(limit),
         (db_id, key),
     )
     return [r[0] for r in rows]
@@ -220,9 +209,9 @@ def entries_lacking_key(store: Store, db_id: int, key: str, limit: int) -> list[
 
 def entries_with_long_values(store: Store, db_id: int, key: str, near_bytes: int, limit: int) -> list[str]:
     length = byte_length(store, "m.meta_value")
-    rows = store._all(
+    rows = store.sql.all(
         "SELECT e.identifier FROM hl_entry e JOIN hl_metadata m ON m.entry_id = e.id "
-        f"WHERE e.database_id = ? AND m.meta_key = ? AND {length} >= ? ORDER BY e.id" + store._limit(limit),
+        f"WHERE e.database_id = ? AND m.meta_key = ? AND {length} >= ? ORDER BY e.id" + store.sql.limit(limit),
         (db_id, key, near_bytes),
     )
     return [r[0] for r in rows]
@@ -237,10 +226,10 @@ def iter_image_entries(store: Store, db_id: int, batch: int = 64) -> Iterator[li
     after = -1
     sql = (
         "SELECT id, identifier, phash, sha256 FROM hl_entry WHERE database_id = ? AND has_image_data = ? "
-        "AND id > ? ORDER BY id" + store._limit(batch)
+        "AND id > ? ORDER BY id" + store.sql.limit(batch)
     )
     while True:
-        rows = store._all(sql, (db_id, True, after))
+        rows = store.sql.all(sql, (db_id, True, after))
         if not rows:
             return
         yield [(r[0], r[1], r[2] & PHASH_MASK, r[3]) for r in rows]
@@ -250,7 +239,7 @@ def iter_image_entries(store: Store, db_id: int, batch: int = 64) -> Iterator[li
 
 
 def count_with_image_flag(store: Store, db_id: int) -> int:
-    return store._one("SELECT COUNT(*) FROM hl_entry WHERE database_id = ? AND has_image_data = ?", (db_id, True))[0]
+    return store.sql.one("SELECT COUNT(*) FROM hl_entry WHERE database_id = ? AND has_image_data = ?", (db_id, True))[0]
 
 
 def image_flag_mismatches(store: Store, db_id: int, limit: int) -> tuple[int, list[tuple[str, bool]]]:
@@ -261,13 +250,13 @@ def image_flag_mismatches(store: Store, db_id: int, limit: int) -> tuple[int, li
         "((e.has_image_data = ? AND i.entry_id IS NULL) OR (e.has_image_data = ? AND i.entry_id IS NOT NULL))"
     )
     params = (db_id, True, False)
-    total = store._one(f"SELECT COUNT(*) {where}", params)[0]
-    rows = store._all(f"SELECT e.identifier, e.has_image_data {where} ORDER BY e.id" + store._limit(limit), params) if total else []
+    total = store.sql.one(f"SELECT COUNT(*) {where}", params)[0]
+    rows = store.sql.all(f"SELECT e.identifier, e.has_image_data {where} ORDER BY e.id" + store.sql.limit(limit), params) if total else []
     return total, [(r[0], bool(r[1])) for r in rows]
 
 
 def entry_count(store: Store, db_id: int) -> int:
-    return store._one("SELECT COUNT(*) FROM hl_entry WHERE database_id = ?", (db_id,))[0]
+    return store.sql.one("SELECT COUNT(*) FROM hl_entry WHERE database_id = ?", (db_id,))[0]
 
 
 def meta_count_mismatches(store: Store, db_id: int, limit: int) -> tuple[int, list[tuple[str, int, int]]]:
@@ -279,9 +268,9 @@ def meta_count_mismatches(store: Store, db_id: int, limit: int) -> tuple[int, li
         "ON c.entry_id = e.id WHERE e.database_id = ? AND e.meta_count <> COALESCE(c.n, 0)"
     )
     params = (db_id, db_id)
-    total = store._one(f"SELECT COUNT(*) {where}", params)[0]
+    total = store.sql.one(f"SELECT COUNT(*) {where}", params)[0]
     rows = (
-        store._all(f"SELECT e.identifier, e.meta_count, COALESCE(c.n, 0) {where} ORDER BY e.id" + store._limit(limit), params)
+        store.sql.all(f"SELECT e.identifier, e.meta_count, COALESCE(c.n, 0) {where} ORDER BY e.id" + store.sql.limit(limit), params)
         if total else []
     )
     return total, [(r[0], int(r[1]), int(r[2])) for r in rows]
@@ -296,28 +285,14 @@ def orphan_rows(store: Store) -> dict[str, int]:
         "hl_entry": "SELECT COUNT(*) FROM hl_entry e LEFT JOIN hl_database d ON d.id = e.database_id WHERE d.id IS NULL",
         "hl_mark": "SELECT COUNT(*) FROM hl_mark k LEFT JOIN hl_database d ON d.id = k.database_id WHERE d.id IS NULL",
     }
-    return {table: int(store._one(sql)[0]) for table, sql in checks.items()}
+    return {table: int(store.sql.one(sql)[0]) for table, sql in checks.items()}
 
 
 def store_integrity(store: Store, full: bool = True, max_messages: int = 100) -> tuple[str, list[str], str]:
     """The backend's own check of its files: (status "ok" | "failed" | "not applicable",
     messages, the check that ran). SQLite: PRAGMA integrity_check (or quick_check) and
     foreign_key_check; MariaDB/MySQL: CHECK TABLE; PostgreSQL has no built-in one."""
-    if store.backend == "sqlite":
-        pragma = "integrity_check" if full else "quick_check"
-        messages = [str(r[0]) for r in store._all(f"PRAGMA {pragma}({int(max_messages)})")]
-        problems = [m for m in messages if m != "ok"]
-        fk = store._all("PRAGMA foreign_key_check")
-        problems += [f"row {r[1]} of {r[0]} points at a missing row of {r[2]}" for r in fk[:max_messages]]
-        check = f"PRAGMA {pragma}, PRAGMA foreign_key_check"
-        return ("failed" if problems else "ok"), problems, check
-    if store.backend == "mysql":
-        tables = "hl_store_info, hl_database, hl_entry, hl_image, hl_metadata, hl_mark, hl_journal"
-        rows = store._all(f"CHECK TABLE {tables}" + ("" if full else " QUICK"))
-        problems = [f"{r[0]}: {r[3]}" for r in rows if str(r[2]).lower() in ("error", "warning")
-                    and str(r[3]).lower() != "ok"]
-        return ("failed" if problems else "ok"), problems[:max_messages], "CHECK TABLE"
-    return "not applicable", [], "PostgreSQL has no built-in integrity check (the amcheck extension is outside Hashlens)"
+    return store.db.integrity_check(store.sql, full, max_messages)
 
 
 # -- journal ------------------------------------------------------------------------------------
@@ -333,8 +308,8 @@ def journal_summary(
     store: Store, since: int | None, until: int | None, database: str | None
 ) -> list[tuple[str, str, int, int, int]]:
     """(action, user, changes, first at_ms, last at_ms) in the range, by action and user."""
-    where, params = store.journal_where(since, until, database)
-    rows = store._all(
+    where, params = store.journal.where(since, until, database)
+    rows = store.sql.all(
         f"SELECT action, username, COUNT(*), MIN(at_ms), MAX(at_ms) FROM hl_journal WHERE {where} "
         "GROUP BY action, username ORDER BY action, username",
         params,
@@ -356,15 +331,15 @@ def journal_latest(
     store: Store, since: int | None, until: int | None, database: str | None, limit: int
 ) -> list[JournalEntry]:
     """The last `limit` changes in the range, oldest first."""
-    where, params = store.journal_where(since, until, database)
+    where, params = store.journal.where(since, until, database)
     sql = (
         "SELECT id, at_ms, username, action, database_name, identifier, params FROM hl_journal "
-        f"WHERE {where} AND id < ? ORDER BY id DESC" + store._limit(max(limit, 1) * 2)
+        f"WHERE {where} AND id < ? ORDER BY id DESC" + store.sql.limit(max(limit, 1) * 2)
     )
     found: list[JournalEntry] = []
     before = None
     while len(found) < limit:
-        rows = store._all(sql, [*params, before if before is not None else 1 << 62])
+        rows = store.sql.all(sql, [*params, before if before is not None else 1 << 62])
         if not rows:
             break
         for r in rows:
@@ -379,10 +354,10 @@ def changed_databases(store: Store, since_token: int) -> set[str] | None:
     """Names of the databases changed since a `change_token()`, or None when a change
     touched the store as a whole (then nothing cached can be trusted). Three small
     queries, however many changes were made since."""
-    names = {r[0] for r in store._all("SELECT DISTINCT database_name FROM hl_journal WHERE id > ?", (since_token,))}
+    names = {r[0] for r in store.sql.all("SELECT DISTINCT database_name FROM hl_journal WHERE id > ?", (since_token,))}
     if None in names:
         return None
-    for (params,) in store._all(
+    for (params,) in store.sql.all(
         "SELECT params FROM hl_journal WHERE id > ? AND action IN ('MoveImageHash', 'RenameImageHashDatabase')",
         (since_token,),
     ):

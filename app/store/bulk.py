@@ -16,7 +16,12 @@ from collections.abc import Callable, Iterable
 
 from app import faults
 from app.domain import Failure, HashlensError, NewEntry
-from app.store.store import IN_CHUNK, MARK_SPACING, Store, _identifier_exists, _translate, now_ms, to_signed64
+from app.store.entries import MARK_SPACING
+from app.store.errors import identifier_exists
+from app.store.journal import now_ms
+from app.store.listing import to_signed64
+from app.store.sql import IN_CHUNK
+from app.store.store import Store
 
 DEFAULT_BATCH = 5000
 
@@ -70,8 +75,8 @@ def append_entries(
     if progress:
         progress(0, total)
     with contextlib.ExitStack() as stack:
-        if cache_mb and store.backend == "sqlite":
-            stack.enter_context(_sqlite_cache(store, cache_mb))
+        if cache_mb:
+            stack.enter_context(store.db.page_cache(cache_mb))
         if atomic:
             stack.enter_context(store.writing())
         finished = stopped = False
@@ -97,7 +102,7 @@ def append_entries(
                     # transaction can still answer which identifier clashed. SQLite
                     # answers anyway, and its savepoints would copy every page a batch
                     # first touches into a sub-journal (measured: half the speed).
-                    step = contextlib.nullcontext() if store.backend == "sqlite" else store.writing()
+                    step = store.writing() if store.db.savepoint_per_batch else contextlib.nullcontext()
                     try:
                         with step:
                             _append_batch(store, db_id, chunk)
@@ -117,25 +122,14 @@ def append_entries(
     return done
 
 
-@contextlib.contextmanager
-def _sqlite_cache(store: Store, cache_mb: int):
-    """A bigger page cache on this connection for the length of a load."""
-    before = store._one("PRAGMA cache_size")[0]
-    store._exec(f"PRAGMA cache_size={-int(cache_mb) * 1024}")
-    try:
-        yield
-    finally:
-        store._exec(f"PRAGMA cache_size={int(before)}")
-
-
 def _append_batch(store: Store, db_id: int, chunk: list[NewEntry]) -> None:
     """One batch, inside the caller's write transaction."""
     # Bump the count first: on PostgreSQL and MySQL the UPDATE locks the database's row,
     # so no other writer appends to this database until we commit and positions stay
     # exact (the same order of locking as Store.add_entry).
     n = len(chunk)
-    store._exec("UPDATE hl_database SET entry_count = entry_count + ? WHERE id = ?", (n, db_id))
-    base = store._one("SELECT entry_count FROM hl_database WHERE id = ?", (db_id,))[0] - n
+    store.sql.exec("UPDATE hl_database SET entry_count = entry_count + ? WHERE id = ?", (n, db_id))
+    base = store.sql.one("SELECT entry_count FROM hl_database WHERE id = ?", (db_id,))[0] - n
     stamp = now_ms()
     rows = [
         (
@@ -146,37 +140,11 @@ def _append_batch(store: Store, db_id: int, chunk: list[NewEntry]) -> None:
         for e in chunk
     ]
     cursor = store.db.cursor()
-    if store.backend == "sqlite":
-        # Explicit keys from MAX(id)+1: the IMMEDIATE transaction holds the only write
-        # lock, so nobody else can take them, and no statement per entry is needed to
-        # learn its key.
-        first = (store._one("SELECT MAX(id) FROM hl_entry")[0] or 0) + 1
-        keys = list(range(first, first + n))
-        try:
-            _write(store, cursor, "hl_entry", f"id, {_ENTRY_COLUMNS}", [(k, *r) for k, r in zip(keys, rows)])
-        except _UniqueViolation as violation:
-            violation.below = first  # rows from `first` on are this batch's own, half inserted
-            raise
-    elif store.backend == "postgresql":
-        # Keys from the table's own sequence, which every other writer draws from too,
-        # so they never clash; then COPY, PostgreSQL's bulk path.
-        keys = sorted(r[0] for r in store._all(
-            "SELECT nextval(pg_get_serial_sequence('hl_entry', 'id')) FROM generate_series(1, ?)", (n,)
-        ))
-        _write(store, cursor, "hl_entry", f"id, {_ENTRY_COLUMNS}", [(k, *r) for k, r in zip(keys, rows)])
-    else:
-        # AUTO_INCREMENT is shared with other writers, and explicit keys could collide
-        # with theirs. Insert without keys (pymysql folds executemany into multi-row
-        # INSERTs), then read ours back: under the database row's lock only this batch
-        # adds entries above the previous maximum.
-        before = store._one("SELECT MAX(id) FROM hl_entry WHERE database_id = ?", (db_id,))[0] or 0
-        _write(store, cursor, "hl_entry", _ENTRY_COLUMNS, rows)
-        found = dict(
-            (ident, key) for key, ident in store._all(
-                "SELECT id, identifier FROM hl_entry WHERE database_id = ? AND id > ?", (db_id, before)
-            )
-        )
-        keys = [found[e.identifier] for e in chunk]
+
+    def write(table: str, columns: str, batch: list[tuple]) -> None:
+        _write(store, cursor, table, columns, batch)
+
+    keys = store.db.append_entry_rows(store.sql, write, db_id, _ENTRY_COLUMNS, rows, [e.identifier for e in chunk])
     images = [(k, e.image_data) for k, e in zip(keys, chunk) if e.image_data is not None]
     if images:
         _write(store, cursor, "hl_image", "entry_id, data", images)
@@ -196,15 +164,9 @@ def _write(store: Store, cursor, table: str, columns: str, rows: list[tuple]) ->
     """Insert rows: COPY on PostgreSQL, one executemany elsewhere. A unique-key failure
     becomes _UniqueViolation for the caller to name; other failures a HashlensError."""
     try:
-        if store.backend == "postgresql":
-            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marks = ", ".join("?" * (columns.count(",") + 1))
-            cursor.executemany(store._sql(f"INSERT INTO {table} ({columns}) VALUES ({marks})"), rows)
+        store.db.write_rows(cursor, table, columns, rows)
     except Exception as exc:  # each driver raises its own classes from a raw cursor
-        error = _translate(exc, store)
+        error = store.sql.translate(exc)
         text = error.description.lower()
         if "unique" in text or "duplicate" in text:
             raise _UniqueViolation(error) from exc
@@ -251,14 +213,14 @@ def _duplicate_error(store: Store, db_id: int, chunk: list[NewEntry], violation:
         for start in range(0, len(chunk), IN_CHUNK):
             part = [e.identifier for e in chunk[start:start + IN_CHUNK]]
             marks = ",".join("?" * len(part))
-            held.update(r[0] for r in store._all(
+            held.update(r[0] for r in store.sql.all(
                 f"SELECT identifier FROM hl_entry WHERE database_id = ? AND identifier IN ({marks}){below}",
                 [db_id, *part],
             ))
         duplicate = next((e.identifier for e in chunk if e.identifier in held), None)
     if duplicate is None:
         return violation.error
-    error = _identifier_exists(duplicate)
+    error = identifier_exists(duplicate)
     if committed:
         error = HashlensError(
             error.failure,

@@ -41,13 +41,13 @@ def full_listing(store, database="db", metadata=True):
 
 def marks(store, database="db"):
     db_id = store.database_id(database)
-    return store._all("SELECT ordinal, entry_id FROM hl_mark WHERE database_id = ? ORDER BY ordinal", (db_id,))
+    return store.sql.all("SELECT ordinal, entry_id FROM hl_mark WHERE database_id = ? ORDER BY ordinal", (db_id,))
 
 
 def assert_consistent(store, database="db"):
     """Count, marks, meta_count and image flags all agree with the rows themselves."""
     rows = full_listing(store, database)
-    count = store._one("SELECT entry_count FROM hl_database WHERE name = ?", (database,))[0]
+    count = store.sql.one("SELECT entry_count FROM hl_database WHERE name = ?", (database,))[0]
     assert count == len(rows)
     assert [r.position for r in rows] == list(range(1, len(rows) + 1))
     assert [r.key for r in rows] == sorted(r.key for r in rows)
@@ -208,9 +208,9 @@ def test_inside_a_callers_transaction(sqlite_store, image_bytes):
 def test_cache_size_is_put_back(sqlite_store):
     store = sqlite_store
     actions.create_database(store, "db")
-    before = store._one("PRAGMA cache_size")[0]
+    before = store.sql.one("PRAGMA cache_size")[0]
     append_entries(store, "db", [entry(i) for i in range(10)], cache_mb=300)
-    assert store._one("PRAGMA cache_size")[0] == before
+    assert store.sql.one("PRAGMA cache_size")[0] == before
 
 
 def test_killed_load_leaves_whole_transactions(tmp_path):
@@ -234,4 +234,4 @@ def test_killed_load_leaves_whole_transactions(tmp_path):
         rows = assert_consistent(store)
         # Batches 1-6 ran; transactions of two batches: the first three committed.
         assert [r.identifier for r in rows] == [f"k{i}" for i in range(1500)]
-        assert store._one("PRAGMA integrity_check")[0] == "ok"
+        assert store.sql.one("PRAGMA integrity_check")[0] == "ok"

@@ -8,10 +8,14 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from app.cli import EXIT_PARTIAL, main
+from app.sources import open_source
 
 
 @pytest.fixture
 def run(sqlite_url, capsys):
+    # An existing, empty store: only creating commands may make one (issue 10 item 10).
+    open_source(sqlite_url, create=True).close()
+
     def run(*argv):
         code = main(["--store", sqlite_url, *argv])
         out, err = capsys.readouterr()

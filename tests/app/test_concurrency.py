@@ -138,7 +138,7 @@ def test_three_writers_and_a_reader(shared_url, tmp_path):
         assert store.count(ListingQuery("db")).value == len(rows)
         assert [r.position for r in rows] == list(range(1, len(rows) + 1))
         db_id = store.database_id("db")
-        marks = store._all("SELECT ordinal, entry_id FROM hl_mark WHERE database_id = ? ORDER BY ordinal", (db_id,))
+        marks = store.sql.all("SELECT ordinal, entry_id FROM hl_mark WHERE database_id = ? ORDER BY ordinal", (db_id,))
         assert [tuple(m) for m in marks] == [(r.position, r.key) for r in rows if r.position % MARK_SPACING == 0]
         # Each writer's own entries keep the order it made them in.
         for w in range(WRITERS):
@@ -147,7 +147,7 @@ def test_three_writers_and_a_reader(shared_url, tmp_path):
         journal = store.history()
         assert len(journal) == 1 + WRITERS * TRANSACTIONS
         if store.backend == "sqlite":
-            assert store._one("PRAGMA integrity_check")[0] == "ok"
+            assert store.sql.one("PRAGMA integrity_check")[0] == "ok"
 
 
 def metadata_flipper(url: str, stop: str) -> int:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from app.domain import Filter, FilterOp, ListingQuery, NewEntry, SortKey
 from app.services import actions
 from app.store import Store
-from app.store import store as store_module
+from app.store import entries as entries_module
 
 PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -122,7 +122,7 @@ class _Model:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_marks_stay_exact_through_removals_moves_and_appends(tmp_path, monkeypatch, seed):
-    monkeypatch.setattr(store_module, "MARK_SPACING", 4)
+    monkeypatch.setattr(entries_module, "MARK_SPACING", 4)
     store = Store.open(f"sqlite:///{tmp_path / 'm.db'}")
     _fill(store, "A", 60, seed)
     actions.create_database(store, "B")
@@ -160,7 +160,7 @@ def test_marks_stay_exact_through_removals_moves_and_appends(tmp_path, monkeypat
 
 
 def test_every_mark_holds_its_entrys_true_position(tmp_path, monkeypatch):
-    monkeypatch.setattr(store_module, "MARK_SPACING", 5)
+    monkeypatch.setattr(entries_module, "MARK_SPACING", 5)
     store = Store.open(f"sqlite:///{tmp_path / 'r.db'}")
     _fill(store, "A", 40)
     for ident in ("e00003", "e00004", "e00010", "e00011", "e00039"):
@@ -168,7 +168,7 @@ def test_every_mark_holds_its_entrys_true_position(tmp_path, monkeypatch):
 
     def check():
         position = {r.key: r.position for r in store.list_page(ListingQuery("A")).rows}
-        marks = store._all("SELECT ordinal, entry_id FROM hl_mark ORDER BY ordinal")
+        marks = store.sql.all("SELECT ordinal, entry_id FROM hl_mark ORDER BY ordinal")
         assert marks and all(position[key] == ordinal for ordinal, key in marks)
         return marks
 

@@ -66,7 +66,7 @@ def test_sample_report_and_invariants(made):
     assert seen[0] == (0, 6000) and seen[-1] == (6000, 6000)
     assert store.list_databases()[0].entry_count == 6000
     assert [r.position for r in rows] == list(range(1, 6001))
-    marks = store._all("SELECT ordinal FROM hl_mark ORDER BY ordinal")
+    marks = store.sql.all("SELECT ordinal FROM hl_mark ORDER BY ordinal")
     assert [m[0] for m in marks] == list(range(MARK_SPACING, 6001, MARK_SPACING))
     assert len({r.identifier for r in rows}) == 6000
     times = [r.trained_at for r in rows]

@@ -27,7 +27,7 @@ def test_cancel_stops_a_running_query_and_the_store_stays_usable(store):
             with store.cancellable() as handle:
                 outcome["handle"] = handle
                 started.set()
-                store._all(SLOW[store.backend])
+                store.sql.all(SLOW[store.backend])
         except HashlensError as exc:
             outcome["error"] = exc
         finally:
@@ -53,7 +53,7 @@ def test_interrupt_cancels_every_running_query(sqlite_store):
         try:
             with sqlite_store.cancellable():
                 started.wait()
-                sqlite_store._all(SLOW["sqlite"])
+                sqlite_store.sql.all(SLOW["sqlite"])
         except HashlensError as exc:
             errors.append(exc.failure)
         finally:
@@ -75,13 +75,13 @@ def _kill_own_session(store):
     if store.backend == "postgresql":
         import psycopg
 
-        pid = store._one("SELECT pg_backend_pid()")[0]
+        pid = store.sql.one("SELECT pg_backend_pid()")[0]
         with psycopg.connect(dbname="postgres", user="postgres", host="127.0.0.1", autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
     else:
         import pymysql
 
-        ident = store._one("SELECT CONNECTION_ID()")[0]
+        ident = store.sql.one("SELECT CONNECTION_ID()")[0]
         admin = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
         with admin.cursor() as cursor:
             cursor.execute(f"KILL CONNECTION {int(ident)}")

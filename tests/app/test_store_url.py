@@ -65,7 +65,7 @@ def test_read_only_open_creates_nothing(tmp_path):
 
 @pytest.mark.parametrize("content, fragment", [
     (b"this is not a database at all" * 100, "is damaged or is not a Hashlens store"),
-    (b"", "holds no Hashlens store"),
+    (b"", "is not a Hashlens store"),
 ])
 def test_foreign_or_damaged_files_are_refused_and_left_alone(tmp_path, content, fragment):
     path = tmp_path / "foreign.db"
@@ -90,7 +90,7 @@ def test_other_sqlite_database_is_not_taken_over(tmp_path):
 def test_newer_schema_opens_read_only(tmp_path):
     url = f"sqlite:///{tmp_path / 'new.db'}"
     with Store.open(url) as store:
-        store._exec("UPDATE hl_store_info SET value = '99' WHERE name = 'schema_version'")
+        store.sql.exec("UPDATE hl_store_info SET value = '99' WHERE name = 'schema_version'")
     with Store.open(url) as store:
         assert store.read_only
         with pytest.raises(HashlensError, match="newer Hashlens"):
@@ -136,7 +136,7 @@ def test_older_store_is_read_only_until_migrated_with_a_backup(tmp_path, monkeyp
         actions.create_database(store, "D")
 
     def add_notes_table(store):
-        store._exec("CREATE TABLE hl_notes (id INTEGER PRIMARY KEY, text TEXT)")
+        store.sql.exec("CREATE TABLE hl_notes (id INTEGER PRIMARY KEY, text TEXT)")
 
     monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
     monkeypatch.setattr(schema, "MIGRATIONS", {1: add_notes_table})
@@ -164,7 +164,7 @@ def test_failed_migration_step_keeps_the_last_good_version(tmp_path, monkeypatch
     Store.open(url).close()
 
     def broken(store):
-        store._exec("CREATE TABLE hl_half (x)")
+        store.sql.exec("CREATE TABLE hl_half (x)")
         raise HashlensError(Failure.STORE_FAILED, "step failed")
 
     monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)

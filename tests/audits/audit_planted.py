@@ -99,12 +99,12 @@ def build(store) -> dict:
     train("archive", encode(_photo("retina")), "retina", "Retina")
 
     # Damage that only another program (or a disk) could do: written straight into tables.
-    key = {ident: k for k, ident in store._all("SELECT id, identifier FROM hl_entry")}
+    key = {ident: k for k, ident in store.sql.all("SELECT id, identifier FROM hl_entry")}
     with store.writing():
-        store._exec("UPDATE hl_image SET data = ? WHERE entry_id = ?", (encode(_photo("horse"))[:300], key["horse"]))
-        phash = store._one("SELECT phash FROM hl_entry WHERE id = ?", (key["coins"],))[0]
-        store._exec("UPDATE hl_entry SET phash = ? WHERE id = ?", (to_signed64(phash ^ TAMPER_MASK), key["coins"]))
-        store._exec("UPDATE hl_entry SET label = ? WHERE id = ?", ("", key["grass"]))
+        store.sql.exec("UPDATE hl_image SET data = ? WHERE entry_id = ?", (encode(_photo("horse"))[:300], key["horse"]))
+        phash = store.sql.one("SELECT phash FROM hl_entry WHERE id = ?", (key["coins"],))[0]
+        store.sql.exec("UPDATE hl_entry SET phash = ? WHERE id = ?", (to_signed64(phash ^ TAMPER_MASK), key["coins"]))
+        store.sql.exec("UPDATE hl_entry SET label = ? WHERE id = ?", ("", key["grass"]))
     return {"generated": generated}
 
 

@@ -16,7 +16,7 @@ from app.audits.model import AuditOptions, Level
 from app.domain import HashlensError
 from app.services import actions
 from app.store import Store
-from app.store import store as store_module
+from app.store import journal as journal_module
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +29,14 @@ def _build(path) -> bytes:
     # A fixed clock makes the file, and so the sweep, the same on every run.
     clock = iter(range(1_700_000_000_000, 1_800_000_000_000, 1000))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(store_module, "now_ms", lambda: next(clock))
-        mp.setattr(store_module, "_current_user", lambda: "auditor")
+        mp.setattr(journal_module, "now_ms", lambda: next(clock))
+        mp.setattr(journal_module, "_current_user", lambda: "auditor")
         store = Store.open("sqlite:///" + str(path))
         actions.create_database(store, "db")
         for seed in range(40):
             actions.train_image(store, "db", data=_image(seed), identifier=f"id-{seed:03d}",
                                 label=f"label {seed % 7}", metadata=[("k", str(seed % 3))])
-        store._exec("PRAGMA journal_mode=DELETE")
+        store.sql.exec("PRAGMA journal_mode=DELETE")
         store.close()
     return path.read_bytes()
 

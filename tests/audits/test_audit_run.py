@@ -102,16 +102,16 @@ def test_without_image_checks_no_integrity_findings(planted_url):
 
 def test_bookkeeping_damage_is_reported(planted_url):
     with Store.open(planted_url) as store:
-        key = dict(store._all("SELECT identifier, id FROM hl_entry"))
+        key = dict(store.sql.all("SELECT identifier, id FROM hl_entry"))
         with store.writing():
-            store._exec("UPDATE hl_database SET entry_count = entry_count + 3 WHERE name = ?", ("archive",))
-            store._exec("UPDATE hl_entry SET meta_count = 5 WHERE id = ?", (key["retina"],))
-            store._exec("DELETE FROM hl_image WHERE entry_id = ?", (key["rocket"],))
-            png = store._one("SELECT data FROM hl_image WHERE entry_id = ?", (key["motorcycle-left"],))[0]
+            store.sql.exec("UPDATE hl_database SET entry_count = entry_count + 3 WHERE name = ?", ("archive",))
+            store.sql.exec("UPDATE hl_entry SET meta_count = 5 WHERE id = ?", (key["retina"],))
+            store.sql.exec("DELETE FROM hl_image WHERE entry_id = ?", (key["rocket"],))
+            png = store.sql.one("SELECT data FROM hl_image WHERE entry_id = ?", (key["motorcycle-left"],))[0]
             image = Image.open(io.BytesIO(bytes(png)))
             buf = io.BytesIO()
             image.save(buf, "PNG", compress_level=1)  # same pixels, other bytes
-            store._exec("UPDATE hl_image SET data = ? WHERE entry_id = ?", (buf.getvalue(), key["motorcycle-left"]))
+            store.sql.exec("UPDATE hl_image SET data = ? WHERE entry_id = ?", (buf.getvalue(), key["motorcycle-left"]))
     with Store.open(planted_url, read_only=True) as store:
         result = run_audit(store, options=AuditOptions(across=False))
     found = {(f.kind, f.database, frozenset(f.identifiers)) for f in result.findings if f.level is Level.ERROR}
@@ -181,8 +181,8 @@ def test_rerun_reuses_what_has_not_changed(planted_url):
 
 def test_history_between_two_dates(planted_url):
     with Store.open(planted_url) as store:
-        cut = store._one("SELECT MAX(at_ms) FROM hl_journal")[0] + 1
-        store._exec("UPDATE hl_journal SET at_ms = at_ms - 86400000")  # everything so far: a day earlier
+        cut = store.sql.one("SELECT MAX(at_ms) FROM hl_journal")[0] + 1
+        store.sql.exec("UPDATE hl_journal SET at_ms = at_ms - 86400000")  # everything so far: a day earlier
         actions.relabel_image(store, "photos", "rocket", "Rocket", "Space rocket")
         result = run_audit(store, "photos", AuditOptions(since=cut - 1000, check_images=False, across=False))
     h = result.history

@@ -52,7 +52,7 @@ def main():
         path = Path(tmp) / "s.db"
         with Store.open(f"sqlite:///{path}") as store:
             actions.create_database(store, "D")
-            store._exec("PRAGMA wal_checkpoint(TRUNCATE)")
+            store.sql.exec("PRAGMA wal_checkpoint(TRUNCATE)")
         conn = sqlite3.connect(path)
         conn.execute("PRAGMA journal_mode=DELETE")
         conn.close()

@@ -66,7 +66,7 @@ def store_digest(store) -> str:
     digest = hashlib.sha256()
     for table, order in (("hl_database", "id"), ("hl_entry", "id"), ("hl_image", "entry_id"),
                          ("hl_metadata", "id"), ("hl_mark", "database_id, ordinal"), ("hl_journal", "id")):
-        for row in store._all(f"SELECT * FROM {table} ORDER BY {order}"):
+        for row in store.sql.all(f"SELECT * FROM {table} ORDER BY {order}"):
             digest.update(repr(tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)).encode())
     return digest.hexdigest()
 

@@ -11,6 +11,7 @@ import pytest
 
 from app.cli import main
 from app.cli.export_commands import build_parser
+from app.sources import open_source
 
 from .conftest import add_plain
 
@@ -19,6 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def run(sqlite_url, capsys):
+    # An existing, empty store: only creating commands may make one (issue 10 item 10).
+    open_source(sqlite_url, create=True).close()
+
     def run(*argv):
         code = main(["--store", sqlite_url, *argv])
         out, err = capsys.readouterr()

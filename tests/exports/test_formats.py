@@ -297,7 +297,7 @@ def test_foreign_control_character_fails_by_name_and_writes_nothing(sqlite_store
     tmp_path.mkdir()
     add_plain(sqlite_store, "D", [("good", "l", 1, [], 1), ("bad", "l", 2, [("k", "v")], 2)])
     with sqlite_store.writing():
-        sqlite_store._exec("UPDATE hl_metadata SET meta_value = ? WHERE meta_key = 'k'", ("bad\x01value",))
+        sqlite_store.sql.exec("UPDATE hl_metadata SET meta_value = ? WHERE meta_key = 'k'", ("bad\x01value",))
     target = tmp_path / ("out.zip" if fmt == "images" else f"out.{fmt}")
     with pytest.raises(HashlensError) as err:
         export_listing(sqlite_store, ListingQuery("D", imagestatus=True, metadata=True), target, ExportOptions(fmt))

@@ -303,11 +303,11 @@ def test_database_full_rolls_back(existing, tmp_path):
     path = _write(tmp_path, "many.ndjson", _ndjson(*[{"identifier": f"n{i}" * 20, "phash": "01",
                                                        "metadata": {"k": "v" * 200}} for i in range(3000)]))
     before = store_digest(existing)
-    pages = existing._one("PRAGMA page_count")[0]
-    existing._exec(f"PRAGMA max_page_count = {pages + 20}")
+    pages = existing.sql.one("PRAGMA page_count")[0]
+    existing.sql.exec(f"PRAGMA max_page_count = {pages + 20}")
     with pytest.raises(HashlensError) as err:
         import_file(existing, path, "D")
-    existing._exec("PRAGMA max_page_count = 4294967294")
+    existing.sql.exec("PRAGMA max_page_count = 4294967294")
     assert "full" in err.value.description and store_digest(existing) == before
 
 
@@ -340,7 +340,7 @@ def test_kill_during_import_is_all_or_nothing(sqlite_url, tmp_path):
         kills += 1
         store = Store.open(sqlite_url)
         try:
-            assert store._one("PRAGMA integrity_check")[0] == "ok"
+            assert store.sql.one("PRAGMA integrity_check")[0] == "ok"
             assert store_digest(store) == before, n
         finally:
             store.close()

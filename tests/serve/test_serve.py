@@ -299,7 +299,7 @@ def test_deadline_stops_a_runaway_statement(sqlite_url):
     try:
         scope = _StoreScope(store, watchdog, 0.2)
         with pytest.raises(Exception):
-            store._all("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n")
+            store.sql.all("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n")
         scope.close()
         assert scope.timed_out
         assert scope.timeout_error().failure.code == "ERRORTIMEOUT"
@@ -344,3 +344,39 @@ def test_same_bytes_as_hashlens_aci(served, sqlite_url):
         assert status == 200 and body.decode("utf-8") == handle(store, request).text()
     finally:
         store.close()
+
+
+def test_stopping_cancels_queued_work_and_stops_the_running_one(sqlite_url, tmp_path, image_bytes):
+    gate = threading.Event()
+    server = start(sqlite_url, tmp_path, gate=gate)
+    client = HttpAci(server, "get")
+    xml(server, "action=CreateImageHashDatabase&database=D")
+    tokens = [post_multipart(server, {"action": "TrainImageHash", "database": "D", "identifier": name,
+                                      "imagedata": ("a.png", image_bytes(i))}).findtext("responsedata/token")
+              for i, name in enumerate(("running", "waiting"))]
+    wait_for_action(client, "TrainImageHash", tokens[0], statuses=("Processing",))
+    server.stop()
+    outcomes = {item.token: item for item in server.queue.actions("TrainImageHash")}
+    assert all(outcomes[t].status.value == "Error" and outcomes[t].error.failure.code == "ERRORCANCELLED"
+               for t in tokens)
+    assert "shut down" in outcomes[tokens[1]].error.description
+    store = Store.open(sqlite_url)
+    try:
+        assert store.list_databases()[0].entry_count == 0
+        assert [j.action for j in store.history()] == ["CreateImageHashDatabase"]
+    finally:
+        store.close()
+
+
+def test_an_uploaded_import_file_is_removed_after_use(served, tmp_path):
+    client = HttpAci(served, "get")
+    path = tmp_path / "d.hashlens"
+    token = xml(served, "action=ExportImageHashDatabase&database=D&dbpath="
+                + urllib.parse.quote(str(path))).findtext("responsedata/token")
+    wait_for_action(client, "ExportImageHashDatabase", token)
+    refused = post_multipart(served, {"action": "ImportImageHashDatabase", "database": "D",
+                                      "dbdata": ("d.hashlens", path.read_bytes())})
+    token = refused.findtext("responsedata/token")
+    item = wait_for_action(client, "ImportImageHashDatabase", token)
+    assert item.findtext("error/errorcode") == "ERRORPARAMINVALID"  # D exists already
+    assert list(served.app.upload_dir.iterdir()) == []

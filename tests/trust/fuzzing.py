@@ -71,8 +71,8 @@ class AciBench:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.url = f"sqlite:///{folder / 'aci.db'}"
-        self.store = Store.open(self.url)
+        self.store = None
+        self.generation = 0
         self.reset()
         (folder / "img.png").write_bytes(make_image(3))
         (folder / "notes.txt").write_text("not an image")
@@ -80,8 +80,13 @@ class AciBench:
             os.mkfifo(folder / "fifo")
 
     def reset(self) -> None:
-        for info in self.store.list_databases():
-            actions.remove_database(self.store, info.name)
+        """A new store file: the journal of a long campaign would make every digest slower."""
+        if self.store is not None:
+            self.store.close()
+            for suffix in ("", "-wal", "-shm"):
+                (self.folder / f"aci-{self.generation}.db{suffix}").unlink(missing_ok=True)
+        self.generation += 1
+        self.store = Store.open(f"sqlite:///{self.folder / f'aci-{self.generation}.db'}")
         add_plain(self.store, "db", [(f"e{i}", f"label {i}", i * 977, [("k", f"v{i}")], i) for i in range(1, 6)])
         actions.create_database(self.store, "other")
 

@@ -279,7 +279,7 @@ class EndlessFirstStore(CountingStore):
     def list_page(self, query):
         self.calls["list_page"] += 1
         if self.calls["list_page"] == 1:
-            self._store._one("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT COUNT(*) FROM n")
+            self._store.sql.one("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT COUNT(*) FROM n")
         return self._store.list_page(query)
 
 

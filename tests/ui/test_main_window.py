@@ -500,7 +500,9 @@ def test_train_a_folder_into_a_new_database_from_the_empty_store(qtbot, make_win
     qtbot.waitUntil(lambda: window.filter_panel.database == "Pictures", timeout=5000)
     wait_idle(qtbot, window)
     qtbot.waitUntil(lambda: window.model.rowCount() == 3, timeout=5000)
-    assert len(window.action_log.lines) == 3
+    qtbot.waitUntil(lambda: len(window.action_log.lines) == 4, timeout=5000)
+    # The new database is a change too, logged as its ACI line before the three trainings.
+    assert window.action_log.lines[0] == "action=CreateImageHashDatabase&database=Pictures"
 
 
 def test_the_chosen_database_is_selected_in_the_picker(qtbot, window):

@@ -263,10 +263,10 @@ def test_busy_store_offers_retry_and_retry_works(qtbot, window, answers, monkeyp
     and Retry succeeds once the lock is gone (reliability C2, GUI variant)."""
     import sqlite3
 
-    from app.store import store as store_module
+    from app.store import dialect
 
     # The write lane connects on first use: give it a short busy timeout.
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(dialect, "BUSY_TIMEOUT_MS", 200)
     path = browse_url[len("sqlite:///"):]
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")

@@ -99,7 +99,7 @@ def test_interrupt_stops_a_running_sqlite_statement(qtbot, workers, sqlite_url):
     def endless():
         started.set()
         # A statement that would run for minutes; only an interrupt ends it.
-        store._one("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT COUNT(*) FROM n")
+        store.sql.one("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT COUNT(*) FROM n")
 
     job = workers.submit("count", endless, store=store, on_error=errors.append)
     assert started.wait(3)
