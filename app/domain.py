@@ -259,6 +259,23 @@ class SortKey(str, enum.Enum):
     WIDTH = "width"
     TRAINED_AT = "trained_at"
 
+    @property
+    def words(self) -> str:
+        """The order as a person reads it ('number of metadata items', not 'meta_count')."""
+        return SORT_WORDS[self]
+
+
+SORT_WORDS = {
+    SortKey.POSITION: "training order",
+    SortKey.IDENTIFIER: "identifier",
+    SortKey.LABEL: "label",
+    SortKey.HAS_IMAGE_DATA: "image data",
+    SortKey.META_COUNT: "number of metadata items",
+    SortKey.PHASH: "pHash",
+    SortKey.WIDTH: "image size",
+    SortKey.TRAINED_AT: "training time",
+}
+
 
 @dataclass(frozen=True)
 class ListingQuery:
@@ -325,7 +342,7 @@ class ListingQuery:
         parts.extend(f.describe() for f in self.filters)
         text = " and ".join(parts) if parts else "all entries"
         if self.sort is not SortKey.POSITION or self.descending:
-            text += f", sorted by {self.sort.value}{' descending' if self.descending else ''}"
+            text += f", sorted by {self.sort.words}{' descending' if self.descending else ''}"
         return text
 
 

@@ -66,7 +66,7 @@ class _Discard:
 def child(mode: str, url: str, store_path: str, page_size: int) -> None:
     from app.mediaserver.client import MediaServerClient
     from app.mediaserver.pull import pull
-    from app.services import mirror
+    from app.mediaserver import mirror
 
     client = MediaServerClient(url, timeout=120)
     _reset_peak()

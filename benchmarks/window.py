@@ -322,6 +322,7 @@ def window_child(path: str, reps: int) -> None:
 
 def run_child(args: list[str]) -> tuple[float, dict]:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: bytecode cached, not compiled per run
     began = time.monotonic()
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env, timeout=600)
     for line in out.stdout.splitlines():

@@ -22,7 +22,7 @@ from PySide6.QtCore import QCoreApplication, QSettings  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.mediaserver.client import MediaServerClient  # noqa: E402
-from app.services import mirror  # noqa: E402
+from app.mediaserver import mirror  # noqa: E402
 from app.store import Store  # noqa: E402
 from tests.standin import HashEntry, Standin  # noqa: E402
 from ui.mirror_dialog import MirrorDialog  # noqa: E402

@@ -2,7 +2,8 @@
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python docs/make_screenshots.py [--out docs/screenshots]
 
-It writes main-window.png, filtered.png, image-removed.png and main-window-dark.png.
+It writes main-window.png (1280×800), main-window-minimum.png (the smallest size the
+window allows, about 730×700), filtered.png, image-removed.png and main-window-dark.png.
 
 The store is built here with the same app.services.actions the window uses: generated
 pictures (shapes, gradients, text), a few near-duplicates, metadata at different
@@ -152,7 +153,7 @@ def main(argv=None) -> int:
 
     theme = ThemeManager(app, args.theme)
     window = MainWindow(theme=theme, settings=Settings())
-    window.resize(1600, 900)
+    window.resize(1280, 800)
     window.show()
     window.open_store(url)
     wait(app, lambda: window.model.rowCount() > 0 and window.model.count is not None)
@@ -170,6 +171,13 @@ def main(argv=None) -> int:
 
     settle(2)
     window.grab().save(str(out / "main-window.png"))
+
+    hint = window.minimumSizeHint()
+    window.resize(max(730, hint.width()), max(700, hint.height()))
+    settle(None)
+    window.grab().save(str(out / "main-window-minimum.png"))
+    window.resize(1280, 800)
+    settle(None)
 
     window.filter_panel.meta_key.setEditText("importance")
     window.filter_panel.meta_mode.setCurrentIndex(window.filter_panel.meta_mode.findText("equals"))

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from app.domain import EntryRow, HashlensError, hamming
 from app.services import actions
 from ui import images
+from ui.elided_label import ElidedLabel
 from ui.icons import icon, set_icon
 from ui.phash_grid import PHASH_NOTE, PhashGrid
 from ui.models.metadata_model import DIFFERS, MetadataModel, shared_metadata
@@ -209,7 +210,7 @@ class ImageStatusPane(QWidget):
             zoom_row.addWidget(b)
 
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
-        self.identifier = self._value()
+        self.identifier = ElidedLabel()
         self.label = self._value()
         self.status = self._value()
         self.hasimagedata = self._value()

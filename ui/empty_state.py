@@ -23,6 +23,7 @@ class EmptyState(QWidget):
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.title = QLabel()
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.title.setWordWrap(True)
         font = self.title.font()
         font.setPointSizeF(font.pointSizeF() * 1.4)
         font.setBold(True)
@@ -30,7 +31,7 @@ class EmptyState(QWidget):
         self.text = QLabel()
         self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.text.setWordWrap(True)
-        self.text.setMaximumWidth(560)
+        self.text.setContentsMargins(40, 0, 40, 0)
         self.open_button = self._button("Open a store…", "open", self.open_store)
         self.sample_button = self._button("Create a sample database", "sample", self.create_sample)
         self.new_button = self._button("Create an empty database…", "database-add", self.new_database)
@@ -39,7 +40,9 @@ class EmptyState(QWidget):
         layout.addStretch(2)
         layout.addWidget(self.picture)
         layout.addWidget(self.title)
-        layout.addWidget(self.text, 0, Qt.AlignmentFlag.AlignHCenter)
+        # No alignment flag: an aligned word-wrapped label gets its one-line height and is
+        # clipped; spanning the width, its height follows its wrapped text.
+        layout.addWidget(self.text)
         layout.addSpacing(12)
         for b in (self.sample_button, self.new_button, self.train_button, self.open_button):
             layout.addWidget(b, 0, Qt.AlignmentFlag.AlignHCenter)
@@ -60,6 +63,7 @@ class EmptyState(QWidget):
 
     def show_empty_store(self, store: str, read_only: bool) -> None:
         self.title.setText("This store has no image-hash databases yet")
+        store = store.replace("/", "/\u200b")  # a long path may wrap after each folder
         if read_only:
             self.text.setText(f"{store} is empty and open read-only, so nothing can be added here.")
             self._buttons(open_=True)

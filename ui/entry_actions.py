@@ -14,6 +14,7 @@ from app.mediaserver_codec import names
 from app.mediaserver_codec.request import aci_line
 from app.services import actions
 from app.services.sample import generate_sample
+from ui.errors import plain_words
 from ui.icons import set_icon
 
 SAMPLE_COUNT = 2000
@@ -22,13 +23,30 @@ STORE_WIDE = {Failure.STORE_BUSY, Failure.STORE_UNAVAILABLE, Failure.STORE_FAILE
               Failure.CANCELLED}
 
 
+def group_failures(failures: list[tuple[str, str]], groups_shown: int = 8, names_shown: int = 5) -> str:
+    """One line per distinct reason, with how many entries it stopped and a few of their
+    identifiers: a bulk edit refused 1,000 times the same way reads as one line, not 1,000."""
+    groups: dict[str, list[str]] = {}
+    for identifier, why in failures:
+        # The same refusal names each entry: say 'this entry' so the reasons compare equal.
+        groups.setdefault(why.replace(f"'{identifier}'", "this entry"), []).append(identifier)
+    lines = []
+    for why, identifiers in sorted(groups.items(), key=lambda g: -len(g[1]))[:groups_shown]:
+        named = ", ".join(identifiers[:names_shown]) + (", …" if len(identifiers) > names_shown else "")
+        count = f"{len(identifiers):,} entr{'y' if len(identifiers) == 1 else 'ies'}"
+        lines.append(f"{count} ({named}): {why}")
+    if len(groups) > groups_shown:
+        lines.append(f"…and {len(groups) - groups_shown:,} other reasons.")
+    return "\n".join(lines)
+
+
 @dataclass
 class WriteResult:
     """What one write job did: the ACI lines of the changes made, what failed, and the
     store's change token right after (so our own change is not reported as someone else's)."""
 
     lines: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (identifier, why refused)
     token: int | None = None
     summary: str | None = None
     details: str | None = None
@@ -55,6 +73,7 @@ class EntryActions(QObject):
         self.rows: list[EntryRow] = []
         self.meta_key: str | None = None
         self.databases: list[str] = []
+        self.entry_counts: dict[str, int] = {}  # database name → entries, from the picker
         self._running = 0
         self.task = None  # the long job in the progress dialog (ui.workers.Task)
 
@@ -158,12 +177,11 @@ class EntryActions(QObject):
             if result.stopped is not None:
                 self._stopped(title, result, retry)
             elif result.failures:
-                shown = "\n".join(result.failures[:8])
-                more = f"\n…and {len(result.failures) - 8:,} more." if len(result.failures) > 8 else ""
                 total = len(result.lines) + len(result.failures)
                 self.presenter.show_error(
                     HashlensError(Failure.PARAM_INVALID,
-                                  f"{title}: {len(result.failures):,} of {total:,} could not be changed.\n\n{shown}{more}"),
+                                  f"{title}: {len(result.failures):,} of {total:,} could not be changed.\n\n"
+                                  + group_failures(result.failures)),
                     title,
                 )
             elif result.details:
@@ -219,7 +237,7 @@ class EntryActions(QObject):
                         # would fail the same way, so stop and offer to retry them.
                         result.stopped, result.remaining = exc, list(rows[i:])
                         break
-                    result.failures.append(f"{row.identifier}: {exc.description}")
+                    result.failures.append((row.identifier, plain_words(exc.description)))
             n = len(result.lines)
             result.summary = f"{title}: {n} entr{'y' if n == 1 else 'ies'} changed."
             return result
@@ -433,9 +451,11 @@ class EntryActions(QObject):
         name = self.database
         if name is None:
             return
+        count = self.entry_counts.get(name)
+        what = f"its {count:,} {'entry' if count == 1 else 'entries'}" if count is not None else "all its image hashes"
         if not self.prompter.confirm(
             "Remove database",
-            f"Remove the database '{name}' with all its image hashes, images and metadata?\n\n"
+            f"Remove the database '{name}' with {what}, their images and metadata?\n\n"
             "This cannot be undone (RemoveImageHashDatabase).",
             "Remove database",
         ):

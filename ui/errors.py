@@ -9,6 +9,7 @@ connection could not read it either (the `verify` hook, given by the window)."""
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -37,6 +38,31 @@ def dialog_events() -> DialogEvents:
     if _events is None:
         _events = DialogEvents()
     return _events
+
+
+# The store words a taken name as ACI does ('newidentifier=x' already exists); the window
+# names the thing instead.
+_TAKEN = re.compile(r"'(\w+)=(.*?)' already exists")
+_TAKEN_WORDS = {
+    "database": "A database named '{}' already exists",
+    "newdatabase": "A database named '{}' already exists",
+    "identifier": "An entry with the identifier '{}' already exists",
+    "newidentifier": "An entry with the identifier '{}' already exists",
+    "key": "The metadata key '{}' already exists",
+}
+_ACTION_WORDS = {"UpdateImageHashMetadata": "Edit metadata value"}
+
+
+def plain_words(text: str) -> str:
+    """`text` with ACI parameter names and action names put as the window's words."""
+    def taken(match: re.Match) -> str:
+        words = _TAKEN_WORDS.get(match.group(1))
+        return words.format(match.group(2)) if words else match.group(0)
+
+    text = _TAKEN.sub(taken, text)
+    for action, words in _ACTION_WORDS.items():
+        text = text.replace(f"use {action}", f"use {words}")
+    return text
 
 
 def message_box(parent: QWidget | None, kind: str, title: str, text: str) -> None:
@@ -74,7 +100,7 @@ class ErrorPresenter(QObject):
         self.verify = None
 
     def show_error(self, error: HashlensError | Exception, title: str = "Hashlens") -> None:
-        text = error.description if isinstance(error, HashlensError) else str(error)
+        text = plain_words(error.description) if isinstance(error, HashlensError) else str(error)
         log.warning("%s: %s", title, text)
         if is_transient(error):
             self.notify(f"{title}: {text}", 10000)

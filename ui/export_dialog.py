@@ -56,8 +56,11 @@ class ExportDialog(JobDialog):
     exported = Signal(str)  # the path written
 
     def __init__(self, store, query: ListingQuery, selected_identifiers: list[str] | None,
-                 page_rows: list[EntryRow] | None, parent=None, workers=None):
+                 page_rows: list[EntryRow] | None, parent=None, workers=None, listing_count: int | None = None):
+        """`listing_count`: the listing's exact entry count if known, so progress shows
+        the share done and the time left."""
         super().__init__(workers, parent)
+        self.listing_count = listing_count
         self.setWindowTitle("Export")
         self.store = store
         self.query = query
@@ -89,7 +92,8 @@ class ExportDialog(JobDialog):
         self.scope_group = QButtonGroup(self)
         for i, button in enumerate((self.scope_all, self.scope_page, self.scope_selected)):
             self.scope_group.addButton(button, i)
-        (self.scope_selected if self.selected else self.scope_all).setChecked(True)
+        # The whole listing, as the README says: a selection is often just the current row.
+        self.scope_all.setChecked(True)
         scope_layout = QVBoxLayout(scope_box)
         for button in (self.scope_all, self.scope_page, self.scope_selected):
             scope_layout.addWidget(button)
@@ -224,7 +228,8 @@ class ExportDialog(JobDialog):
         except HashlensError as exc:
             message_box(self, "warning", "Export", exc.description)
             return
-        total = len(self.page_rows) if scope == "page" else len(query.identifiers or ()) if scope == "selected" else None
+        totals = {"page": len(self.page_rows), "selected": len(query.identifiers or ()), "listing": self.listing_count}
+        total = totals[scope]
         store = self.store
 
         def work(progress, stop):

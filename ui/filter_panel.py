@@ -280,7 +280,10 @@ class FilterPanel(QWidget):
             self.find_similar(self._reference_hex)
 
     def _update_enabled(self):
-        self.meta_value.setEnabled(self.meta_mode.currentData() == FilterOp.META_EQUALS.value)
+        wants_value = self.meta_mode.currentData() == FilterOp.META_EQUALS.value
+        if not wants_value:
+            self.meta_value.clear()  # a greyed-out old value reads as if it still filtered
+        self.meta_value.setEnabled(wants_value)
 
     def _emit(self) -> None:
         if self._database is None:

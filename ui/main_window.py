@@ -329,6 +329,7 @@ class MainWindow(QMainWindow):
         p.next_requested.connect(m.next_page)
         p.last_requested.connect(m.last_page)
         p.go_to_requested.connect(m.go_to)
+        p.go_to_refused.connect(self.presenter.notify)
         p.page_size_changed.connect(self._on_pager_page_size_changed)
         p.stop_requested.connect(self._stop_loading)
         t.rows_selected.connect(self._on_table_rows_selected)
@@ -419,7 +420,9 @@ class MainWindow(QMainWindow):
         self.entry_actions.set_store(store, reason)
         self.settings.add_recent_store(self.session.url)
         self._rebuild_recent_menu()
-        self.setWindowTitle(f"{store.describe()} — Hashlens" + (" (read-only)" if reason else ""))
+        # The title ends with the application's display name, or Qt appends it a second time.
+        self.setWindowTitle(f"{store.describe()}" + (" (read-only)" if reason else "") + " — Hashlens")
+        self.import_action.setEnabled(not reason)
         self.status_bar.show_store(store.describe(), bool(reason))
         self.status_bar.showMessage(f"Opened {store.describe()}", 4000)
         if reason:
@@ -445,6 +448,7 @@ class MainWindow(QMainWindow):
         self._pending_database = None
         self.database_panel.set_databases(databases)
         names = [d.name for d in databases]
+        self.entry_actions.entry_counts = {d.name: d.entry_count for d in databases}
         self.entry_actions.set_database(current if current in names else None, names)
         if not databases:
             self.filter_panel.set_database(None)
@@ -575,9 +579,16 @@ class MainWindow(QMainWindow):
     def _on_entry_actions_changed(self, result: WriteResult) -> None:
         if result.lines:
             self.action_log.add(result.lines)
-        self.session.mark_seen(result.token)
-        if result.select_database:
-            self._pending_database = result.select_database
+        self._reload_after_own_write(result.token, result.select_database)
+
+    def _on_window_imported(self, database: str, _count: int) -> None:
+        # Our own import: not a change made elsewhere, and its database belongs in the picker now.
+        self._reload_after_own_write(None, database)
+
+    def _reload_after_own_write(self, token: int | None, select_database: str | None) -> None:
+        self.session.mark_seen(token)
+        if select_database:
+            self._pending_database = select_database
         self.model.refresh()
         self.session.refresh_databases()
         if self.filter_panel.database:
@@ -594,7 +605,9 @@ class MainWindow(QMainWindow):
         if store is None or query is None:
             self.presenter.notify("Choose a database to export first.")
             return
-        dialog = ExportDialog(store, query, self._selected_identifiers(), self.model.rows, self, workers=self.workers)
+        count = self.model.count
+        dialog = ExportDialog(store, query, self._selected_identifiers(), self.model.rows, self, workers=self.workers,
+                              listing_count=count.value if count is not None and count.exact else None)
         dialog.exported.connect(lambda path: self.status_bar.showMessage(f"Exported to {path}", 15000))
         dialog.exec()
 
@@ -611,9 +624,10 @@ class MainWindow(QMainWindow):
         if self.session.read_only:
             self.presenter.notify(f"Import is disabled: the store is read-only ({self.session.read_only_reason}).")
             return
-        ImportDialog(store, self.filter_panel.database, self, workers=self.workers,
-                     databases=[d.name for d in self.session.databases]).exec()
-        self.refresh()
+        dialog = ImportDialog(store, self.filter_panel.database, self, workers=self.workers,
+                              databases=[d.name for d in self.session.databases])
+        dialog.imported.connect(self._on_window_imported)
+        dialog.exec()
 
     def open_audit(self) -> None:
         store = self.session.store

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (
 
 from app.domain import HashlensError
 from app.mediaserver.client import MediaServerClient
-from app.services import mirror
+from app.mediaserver import mirror
 from ui.job_dialog import JobDialog
 
 SETTINGS_URLS = "mediaserver/urls"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QIntValidator
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QToolButton, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLineEdit, QSizePolicy, QToolButton, QWidget
 
 from app.domain import Count, ListingQuery
+from ui.elided_label import ElidedLabel
 from ui.icons import set_icon
 
 
@@ -22,7 +22,30 @@ def page_text(query: ListingQuery | None, shown: int, count: Count | None, loadi
             return "loading…"
         return f"no entries from {query.start:,} (of {total})"
     first, last = query.start, query.start + shown - 1
+    if shown == 1:
+        return f"entry {first:,} of {total}"
     return f"entries {first:,}–{last:,} of {total}"
+
+
+# The widest text the indicator grows to fit; longer ones are shortened (whole in the tooltip).
+INDICATOR_SAMPLE = "entries 1,000,001–1,001,000 of 10,000,000+"
+# What people type between digit groups: '1,000', '1 000', '1_000', '1.000', '1'000'.
+GROUP_SEPARATORS = ",._' \u00a0\u202f"
+
+
+def parse_entry_number(text: str) -> int:
+    """The entry number typed into 'go to entry'; ValueError says why it is refused."""
+    digits = text.strip()
+    for separator in GROUP_SEPARATORS:
+        digits = digits.replace(separator, "")
+    if not digits:
+        raise ValueError("Go to entry: type an entry number, such as 1,001.")
+    if not digits.isdigit():
+        raise ValueError(f"Go to entry: '{text.strip()}' is not a number; type an entry number, such as 1,001.")
+    number = int(digits)
+    if number < 1:
+        raise ValueError(f"Go to entry: entries are numbered from 1, so {number} is not one.")
+    return number
 
 
 class PagerBar(QWidget):
@@ -35,6 +58,7 @@ class PagerBar(QWidget):
     go_to_requested = Signal(int)
     page_size_changed = Signal(int)
     stop_requested = Signal()
+    go_to_refused = Signal(str)  # why the typed entry number was not used
 
     def __init__(self, page_sizes=(50, 100, 500, 1000), page_size: int = 100, parent=None):
         super().__init__(parent)
@@ -43,15 +67,23 @@ class PagerBar(QWidget):
         self.next = self._button("next", "Next page", self.next_requested)
         self.last = self._button("last", "Last page (once the exact count is known)", self.last_requested)
         self.stop = self._button("clear", "Stop loading this page and keep the one shown (Esc)", self.stop_requested)
+        # Hidden, it keeps its place: Next and Last must not jump while a page loads.
+        policy = self.stop.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.stop.setSizePolicy(policy)
         self.stop.hide()
-        self.indicator = QLabel("no database chosen")
+        self.indicator = ElidedLabel("no database chosen")
         self.indicator.setObjectName("pageIndicator")
-        self.indicator.setMinimumWidth(150)
-        self.indicator.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Its width follows the bar's, never the text: the Next and Last buttons stay put as
+        # the text changes (a second click on the same spot hits the same button), and in a
+        # narrow window it shrinks, shortening its text, rather than overlap "go to entry".
+        self.indicator.setMinimumWidth(60)
+        self.indicator.setMaximumWidth(self.indicator.fontMetrics().horizontalAdvance(INDICATOR_SAMPLE) + 8)
+        self.indicator.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.indicator.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.go_to = QLineEdit()
         self.go_to.setPlaceholderText("go to entry…")
         self.go_to.setToolTip("Show the page starting exactly at entry N (ListImageHashes start=N)")
-        self.go_to.setValidator(QIntValidator(1, 2_000_000_000, self))
         self.go_to.setMaximumWidth(110)
         self.go_to.returnPressed.connect(self._on_go_to_return_pressed)
         self.page_size = QComboBox()
@@ -68,7 +100,7 @@ class PagerBar(QWidget):
         layout.setSpacing(4)
         for w in (self.first, self.previous):
             layout.addWidget(w)
-        layout.addWidget(self.indicator)
+        layout.addWidget(self.indicator, 1)
         layout.addWidget(self.stop)
         for w in (self.next, self.last):
             layout.addWidget(w)
@@ -85,9 +117,14 @@ class PagerBar(QWidget):
         return button
 
     def _on_go_to_return_pressed(self) -> None:
-        text = self.go_to.text().strip()
-        if text.isdigit() and int(text) >= 1:
-            self.go_to_requested.emit(int(text))
+        try:
+            number = parse_entry_number(self.go_to.text())
+        except ValueError as refused:
+            self.go_to.selectAll()  # kept, so the person can correct it
+            self.go_to_refused.emit(str(refused))
+            return
+        self.go_to.clear()  # a stale number would read as where the page starts
+        self.go_to_requested.emit(number)
 
     def set_page_size(self, size: int) -> None:
         index = self.page_size.findData(size)
@@ -103,6 +140,8 @@ class PagerBar(QWidget):
         self.first.setEnabled(not at_start)
         self.previous.setEnabled(not at_start)
         self.next.setEnabled(query is not None and has_next)
-        self.last.setEnabled(query is not None and last_start is not None and last_start != query.start)
+        # Only when entries lie beyond this page: from a page started by "go to entry",
+        # the aligned last page may begin before it.
+        self.last.setEnabled(query is not None and has_next and last_start is not None and last_start != query.start)
         self.go_to.setEnabled(query is not None)
         self.stop.setVisible(loading)

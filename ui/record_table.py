@@ -53,6 +53,7 @@ class RecordTable(QTableView):
         header.customContextMenuRequested.connect(self._on_header_menu_requested)
         for section, width in enumerate(self.default_widths()):
             header.resizeSection(section, width)
+            header.setSectionHidden(section, not COLUMNS[section].shown_by_default)
         header.setSortIndicator(0, Qt.SortOrder.AscendingOrder)
         self.setSortingEnabled(True)
         header.sortIndicatorChanged.connect(self._on_sort_indicator_changed)

@@ -148,14 +148,14 @@ class Session(QObject):
     def poll(self) -> None:
         """Ask the store for its change token; a new one means someone else wrote."""
         store = self.store
-        if store is None or self._seen_pending or self.workers.busy("poll") or self.workers.busy("write"):
-            return  # our own write in progress would look like someone else's
+        if store is None or self._seen_pending or any(self.workers.busy(lane) for lane in ("poll", "write", "task")):
+            return  # our own write (or import) in progress would look like someone else's
         self.workers.submit("poll", store.change_token, kind="poll", store=store,
                             on_done=self._on_polled, on_error=self._on_poll_error)
 
     def _on_polled(self, token: int) -> None:
         self._poll_failed = False
-        if not self.workers.busy("write") and self._seen_token is not None and token != self._seen_token:
+        if not (self.workers.busy("write") or self.workers.busy("task")) and self._seen_token is not None and token != self._seen_token:
             self._set_stale(True)
         self.polled.emit()
 

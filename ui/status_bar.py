@@ -22,6 +22,21 @@ class StatusBar(QStatusBar):
             label.setContentsMargins(6, 0, 6, 0)
             self.addPermanentWidget(label)
         self.store.setFrameShape(QFrame.Shape.NoFrame)
+        self.messageChanged.connect(self._on_message_changed)
+
+    def showMessage(self, text: str, timeout: int = 0) -> None:  # noqa: N802 (Qt's name)
+        """Show `text`, shortened in the middle with an ellipsis where it does not fit; the whole is in the tooltip."""
+        permanent = sum(label.sizeHint().width() for label in (self.busy, self.store, self.database,
+                                                                 self.count, self.time) if label.text())
+        room = max(80, self.width() - permanent - 40)
+        # Middle: the start names the action, the end often says what came of it.
+        shown = self.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, room)
+        self.setToolTip(text if shown != text else "")
+        super().showMessage(shown, timeout)
+
+    def _on_message_changed(self, text: str) -> None:
+        if not text:
+            self.setToolTip("")
 
     def show_store(self, description: str | None, read_only: bool = False) -> None:
         text = "no store open" if description is None else description + (" · read-only" if read_only else "")
@@ -36,7 +51,10 @@ class StatusBar(QStatusBar):
 
     def show_count(self, count) -> None:
         """A `Count` (bounded or exact) or None."""
-        self.count.setText(f"{count} entries" if count is not None else "")
+        if count is None:
+            self.count.setText("")
+        else:
+            self.count.setText(f"{count} {'entry' if count.exact and count.value == 1 else 'entries'}")
 
     def show_timing(self, elapsed_ms: float | None, from_cache: bool) -> None:
         if elapsed_ms is None:

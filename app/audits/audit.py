@@ -357,8 +357,10 @@ _ODD_VALUES = (TypeError, ValueError, OverflowError, UnicodeError, AttributeErro
 
 
 def _is_damage(store: SqlSource, exc: HashlensError) -> bool:
-    """A read error that means a damaged SQLite file (not a lost server or a cancel)."""
-    return store.backend == "sqlite" and exc.failure in (Failure.STORE_UNAVAILABLE, Failure.STORE_FAILED)
+    """A read error that means a damaged SQLite file (not a lost server, a passing lock held
+    by another program, or a cancel: those the store marks `transient`)."""
+    return (store.backend == "sqlite" and not exc.transient
+            and exc.failure in (Failure.STORE_UNAVAILABLE, Failure.STORE_FAILED))
 
 
 def _history(store: SqlSource, database: str | None, options: AuditOptions) -> History:

@@ -9,9 +9,10 @@ from app.cli.common import TerminalProgress, positive_int, whole_number
 from app.exports.atomic import AtomicFile
 from app.mediaserver.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT, MediaServerClient
 from app.mediaserver.pull import DEFAULT_PAGE_SIZE
-from app.services import diff_report, mirror
-from app.services.diff import DiffCounts, compare
-from app.store import Store, mirrors
+from app.mediaserver import diff_report, mirror
+from app.diff import DiffCounts, compare
+from app.sources import open_source
+from app.store import mirrors
 
 # Exit status of `diff` when the two sides differ (0 when equal), so scripts can tell.
 DIFFERENT = 3
@@ -111,7 +112,7 @@ def run_diff(store, args) -> int:
                       file=sys.stderr)
                 return 2
             if args.other_store:
-                other_store = Store.open(args.other_store, read_only=True, create=False)
+                other_store = open_source(args.other_store, read_only=True)
             sides = mirror.compare_databases(store, args.name, other_store or store, args.other)
         counts = DiffCounts()
         differences = compare(sides.old, sides.new, counts)

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 
 from app.mediaserver_codec.reader import ListedEntry
-from app.services.diff import DiffEntry
+from app.diff import DiffEntry
 
 
 class Staging:

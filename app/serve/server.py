@@ -20,6 +20,7 @@ import platformdirs
 import waitress.server
 import waitress.task
 
+from app.sources import open_source
 from app.serve.queue import ActionQueue
 from app.serve.settings import ServeSettings
 from app.serve.transport import AciApp, StorePool, Watchdog
@@ -34,13 +35,7 @@ def default_log_path() -> Path:
 
 
 def open_store(url: str, read_only: bool):
-    """The store for one worker: `app.sources.open_source` where it exists, else `Store.open`."""
-    try:
-        from app.sources import open_source
-    except ImportError:
-        from app.store import Store
-
-        return Store.open(url, read_only=read_only)
+    """The store for one worker: an existing one only (serving never creates a store)."""
     return open_source(url, read_only=read_only)
 
 

@@ -208,7 +208,9 @@ class HashlensSqlite(HashlensDialect, peewee.SqliteDatabase):
         try:
             yield
         finally:
-            conn.set_progress_handler(None, 0)
+            # The connection may have been renewed meanwhile (after a passing trouble).
+            with contextlib.suppress(sqlite3.Error):
+                conn.set_progress_handler(None, 0)
 
     @contextlib.contextmanager
     def page_cache(self, megabytes: int):

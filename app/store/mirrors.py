@@ -20,7 +20,7 @@ from peewee import AutoField, BigAutoField, BigIntegerField, BooleanField, Forei
 
 from app import faults
 from app.domain import Failure, HashlensError, MirrorSource, SnapshotInfo
-from app.services.diff import DiffEntry
+from app.diff import DiffEntry
 from app.store.bulk import _write
 from app.store.schema import BaseModel, NameField
 from app.store.store import IN_CHUNK, Store

@@ -5,7 +5,9 @@ A thin facade over the store's parts, each in its own module: connections and di
 changes with their counts and position marks (`entries.py`), the journal
 (`journal.py`), the tables (`schema.py`) and error translation (`errors.py`). Here live
 opening, the schema check, migration, transactions and the rule that every write action
-is atomic and journalled (the `Source` protocol, `app/source.py`).
+is atomic and journalled (the `Source` protocol, `app/source.py`). It runs a little past
+500 lines because every Source method needs its one-line delegation here; the logic
+behind them lives in the modules above.
 """
 
 from __future__ import annotations
@@ -249,7 +251,11 @@ class Store:
         error stands only when `check_damage` proves it (issue 10 item 9)."""
         if self.file_path is None:
             return error
-        self._drop_connection()
+        if self.db.in_transaction():
+            # Renewed once the transaction has ended (its own exit still needs the connection).
+            self._local.renew = True
+        else:
+            self._drop_connection()
         if self.check_damage() is not None:
             return error
         return transient_read_error(self.describe(), error.suspect)
@@ -316,6 +322,10 @@ class Store:
         """A peewee transaction whose failures all surface as HashlensError. When the
         connection died mid-way, the rollback fails too: the connection is dropped (the
         server has already discarded the transaction) and the original error reported."""
+        with self._renewing():
+            yield from self._atomic(*args, **kwargs)
+
+    def _atomic(self, *args, **kwargs):
         try:
             txn = self.db.atomic(*args, **kwargs)
             txn.__enter__()
@@ -336,6 +346,17 @@ class Store:
                 txn.__exit__(None, None, None)
             except peewee.PeeweeException as exc:
                 raise self.sql.translate(exc) from exc
+
+    @contextlib.contextmanager
+    def _renewing(self):
+        """Drop this thread's connection once its outermost transaction has ended, when an
+        error inside it asked for a fresh one (a passing trouble, see _confirm_damage)."""
+        try:
+            yield
+        finally:
+            if getattr(self._local, "renew", False) and not self.db.in_transaction():
+                self._local.renew = False
+                self._drop_connection()
 
     def _drop_connection(self) -> None:
         with contextlib.suppress(Exception):

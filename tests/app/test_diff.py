@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.domain import HashlensError
-from app.services import diff_report
-from app.services.diff import DiffCounts, DiffEntry, compare
+from app.mediaserver import diff_report
+from app.diff import DiffCounts, DiffEntry, compare
 
 texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6)
 

@@ -109,7 +109,7 @@ def test_pulling_over_something_else_is_refused(standin, sqlite_url, capsys):
 
 def test_a_read_only_store_is_refused_before_any_request(standin, sqlite_url, capsys):
     server = standin({"db": entries(3)})
-    assert run(capsys, "--store", sqlite_url, "db", "list")[0] == 0  # the store file exists
+    assert run(capsys, "--store", sqlite_url, "db", "create", "Local")[0] == 0  # the store file exists
     code, _, err = run(capsys, "--store", sqlite_url, "--read-only", "pull", server.url, "db")
     assert code == 1 and "Cannot pull into 'db'" in err and server.requests == []
 

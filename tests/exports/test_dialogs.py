@@ -60,7 +60,7 @@ def test_export_whole_listing_to_csv(qtbot, settings, store, out, boxes):
 
     query = ListingQuery("D", maxresults=50)
     page = _rows(store, query)
-    dialog = ExportDialog(store, query, None, page)
+    dialog = ExportDialog(store, query, None, page, listing_count=300)
     qtbot.addWidget(dialog)
     assert not dialog.scope_selected.isEnabled() and dialog.scope_all.isChecked()
     dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("csv"))
@@ -68,6 +68,9 @@ def test_export_whole_listing_to_csv(qtbot, settings, store, out, boxes):
     dialog.path_edit.setText(str(target))
     with qtbot.waitSignal(dialog.exported, timeout=20000) as signal:
         dialog.export_button.click()
+        progress = dialog.task.dialog
+        # The known count makes a determinate bar: count, percentage and time left.
+        assert progress.bar.maximum() == 300
     assert signal.args == [str(target)] and dialog.exported_path == str(target)
     lines = target.read_bytes().decode().splitlines()
     assert len(lines) == 301 and "'=x" in lines[3]  # every entry, not the loaded page; spreadsheet-safe
@@ -83,7 +86,8 @@ def test_page_and_selected_scopes_and_browse(qtbot, settings, store, out, monkey
     page = _rows(store, query)
     dialog = ExportDialog(store, query, ["id200", "id12"], page)
     qtbot.addWidget(dialog)
-    assert dialog.scope_selected.isChecked()
+    assert dialog.scope_all.isChecked() and dialog.scope_selected.isEnabled()  # the README's default
+    dialog.scope_selected.setChecked(True)
     dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("ndjson"))
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a: (str(out / "sel.ndjson"), "")))
     dialog._on_browse_clicked()

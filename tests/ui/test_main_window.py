@@ -142,8 +142,9 @@ def test_copy_rows_as_tsv(qtbot, window):
     qtbot.keyClick(window.table, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
     text = QGuiApplication.clipboard().text()
     lines = text.splitlines()
-    assert lines[0].split("\t")[:3] == ["position", "Identifier", "Label"]
-    assert lines[1].split("\t")[:4] == ["1", "a000", "cat-000", "trained"]
+    # The columns shown (#, Status and Image data are off by default).
+    assert lines[0].split("\t")[:2] == ["Identifier", "Label"]
+    assert lines[1].split("\t")[:2] == ["a000", "cat-000"]
     assert len(lines) == 3
 
 
@@ -158,7 +159,7 @@ def test_copy_keeps_awkward_text(qtbot, window):
     for r in range(window.model.rowCount()):
         window.table.select_row(r, extend=True)
     rows = list(csv.reader(io.StringIO(window.table.copy_selection()), delimiter="\t"))
-    assert [r[1] for r in rows[1:]] == ["a,comma", "with space ", "café ☕", 'quote"inside']
+    assert [r[0] for r in rows[1:]] == ["a,comma", "with space ", "café ☕", 'quote"inside']
 
 
 def test_header_click_sorts_through_the_store(qtbot, window):
@@ -254,9 +255,9 @@ def test_export_gets_the_current_query_and_selection(qtbot, window, monkeypatch)
     class FakeExport(QObject):
         exported = Signal(str)
 
-        def __init__(self, store, query, selected, page_rows, parent, workers):
+        def __init__(self, store, query, selected, page_rows, parent, workers, listing_count):
             super().__init__()
-            calls.append((store, query, selected, page_rows, parent))
+            calls.append((store, query, selected, page_rows, parent, listing_count))
 
         def exec(self):
             self.exported.emit("/exports/listing.csv")
@@ -265,8 +266,8 @@ def test_export_gets_the_current_query_and_selection(qtbot, window, monkeypatch)
     monkeypatch.setattr(main_window, "ExportDialog", FakeExport)
     window.table.select_row(2)
     qtbot.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
-    store, query, selected, page_rows, parent = calls[0]
-    assert store is window.session.store and query == window.model.query
+    store, query, selected, page_rows, parent, listing_count = calls[0]
+    assert store is window.session.store and query == window.model.query and listing_count == ANIMALS_TOTAL
     assert selected == ["a002"] and len(page_rows) == 100 and parent is window
     assert window.statusBar().currentMessage() == "Exported to /exports/listing.csv"
 

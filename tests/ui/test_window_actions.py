@@ -85,6 +85,9 @@ def test_metadata_on_several_rows_reports_refusals(qtbot, window, answers, messa
     result = changed(qtbot, window, window.entry_actions.add_metadata.trigger)
     assert len(result.lines) == 1 and len(result.failures) == 1
     assert "a000" in message_boxes[-1][2] and "already exists" in message_boxes[-1][2]
+    # In the window's words, not ACI's: no 'key=colour', no action name.
+    assert "The metadata key 'colour' already exists" in message_boxes[-1][2]
+    assert "key=" not in message_boxes[-1][2] and "use Edit metadata value" in message_boxes[-1][2]
     assert window.model.row(1).metadata == (("colour", "violet"),)
 
 
@@ -211,7 +214,7 @@ def test_read_only_store_disables_every_change(qtbot, make_window, browse_url):
     assert window.read_only_banner.isVisible()
     assert "Read-only" in window.read_only_banner.text.text()
     assert "read-only" in ea.remove.toolTip()
-    assert window.windowTitle().endswith("(read-only)")
+    assert window.windowTitle().endswith("(read-only) — Hashlens")
 
 
 def test_read_only_flag_is_forced(qtbot, make_window, browse_url):

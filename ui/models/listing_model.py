@@ -36,16 +36,18 @@ class Column:
     sort: SortKey | None
     numeric: bool = False
     tooltip: str = ""
+    # Off by default (the header menu shows them) so pHash, Image size and Trained at fit.
+    shown_by_default: bool = True
 
 
 COLUMNS = (
     Column("position", "#", SortKey.POSITION, True,
-           "Position in this listing: the 1-based index ListImageHashes' start= would use"),
+           "Position in this listing: the 1-based index ListImageHashes' start= would use", False),
     Column("identifier", "Identifier", SortKey.IDENTIFIER, tooltip="The image hash's identifier"),
     Column("label", "Label", SortKey.LABEL, tooltip="The training image's label"),
-    Column("status", "Status", None, tooltip="Always 'trained' (Media Server)"),
+    Column("status", "Status", None, tooltip="Always 'trained' (Media Server)", shown_by_default=False),
     Column("image", "Image data", SortKey.HAS_IMAGE_DATA,
-           tooltip="Whether the training image is stored (hasimagedata)"),
+           tooltip="Whether the training image is stored (hasimagedata)", shown_by_default=False),
     Column("meta", "Metadata", SortKey.META_COUNT, True, "Number of custom metadata items"),
     Column("phash", "pHash", SortKey.PHASH,
            tooltip="Hashlens's own 64-bit perceptual hash (not a Media Server value)"),

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from app.audits.html_report import CSS
 from app.exports.cells import neutralise
-from app.services.diff import Changed, DiffCounts, Difference, DiffEntry
+from app.diff import Changed, DiffCounts, Difference, DiffEntry
 
 FORMATS = ("text", "json", "csv", "html")
 KINDS = ("added", "removed", "changed")

@@ -16,8 +16,8 @@ from app.domain import Failure, HashlensError, MirrorSource, SnapshotInfo
 from app.mediaserver.client import MediaServerClient
 from app.mediaserver.pull import DEFAULT_PAGE_SIZE, PullProgress, PullSummary, pull
 from app.mediaserver.staging import Staging
-from app.services import diff_report
-from app.services.diff import DiffCounts, DiffEntry, compare
+from app.mediaserver import diff_report
+from app.diff import DiffCounts, DiffEntry, compare
 from app.store import mirrors
 
 
