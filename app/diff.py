@@ -33,6 +33,14 @@ class DiffEntry:
         return self.metadata
 
 
+
+def metadata_json(items) -> str:
+    """Metadata items as the JSON text a snapshot keeps: compact, not ASCII-escaped. A
+    text is passed through (it is one already)."""
+    if isinstance(items, str):
+        return items
+    return json.dumps(items, ensure_ascii=False, separators=(",", ":"))
+
 @dataclass(frozen=True, slots=True)
 class MetadataChange:
     """A metadata key added (old None), removed (new None) or given another value."""
