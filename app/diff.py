@@ -33,6 +33,14 @@ class DiffEntry:
         return self.metadata
 
 
+
+def metadata_json(items) -> str:
+    """Metadata items as the JSON text a snapshot keeps: compact, not ASCII-escaped. A
+    text is passed through (it is one already)."""
+    if isinstance(items, str):
+        return items
+    return json.dumps(items, ensure_ascii=False, separators=(",", ":"))
+
 @dataclass(frozen=True, slots=True)
 class MetadataChange:
     """A metadata key added (old None), removed (new None) or given another value."""
@@ -99,41 +107,48 @@ class DiffCounts:
             self.metadata_changed += bool(item.change.metadata)
 
 
-def _ordered(entries: Iterable[DiffEntry], side: str) -> Iterator[DiffEntry]:
-    """Refuse input out of identifier order: a merge over it would report wrong findings."""
-    previous = None
-    for entry in entries:
-        if previous is not None and entry.identifier <= previous:
-            raise HashlensError(
-                Failure.STORE_FAILED,
-                f"The {side} listing is not in identifier order ('{previous}' before '{entry.identifier}'); "
-                "the difference cannot be computed from it.")
-        previous = entry.identifier
-        yield entry
+def _out_of_order(side: str, previous: str, identifier: str) -> HashlensError:
+    """Input out of identifier order is refused: a merge over it would report wrong findings."""
+    return HashlensError(
+        Failure.STORE_FAILED,
+        f"The {side} listing is not in identifier order ('{previous}' before '{identifier}'); "
+        "the difference cannot be computed from it.")
 
 
 def compare(old: Iterable[DiffEntry], new: Iterable[DiffEntry], counts: DiffCounts | None = None) -> Iterator[Difference]:
     """The differences from `old` to `new`, in identifier order. Both inputs must be in
     identifier order (code-point order, as SQL's binary collations sort)."""
     counts = counts if counts is not None else DiffCounts()
-    left, right = _ordered(old, "old"), _ordered(new, "new")
+    left, right = iter(old), iter(new)
     a, b = next(left, None), next(right, None)
+    # The loop of a million-entry difference: no generator layer per side, and an equal
+    # entry (most of them) is known without a call.
     while a is not None or b is not None:
         if b is None or (a is not None and a.identifier < b.identifier):
             item = Difference("removed", entry=a)
-            a = next(left, None)
+            a = _following(left, a, "old")
         elif a is None or b.identifier < a.identifier:
             item = Difference("added", entry=b)
-            b = next(right, None)
+            b = _following(right, b, "new")
         else:
             counts.compared += 1
-            change = changes(a, b)
-            a, b = next(left, None), next(right, None)
+            if a.label == b.label and a.has_image_data == b.has_image_data and a.metadata == b.metadata:
+                change = None
+            else:
+                change = changes(a, b)
+            a, b = _following(left, a, "old"), _following(right, b, "new")
             if change is None:
                 continue
             item = Difference("changed", change=change)
         counts.count(item)
         yield item
+
+
+def _following(entries: Iterator[DiffEntry], previous: DiffEntry, side: str) -> DiffEntry | None:
+    entry = next(entries, None)
+    if entry is not None and entry.identifier <= previous.identifier:
+        raise _out_of_order(side, previous.identifier, entry.identifier)
+    return entry
 
 
 def changes(a: DiffEntry, b: DiffEntry) -> Changed | None:

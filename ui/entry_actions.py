@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QKeySequence
 
-from app.domain import EntryRow, Failure, HashlensError
+from app.domain import EntryRow, Failure, HashlensError, check_text
 from app.mediaserver_codec import names
 from app.mediaserver_codec.request import aci_line
 from app.services import actions
@@ -21,6 +21,17 @@ SAMPLE_COUNT = 2000
 # Errors of the store as a whole, not of one entry: a batch stops at the first.
 STORE_WIDE = {Failure.STORE_BUSY, Failure.STORE_UNAVAILABLE, Failure.STORE_FAILED, Failure.READ_ONLY,
               Failure.CANCELLED}
+
+
+def text_check(what: str):
+    """A `Prompter.text` check for a name or label: Media Server's rules, in plain words."""
+    def check(text: str) -> str | None:
+        try:
+            check_text(what, text)
+        except HashlensError as refused:
+            return f"The {what} cannot be used: {refused.description.split(': ', 1)[-1]}"
+        return None
+    return check
 
 
 def group_failures(failures: list[tuple[str, str]], groups_shown: int = 8, names_shown: int = 5) -> str:
@@ -325,7 +336,7 @@ class EntryActions(QObject):
         if not rows:
             return
         label = self.prompter.text("Relabel image", f"New label for {self._what(rows)}:",
-                                   rows[0].label if len(rows) == 1 else "")
+                                   rows[0].label if len(rows) == 1 else "", check=text_check("label"))
         if label is None:
             return
 
@@ -341,7 +352,8 @@ class EntryActions(QObject):
         if len(rows) != 1:
             return
         row = rows[0]
-        new = self.prompter.text("Rename identifier", f"New identifier for '{row.identifier}':", row.identifier)
+        new = self.prompter.text("Rename identifier", f"New identifier for '{row.identifier}':", row.identifier,
+                                 check=text_check("identifier"))
         if new is None or new == row.identifier:
             return
 
@@ -405,7 +417,8 @@ class EntryActions(QObject):
     # -- databases ---------------------------------------------------------------------------------
 
     def on_new_database(self) -> str | None:
-        name = self.prompter.text("New database", "Name of the new image-hash database:")
+        name = self.prompter.text("New database", "Name of the new image-hash database:",
+                                  check=text_check("database name"))
         if not name:
             return None
 
@@ -436,7 +449,7 @@ class EntryActions(QObject):
         old = self.database
         if old is None:
             return
-        new = self.prompter.text("Rename database", f"New name for '{old}':", old)
+        new = self.prompter.text("Rename database", f"New name for '{old}':", old, check=text_check("database name"))
         if not new or new == old:
             return
 

@@ -14,6 +14,37 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+class TextDialog(QDialog):
+    """One line of text checked while it is typed: the reason it is refused shows under
+    it and OK stays off, so nothing typed is lost to an error after OK."""
+
+    def __init__(self, title: str, label: str, value: str, check, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.check = check  # check(text) -> None when acceptable, else why not in plain words
+        self.line = QLineEdit(value)
+        self.reason = QLabel()
+        self.reason.setWordWrap(True)
+        self.reason.setStyleSheet("color: #b3261e;")
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form = QFormLayout(self)
+        form.addRow(QLabel(label))
+        form.addRow(self.line)
+        form.addRow(self.reason)
+        form.addRow(self.buttons)
+        self.line.textChanged.connect(self._on_text_changed)
+        self._on_text_changed(value)
+        self.line.selectAll()
+
+    def _on_text_changed(self, text: str) -> None:
+        why = self.check(text)
+        self.reason.setText(why or "")
+        self.reason.setVisible(bool(why))
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(why is None)
+
+
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.jpe *.gif *.bmp *.tif *.tiff *.webp);;All files (*)"
 
 
@@ -23,9 +54,13 @@ class Prompter:
     def __init__(self, parent: QWidget | None = None):
         self.parent = parent
 
-    def text(self, title: str, label: str, value: str = "") -> str | None:
-        text, ok = QInputDialog.getText(self.parent, title, label, QLineEdit.EchoMode.Normal, value)
-        return text if ok else None
+    def text(self, title: str, label: str, value: str = "", check=None) -> str | None:
+        """With `check(text) -> reason or None`, the text is checked while it is typed."""
+        if check is None:
+            text, ok = QInputDialog.getText(self.parent, title, label, QLineEdit.EchoMode.Normal, value)
+            return text if ok else None
+        dialog = TextDialog(title, label, value, check, self.parent)
+        return dialog.line.text() if dialog.exec() == QDialog.DialogCode.Accepted else None
 
     def item(self, title: str, label: str, items: list[str]) -> str | None:
         if not items:

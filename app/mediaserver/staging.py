@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 
 from app.mediaserver_codec.reader import ListedEntry
-from app.diff import DiffEntry
+from app.diff import DiffEntry, metadata_json
 
 
 class Staging:
@@ -38,17 +38,23 @@ class Staging:
         self.count = 0
 
     def add(self, entries: list[ListedEntry]) -> None:
+        # A line is the entry's JSON array, a tab, then its metadata as the JSON text the
+        # store keeps (`metadata_json`), so storing it needs no second encoding. JSON
+        # escapes every control character, so neither part holds a tab or a newline.
+        if not entries:
+            return  # an empty line would read back as no entry at all
         dumps = json.dumps
-        lines = [dumps([e.identifier, e.label, e.has_image_data, e.metadata or ()], ensure_ascii=False)
-                 for e in entries]
+        lines = [dumps([e.identifier, e.label, e.has_image_data], ensure_ascii=False) + "\t"
+                 + metadata_json(e.metadata or ()) for e in entries]
         self._file.write(("\n".join(lines) + "\n").encode("utf-8"))
         self.count += len(entries)
 
     def entries(self) -> Iterator[DiffEntry]:
-        """Every staged entry, in server order."""
+        """Every staged entry, in server order; metadata as its JSON text."""
         self._file.flush()
         self._file.seek(0)
         loads = json.loads
         for line in self._file:
-            identifier, label, has_image_data, metadata = loads(line)
-            yield DiffEntry(identifier, label, has_image_data, tuple(map(tuple, metadata)))
+            head, _, metadata = line.decode("utf-8").rstrip("\n").partition("\t")
+            identifier, label, has_image_data = loads(head)
+            yield DiffEntry(identifier, label, has_image_data, metadata)

@@ -13,14 +13,13 @@ Hashlens ignore them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 
 from peewee import AutoField, BigAutoField, BigIntegerField, BooleanField, ForeignKeyField, IntegerField, TextField
 
 from app import faults
 from app.domain import Failure, HashlensError, MirrorSource, SnapshotInfo
-from app.diff import DiffEntry
+from app.diff import DiffEntry, metadata_json
 from app.store.bulk import _write
 from app.store.schema import BaseModel, NameField
 from app.store.store import IN_CHUNK, Store
@@ -175,7 +174,7 @@ def commit_snapshot(store: Store, name: str, source: MirrorSource, entries: Iter
         batch: list[tuple] = []
         for entry in entries:
             batch.append((snapshot_id, entry.identifier, entry.label, entry.has_image_data,
-                          json.dumps(entry.metadata, ensure_ascii=False, separators=(",", ":"))))
+                          metadata_json(entry.metadata)))
             if len(batch) == BATCH:
                 count += _write_batch(store, cursor, batch, name)
                 batch = []

@@ -223,3 +223,20 @@ def test_the_empty_store_subtitle_is_not_clipped(qtbot, width):
     state.show_empty_store("/home/operator/stores/" + "long-directory-name/" * 3 + "hashes.db", False)
     qtbot.waitUntil(lambda: state.text.height() >= state.text.heightForWidth(state.text.width()), timeout=3000)
     assert state.text.geometry().right() < state.width() and state.title.geometry().right() < state.width()
+
+
+def test_edit_dialogs_check_while_typing_and_keep_the_text(qtbot):
+    from ui.entry_actions import text_check
+    from ui.prompts import TextDialog
+
+    dialog = TextDialog("Rename identifier", "New identifier:", "cat-1", text_check("identifier"))
+    qtbot.addWidget(dialog)
+    ok = dialog.buttons.button(dialog.buttons.StandardButton.Ok)
+    assert ok.isEnabled() and dialog.reason.isHidden()
+    dialog.line.setText("   ")
+    assert not ok.isEnabled() and "white space" in dialog.reason.text()
+    assert "Parameter" not in dialog.reason.text() and dialog.line.text() == "   "
+    dialog.line.setText("x" * 300)
+    assert not ok.isEnabled() and dialog.reason.text().startswith("The identifier cannot be used")
+    dialog.line.setText("cat-2")
+    assert ok.isEnabled() and dialog.reason.isHidden()
