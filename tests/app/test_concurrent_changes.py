@@ -151,7 +151,7 @@ def small_marks(monkeypatch):
 
 @pytest.mark.timeout(600)
 def test_three_writers_mixing_every_change_leave_no_drift(store_url, small_marks):
-    errors = run_campaign(store_url, operations=100, seed=1)
+    errors = run_campaign(store_url, operations=300, seed=1)
     assert errors == []
 
 
