@@ -75,31 +75,6 @@ class SnapshotEntry(BaseModel):
 TABLES = [Mirror, Snapshot, SnapshotEntry]
 
 
-def _sql(store: Store):
-    """The store's SQL runner: `store.sql` once the store split lands (worktree store);
-    until then the same four calls on the store itself. Transitional, so that either
-    side can merge first; the shim goes when the split is on main."""
-    runner = getattr(store, "sql", None)
-    return runner if runner is not None else _StoreOwnSql(store)
-
-
-class _StoreOwnSql:
-    def __init__(self, store: Store):
-        self.store = store
-
-    def one(self, sql: str, params=()):
-        return self.store._one(sql, params)
-
-    def all(self, sql: str, params=()) -> list:
-        return self.store._all(sql, params)
-
-    def exec(self, sql: str, params=()):
-        return self.store._exec(sql, params)
-
-    def insert(self, sql: str, params) -> int:
-        return self.store._insert(sql, params)
-
-
 def _has_tables(store: Store) -> bool:
     return store.db.table_exists("hl_snapshot_entry")
 
@@ -117,7 +92,7 @@ def mirror_of(store: Store, name: str) -> MirrorSource | None:
     """Where the mirror `name` comes from, or None when there is no such mirror."""
     if not _has_tables(store):
         return None
-    row = _sql(store).one("SELECT server_url, remote_database FROM hl_mirror WHERE name = ?", (name,))
+    row = store.sql.one("SELECT server_url, remote_database FROM hl_mirror WHERE name = ?", (name,))
     return MirrorSource(row[0], row[1]) if row else None
 
 
@@ -126,7 +101,7 @@ def list_mirrors(store: Store) -> list[tuple[str, MirrorSource, SnapshotInfo | N
     if not _has_tables(store):
         return []
     out = []
-    for name, url, remote in _sql(store).all("SELECT name, server_url, remote_database FROM hl_mirror ORDER BY name"):
+    for name, url, remote in store.sql.all("SELECT name, server_url, remote_database FROM hl_mirror ORDER BY name"):
         found = snapshots(store, name)
         out.append((name, MirrorSource(url, remote), found[-1] if found else None))
     return out
@@ -158,15 +133,15 @@ def commit_snapshot(store: Store, name: str, source: MirrorSource, entries: Iter
     _ensure_tables(store)
     with store.writing():
         check_mirror_target(store, name, source)
-        row = _sql(store).one("SELECT id FROM hl_mirror WHERE name = ?", (name,))
+        row = store.sql.one("SELECT id FROM hl_mirror WHERE name = ?", (name,))
         if row is None:
-            mirror_id = _sql(store).insert(
+            mirror_id = store.sql.insert(
                 "INSERT INTO hl_mirror (name, server_url, remote_database, created_at) VALUES (?, ?, ?, ?)",
                 (name, source.url, source.database, taken_at))
         else:
             mirror_id = row[0]
-        number = (_sql(store).one("SELECT MAX(number) FROM hl_snapshot WHERE mirror_id = ?", (mirror_id,))[0] or 0) + 1
-        snapshot_id = _sql(store).insert(
+        number = (store.sql.one("SELECT MAX(number) FROM hl_snapshot WHERE mirror_id = ?", (mirror_id,))[0] or 0) + 1
+        snapshot_id = store.sql.insert(
             "INSERT INTO hl_snapshot (mirror_id, number, taken_at, server_url, remote_database, entry_count) "
             "VALUES (?, ?, ?, ?, ?, 0)", (mirror_id, number, taken_at, source.url, source.database))
         cursor = store.db.cursor()
@@ -180,7 +155,7 @@ def commit_snapshot(store: Store, name: str, source: MirrorSource, entries: Iter
                 batch = []
         if batch:
             count += _write_batch(store, cursor, batch, name)
-        _sql(store).exec("UPDATE hl_snapshot SET entry_count = ? WHERE id = ?", (count, snapshot_id))
+        store.sql.exec("UPDATE hl_snapshot SET entry_count = ? WHERE id = ?", (count, snapshot_id))
         faults.checkpoint("pull.commit")
     return SnapshotInfo(number, taken_at, source, count)
 
@@ -201,7 +176,7 @@ def snapshots(store: Store, name: str) -> list[SnapshotInfo]:
     """The mirror's snapshots, oldest first; [] when `name` is not a mirror."""
     if not _has_tables(store):
         return []
-    rows = _sql(store).all(
+    rows = store.sql.all(
         "SELECT s.number, s.taken_at, s.server_url, s.remote_database, s.entry_count FROM hl_snapshot s "
         "JOIN hl_mirror m ON m.id = s.mirror_id WHERE m.name = ? ORDER BY s.number", (name,))
     return [SnapshotInfo(n, t, MirrorSource(u, d), c) for n, t, u, d, c in rows]
@@ -210,7 +185,7 @@ def snapshots(store: Store, name: str) -> list[SnapshotInfo]:
 def snapshot_entries(store: Store, name: str, number: int) -> Iterator[DiffEntry]:
     """A snapshot's entries in identifier order, a batch of rows at a time (keyset
     paging on the unique index: no long-held cursor, memory of one batch)."""
-    row = _sql(store).one("SELECT s.id FROM hl_snapshot s JOIN hl_mirror m ON m.id = s.mirror_id "
+    row = store.sql.one("SELECT s.id FROM hl_snapshot s JOIN hl_mirror m ON m.id = s.mirror_id "
                      "WHERE m.name = ? AND s.number = ?", (name, number)) if _has_tables(store) else None
     if row is None:
         raise HashlensError(Failure.PARAM_INVALID, f"'{name}' has no snapshot {number}.", parameter="database")
@@ -218,10 +193,10 @@ def snapshot_entries(store: Store, name: str, number: int) -> Iterator[DiffEntry
     after = None
     while True:
         if after is None:
-            rows = _sql(store).all("SELECT identifier, label, has_image_data, metadata FROM hl_snapshot_entry "
+            rows = store.sql.all("SELECT identifier, label, has_image_data, metadata FROM hl_snapshot_entry "
                               f"WHERE snapshot_id = ? ORDER BY identifier LIMIT {BATCH}", (snapshot_id,))
         else:
-            rows = _sql(store).all("SELECT identifier, label, has_image_data, metadata FROM hl_snapshot_entry "
+            rows = store.sql.all("SELECT identifier, label, has_image_data, metadata FROM hl_snapshot_entry "
                               f"WHERE snapshot_id = ? AND identifier > ? ORDER BY identifier LIMIT {BATCH}",
                               (snapshot_id, after))
         for identifier, label, has_image_data, metadata in rows:
@@ -243,14 +218,14 @@ def entries_by_identifier(store: Store, name: str) -> Iterator[DiffEntry]:
     after = None
     while True:
         where, params = ("", (db_id,)) if after is None else (" AND identifier > ?", (db_id, after))
-        rows = _sql(store).all(f"SELECT id, identifier, label, has_image_data FROM hl_entry WHERE database_id = ?{where} "
+        rows = store.sql.all(f"SELECT id, identifier, label, has_image_data FROM hl_entry WHERE database_id = ?{where} "
                           f"ORDER BY identifier LIMIT {BATCH}", params)
         metadata: dict[int, list[tuple[str, str]]] = {}
         keys = [r[0] for r in rows]
         for start in range(0, len(keys), IN_CHUNK):
             chunk = keys[start:start + IN_CHUNK]
             marks = ", ".join("?" * len(chunk))
-            for entry_id, key, value in _sql(store).all(
+            for entry_id, key, value in store.sql.all(
                     f"SELECT entry_id, meta_key, meta_value FROM hl_metadata WHERE entry_id IN ({marks}) "
                     "ORDER BY entry_id, id", chunk):
                 metadata.setdefault(entry_id, []).append((key, value))
