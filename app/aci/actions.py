@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from app.domain import Failure, HashlensError, ListingQuery, param_invalid, param_missing
-from app.exports.database_file import export_database, import_database
 from app.mediaserver_codec import names, writer as response
 from app.mediaserver_codec.lists import parse_metadata, split_identifier_list
 from app.mediaserver_codec.request import Params, parse_query_string, requested_action, unknown_action
@@ -129,6 +128,8 @@ def _prepare_export(store: Source, p: Params) -> "Job":
     store.database_id(database)
 
     def export(store: Source, cancelled: Callable[[], bool]) -> list[str]:
+        from app.exports.database_file import export_database  # only for this action: a heavy import
+
         export_database(store, database, dbpath, includeimagedata=includeimagedata,
                         includemetadata=includemetadata, cancelled=cancelled)
         return []
@@ -140,6 +141,8 @@ def _prepare_import(store: Source, p: Params) -> "Job":
     dbpath, database = _dbpath(p), p.optional_text("database")
 
     def import_(store: Source, cancelled: Callable[[], bool]) -> list[str]:
+        from app.exports.database_file import import_database
+
         import_database(store, dbpath, database=database, cancelled=cancelled)
         return []
 
