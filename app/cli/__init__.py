@@ -36,7 +36,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("migrate", "app.cli.store_commands", "upgrade an older store to this version's schema (backs it up first)"),
     ("sample", "app.cli.sample_command", "create a database of generated sample entries"),
     ("export", "app.cli.export_commands",
-     "export a listing to a file (xml, csv, tsv, json, ndjson, xlsx, images, database)"),
+     "export a listing to a file (xml, csv, tsv, json, ndjson, xlsx, images)"),
     ("import", "app.cli.export_commands",
      f"import entries from a Hashlens export or a saved {names.LIST_IMAGE_HASHES} response"),
     ("verify", "app.cli.export_commands", "check an export against its NAME.manifest.json"),
