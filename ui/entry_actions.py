@@ -13,7 +13,6 @@ from app.domain import EntryRow, Failure, HashlensError, check_text
 from app.mediaserver_codec import names
 from app.mediaserver_codec.request import aci_line
 from app.services import actions
-from app.services.sample import generate_sample
 from ui.errors import plain_words
 from ui.icons import set_icon
 
@@ -525,6 +524,8 @@ class EntryActions(QObject):
             return
 
         def work(store, progress, stop):
+            from app.services.sample import generate_sample
+
             generate_sample(store, name, SAMPLE_COUNT, progress=progress, cancelled=stop)
             return WriteResult(summary=f"Created the sample database '{name}'.", select_database=name)
 

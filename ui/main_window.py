@@ -27,24 +27,19 @@ import app
 from app.domain import HashlensError, ListingQuery
 from app.services.locations import missing_store_file
 from ui.action_log import ActionLog
-from ui.audit_view import AuditWindow
 from ui.detail_pane import ImageSource, ImageStatusPane, MetadataPane
 from ui.database_panel import DatabasePanel, section_title
 from ui.empty_state import EmptyState
 from ui.entry_actions import EntryActions, WriteResult
 from ui.errors import ErrorPresenter
-from ui.export_dialog import ExportDialog
 from ui.filter_panel import FilterPanel
 from ui.icons import app_icon, icon_size, refresh_icons, set_icon
-from ui.import_dialog import ImportDialog
-from ui.mirror_dialog import MirrorDialog
 from ui.models.listing_model import ListingModel, ListingSource
 from ui.notice_bar import NoticeBar
 from ui.pager import PagerBar
 from ui.prompts import Prompter
 from ui.record_table import RecordTable
 from ui.session import POLL_MS, Session
-from ui.serve_dialog import ServeDialog
 from ui.settings import Settings
 from ui.status_bar import StatusBar
 from ui.store_dialog import OpenStoreDialog, url_for
@@ -605,6 +600,8 @@ class MainWindow(QMainWindow):
         if store is None or query is None:
             self.presenter.notify("Choose a database to export first.")
             return
+        from ui.export_dialog import ExportDialog  # the export machinery: loaded when first used
+
         count = self.model.count
         dialog = ExportDialog(store, query, self._selected_identifiers(), self.model.rows, self, workers=self.workers,
                               listing_count=count.value if count is not None and count.exact else None)
@@ -615,6 +612,8 @@ class MainWindow(QMainWindow):
         store = self.session.store
         if store is None:
             return
+        from ui.mirror_dialog import MirrorDialog
+
         MirrorDialog(store, self, workers=self.workers).exec()
 
     def open_import(self) -> None:
@@ -624,6 +623,8 @@ class MainWindow(QMainWindow):
         if self.session.read_only:
             self.presenter.notify(f"Import is disabled: the store is read-only ({self.session.read_only_reason}).")
             return
+        from ui.import_dialog import ImportDialog
+
         dialog = ImportDialog(store, self.filter_panel.database, self, workers=self.workers,
                               databases=[d.name for d in self.session.databases])
         dialog.imported.connect(self._on_window_imported)
@@ -633,6 +634,8 @@ class MainWindow(QMainWindow):
         store = self.session.store
         if store is None:
             return
+        from ui.audit_view import AuditWindow  # NumPy and the audit checks: loaded when first used
+
         window = AuditWindow(store, self.filter_panel.database, self, workers=self.workers)
         window.show_filter.connect(self.show_query)
         window.show()
@@ -677,6 +680,8 @@ class MainWindow(QMainWindow):
         if previous is None or previous.store_url != self.session.url:
             if previous is not None:
                 previous.shutdown()  # it served the store that was open before
+            from ui.serve_dialog import ServeDialog  # waitress: loaded when first used
+
             self.serve_dialog = ServeDialog(self.session.url, self, read_only=self.session.read_only,
                                             workers=self.workers)
         self.serve_dialog.show()
