@@ -12,7 +12,6 @@ from PySide6.QtWidgets import QApplication
 from app.services import actions
 from app.store import Store
 from tests.ui.conftest import ANIMALS_TOTAL, BROKEN, wait_idle
-from ui import main_window
 from ui.models.listing_model import COLUMN_INDEX
 
 
@@ -263,7 +262,10 @@ def test_export_gets_the_current_query_and_selection(qtbot, window, monkeypatch)
             self.exported.emit("/exports/listing.csv")
             return 0
 
-    monkeypatch.setattr(main_window, "ExportDialog", FakeExport)
+    # The window imports its export dialog when it is first opened (issue 15): replace it there.
+    from ui import export_dialog
+
+    monkeypatch.setattr(export_dialog, "ExportDialog", FakeExport)
     window.table.select_row(2)
     qtbot.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
     store, query, selected, page_rows, parent, listing_count = calls[0]
@@ -287,7 +289,9 @@ def test_audit_filter_shows_in_the_table(qtbot, window, monkeypatch):
         def show(self):
             pass
 
-    monkeypatch.setattr(main_window, "AuditWindow", FakeAudit)
+    from ui import audit_view
+
+    monkeypatch.setattr(audit_view, "AuditWindow", FakeAudit)
     window.audit_action.trigger()
     window._audit_window.show_filter.emit(ListingQuery("Animals", identifiers=("a003", "a004")))
     qtbot.waitUntil(lambda: window.model.query.identifiers == ("a003", "a004"), timeout=3000)
