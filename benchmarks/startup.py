@@ -13,9 +13,11 @@ then times, as the median of several runs measured in the same session:
   the same page fetched with raw sqlite3 (window.py's baseline child), offscreen.
 
 Targets (issue 15, item 1): `hashlens aci`, `list` and `db list` under 0.2 s and
-`hashlens --help` under 0.15 s, whole process (judged by the process's CPU time when the
-load average is at least the number of cores: a shared machine); the window's first rows painted within 1.5 s
-(issue 3's target, window.py's TARGET_FIRST_PAINT_S). Exits 1 when a target is missed.
+`hashlens --help` under 0.15 s, whole process; the window's first rows painted within
+0.62 s (DB Browser for SQLite on the same store in issue 15's run; window.py's
+TARGET_FIRST_PAINT_S), reported with its ratio to the bare QTableView. Each is judged by the
+process's CPU time when the load average is at least the number of cores (a shared
+machine), and the line says so. Exits 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -68,19 +70,21 @@ def median_process_s(argv: list[str], runs: int, env: dict) -> tuple[float, floa
     return statistics.median(walls), statistics.median(cpus)
 
 
-def median_window_s(child: str, path: Path, runs: int) -> float:
+def median_window_s(child: str, path: Path, runs: int) -> tuple[float, float]:
     """Median seconds from starting a window child (window.py's) to its first rows painted,
-    after one warm-up run."""
+    and median CPU seconds of that child (which quits once they are painted), after one
+    warm-up run."""
     from window import run_child
 
-    times = []
+    times, cpus = [], []
     run_child(["--child", child, "--path", str(path)])
     for _ in range(runs):
         began, result = run_child(["--child", child, "--path", str(path)])
         if "error" in result:
             raise SystemExit(result["error"])
         times.append(result["first_paint"] - began)
-    return statistics.median(times)
+        cpus.append(result["cpu_s"])
+    return statistics.median(times), statistics.median(cpus)
 
 
 def main(argv=None) -> int:
@@ -133,13 +137,16 @@ def main(argv=None) -> int:
     if not args.no_window:
         from window import TARGET_FIRST_PAINT_S
 
-        bare = median_window_s("baseline", path, runs)
-        window = median_window_s("first-paint", path, runs)
-        ok = window < TARGET_FIRST_PAINT_S
+        bare, bare_cpu = median_window_s("baseline", path, runs)
+        window, window_cpu = median_window_s("first-paint", path, runs)
+        judged = window_cpu if busy else window
+        ok = judged < TARGET_FIRST_PAINT_S
         missed += [] if ok else ["window"]
-        print(f"\n{'window: start → first rows painted':44s} {window * 1000:7.0f} ms   "
-              f"(bare QTableView over raw sqlite3: {bare * 1000:.0f} ms, {window / bare:.2f}x; "
-              f"target < {TARGET_FIRST_PAINT_S * 1000:.0f} ms) {'ok' if ok else 'MISSED'}")
+        print(f"\n{'window: start → first rows painted':44s} {window * 1000:7.0f} ms  (CPU {window_cpu * 1000:4.0f} ms)   "
+              f"bare QTableView over raw sqlite3: {bare * 1000:.0f} ms (CPU {bare_cpu * 1000:.0f} ms), "
+              f"{window / bare:.2f}x by the clock, {window_cpu / bare_cpu:.2f}x by CPU; "
+              f"target < {TARGET_FIRST_PAINT_S * 1000:.0f} ms (DB Browser for SQLite in issue 15's run)"
+              f"{' by CPU time (busy machine)' if busy else ''} {'ok' if ok else 'MISSED'}")
         print("  (DB Browser for SQLite is not measured here: it is not installed on this machine.)"
               if not shutil.which("sqlitebrowser") else "  (sqlitebrowser is installed but not measured.)")
     print("\n" + ("every target met" if not missed else "MISSED: " + ", ".join(missed)))
