@@ -6,6 +6,7 @@ opens it and watches it. What remains here is layout and connections."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
 
 import app
 from app.domain import HashlensError, ListingQuery
+from app.services import actions
 from app.services.locations import missing_store_file
 from ui.action_log import ActionLog
 from ui.detail_pane import ImageSource, ImageStatusPane, MetadataPane
@@ -34,7 +36,7 @@ from ui.entry_actions import EntryActions, WriteResult
 from ui.errors import ErrorPresenter
 from ui.filter_panel import FilterPanel
 from ui.icons import app_icon, icon_size, refresh_icons, set_icon
-from ui.models.listing_model import ListingModel, ListingSource
+from ui.models.listing_model import ListingModel, ListingSource, prepare
 from ui.notice_bar import NoticeBar
 from ui.pager import PagerBar
 from ui.prompts import Prompter
@@ -376,7 +378,22 @@ class MainWindow(QMainWindow):
                 self._show_no_store(f"No store was created at {missing}.")
                 return
             create = True
-        self.session.open(url, read_only=read_only, reason=reason, create=create and missing is not None)
+        self.session.open(url, read_only=read_only, reason=reason, create=create and missing is not None,
+                          first_page=self._first_page_reader(url))
+
+    def _first_page_reader(self, url: str):
+        """What the open job runs to read the first page the window will show (the database
+        last used with this store, else the first one; no filter), prepared for the table:
+        the rows are then on screen as soon as the store has opened (issue 15)."""
+        last = self.settings.last_database(url)
+        template = self.model.windowed(ListingQuery(last or "-"))  # order and page size, read here
+
+        def read(store, databases):
+            names = [d.name for d in databases]
+            query = dataclasses.replace(template, database=last if last in names else names[0])
+            return query, prepare(actions.list_image_hashes(store, query))
+
+        return read
 
     def new_store(self) -> None:
         """File ▸ New store…: choose where, then create and open it."""
@@ -411,6 +428,8 @@ class MainWindow(QMainWindow):
     def _on_session_opened(self, store) -> None:
         reason = self.session.read_only_reason
         self.model.set_source(ListingSource(self.workers, store))
+        if self.session.first_page is not None:
+            self.model.seed(*self.session.first_page)
         self.image_pane.set_source(ImageSource(self.workers, store), None)
         self.entry_actions.set_store(store, reason)
         self.settings.add_recent_store(self.session.url)

@@ -309,10 +309,19 @@ class ListingModel(QAbstractTableModel):
         self._set_count(None)
         self._show(None)
 
+    def windowed(self, query: ListingQuery) -> ListingQuery:
+        """The request set_query makes of a filter: its first page in this order and size."""
+        return replace(query, sort=self._sort, descending=self._descending, start=1,
+                       maxresults=self._page_size, imagestatus=True, metadata=True)
+
+    def seed(self, query: ListingQuery, prepared: PreparedPage) -> None:
+        """A page fetched ahead (while the store opened): kept as if this model had fetched it."""
+        if query == self.windowed(query) and prepared.page.query == query:
+            self._remember(query, prepared)
+
     def set_query(self, query: ListingQuery) -> None:
         """A new filter from the panel: the first page in the current order and page size."""
-        self._request(replace(query, sort=self._sort, descending=self._descending, start=1,
-                              maxresults=self._page_size, imagestatus=True, metadata=True))
+        self._request(self.windowed(query))
 
     def clear(self) -> None:
         self._query = None
