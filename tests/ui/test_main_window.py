@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 
 import pytest
@@ -528,3 +531,40 @@ def test_start_sweeps_stale_export_temporaries(tmp_path, monkeypatch):
     QSettings().setValue("export/last_folder", str(tmp_path))
     ui_app._sweep_export_folder()
     assert not stale.exists() and keep.exists()
+
+
+def test_start_up_shows_rows_without_the_heavy_machinery(browse_url, tmp_path):
+    """Issue 15: the window's first rows come without NumPy, imaging, the HTTP server, the
+    defused XML reader or the export and audit windows; they load when first used. Run as
+    `hashlens` runs it, in a fresh interpreter, until the first rows are in the table."""
+    script = f"""
+import json, sys
+from PySide6.QtCore import QSettings, QTimer
+QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, {str(tmp_path)!r})
+from ui.app import start
+app, window = start([], {browse_url!r})
+def check():
+    if window.model.rowCount():
+        heavy = ("numpy", "scipy", "imagehash", "PIL", "numba", "waitress", "defusedxml", "xlsxwriter",
+                 "psycopg", "pymysql", "ui.export_dialog", "ui.audit_view", "ui.serve_dialog", "ui.import_dialog",
+                 "ui.mirror_dialog", "app.audits", "app.serve")
+        print("LOADED " + json.dumps(sorted(h for h in heavy if h in sys.modules)))
+        print("SEEDED " + json.dumps(window.model.last_from_cache))
+        app.exit(0)
+timer = QTimer()
+timer.timeout.connect(check)
+timer.start(10)
+QTimer.singleShot(60000, lambda: app.exit(1))
+code = app.exec()
+window.shutdown()
+sys.exit(code)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert result.returncode == 0, result.stderr
+    lines = {line.split(" ", 1)[0]: json.loads(line.split(" ", 1)[1]) for line in result.stdout.splitlines()
+             if line.startswith(("LOADED ", "SEEDED "))}
+    assert lines["LOADED"] == []
+    # The first page was read by the store's opening job, not asked for after it.
+    assert lines["SEEDED"] is True
