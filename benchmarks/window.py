@@ -67,6 +67,14 @@ def _report(**values) -> None:
     print("RESULT " + json.dumps(values), flush=True)
 
 
+_BEGAN = time.monotonic()
+
+
+def _progress(what: str) -> None:
+    """A line on stderr as each part of a child begins (the parent shows it if the child fails)."""
+    print(f"[{time.monotonic() - _BEGAN:7.1f} s] {what}", file=sys.stderr, flush=True)
+
+
 def _first_paint_probe(app, view, has_rows, on_painted):
     """Call on_painted(monotonic) right after the view first paints with rows in it."""
     from PySide6.QtCore import QEvent, QObject, QTimer
@@ -157,8 +165,15 @@ def start_window(path: str) -> tuple[object, object, dict] | None:
 
     main_window.MainWindow.show = show
     app, window = start([], "sqlite:///" + path)
-    QTimer.singleShot(30000, lambda: app.exit(1))
-    if app.exec() != 0:
+    # A deadline that must not outlive the first paint: QCoreApplication.exit() called later
+    # would make every event loop the measurements run return at once, for good.
+    deadline = QTimer()
+    deadline.setSingleShot(True)
+    deadline.timeout.connect(lambda: app.exit(1))
+    deadline.start(60000)
+    code = app.exec()
+    deadline.stop()
+    if code != 0:
         return None
     return app, window, results
 
@@ -223,6 +238,7 @@ def stall_run(app, window, loop, page_size: int, palette: str, near_target: str,
         QTimer.singleShot(ms, loop.quit)
         loop.exec()
 
+    _progress(f"stall run: {page_size}-row pages, {palette}")
     window.set_theme(palette)
     window.pager.page_size.setCurrentIndex(window.pager.page_size.findData(page_size))
     panel.clear()
@@ -230,6 +246,7 @@ def stall_run(app, window, loop, page_size: int, palette: str, near_target: str,
     while model.loading:
         settle(50)
     cost = page_cost(app, window, loop)
+    _progress("  page cost measured; driving")
     model.first_page()
     settle(300)
 
@@ -368,6 +385,7 @@ def window_child(path: str, reps: int, page_sizes=(100, 1000), palettes=("light"
 
     total = model.count.value
     rnd = random.Random(7)
+    _progress("first paint done; page changes")
     settle(300)
 
     # An uncached page anywhere in the listing ("go to entry N"); the first one reads a cold
@@ -388,6 +406,7 @@ def window_child(path: str, reps: int, page_sizes=(100, 1000), palettes=("light"
         model._cache.clear()
         jumps.append(wait_page(model.last_page))
     results["jump_last"] = jumps
+    _progress("filters")
     # A filter change: label contains a short random text, typed at once; beside it the
     # same first page of the same filter through raw sqlite3.
     panel = window.filter_panel
@@ -425,6 +444,7 @@ def window_child(path: str, reps: int, page_sizes=(100, 1000), palettes=("light"
         wait_page(panel.clear)
         model._cache.clear()
     results["near_filter"] = near
+    _progress("near filter done")
     raw.close()
 
     # Stalls and the Python cost of showing a page, for each page size and palette.

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.cli import COMMAND_MODULES, COMMANDS, UsageError, build_parser, main, requested_command
@@ -133,6 +133,7 @@ _GLOBAL = st.lists(st.sampled_from([["--read-only"], ["--store", "sqlite:///a b.
                                     ["--sto", "y.db"], ["--read"], ["--store", "list"]]), max_size=3)
 
 
+@settings(deadline=None)  # parsing is quick; a busy machine is not
 @given(before=_GLOBAL, command=st.sampled_from([name for name, _, _ in COMMANDS]),
        rest=st.lists(st.sampled_from(["--help", "x", "--format", "json", "--store", "-o", "list"]), max_size=4))
 def test_the_command_word_is_found_as_argparse_finds_it(before, command, rest):
