@@ -43,6 +43,9 @@ def add_commands(subparsers) -> None:
                               description="Each mirror with its source and latest snapshot; with NAME, "
                                           "every snapshot of that mirror.")
     m.add_argument("name", nargs="?", help="a mirror")
+    m.add_argument("--remove", action="store_true",
+                   help="remove the mirror NAME from this store: its database, entries and snapshots "
+                        "(the Media Server is not touched)")
     m.set_defaults(handler=run_mirrors)
 
     d = subparsers.add_parser(
@@ -79,6 +82,14 @@ def run_pull(store, args) -> int:
 
 
 def run_mirrors(store, args) -> int:
+    if args.remove:
+        if not args.name:
+            print("hashlens: --remove needs NAME, the mirror to remove.", file=sys.stderr)
+            return 2
+        entries, snapshots = mirrors.remove_mirror(store, args.name)
+        print(f"Removed the mirror '{args.name}': {entries:,} entries and {snapshots:,} snapshot(s). "
+              "The Media Server is untouched.")
+        return 0
     if args.name:
         found = mirrors.snapshots(store, args.name)
         if not found:
