@@ -222,3 +222,21 @@ def test_a_pull_that_lists_an_identifier_twice_stores_nothing(standin, store_url
     with Store.open(store_url) as store:
         assert [r[0] for r in listed(store)] == ["id0000", "id0001", "id0002", "id0003"]
         assert len(mirrors.snapshots(store, "db")) == 1 and len(pulls(store)) == 1
+
+
+def test_refresh_pulls_each_mirror_again_from_where_it_came(standin, sqlite_url, capsys):
+    server, other = standin({"db": entries(4)}), standin({"logos": entries(2)})
+    assert run(capsys, "--store", sqlite_url, "pull", server.url, "db")[0] == 0
+    assert run(capsys, "--store", sqlite_url, "pull", other.url, "logos", "--into", "Logos")[0] == 0
+    server.databases["db"][0].label = "changed"
+    code, out, _ = run(capsys, "--store", sqlite_url, "refresh")
+    assert code == 0 and "snapshot 2" in out and out.count("Pulled ") == 2
+    code, out, _ = run(capsys, "--store", sqlite_url, "diff", "db")
+    assert code == 3 and "id0000" in out
+    code, _, err = run(capsys, "--store", sqlite_url, "refresh", "db", "nope")
+    assert code == 2 and "'nope' is not a mirror; mirrors here: Logos, db." in err
+    other.stop()  # the second server is gone: that refresh fails, the first still happens
+    code, out, err = run(capsys, "--store", sqlite_url, "refresh", "Logos", "db", "--retries", "0")
+    assert code == 1 and "'Logos' was not refreshed (its previous snapshot is kept)" in err and "snapshot 3" in out
+    with Store.open(sqlite_url) as store:
+        assert {d.name: d.mirror.number for d in store.list_databases()} == {"Logos": 2, "db": 3}
