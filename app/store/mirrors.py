@@ -23,6 +23,7 @@ compare byte for byte on every backend), which is what a difference needs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 
 from app import faults
@@ -37,6 +38,9 @@ __all__ = ["Mirror", "Snapshot", "SnapshotEntry", "commit_snapshot", "materializ
            "snapshots", "snapshot_entries", "entries_by_identifier", "list_mirrors", "check_mirror_target"]
 
 BATCH = 5000
+# SQLite's page cache during a pull's commit: the entry and metadata indexes take keys at
+# random places, and pages kept between batches are not read again (as bulk loads do).
+COMMIT_CACHE_MB = 256
 
 TABLES = MIRROR_TABLES
 
@@ -93,7 +97,7 @@ def commit_snapshot(store: Store, name: str, source: MirrorSource, entries: Iter
     them the database's entries, all in one transaction journalled once. A new mirror
     gets its database and mark here. A duplicate identifier refuses the whole pull."""
     _ensure_tables(store)
-    with store.writing():
+    with store.db.page_cache(COMMIT_CACHE_MB), store.writing():
         check_mirror_target(store, name, source)
         row = store.sql.one("SELECT id FROM hl_mirror WHERE name = ?", (name,))
         if row is None:
@@ -153,13 +157,17 @@ def _write_batch(store: Store, cursor, name: str, db_id: int, batch: list[DiffEn
     # Media Server gives no pHash, no image bytes and no training time (MS): the pHash is
     # not known (NULL), Hashlens holds no image, and the entry is dated by the pull.
     # Server order is kept: keys grow in it, so the database lists as the server does.
-    rows = [NewEntry(e.identifier, e.label or "", None, None, None, None, None, None, e.items, taken_at)
-            for e in batch]
+    texts = [metadata_json(e.metadata) for e in batch]
+    # One decode for the batch's metadata instead of one per entry (a fifth of the time
+    # otherwise); each entry's items come back as [key, value] lists, which the bulk path
+    # only iterates.
+    items = json.loads("[" + ",".join(texts) + "]")
+    rows = [NewEntry(e.identifier, e.label or "", None, None, None, None, None, None, m, taken_at)
+            for e, m in zip(batch, items)]
     try:
         if snapshot_id is not None:
             _write(store, cursor, "hl_snapshot_entry", "snapshot_id, identifier, label, has_image_data, metadata",
-                   [(snapshot_id, e.identifier, e.label, e.has_image_data, metadata_json(e.metadata))
-                    for e in batch])
+                   [(snapshot_id, e.identifier, e.label, e.has_image_data, t) for e, t in zip(batch, texts)])
         _check_metadata_keys(rows)
         append_batch(store, db_id, rows)
     except _UniqueViolation:
