@@ -531,12 +531,14 @@ class MainWindow(QMainWindow):
         self.image_pane.show_rows(rows)
         self.metadata_pane.show_rows(rows)
         self.entry_actions.set_rows(rows)
-        self.filter_panel.set_reference(rows[0].phash_hex if len(rows) == 1 else None)
-        self.find_similar_action.setEnabled(len(rows) == 1)
+        # An entry whose pHash is not known has nothing to be similar to.
+        known = len(rows) == 1 and rows[0].phash is not None
+        self.filter_panel.set_reference(rows[0].phash_hex if known else None)
+        self.find_similar_action.setEnabled(known)
 
     def _find_similar(self) -> None:
         rows = self.table.selected_rows()
-        if len(rows) == 1:
+        if len(rows) == 1 and rows[0].phash is not None:
             self.filter_panel.find_similar(rows[0].phash_hex)
 
     def _stop_loading(self) -> None:

@@ -118,12 +118,14 @@ class Entries:
         try:
             key = self.sql.insert(
                 "INSERT INTO hl_entry (database_id, identifier, label, phash, has_image_data, image_format, "
-                "width, height, byte_size, sha256, meta_count, trained_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "width, height, byte_size, sha256, meta_count, trained_at, declared_image_data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     db_id, entry.identifier, entry.label, to_signed64(entry.phash), entry.image_data is not None,
                     entry.image_format, entry.width, entry.height,
                     len(entry.image_data) if entry.image_data is not None else None,
                     entry.sha256, len(entry.metadata), entry.trained_at or journal.now_ms(),
+                    entry.declared_image_data,
                 ),
             )
         except HashlensError as exc:
