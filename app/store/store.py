@@ -485,6 +485,16 @@ class Store:
         self._change(names.REMOVE_IMAGE_HASH, database, identifier, {},
                      lambda: self.entries.remove_entry(database, identifier))
 
+    def attach_image(self, database: str, identifier: str, phash: int, image: bytes | None = None,
+                     image_format: str | None = None, width: int | None = None, height: int | None = None,
+                     sha256: str | None = None) -> None:
+        """Hashlens's own change (no ACI action): an entry's pHash, and optionally its image,
+        computed from an image file (`hashlens attach-images`)."""
+        params = {"phash": f"{phash:016x}", "image": image is not None}
+        self._change(names.ATTACH_IMAGES, database, identifier, params,
+                     lambda: self.entries.attach_image(database, identifier, phash, image, image_format, width,
+                                                       height, sha256))
+
     def null_image_data(self, database: str, identifier: str) -> None:
         self._change(names.NULL_IMAGE_HASH_IMAGE_DATA, database, identifier, {},
                      lambda: self.entries.null_image_data(database, identifier))
