@@ -105,7 +105,7 @@ def entry_xml(row: EntryRow, imagestatus: bool, metadata: bool) -> str:
             "      <images>\n        <image>\n"
             f"          <label>{xml_text(row.label, 'label')}</label>\n"
             "          <status>trained</status>\n"
-            f"          <hasimagedata>{'true' if row.has_image_data else 'false'}</hasimagedata>\n"
+            f"          <hasimagedata>{'true' if row.has_image_data or row.declared_image_data else 'false'}</hasimagedata>\n"
             "        </image>\n      </images>\n"
         )
     if metadata:

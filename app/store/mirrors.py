@@ -155,14 +155,16 @@ def _write_batch(store: Store, cursor, name: str, db_id: int, batch: list[DiffEn
                  snapshot_id: int | None) -> int:
     faults.checkpoint("pull.batch")
     # Media Server gives no pHash, no image bytes and no training time (MS): the pHash is
-    # not known (NULL), Hashlens holds no image, and the entry is dated by the pull.
+    # not known (NULL), Hashlens holds no image (the server's own hasimagedata is kept as
+    # declared_image_data), and the entry is dated by the pull.
     # Server order is kept: keys grow in it, so the database lists as the server does.
     texts = [metadata_json(e.metadata) for e in batch]
     # One decode for the batch's metadata instead of one per entry (a fifth of the time
     # otherwise); each entry's items come back as [key, value] lists, which the bulk path
     # only iterates.
     items = json.loads("[" + ",".join(texts) + "]")
-    rows = [NewEntry(e.identifier, e.label or "", None, None, None, None, None, None, m, taken_at)
+    rows = [NewEntry(e.identifier, e.label or "", None, None, None, None, None, None, m, taken_at,
+                     declared_image_data=e.has_image_data)
             for e, m in zip(batch, items)]
     try:
         if snapshot_id is not None:
