@@ -174,15 +174,18 @@ def test_removing_a_mirror_drops_its_database_and_snapshots(standin, sqlite_url,
     assert run(capsys, "--store", sqlite_url, "db", "create", "db")[0] == 0  # the name is free again
 
 
-def _as_an_older_store(url: str, local: str) -> None:
+def _as_an_older_store(url: str, local: str, then=None) -> None:
     """Make the store look as stores did before mirrors were databases: each mirror only in
     its snapshot tables, and no MIRRORS_AS_DATABASES row; and make a local database named
     `local`, as an older version let one take a mirror's name."""
-    with Store.open(url) as store, store.writing():
-        for (name,) in store.sql.all("SELECT name FROM hl_mirror"):
-            store.entries.remove_database(name)
-        store.entries.create_database(local)
-        store.sql.exec("DELETE FROM hl_store_info WHERE name = ?", (MIRRORS_AS_DATABASES,))
+    with Store.open(url) as store:
+        with store.writing():
+            for (name,) in store.sql.all("SELECT name FROM hl_mirror"):
+                store.entries.remove_database(name)
+            store.entries.create_database(local)
+            store.sql.exec("DELETE FROM hl_store_info WHERE name = ?", (MIRRORS_AS_DATABASES,))
+        if then is not None:
+            then(store)
 
 
 def test_an_older_store_s_mirrors_become_databases_on_the_first_writable_open(standin, store_url, capsys):
@@ -240,3 +243,20 @@ def test_refresh_pulls_each_mirror_again_from_where_it_came(standin, sqlite_url,
     assert code == 1 and "'Logos' was not refreshed (its previous snapshot is kept)" in err and "snapshot 3" in out
     with Store.open(sqlite_url) as store:
         assert {d.name: d.mirror.number for d in store.list_databases()} == {"Logos": 2, "db": 3}
+
+
+def test_a_version_1_store_s_mirror_becomes_a_database_when_it_is_migrated(standin, store_url, tmp_path, capsys):
+    from tests.app.test_migration import _v1
+
+    server = standin({"db": entries(5)})
+    assert run(capsys, "--store", store_url, "pull", server.url, "db")[0] == 0
+    with Store.open(store_url) as store:
+        expected = listed(store)
+    _as_an_older_store(store_url, local="local", then=_v1)
+    with Store.open(store_url) as store:
+        assert store.read_only and [d.name for d in store.list_databases()] == ["local"]
+        store.migrate(tmp_path / "backup.db")
+        assert store.schema_version == 2
+        assert [d.name for d in store.list_databases()] == ["db", "local"] and listed(store) == expected
+        rows = store.list_page(ListingQuery("db", imagestatus=True)).rows
+        assert [r.declared_image_data for r in rows] == [e.has_image_data for e in server.entries("db")]
