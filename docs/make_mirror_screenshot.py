@@ -57,6 +57,7 @@ def main() -> int:
         try:
             for name in ("PressPhotos", "PartnerLogos"):
                 mirror.pull_mirror(store, client, name, page_size=500)
+            store.create_database("Local archive")  # a local database beside the mirrors
             photos[3].label = "harbour-0003-retouched"
             photos[10].has_image_data = False
             photos[12].metadata = [("source", "press-archive"), ("importance", "low")]
@@ -105,9 +106,11 @@ def window_shots(app, url: str, out: Path) -> None:
     wait(app, lambda: window.filter_panel.database == "PressPhotos" and window.model.page is not None
          and not window.model.loading)
     window.changes_dock.show()
-    window.resizeDocks([window.changes_dock], [260], Qt.Orientation.Vertical)
     wait(app, lambda: window.changes_view.changes is not None)
-    window.table.selectRow(2)
+    for _ in range(10):
+        app.processEvents()
+    window.resizeDocks([window.changes_dock], [250], Qt.Orientation.Vertical)
+    window.table.selectRow(3)
     for _ in range(20):
         app.processEvents()
         time.sleep(0.02)

@@ -92,10 +92,12 @@ class ChangesView(QWidget):
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         header = self.view.header()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for column, width in enumerate((150, 220, 120, 200, 200)):
+        for column, width in enumerate((150, 290, 120, 200, 200)):
             header.resizeSection(column, width)
         header.setStretchLastSection(True)
         self.view.activated.connect(self._on_view_activated)
+        # Room for a handful of findings even when docked under a tall table.
+        self.view.setMinimumHeight(110)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.title)

@@ -233,6 +233,7 @@ class MainWindow(QMainWindow):
         self.log_action.setShortcut(K("Ctrl+L"))
         self.changes_action = self.changes_dock.toggleViewAction()
         self.changes_action.setText("&Changes since the previous pull")
+        self.changes_action.setIconText("Changes")
         set_icon(self.changes_action, "changes")
         self.changes_action.setShortcut(K("Ctrl+Shift+D"))
         self.changes_action.setStatusTip("What changed in the current mirror between its last two pulls (Ctrl+Shift+D)")
