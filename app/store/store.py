@@ -176,8 +176,13 @@ class Store:
         mirrors kept only as snapshots (written before mirrors were databases) into
         ordinary databases holding their latest snapshot (see `mirrors.materialize_all`)."""
         if not self._mirror_tables:
-            with self.db.bind_ctx(schema.MIRROR_TABLES), self.writing():
-                self.db.create_tables(schema.MIRROR_TABLES, safe=True)
+            try:
+                with self.db.bind_ctx(schema.MIRROR_TABLES), self.writing():
+                    self.db.create_tables(schema.MIRROR_TABLES, safe=True)
+            except HashlensError:
+                # A server account that may change rows but not create tables still opens
+                # the store; it holds no mirrors, and a pull says why it cannot make one.
+                return
             self._mirror_tables = True
         if self.sql.one("SELECT 1 FROM hl_store_info WHERE name = ?", (schema.MIRRORS_AS_DATABASES,)) is None:
             from app.store import mirrors  # mirrors builds on Store: imported when needed
