@@ -10,7 +10,9 @@ A pull's commit (`commit_snapshot`) writes the new snapshot AND replaces the dat
 entries, through the bulk path, in one write transaction with one journal record: a pull
 that fails, is cancelled or is killed leaves the database and every snapshot as they
 were. Only a pull changes a mirror's entries: the local write actions refuse a mirror
-(`Store.refuse_mirror_write`; `Store.mirror_of(name)` is the question to ask).
+(`Store.refuse_mirror_write`; `Store.mirror_of(name)` is the question to ask). What
+Hashlens adds of its own, pHashes and images attached from image files
+(`hashlens attach-images`), stays with each entry whose identifier the next pull lists.
 
 Stores written before mirrors were databases kept a mirror's entries only in its
 snapshots: the first writable open turns each into a database holding its latest
@@ -108,18 +110,76 @@ def commit_snapshot(store: Store, name: str, source: MirrorSource, entries: Iter
         else:
             mirror_id = row[0]
         db_id = store.entries.database_id(name, lock=True)
+        aside = _set_aside_attached(store, db_id)
         replaced = _clear_entries(store, db_id)
         number = (store.sql.one("SELECT MAX(number) FROM hl_snapshot WHERE mirror_id = ?", (mirror_id,))[0] or 0) + 1
         snapshot_id = store.sql.insert(
             "INSERT INTO hl_snapshot (mirror_id, number, taken_at, server_url, remote_database, entry_count) "
             "VALUES (?, ?, ?, ?, ?, 0)", (mirror_id, number, taken_at, source.url, source.database))
         count = _fill(store, name, db_id, entries, taken_at, snapshot_id)
+        kept = _carry_attached(store, aside, db_id) if aside is not None else 0
         store.sql.exec("UPDATE hl_snapshot SET entry_count = ? WHERE id = ?", (count, snapshot_id))
         store.record(PULL_IMAGE_HASHES, name, None, {
             "server": source.url, "remotedatabase": source.database, "snapshot": number, "entries": count,
-            "replaced": replaced})
+            "replaced": replaced, "kept_phashes": kept})
         faults.checkpoint("pull.commit")
     return SnapshotInfo(number, taken_at, source, count)
+
+
+# The name of the row that holds a mirror's attached entries while its pull commits. U+0001
+# cannot be in a name a person gives (check_text refuses it), and the row never outlives
+# the transaction, so no one else ever sees it.
+_ASIDE = "\x01pull-aside-{}"
+
+
+def _set_aside_attached(store: Store, db_id: int) -> int | None:
+    """Move the entries that have a pHash (attached from image files: Media Server lists
+    none) to a temporary database row of their own, with their images, so the pull can
+    give them back to the entries that keep their identifier. Returns that row's key,
+    or None when there are none."""
+    if store.sql.one("SELECT 1 FROM hl_entry WHERE database_id = ? AND phash IS NOT NULL" + store.sql.limit(1),
+                     (db_id,)) is None:
+        return None
+    aside = store.sql.insert("INSERT INTO hl_database (name, entry_count, created_at) VALUES (?, 0, 0)",
+                             (_ASIDE.format(db_id),))
+    store.sql.exec("UPDATE hl_entry SET database_id = ? WHERE database_id = ? AND phash IS NOT NULL", (aside, db_id))
+    return aside
+
+
+def _carry_attached(store: Store, aside: int, db_id: int) -> int:
+    """Give each new entry whose identifier was set aside that entry's pHash and image
+    (the image row moves, its bytes are not copied), then drop what was set aside.
+    Returns how many entries kept their pHash. (Ours: an identifier names the same image
+    on the server from one pull to the next; a relabel does not change the image.)"""
+    kept, after = 0, 0
+    while True:
+        rows = store.sql.all(
+            "SELECT id, identifier, phash, has_image_data, image_format, width, height, byte_size, sha256 "
+            "FROM hl_entry WHERE database_id = ? AND id > ? ORDER BY id" + store.sql.limit(BATCH), (aside, after))
+        if not rows:
+            break
+        after = rows[-1][0]
+        new_keys: dict[str, int] = {}
+        identifiers = [r[1] for r in rows]
+        for start in range(0, len(identifiers), IN_CHUNK):
+            part = identifiers[start:start + IN_CHUNK]
+            marks = ", ".join("?" * len(part))
+            new_keys.update(store.sql.all(
+                f"SELECT identifier, id FROM hl_entry WHERE database_id = ? AND identifier IN ({marks})",
+                (db_id, *part)))
+        for old_key, identifier, phash, has_image, fmt, width, height, size, sha in rows:
+            key = new_keys.get(identifier)
+            if key is None:
+                continue  # gone from the server
+            store.sql.exec("UPDATE hl_entry SET phash = ?, has_image_data = ?, image_format = ?, width = ?, "
+                           "height = ?, byte_size = ?, sha256 = ? WHERE id = ?",
+                           (phash, has_image, fmt, width, height, size, sha, key))
+            if has_image:
+                store.sql.exec("UPDATE hl_image SET entry_id = ? WHERE entry_id = ?", (key, old_key))
+            kept += 1
+    _clear_entries(store, aside)
+    store.sql.exec("DELETE FROM hl_database WHERE id = ?", (aside,))
+    return kept
 
 
 def _clear_entries(store: Store, db_id: int) -> int:

@@ -260,3 +260,30 @@ def test_a_version_1_store_s_mirror_becomes_a_database_when_it_is_migrated(stand
         assert [d.name for d in store.list_databases()] == ["db", "local"] and listed(store) == expected
         rows = store.list_page(ListingQuery("db", imagestatus=True)).rows
         assert [r.declared_image_data for r in rows] == [e.has_image_data for e in server.entries("db")]
+
+
+def test_attached_phashes_and_images_stay_with_their_entries_through_a_pull(standin, store_url, capsys):
+    from tests.conftest import make_image
+
+    server = standin({"db": entries(6)})
+    assert run(capsys, "--store", store_url, "pull", server.url, "db")[0] == 0
+    image = make_image(5)
+    with Store.open(store_url) as store:
+        store.attach_image("db", "id0001", 0x1234, image, "PNG", 64, 48, "ab" * 32)
+        store.attach_image("db", "id0002", 0x5678)  # a pHash without keeping the image
+        store.attach_image("db", "id0003", 0x9ABC, image, "PNG", 64, 48, "cd" * 32)
+    db = server.databases["db"]
+    db[1].label = "relabelled"  # the same image under another label
+    del db[3]  # gone from the server: its pHash and image go too
+    assert run(capsys, "--store", store_url, "pull", server.url, "db")[0] == 0
+    with Store.open(store_url) as store:
+        rows = {r.identifier: r for b in store.iter_listing(ListingQuery("db", imagestatus=True)) for r in b}
+        assert rows["id0001"].phash == 0x1234 and rows["id0001"].has_image_data and rows["id0001"].label == "relabelled"
+        assert store.image("db", "id0001").data == image
+        assert rows["id0002"].phash == 0x5678 and not rows["id0002"].has_image_data
+        assert "id0003" not in rows and {r.phash for i, r in rows.items() if i not in ("id0001", "id0002")} == {None}
+        assert store.sql.one("SELECT COUNT(*) FROM hl_image")[0] == 1
+        assert [d.name for d in store.list_databases()] == ["db"]
+        assert pulls(store)[-1].params["kept_phashes"] == 2
+        if store.backend == "sqlite":
+            assert store.sql.one("PRAGMA integrity_check")[0] == "ok" and not store.sql.all("PRAGMA foreign_key_check")
