@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from app import faults
 from app.domain import EntryRow, Failure, Filter, FilterOp, HashlensError, ListingQuery, MirrorSource, counted
 from app.mediaserver.client import MediaServerClient, MediaServerError
-from app.mediaserver_codec.lists import format_identifier_list
+from app.mediaserver_codec import names
 from app.store import publishing
 from app.store.journal import now_ms
 
@@ -393,7 +393,7 @@ class Publisher:
             if not pending:
                 return
             if time.monotonic() > deadline:
-                raise MediaServerError(Failure.SERVER_UNREACHABLE, "timeout", self.client.url, "QueueInfo",
+                raise MediaServerError(Failure.SERVER_UNREACHABLE, "timeout", self.client.url, names.QUEUE_INFO,
                                        f"{counted(len(pending), 'training')} still pending after "
                                        f"{self.action_timeout:g} s; an earlier send cannot be checked yet, so "
                                        "nothing more was sent (run again later)")
