@@ -161,6 +161,7 @@ class Publisher:
         self.report = PublishReport(database, MirrorSource(client.url, remote))
         self._listed: set[str] | None = None  # the whole remote listing, when one was needed
         self._inflight_now = 0
+        self._resolved: set[str] = set()
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -201,6 +202,7 @@ class Publisher:
             return
         trained, _ = self._resolve(dict(marks))
         self.report.resolved_earlier = len(trained)
+        self._resolved = set(trained)
 
     def _publish_all(self) -> None:
         query = ListingQuery(self.database, filters=(Filter(FilterOp.HAS_IMAGE_DATA, True),), metadata=True,
@@ -227,7 +229,9 @@ class Publisher:
         most `in_flight` outstanding, confirm from a listing, record the outcomes."""
         report = self.report
         present = self._present([r.identifier for r in rows])
-        report.already += len(present)
+        # Entries an earlier, interrupted run trained were counted when their marks were
+        # resolved at the start.
+        report.already += len(present - self._resolved)
         todo = [r for r in rows if r.identifier not in present]
         self._tick()
         attempts: dict[str, int] = {}
