@@ -39,6 +39,7 @@ from ui.icons import app_icon, icon_size, refresh_icons, set_icon
 from ui.attach_dialog import AttachDialog
 from ui.import_dialog import ImportDialog
 from ui.mirror_dialog import MirrorDialog
+from ui.publish_dialog import PublishDialog
 from ui.models.listing_model import ListingModel, ListingSource
 from ui.notice_bar import NoticeBar
 from ui.pager import PagerBar
@@ -196,6 +197,8 @@ class MainWindow(QMainWindow):
                                           "Compute pHashes (and optionally store images) from a folder of image files")
         self.connect_action = self._action("&Connect to Media Server…", self.open_mirrors, None, None,
                                            "Pull Media Server databases into mirrors and see what changed")
+        self.publish_action = self._action("&Publish to Media Server…", self.open_publish, None, None,
+                                           "Train a local database's entries into a Media Server database")
         self.audit_action = self._action("&Audit…", self.open_audit, None, "audit",
                                          "Duplicates, near-duplicates and metadata coverage")
         self.serve_action = self._action("&Serve this store over ACI…", self.open_serve, None, None,
@@ -231,6 +234,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.import_action)
         file_menu.addAction(self.export_action)
         file_menu.addAction(self.connect_action)
+        file_menu.addAction(self.publish_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 
@@ -623,6 +627,17 @@ class MainWindow(QMainWindow):
         if store is None:
             return
         MirrorDialog(store, self, workers=self.workers).exec()
+
+    def open_publish(self) -> None:
+        store = self.session.store
+        if store is None:
+            return
+        if self.session.read_only:
+            # A publish records what it sent in the store, so a broken run can resume.
+            self.presenter.notify(f"Publishing is disabled: the store is read-only ({self.session.read_only_reason}).")
+            return
+        PublishDialog(store, self.filter_panel.database, [d.name for d in self.session.databases], self,
+                      workers=self.workers, prompter=self.prompter).exec()
 
     def open_import(self) -> None:
         store = self.session.store
