@@ -150,7 +150,8 @@ def main() -> int:
     print(f"  client CPU: floor {floor['entries'] / max(floor['cpu_seconds'], 1e-9):,.0f} entries per CPU-second "
           f"({floor['cpu_seconds']:.1f} s), pull {pulled['entries'] / max(pulled['cpu_seconds'], 1e-9):,.0f} "
           f"({pulled['cpu_seconds']:.1f} s); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"  diff: {diffed['entries']:,} changed entries found in {diffed['seconds']:.1f} s")
+    print(f"  diff: {diffed['entries']:,} changed entries found in {diffed['seconds']:.1f} s "
+          f"({diffed['cpu_seconds']:.1f} s of CPU)")
     missed = 0
     for name, value, target, ok in checks:
         print(f"  {name:<24} {value:>14}  target {target:<10} {'ok' if ok else 'MISSED'}")
