@@ -238,3 +238,19 @@ def test_a_server_restart_between_two_runs(standin, store):
     report = publish(store, client_for(again), "local", "remote")
     assert report.complete, report.text()
     assert_exactly_once(again, store)
+
+
+def test_publish_marks_on_every_backend(standin, store_url):
+    """The marks' tables on SQLite, PostgreSQL and MariaDB: an interrupted run's open
+    mark is resolved, the rest published, every entry on the server once."""
+    local = local_store(store_url)
+    try:
+        server = standin({"remote": []})
+        server.add_fault(Fault("drop_after_write", at=2, action=names.TRAIN_IMAGE_HASH))
+        report = publish(local, client_for(server), "local", "remote")
+        assert report.complete, report.text()
+        assert_exactly_once(server, local)
+        states = publishing.states(local, "local", server.url, "remote")
+        assert sorted(states) == sorted(publishable(local)) and {s for s, _ in states.values()} == {"confirmed"}
+    finally:
+        local.close()
