@@ -43,10 +43,16 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("audit", "app.cli.audit_commands",
      "audit a database (or every database): duplicates, near-duplicates, integrity, history"),
     ("history", "app.cli.audit_commands", "list the change journal: what changed, when, by whom"),
+    ("attach-images", "app.cli.attach_command",
+     "compute pHashes (and optionally store images) for entries from a folder of image files"),
     ("pull", "app.cli.mirror_commands", "copy a Media Server database into a local mirror (a new snapshot)"),
+    ("refresh", "app.cli.mirror_commands",
+     "pull mirrors again from the Media Server each came from (a new snapshot each)"),
     ("mirrors", "app.cli.mirror_commands", "list the mirrors of Media Server databases and their snapshots"),
     ("diff", "app.cli.mirror_commands",
      "what changed between two snapshots of a mirror, or between two databases"),
+    ("publish", "app.cli.publish_command",
+     "train every entry of a local database that has image data into a Media Server database"),
     ("serve", "app.cli.serve_command", "answer the image-hash actions over HTTP, as Media Server does"),
 )
 # The modules that declare commands, in the order of their commands.
