@@ -5,8 +5,12 @@ from __future__ import annotations
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTreeView, QVBoxLayout, QWidget
 
+from typing import TYPE_CHECKING
+
 from app.domain import HashlensError, SnapshotInfo
-from app.mediaserver import mirror
+
+if TYPE_CHECKING:
+    from app.mediaserver import mirror
 
 # Rows in the view; the summary above it counts every finding (`hashlens diff` lists all).
 FINDINGS_SHOWN = 5000
@@ -140,6 +144,10 @@ class ChangesView(QWidget):
             return
         self._say(f"Changes in '{name}' since the previous pull", "Comparing the two latest snapshots…")
         store = self.store
+        # The mirror machinery (the Media Server client, the diff reports) is loaded when a
+        # mirror's changes are first shown, not while the window starts (issue 15).
+        from app.mediaserver import mirror
+
         self.workers.submit("task", lambda: mirror.changes_since_previous_pull(store, name, FINDINGS_SHOWN),
                             kind="changes", store=store, owner=self,
                             on_done=self._on_done, on_error=lambda e, n=name: self._on_failed(n, e))

@@ -5,10 +5,13 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QKeySequence
 
+from typing import TYPE_CHECKING
+
 from app.domain import HashlensError, SnapshotInfo
-from app.mediaserver import mirror
-from app.mediaserver.client import MediaServerClient
 from ui.icons import set_icon
+
+if TYPE_CHECKING:
+    from app.mediaserver import mirror
 
 SHORTCUT = "Shift+F5"
 
@@ -67,6 +70,11 @@ class MirrorActions(QObject):
     def on_pull_again(self) -> None:
         if not self.pull_again.isEnabled() or self.database is None or self.latest is None:
             return
+        # The Media Server client and the mirror machinery (defusedxml, the diff reports)
+        # are loaded when first used, not while the window starts (issue 15).
+        from app.mediaserver import mirror
+        from app.mediaserver.client import MediaServerClient
+
         name, source, store = self.database, self.latest.source, self.store
         try:
             client = MediaServerClient(source.url)

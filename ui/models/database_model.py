@@ -6,7 +6,6 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, Qt
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from app.domain import DatabaseInfo
-from app.mediaserver.mirror import iso_time
 from ui.icons import icon
 
 COUNT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -15,6 +14,8 @@ MIRROR_ROLE = Qt.ItemDataRole.UserRole + 2  # the latest SnapshotInfo of a mirro
 
 def mirror_tooltip(info: DatabaseInfo) -> str:
     """Where a mirror comes from and how fresh it is, in words for its tooltip."""
+    from app.mediaserver.mirror import iso_time  # the mirror machinery: loaded when a mirror is shown
+
     snap = info.mirror
     return (f"{info.name}: mirror of Media Server database '{snap.source.database}' at {snap.source.url}\n"
             f"Snapshot {snap.number}, as of {iso_time(snap.taken_at)}\n"
