@@ -16,6 +16,7 @@ from app.exports import fileformats  # noqa: F401  (registers the formats)
 from app.exports import readers, registry
 from app.exports import manifest
 from app.exports.readers import ImportedEntry, ImportRefused
+from app.store import bulk
 from app.services import actions
 from app.services.imaging import HashedImage
 from app.mediaserver_codec import names
@@ -26,6 +27,8 @@ DIALECTS = ("auto", "safe", "raw")
 # with the explicit allow_missing_phash choice, and every such entry is journalled (ours).
 UNKNOWN_PHASH = 0
 ROWS_PER_STEP = 100
+# Entries validated, checked for duplicates and appended together (one executemany per table).
+BATCH = 2000
 # Reports and journal records name at most this many identifiers per list.
 MAX_LISTED = 1000
 
@@ -195,63 +198,58 @@ def _apply(store, path, database, entries, options, report, progress, cancelled,
     if not store.database_exists(database):
         store.create_database(database)
         report.created_database = True
-    duplicates: list[tuple[int, str]] = []
-    duplicate_count = 0
-    for item in entries:
+    db_id = bulk.lock_database(store, database)
+    duplicates = _Duplicates()
+    pending: list[ImportedEntry] = []
+    pending_ids: set[str] = set()
+    step = ROWS_PER_STEP
+    iterator = iter(entries)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            break
+        except ImportRefused:
+            # An earlier entry's fault is the one to report: the batch is checked first.
+            _store_batch(store, path, database, db_id, pending, options, report, duplicates)
+            raise
         report.read += 1
-        if report.read % ROWS_PER_STEP == 0:
+        if report.read == step:
+            step += ROWS_PER_STEP
             if cancelled is not None and cancelled():
                 raise HashlensError(Failure.CANCELLED, "The import was cancelled; nothing was imported.")
             faults.checkpoint("import.row")
             if progress is not None:
                 progress(report.read)
+        identifier = item.identifier
         # The identifier is checked before it reaches the store: a lone surrogate from a
         # JSON escape cannot even be sent to the database (found by fuzzing).
         try:
-            check_text("identifier", item.identifier)
+            check_text("identifier", identifier)
         except HashlensError as exc:
-            raise ImportRefused(path, f"entry {item.identifier!r}: {exc.description}", item.line) from None
-        # Entries already in the database, or earlier in this file, are duplicates.
-        exists = store.entry_exists(database, item.identifier)
-        if exists and options.on_duplicate == "abort":
-            duplicate_count += 1
-            if len(duplicates) < MAX_LISTED:
-                duplicates.append((item.line, item.identifier))
-            _new_entry(path, item, None, options, report, dry=True)  # still validate the rest
-            continue
-        if exists and options.on_duplicate == "skip":
-            report.skipped_count += 1
-            if len(report.skipped) < MAX_LISTED:
-                report.skipped.append(item.identifier)
-            continue
-        stored = _stored(store, database, item.identifier) if exists else None
-        entry = _new_entry(path, item, stored, options, report)
-        try:
-            if stored is not None:
-                store.remove_entry(database, item.identifier)
-            store.add_entry(database, entry)
-        except HashlensError as exc:
-            if exc.failure not in (Failure.PARAM_INVALID, Failure.IDENTIFIER_EXISTS, Failure.KEY_EXISTS):
-                raise  # the store's trouble (busy, full, lost), not the file's
-            raise ImportRefused(path, f"entry {item.identifier!r}: {exc.description}", item.line) from None
-        if stored is not None:
-            report.replaced_count += 1
-            if len(report.replaced) < MAX_LISTED:
-                report.replaced.append(item.identifier)
-        else:
-            report.added += 1
-        if item.has_image_data and entry.image_data is None:
-            report.images_not_in_file += 1
+            _store_batch(store, path, database, db_id, pending, options, report, duplicates)
+            raise ImportRefused(path, f"entry {identifier!r}: {exc.description}", item.line) from None
+        if identifier in pending_ids:
+            # Twice in one batch: the batch so far is stored first, so the second is a
+            # duplicate of a stored entry, exactly as if the file were taken one by one.
+            _store_batch(store, path, database, db_id, pending, options, report, duplicates)
+            pending_ids.clear()
+        pending.append(item)
+        pending_ids.add(identifier)
+        if len(pending) >= BATCH:
+            _store_batch(store, path, database, db_id, pending, options, report, duplicates)
+            pending_ids.clear()
+    _store_batch(store, path, database, db_id, pending, options, report, duplicates)
     if progress is not None:
         progress(report.read)
-    if duplicate_count:
-        shown = "; ".join(f"line {line}: {ident!r}" for line, ident in duplicates[:10])
-        more = f" and {duplicate_count - 10:,} more" if duplicate_count > 10 else ""
+    if duplicates.count:
+        shown = "; ".join(f"line {line}: {ident!r}" for line, ident in duplicates.listed[:10])
+        more = f" and {duplicates.count - 10:,} more" if duplicates.count > 10 else ""
         raise HashlensError(
             Failure.IDENTIFIER_EXISTS,
-            f"Cannot import '{path}': {counted(duplicate_count, 'entry', 'entries')} already exist in '{database}' or appear twice in "
-            f"the file ({shown}{more}). Nothing was imported. Choose 'skip' to keep the stored entries or "
-            "'replace' to take the file's.",
+            f"Cannot import '{path}': {counted(duplicates.count, 'entry', 'entries')} already exist in '{database}' or "
+            f"appear twice in the file ({shown}{more}). Nothing was imported. Choose 'skip' to keep the stored entries "
+            "or 'replace' to take the file's.",
             parameter="on-duplicate",
         )
     journal.update({
@@ -268,6 +266,62 @@ def _apply(store, path, database, entries, options, report, progress, cancelled,
         "unknown_phash": report.unknown_phash_count,
         "unknown_phash_identifiers": report.unknown_phash[:MAX_LISTED],
     })
+
+
+@dataclass
+class _Duplicates:
+    """Entries refused as duplicates under the 'abort' policy: how many, and the first few."""
+
+    count: int = 0
+    listed: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _store_batch(store, path, database: str, db_id: int, pending: list[ImportedEntry], options: ImportOptions,
+                 report: ImportReport, duplicates: _Duplicates) -> None:
+    """Validate a batch of the file's entries and append them through the bulk path, all
+    inside the import's one transaction; `pending` is emptied. Identifiers the database
+    holds (this import's earlier batches included) follow the duplicate policy."""
+    if not pending:
+        return
+    held = bulk.held_identifiers(store, db_id, [item.identifier for item in pending])
+    new: list[NewEntry] = []
+    lines: list[int] = []
+    for item in pending:
+        stored = None
+        if held and item.identifier in held:
+            if options.on_duplicate == "abort":
+                duplicates.count += 1
+                if len(duplicates.listed) < MAX_LISTED:
+                    duplicates.listed.append((item.line, item.identifier))
+                _new_entry(path, item, None, options, report, dry=True)  # still validate the rest
+                continue
+            if options.on_duplicate == "skip":
+                report.skipped_count += 1
+                if len(report.skipped) < MAX_LISTED:
+                    report.skipped.append(item.identifier)
+                continue
+            stored = _stored(store, database, item.identifier)
+        entry = _new_entry(path, item, stored, options, report)
+        if stored is not None:
+            # Removed now, appended with the batch: it ends up where one-by-one would put it.
+            store.remove_entry(database, item.identifier)
+            report.replaced_count += 1
+            if len(report.replaced) < MAX_LISTED:
+                report.replaced.append(item.identifier)
+        else:
+            report.added += 1
+        if item.has_image_data and entry.image_data is None:
+            report.images_not_in_file += 1
+        new.append(entry)
+        lines.append(item.line)
+    pending.clear()
+    try:
+        bulk.append_batch(store, db_id, new)
+    except HashlensError as exc:
+        if exc.failure not in (Failure.PARAM_INVALID, Failure.IDENTIFIER_EXISTS, Failure.KEY_EXISTS):
+            raise  # the store's trouble (busy, full, lost), not the file's
+        line = next((n for n, e in zip(lines, new) if f"'{e.identifier}'" in exc.description), None)
+        raise ImportRefused(path, exc.description, line) from None
 
 
 @dataclass(frozen=True)

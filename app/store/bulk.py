@@ -123,6 +123,39 @@ def append_entries(
     return done
 
 
+def lock_database(store: Store, database: str) -> int:
+    """The database's key, its row locked until the caller's write transaction ends (on
+    servers; SQLite's IMMEDIATE transaction holds the whole file): no other writer adds
+    to it meanwhile, so identifiers found free stay free until commit."""
+    return store.entries.database_id(database, lock=True)
+
+
+def held_identifiers(store: Store, db_id: int, identifiers: list[str]) -> set[str]:
+    """Which of `identifiers` the database holds (this transaction's own rows included):
+    one IN query per chunk, where `entry_exists` costs a statement per identifier."""
+    held: set[str] = set()
+    for start in range(0, len(identifiers), IN_CHUNK):
+        part = identifiers[start:start + IN_CHUNK]
+        marks = ",".join("?" * len(part))
+        held.update(r[0] for r in store.sql.all(
+            f"SELECT identifier FROM hl_entry WHERE database_id = ? AND identifier IN ({marks})", [db_id, *part]))
+    return held
+
+
+def append_batch(store: Store, db_id: int, chunk: list[NewEntry]) -> None:
+    """Append one batch inside the caller's write transaction (which journals it), with
+    `append_entries`'s invariants and its duplicate error; nothing is committed here."""
+    if not chunk:
+        return
+    _check_metadata_keys(chunk)
+    step = store.writing() if store.db.savepoint_per_batch else contextlib.nullcontext()
+    try:
+        with step:
+            _append_batch(store, db_id, chunk)
+    except _UniqueViolation as violation:
+        raise _duplicate_error(store, db_id, chunk, violation, 0) from None
+
+
 def _append_batch(store: Store, db_id: int, chunk: list[NewEntry]) -> None:
     """One batch, inside the caller's write transaction."""
     # Bump the count first: on PostgreSQL and MySQL the UPDATE locks the database's row,
