@@ -11,7 +11,9 @@ process twice, alternating:
   ElementTree's `iterparse` for XML) plus `executemany` of the entries and their metadata
   into the same schema in one transaction, in batches of the same size.
 
-The better of the runs of each counts. Peak memory growth is the child's VmHWM over its RSS
+The best of the runs of each counts. On a busy machine (load average at or above the
+cores) the share is judged by CPU seconds (user + system of the child), which other
+processes do not inflate the way they inflate wall time; both are printed. Peak memory growth is the child's VmHWM over its RSS
 before the import began (Linux), so a file read whole would show.
 
 Target (issue 15, item 3): each format at least 80% of its raw floor's entries/s, and the
@@ -26,6 +28,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -58,6 +61,11 @@ def _status_mb(field: str) -> float:
 def _reset_peak() -> None:
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def _signed(value: int) -> int:
@@ -162,6 +170,7 @@ def run_one(mode: str, fmt: str, path: Path, tmp: Path) -> dict:
         store.close()
     _reset_peak()
     rss0 = _status_mb("VmRSS")
+    cpu = _cpu()
     began = time.perf_counter()
     if mode == "raw":
         count = run_raw(fmt, path, db)
@@ -170,13 +179,14 @@ def run_one(mode: str, fmt: str, path: Path, tmp: Path) -> dict:
         count = import_file(store, path, DATABASE, options).added
         store.close()
     seconds = time.perf_counter() - began
+    cpu = _cpu() - cpu
     peak = _status_mb("VmHWM") - rss0
     with sqlite3.connect(db) as check:
         stored = check.execute("SELECT COUNT(*) FROM hl_entry").fetchone()[0]
         items = check.execute("SELECT COUNT(*) FROM hl_metadata").fetchone()[0]
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    return {"entries": count, "stored": stored, "items": items, "seconds": seconds, "peak_growth_mb": peak}
+    return {"entries": count, "stored": stored, "items": items, "seconds": seconds, "cpu_s": cpu, "peak_growth_mb": peak}
 
 
 def main() -> int:
@@ -197,9 +207,11 @@ def main() -> int:
 
     formats = [f for f in args.formats.split(",") if f]
     db_path = sample_store(DATA / f"import-{args.count // 1000}k.db", args.count, database=DATABASE)
+    busy = os.getloadavg()[0] >= (os.cpu_count() or 1)
     print(f"SQLite {sqlite3.sqlite_version}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}; importing {args.count:,} entries with metadata "
-          f"(entries/s, best of {args.reps})")
+          f"load average {os.getloadavg()[0]:.1f}; importing {args.count:,} entries with metadata (best of {args.reps})")
+    print("  judged by " + ("CPU seconds (the machine is busy: load >= cores, so wall time measures the others too)"
+                            if busy else "wall time"))
     missed = []
     with tempfile.TemporaryDirectory(dir=DATA) as tmp_name:
         tmp = Path(tmp_name)
@@ -207,7 +219,8 @@ def main() -> int:
             for fmt in formats:
                 export_listing(store, ListingQuery(DATABASE, imagestatus=True, metadata=True), tmp / f"in.{fmt}",
                                ExportOptions(fmt, manifest=False))
-        print(f"  {'format':<8}{'hashlens':>11}{'raw floor':>11}{'share':>8}{'peak +MB':>10}{'raw +MB':>9}")
+        print(f"  {'format':<8}{'hashlens/s':>12}{'floor/s':>10}{'share':>7}{'CPU/s':>10}{'floor':>10}{'share':>7}"
+              f"{'peak +MB':>10}{'floor':>7}")
         for fmt in formats:
             best: dict[str, dict] = {}
             for rep in range(args.reps):
@@ -221,18 +234,23 @@ def main() -> int:
                     if r["stored"] != args.count:
                         print(f"  {fmt} {mode}: stored {r['stored']:,} of {args.count:,} entries")
                         return 1
-                    if mode not in best or r["seconds"] < best[mode]["seconds"]:
+                    if mode not in best:
                         best[mode] = r
+                    else:  # the best wall time and the best CPU time, each over the runs
+                        best[mode] = {**r, "seconds": min(r["seconds"], best[mode]["seconds"]),
+                                      "cpu_s": min(r["cpu_s"], best[mode]["cpu_s"]),
+                                      "peak_growth_mb": max(r["peak_growth_mb"], best[mode]["peak_growth_mb"])}
             ours, raw = best["hashlens"], best["raw"]
             if ours["items"] != raw["items"]:
                 print(f"  {fmt}: Hashlens stored {ours['items']:,} metadata items, the floor {raw['items']:,}")
                 return 1
-            rate, floor = args.count / ours["seconds"], args.count / raw["seconds"]
-            share = rate / floor
+            wall, wall_floor = args.count / ours["seconds"], args.count / raw["seconds"]
+            cpu, cpu_floor = args.count / ours["cpu_s"], args.count / raw["cpu_s"]
+            share = (cpu / cpu_floor) if busy else (wall / wall_floor)
             ok = share >= TARGET_SHARE and ours["peak_growth_mb"] < TARGET_GROWTH_MB
-            print(f"  {fmt:<8}{rate:>11,.0f}{floor:>11,.0f}{share:>7.0%} {ours['peak_growth_mb']:>9.1f}"
-                  f"{raw['peak_growth_mb']:>9.1f}   {'ok' if ok else 'MISSED'} (>= {TARGET_SHARE:.0%} of the floor, "
-                  f"< {TARGET_GROWTH_MB} MB)", flush=True)
+            print(f"  {fmt:<8}{wall:>12,.0f}{wall_floor:>10,.0f}{wall / wall_floor:>7.0%}{cpu:>10,.0f}{cpu_floor:>10,.0f}"
+                  f"{cpu / cpu_floor:>7.0%}{ours['peak_growth_mb']:>10.1f}{raw['peak_growth_mb']:>7.1f}   "
+                  f"{'ok' if ok else 'MISSED'} (>= {TARGET_SHARE:.0%} of the floor, < {TARGET_GROWTH_MB} MB)", flush=True)
             if not ok:
                 missed.append(fmt)
     return 1 if missed else 0

@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import faults
-from app.domain import Failure, HashlensError, ListingQuery, NewEntry, check_text, counted
+from app.domain import Failure, HashlensError, ListingQuery, NewEntry, all_storable, check_text, counted
 from app.exports import fileformats  # noqa: F401  (registers the formats)
 from app.exports import readers, registry
 from app.exports import manifest
 from app.exports.readers import ImportedEntry, ImportRefused
 from app.store import bulk
+from app.store.journal import now_ms
+from app.store.listing import to_signed64
 from app.services import actions
 from app.services.imaging import HashedImage
 from app.mediaserver_codec import names
@@ -222,13 +224,6 @@ def _apply(store, path, database, entries, options, report, progress, cancelled,
             if progress is not None:
                 progress(report.read)
         identifier = item.identifier
-        # The identifier is checked before it reaches the store: a lone surrogate from a
-        # JSON escape cannot even be sent to the database (found by fuzzing).
-        try:
-            check_text("identifier", identifier)
-        except HashlensError as exc:
-            _store_batch(store, path, database, db_id, pending, options, report, duplicates)
-            raise ImportRefused(path, f"entry {identifier!r}: {exc.description}", item.line) from None
         if identifier in pending_ids:
             # Twice in one batch: the batch so far is stored first, so the second is a
             # duplicate of a stored entry, exactly as if the file were taken one by one.
@@ -280,48 +275,93 @@ def _store_batch(store, path, database: str, db_id: int, pending: list[ImportedE
                  report: ImportReport, duplicates: _Duplicates) -> None:
     """Validate a batch of the file's entries and append them through the bulk path, all
     inside the import's one transaction; `pending` is emptied. Identifiers the database
-    holds (this import's earlier batches included) follow the duplicate policy."""
+    holds (this import's earlier batches included) follow the duplicate policy. Entries
+    are judged in file order, so the first bad one is the one refused."""
     if not pending:
         return
-    held = bulk.held_identifiers(store, db_id, [item.identifier for item in pending])
-    new: list[NewEntry] = []
-    lines: list[int] = []
+    identifiers = [item.identifier for item in pending]
+    if not all_storable(identifiers):
+        # Identifiers are checked before they reach the store: a lone surrogate from a
+        # JSON escape cannot even be sent to the database (found by fuzzing).
+        bad = next(i for i, item in enumerate(pending) if not all_storable((item.identifier,)))
+        item = pending[bad]
+        del pending[bad:]
+        _store_batch(store, path, database, db_id, pending, options, report, duplicates)
+        try:
+            check_text("identifier", item.identifier)
+        except HashlensError as exc:
+            raise ImportRefused(path, f"entry {item.identifier!r}: {exc.description}", item.line) from None
+        raise AssertionError("all_storable and check_text disagree")  # the property test forbids it
+    held = bulk.held_identifiers(store, db_id, identifiers)
+    # Every label, key and value of the batch in one check; a batch with a doubtful text
+    # takes the careful path entry by entry, which words the refusal.
+    texts_ok = all_storable([*[i.label for i in pending if i.label is not None],
+                             *[k for i in pending if i.metadata for k, _ in i.metadata]],
+                            [v for i in pending if i.metadata for _, v in i.metadata])
+    allow_missing = options.allow_missing_phash
+    stamp = now_ms()
+    rows: list[tuple] = []
+    metadata: list = []
+    images: list[tuple[int, bytes]] = []
     for item in pending:
+        identifier = item.identifier
+        pairs = item.metadata or ()
+        if (texts_ok and not (held and identifier in held) and (item.phash is not None or allow_missing)
+                and (len(pairs) < 2 or len({k for k, _ in pairs}) == len(pairs))):
+            # The common case: checked already, stored straight from the file's values.
+            phash = item.phash
+            if phash is None:
+                phash = UNKNOWN_PHASH
+                _note_unknown(report, identifier)
+            rows.append((db_id, identifier, identifier if item.label is None else item.label, to_signed64(phash),
+                         False, None, None, None, None, None, len(pairs), item.trained_at or stamp))
+            metadata.append(pairs)
+            report.added += 1
+            if item.has_image_data:
+                report.images_not_in_file += 1
+            continue
         stored = None
-        if held and item.identifier in held:
+        if held and identifier in held:
             if options.on_duplicate == "abort":
                 duplicates.count += 1
                 if len(duplicates.listed) < MAX_LISTED:
-                    duplicates.listed.append((item.line, item.identifier))
+                    duplicates.listed.append((item.line, identifier))
                 _new_entry(path, item, None, options, report, dry=True)  # still validate the rest
                 continue
             if options.on_duplicate == "skip":
                 report.skipped_count += 1
                 if len(report.skipped) < MAX_LISTED:
-                    report.skipped.append(item.identifier)
+                    report.skipped.append(identifier)
                 continue
-            stored = _stored(store, database, item.identifier)
+            stored = _stored(store, database, identifier)
         entry = _new_entry(path, item, stored, options, report)
         if stored is not None:
             # Removed now, appended with the batch: it ends up where one-by-one would put it.
-            store.remove_entry(database, item.identifier)
+            store.remove_entry(database, identifier)
             report.replaced_count += 1
             if len(report.replaced) < MAX_LISTED:
-                report.replaced.append(item.identifier)
+                report.replaced.append(identifier)
         else:
             report.added += 1
         if item.has_image_data and entry.image_data is None:
             report.images_not_in_file += 1
-        new.append(entry)
-        lines.append(item.line)
+        if entry.image_data is not None:
+            images.append((len(rows), entry.image_data))
+        rows.append(bulk.entry_row(db_id, entry, stamp))
+        metadata.append(entry.metadata)
     pending.clear()
     try:
-        bulk.append_batch(store, db_id, new)
+        bulk.append_rows(store, db_id, rows, [r[1] for r in rows], metadata, images)
     except HashlensError as exc:
         if exc.failure not in (Failure.PARAM_INVALID, Failure.IDENTIFIER_EXISTS, Failure.KEY_EXISTS):
             raise  # the store's trouble (busy, full, lost), not the file's
-        line = next((n for n, e in zip(lines, new) if f"'{e.identifier}'" in exc.description), None)
-        raise ImportRefused(path, exc.description, line) from None
+        raise ImportRefused(path, exc.description) from None
+
+
+def _note_unknown(report: ImportReport, identifier: str) -> None:
+    report.unknown_phash_count += 1
+    if len(report.unknown_phash) < MAX_LISTED:
+        report.unknown_phash.append(identifier)
 
 
 @dataclass(frozen=True)
@@ -382,7 +422,5 @@ def _new_entry(path, item: ImportedEntry, stored: _Stored | None, options: Impor
     if dry:
         return None
     if unknown:
-        report.unknown_phash_count += 1
-        if len(report.unknown_phash) < MAX_LISTED:
-            report.unknown_phash.append(item.identifier)
+        _note_unknown(report, item.identifier)
     return entry
