@@ -180,7 +180,18 @@ class Listing:
             return Count(self.entry_count(db_id), True)
         if query.identifiers is not None:
             return Count(len(self._rows_by_identifiers(db_id, query.unwindowed())), True)
-        where, params = self._where(db_id, query)
+        complement = _complement(query.filters)
+        if complement is not None:
+            # What an index cannot find (entries lacking a key, entries keeping their
+            # image) is counted as the rest minus its opposite, which an index finds:
+            # "lacks 'case'" at 1M entries walked every entry (455 ms); the key's own
+            # index range answers it in milliseconds. One snapshot for both counts.
+            rest, opposite = complement
+            with self.reading():
+                whole = self.count(dataclasses.replace(query, filters=rest)).value
+                n = whole - self.count(dataclasses.replace(query, filters=rest + (opposite,))).value
+            return Count(n, True) if bound is None else Count(min(n, bound), n <= bound)
+        where, params = self._count_where(db_id, query)
         if bound is None:
             return Count(self.sql.one(f"SELECT COUNT(*) FROM {where}", params)[0], True)
         n = self.sql.one(
@@ -188,6 +199,30 @@ class Listing:
             params,
         )[0]
         return Count(min(n, bound), n <= bound)
+
+    def _count_where(self, db_id: int, query: ListingQuery) -> tuple[str, list]:
+        """`FROM … WHERE …` for a count. A metadata filter drives it when there is one: the
+        (key, value, entry) index yields just the entries having the key (or the key and
+        value), each once since a key is unique per entry, where probing every entry of
+        the database for it took 50-100x longer (issue 15 item 4)."""
+        driver = next((f for f in query.filters if f.op is FilterOp.META_EQUALS), None) or \
+            next((f for f in query.filters if f.op is FilterOp.META_PRESENT), None)
+        if driver is None:
+            return self._where(db_id, query)
+        # SQLite keeps the written loop order with CROSS JOIN; a server's planner picks it.
+        join = "CROSS JOIN" if self.dialect.metadata_driven_scan else "JOIN"
+        clauses, params = ["dm.meta_key = ?"], [driver.key]
+        if driver.op is FilterOp.META_EQUALS:
+            clauses.append("dm.meta_value = ?")
+            params.append(driver.value)
+        clauses.append("e.database_id = ?")
+        params.append(db_id)
+        for f in query.filters:
+            if f is not driver:
+                sql, values = self._filter_sql(f)
+                clauses.append(sql)
+                params.extend(values)
+        return f"hl_metadata dm {join} hl_entry e ON e.id = dm.entry_id WHERE {' AND '.join(clauses)}", params
 
     def _order(self, query: ListingQuery) -> str:
         direction = " DESC" if query.descending else ""
@@ -349,6 +384,21 @@ class Listing:
                        "WHERE m.meta_key = k.name AND e.database_id = ?)")
         sql = self.dialect.metadata_keys(in_database)
         return [r[0] for r in self.sql.all(sql + self.sql.limit(limit), (db_id,))]
+
+
+def _complement(filters: tuple[Filter, ...]) -> tuple[tuple[Filter, ...], Filter] | None:
+    """For a count: (the other filters, the opposite condition) when a filter is better
+    counted as the rest minus its opposite (a key absent, image data kept), else None."""
+    for i, f in enumerate(filters):
+        if f.op is FilterOp.META_ABSENT:
+            opposite = Filter(FilterOp.META_PRESENT, key=f.key)
+        elif f.op is FilterOp.HAS_IMAGE_DATA and f.value:
+            # Entries without image data are few, and a partial index holds just them.
+            opposite = Filter(FilterOp.HAS_IMAGE_DATA, False)
+        else:
+            continue
+        return filters[:i] + filters[i + 1:], opposite
+    return None
 
 
 def _rows(raw, first_position: int, metadata: dict[int, list] | None = None) -> list[EntryRow]:
