@@ -165,6 +165,12 @@ class Source(Protocol):
         its key. `source` (the image's path) is kept in the journal."""
         ...
 
+    def add_entries(self, database: str, entries: list[tuple[NewEntry, str | None]]) -> None:
+        """TrainImageHash of several validated entries, each with its image's path or None,
+        appended in order in one transaction, each journalled as its own change: all of
+        them, or none and an error."""
+        ...
+
     def remove_entry(self, database: str, identifier: str) -> None:
         """RemoveImageHash; later entries move up one place."""
         ...

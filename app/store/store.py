@@ -476,6 +476,42 @@ class Store:
 
         return self._change(names.TRAIN_IMAGE_HASH, database, entry.identifier, params, apply)
 
+    def add_entries(self, database: str, entries: list[tuple[NewEntry, str | None]]) -> None:
+        """TrainImageHash of several entries (each with its image's path or None) in one
+        transaction, through the bulk path, each journalled as its own TrainImageHash: all
+        of them or none. A batch of trained images costs one transaction instead of one
+        each (0.5 ms of the parent's CPU per image, issue 15 item 5)."""
+        from app.store import bulk  # bulk builds on this module
+
+        if not entries:
+            return
+        records = []
+        for entry, source in entries:
+            params = {"imagelabel": entry.label, "metadata": [list(p) for p in entry.metadata]}
+            if source:
+                params["imagepath"] = source
+            records.append((entry.identifier, params))
+
+        def apply() -> None:
+            db_id = self.entries.database_id(database, lock=True)
+            bulk.append_batch(self, db_id, [entry for entry, _ in entries])
+            self.journal.record_many(names.TRAIN_IMAGE_HASH, database, records)
+            for _ in entries:  # kill tests count entries, as they do for add_entry
+                faults.checkpoint("train.commit")
+
+        if getattr(self._local, "grouped", 0):
+            apply()
+            return
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with self.writing():
+                    apply()
+                return
+            except HashlensError as exc:
+                if not getattr(exc, "retry", False) or attempt == WRITE_ATTEMPTS:
+                    raise
+            time.sleep(random.uniform(0.002, 0.01) * attempt)
+
     def remove_entry(self, database: str, identifier: str) -> None:
         self._change(names.REMOVE_IMAGE_HASH, database, identifier, {},
                      lambda: self.entries.remove_entry(database, identifier))

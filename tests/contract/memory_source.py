@@ -291,6 +291,19 @@ class MemorySource:
             del s.databases[name]
         return removed
 
+    def add_entries(self, database: str, entries: list[tuple[NewEntry, str | None]]) -> None:
+        # All or none: the entries go into a copy of the state, kept only when all fit.
+        if self.read_only:
+            raise HashlensError(Failure.READ_ONLY, self.read_only_reason())
+        with self._lock:
+            saved = copy.deepcopy(self._state)
+            try:
+                for entry, source in entries:
+                    self.add_entry(database, entry, source=source)
+            except BaseException:
+                self._state = saved
+                raise
+
     def add_entry(self, database: str, entry: NewEntry, *, source: str | None = None) -> int:
         params = {"imagelabel": entry.label, "metadata": [list(p) for p in entry.metadata]}
         if source:
