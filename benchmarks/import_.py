@@ -113,7 +113,7 @@ def _raw_xml(f):
         if elem.tag == "entry":
             label = elem.findtext("images/image/label")
             items = [(i.findtext("key"), i.findtext("value")) for i in elem.iterfind("metadata/item")]
-            yield elem.findtext("identifier"), label, 0, None, items
+            yield elem.findtext("identifier"), label, None, None, items  # a response carries no pHash
             elem.clear()
 
 
@@ -134,7 +134,8 @@ def run_raw(fmt: str, path: Path, db: Path) -> int:
         for identifier, label, phash, trained_at, metadata in RAW[fmt](f):
             key += 1
             metadata = list(metadata)
-            entries.append((key, db_id, identifier, label if label is not None else identifier, _signed(phash), 0,
+            entries.append((key, db_id, identifier, label if label is not None else identifier,
+                            None if phash is None else _signed(phash), 0,
                             None, None, None, None, None, len(metadata), trained_at or now))
             items.extend((key, k, v) for k, v in metadata)
             if len(entries) >= BATCH:
@@ -175,7 +176,7 @@ def run_one(mode: str, fmt: str, path: Path, tmp: Path) -> dict:
     if mode == "raw":
         count = run_raw(fmt, path, db)
     else:
-        options = ImportOptions(format=fmt, allow_missing_phash=fmt == "xml")
+        options = ImportOptions(format=fmt)
         count = import_file(store, path, DATABASE, options).added
         store.close()
     seconds = time.perf_counter() - began
