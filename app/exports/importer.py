@@ -197,6 +197,7 @@ def _apply(store, path, database, entries, options, report, progress, cancelled,
         store.create_database(database)
         report.created_database = True
     db_id = bulk.lock_database(store, database)
+    store.refuse_mirror_write(database)  # a mirror's entries change only by a pull (as add_entry refuses)
     duplicates = _Duplicates()
     pending: list[ImportedEntry] = []
     pending_ids: set[str] = set()

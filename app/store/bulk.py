@@ -283,8 +283,3 @@ def _duplicate_error(store: Store, db_id: int, identifiers: list[str], violation
             parameter=error.parameter,
         )
     return error
-
-
-# The pull's commit (`app.store.mirrors.commit_snapshot`) fills a mirror batch by batch
-# inside its own transaction, beside its snapshot rows, and journals the pull once.
-append_batch = _append_batch

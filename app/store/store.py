@@ -577,6 +577,7 @@ class Store:
 
         def apply() -> None:
             db_id = self.entries.database_id(database, lock=True)
+            self.refuse_mirror_write(database)  # as add_entry does
             bulk.append_batch(self, db_id, [entry for entry, _ in entries])
             self.journal.record_many(names.TRAIN_IMAGE_HASH, database, records)
             for _ in entries:  # kill tests count entries, as they do for add_entry

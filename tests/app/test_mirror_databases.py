@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -109,7 +111,19 @@ WRITES = [
     ("remove database", lambda s: s.remove_database("db")),
     ("bulk append", lambda s: append_entries(s, "db", [NewEntry("b", "b", 1, None, None, None, None, None)])),
     ("in a group", lambda s: _in_group(s)),
+    # The bulk paths of training with a pool and of imports (issue 15) refuse it too.
+    ("train a batch", lambda s: s.add_entries("db", [(NewEntry("t", "t", 1, None, None, None, None, None), None)])),
+    ("import", lambda s: _import(s)),
 ]
+
+
+def _import(store) -> None:
+    from app.exports.importer import import_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "in.ndjson"
+        path.write_text('{"identifier": "i", "phash": "0000000000000001"}\n', encoding="utf-8")
+        import_file(store, path, "db")
 
 
 def _in_group(store) -> None:
