@@ -34,6 +34,10 @@ GET_VERSION = "GetVersion"
 # Journal-only names (ours): changes made by Hashlens's own tools that no ACI action names.
 IMPORT_IMAGE_HASHES = "ImportImageHashes"
 APPEND_IMAGE_HASHES = "AppendImageHashes"
+# A mirror's staged change sent to its Media Server (params: the outcome, sent,
+# confirmed, failed or pending again, and the request), and staged changes taken back.
+PUSH_IMAGE_HASH_CHANGE = "PushImageHashChange"
+DISCARD_IMAGE_HASH_CHANGES = "DiscardImageHashChanges"
 
 ACI_ACTIONS: tuple[str, ...] = (
     LIST_IMAGE_HASHES, TRAIN_IMAGE_HASH, REMOVE_IMAGE_HASH, NULL_IMAGE_HASH_IMAGE_DATA, RENAME_IMAGE_HASH,

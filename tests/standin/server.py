@@ -169,12 +169,13 @@ class Standin:
     start() and stop(); `url` is its base address."""
 
     def __init__(self, databases: dict[str, Sequence[HashEntry]] | None = None, *,
-                 counters: str = "numtrained", tls: ssl.SSLContext | None = None):
+                 counters: str = "numtrained", tls: ssl.SSLContext | None = None, port: int = 0):
         if counters not in COUNTER_SPELLINGS:
             raise ValueError(f"counters must be one of {sorted(COUNTER_SPELLINGS)}")
         self.databases: dict[str, Sequence[HashEntry]] = dict(databases or {})
         self.counters = counters
         self.tls = tls
+        self._port = port  # 0: any free port; a restart test gives the port of the server it replaces
         self.requests: list[Request] = []
         self.bytes_sent = 0  # answer bodies, for tests that need a page of a given size
         self.applied: list[tuple[str, dict[str, str]]] = []
@@ -194,7 +195,7 @@ class Standin:
 
     def start(self) -> Standin:
         handler = type("StandinHandler", (_Handler,), {"standin": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
         self._httpd.daemon_threads = True
         if self.tls is not None:
             self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
