@@ -281,3 +281,139 @@ def test_a_pull_into_a_mirror_with_staged_changes_is_refused(setup):
     assert "hashlens push db" in caught.value.description
     push_module.push(store, client, DB, snapshot=False)
     pull_mirror(store, client, DB)  # everything confirmed: allowed
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    from app.cli import main
+
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def staged_url(standin, sqlite_url):
+    databases = {DB: initial(), "other": [HashEntry("o1", "other 1", True, [])]}
+    server = standin(databases)
+    server.original = copy.deepcopy(databases)
+    with Store.open(sqlite_url) as store:
+        pull_mirror(store, MediaServerClient(server.url), DB)
+        stage(store, ACTIONS)
+    return server, sqlite_url
+
+
+def test_cli_changes_script_dry_run_push_and_diff(staged_url, tmp_path, capsys):
+    server, url = staged_url
+    code, out, err = run(capsys, "--store", url, "changes", DB)
+    assert code == 0 and out.splitlines()[0] == ("action=RelabelImageHashImage&database=db&identifier=id000"
+                                                 "&imagelabel=label%200&newimagelabel=cat")
+    assert len(out.splitlines()) == len(ACTIONS) and f"{len(ACTIONS)} staged change(s)" in err
+    code, out, _ = run(capsys, "--store", url, "push", DB, "--script", str(tmp_path / "s.aci"), "--undo-script",
+                       str(tmp_path / "u.aci"), "--path-only")
+    assert code == 0 and "nothing was sent" in out and server.applied == []
+    assert (tmp_path / "s.aci").read_text(encoding="utf-8").count("\n/action=") == len(ACTIONS)
+    code, out, _ = run(capsys, "--store", url, "push", DB, "--dry-run")
+    assert code == 0 and "Dry run" in out and server.applied == []
+    code, out, err = run(capsys, "--store", url, "push", DB)
+    assert code == 0, err
+    assert f"{len(ACTIONS)} change(s) confirmed, 0 failed." in out and "snapshot 2" in out
+    assert applied_writes(server) == expected_writes()
+    code, out, _ = run(capsys, "--store", url, "diff", DB)
+    assert code == 3 and "id000" in out
+    code, out, _ = run(capsys, "--store", url, "push", DB)
+    assert code == 0 and "no staged changes" in out
+
+
+def test_cli_push_reports_the_refused_action_and_exits_1(staged_url, capsys):
+    server, url = staged_url
+    server.add_fault(Fault("error", at=1, action=names.RENAME_IMAGE_HASH))
+    code, out, _ = run(capsys, "--store", url, "push", DB, "--retries", "0")
+    assert code == 1
+    assert "FAILED  rename 'id004' in 'db' to 'renamed 4': the server answered ERROR: The stand-in was told to " \
+           "fail this request." in out
+    code, out, _ = run(capsys, "--store", url, "changes", DB)
+    assert out.startswith("# failed: rename 'id004'")
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["push", DB, "--script", "x.aci", "--dry-run"], "--dry-run"),
+    (["push", DB, "--path-only"], "--path-only"),
+    (["discard", DB, "--last", "0"], "--last"),
+    (["push", DB, "--timeout", "soon"], "--timeout"),
+])
+def test_cli_usage_mistakes_exit_2_naming_the_flag(staged_url, capsys, argv, flag):
+    _, url = staged_url
+    code, out, err = run(capsys, "--store", url, *argv)
+    assert code == 2 and flag in err and "Traceback" not in err
+
+
+def test_cli_discard_the_last_changes(staged_url, capsys):
+    server, url = staged_url
+    code, out, _ = run(capsys, "--store", url, "discard", DB, "--last", "2")
+    assert code == 0 and f"{len(ACTIONS) - 2} remain" in out
+    code, out, _ = run(capsys, "--store", url, "changes", DB)
+    assert len(out.splitlines()) == len(ACTIONS) - 2
+    code, out, _ = run(capsys, "--store", url, "discard", DB)
+    assert code == 0 and "0 remain" in out
+    code, out, _ = run(capsys, "--store", url, "pull", server.url, DB)
+    assert code == 0
+
+
+# -- kills -----------------------------------------------------------------------------------------
+
+PUSH = "import sys; from app.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def _kill_points(n: int, seed: int) -> list[str]:
+    """Checkpoints spread over a push: after recording 'sent' (before the request), after
+    the answer, after the confirmation, inside any of its commits, before and inside the
+    snapshot at the end."""
+    import random
+
+    rng = random.Random(seed)
+    pool = []
+    for _ in range(n):
+        which = rng.choice(["push.sent", "push.answered", "push.confirmed", "store.commit", "store.commit"])
+        pool.append(f"{which}={rng.randint(1, 2 * len(ACTIONS) if which == 'store.commit' else len(ACTIONS))}:kill")
+    pool[:3] = ["push.snapshot=1:kill", "pull.commit=1:kill", "pull.page=1:kill"]
+    rng.shuffle(pool)
+    return pool
+
+
+@pytest.mark.slow
+def test_thirty_pushes_killed_at_random_checkpoints_then_pushed_again_apply_each_action_once(standin, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    databases = {DB: initial(), "other": [HashEntry("o1", "other 1", True, [])]}
+    original = copy.deepcopy(databases)
+    server = standin(databases)
+    template = tmp_path / "template.db"
+    with Store.open(f"sqlite:///{template}") as store:
+        pull_mirror(store, MediaServerClient(server.url), DB)
+        stage(store, ACTIONS)
+    want = data(intended(original))
+    killed = 0
+    for point in _kill_points(30, seed=12):
+        shutil.copy(template, tmp_path / "kill.db")
+        url = f"sqlite:///{tmp_path / 'kill.db'}"
+        with server.lock:
+            server.databases.clear()
+            server.databases.update(copy.deepcopy(original))
+            server.applied.clear()
+        argv = [sys.executable, "-c", PUSH, "--store", url, "push", DB, "--retries", "0", "--timeout", "30"]
+        first = subprocess.run(argv, env=dict(os.environ, HASHLENS_FAULTS=point), capture_output=True, timeout=120)
+        killed += first.returncode == -9
+        assert first.returncode in (-9, 0), (point, first.stderr)
+        second = subprocess.run(argv, capture_output=True, timeout=120)
+        assert second.returncode == 0, (point, second.stdout, second.stderr)
+        assert data(server.databases) == want, point
+        assert applied_writes(server) == expected_writes(), point
+        with Store.open(url) as store:
+            assert changes.outstanding(store, DB) == [], point
+    assert killed >= 25
