@@ -106,6 +106,22 @@ def stage(store, actions, mirror=DB, database=DB):
             changes.append(store, mirror, action, [("database", database), *params], prior)
 
 
+def test_a_push_on_every_backend(standin, store_url):
+    databases = {DB: initial(), "other": [HashEntry("o1", "other 1", True, [])]}
+    original = copy.deepcopy(databases)
+    server = standin(databases)
+    with Store.open(store_url) as store:
+        client = MediaServerClient(server.url, timeout=5, retries=0)
+        pull_mirror(store, client, DB)
+        stage(store, ACTIONS)
+        server.add_fault(Fault("drop_after_write", at=1, action=names.MOVE_IMAGE_HASH))
+        report = push_module.push(store, client, DB)
+        assert report.ok, report.lines()
+        assert data(server.databases) == data(intended(original))
+        assert applied_writes(server) == expected_writes()
+        assert changes.change_set(store, DB) == [] and report.snapshot.snapshot.number == 2
+
+
 def test_a_clean_push_applies_each_action_once_confirms_each_and_takes_a_snapshot(setup):
     server, store, client, original = setup
     report = push_module.push(store, client, DB)
