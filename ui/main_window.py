@@ -13,6 +13,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
+    QDockWidget,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -25,6 +26,8 @@ from PySide6.QtWidgets import (
 
 import app
 from app.domain import HashlensError, ListingQuery
+from app.mediaserver import push as push_module
+from app.mediaserver import staged
 from app.services.locations import missing_store_file
 from ui.action_log import ActionLog
 from ui.audit_view import AuditWindow
@@ -38,6 +41,8 @@ from ui.filter_panel import FilterPanel
 from ui.icons import app_icon, icon_size, refresh_icons, set_icon
 from ui.import_dialog import ImportDialog
 from ui.mirror_dialog import MirrorDialog
+from ui.pending_changes import PendingChangesPane
+from ui.push_dialog import PushDialog
 from ui.models.listing_model import ListingModel, ListingSource
 from ui.notice_bar import NoticeBar
 from ui.pager import PagerBar
@@ -94,6 +99,12 @@ class MainWindow(QMainWindow):
         self.action_log = ActionLog(self)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.action_log)
         self.action_log.hide()
+        self.pending_pane = PendingChangesPane()
+        self.pending_dock = QDockWidget("Pending changes", self)
+        self.pending_dock.setObjectName("pendingChangesDock")
+        self.pending_dock.setWidget(self.pending_pane)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.pending_dock)
+        self.pending_dock.hide()
 
         self.database_panel = DatabasePanel()
 
@@ -218,6 +229,9 @@ class MainWindow(QMainWindow):
         self.log_action.setText("Action &log")
         set_icon(self.log_action, "log")
         self.log_action.setShortcut(K("Ctrl+L"))
+        self.pending_action = self.pending_dock.toggleViewAction()
+        self.pending_action.setText("&Pending changes")
+        self.pending_action.setToolTip("A mirror's staged changes, to push to its Media Server")
 
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
@@ -261,6 +275,7 @@ class MainWindow(QMainWindow):
         view.addAction(self.find_similar_action)
         view.addSeparator()
         view.addAction(self.log_action)
+        view.addAction(self.pending_action)
         view.addAction(self.audit_action)
         view.addSeparator()
         theme_menu = view.addMenu("&Theme")
@@ -345,6 +360,8 @@ class MainWindow(QMainWindow):
         self.empty.new_database.connect(self.entry_actions.on_new_database)
         self.empty.train_folder.connect(self.entry_actions.on_train_folder_into_new_database)
         self.theme.changed.connect(self._on_theme_changed)
+        self.pending_pane.push_requested.connect(self.open_push)
+        self.pending_pane.discard_requested.connect(self._on_pending_pane_discard_requested)
 
     def _restore(self) -> None:
         geometry = self.settings.state("geometry")
@@ -474,6 +491,7 @@ class MainWindow(QMainWindow):
             self.settings.set_last_database(self.session.url, name)
         self.filter_panel.set_database(name)
         self._load_metadata_keys(name)
+        self._show_pending_changes(name)
         self._update_status()
 
     def _load_metadata_keys(self, database: str) -> None:
@@ -562,6 +580,7 @@ class MainWindow(QMainWindow):
         self.session.refresh_databases()
         if self.filter_panel.database:
             self._load_metadata_keys(self.filter_panel.database)
+        self._show_pending_changes(self.filter_panel.database)
 
     def _on_session_recovered(self, title: str, description: str) -> None:
         """A store error that a fresh connection disproved: say so briefly and reload."""
@@ -616,6 +635,52 @@ class MainWindow(QMainWindow):
         if store is None:
             return
         MirrorDialog(store, self, workers=self.workers).exec()
+
+    # -- staged changes on mirrors ---------------------------------------------------------------
+
+    def _show_pending_changes(self, name: str | None) -> None:
+        """The Pending changes pane follows the current database (one short read)."""
+        store = self.session.store
+        source = push_module.mirror_source(store, name) if store is not None and name else None
+        try:
+            waiting = push_module.outstanding(store, name) if source is not None else []
+        except HashlensError as exc:
+            self.presenter.notify(f"Cannot read the staged changes of '{name}': {exc.description}")
+            waiting = []
+        self.pending_pane.set_changes(name if source is not None else None, waiting,
+                                      source.url if source is not None else None)
+        if waiting:
+            self.pending_dock.show()
+
+    def open_push(self, mirror: str) -> None:
+        store = self.session.store
+        source = push_module.mirror_source(store, mirror) if store is not None else None
+        if source is None:
+            return
+        dialog = PushDialog(store, mirror, source.url, push_module.outstanding(store, mirror), self,
+                            workers=self.workers)
+        dialog.pushed.connect(lambda _report: self._reload_after_own_write(None, mirror))
+        dialog.exec()
+
+    def _on_pending_pane_discard_requested(self, mirror: str, count: int) -> None:
+        store = self.session.store
+        if store is None:
+            return
+        what = "the last staged change" if count == 1 else "every staged change"
+        if not self.prompter.confirm("Discard staged changes", f"Take back {what} of '{mirror}'? The local copy "
+                                     "returns to the snapshot plus the changes that remain.", "Discard"):
+            return
+
+        def work(progress, cancelled):
+            return staged.discard(store, mirror, count or None)
+
+        def done(taken):
+            self.status_bar.showMessage(f"Discarded {len(taken)} staged change(s) of '{mirror}'.", 15000)
+            self._reload_after_own_write(None, mirror)
+
+        self.workers.run_task("task", work, title="Discard staged changes", text=f"Discarding changes of '{mirror}'",
+                              parent=self, store=store, on_done=done,
+                              on_error=lambda e: self.presenter.show_error(e, "Discard"))
 
     def open_import(self) -> None:
         store = self.session.store

@@ -95,6 +95,12 @@ def run_push(store, args) -> int:
         report = push_module.push(store, client, args.name, dry_run=args.dry_run,
                                   continue_on_error=args.continue_on_error, force=args.force,
                                   progress=lambda done, total: progress(done, total))
+    except HashlensError as exc:
+        progress.finish()
+        if exc.failure is Failure.SERVER_CHANGED:
+            print(f"hashlens: {exc.description} To push anyway: hashlens push {args.name} --force", file=sys.stderr)
+            return 1
+        raise
     except KeyboardInterrupt:
         progress.finish()
         print(f"hashlens: push interrupted. Push again: a change whose answer did not come is checked on the "

@@ -203,7 +203,7 @@ class _Engine:
                 f"Someone else changed {n} entr{'y' if n == 1 else 'ies'} of {self.source.describe()} that the "
                 f"change-set of '{self.mirror}' touches, since the snapshot: " + "; ".join(self.report.others[:5])
                 + (" …" if n > 5 else "") + ". Nothing was sent. Look at the server, then discard the changes and "
-                "pull again, or push with --force to send them anyway.")
+                "pull again, or push anyway.")
         self.current = fresh
         if self.dry_run:
             self.queue = [c for c in rows if c.state != CONFIRMED and c.id not in self.settled_now]
@@ -361,6 +361,11 @@ def read_states(client: MediaServerClient, keys: Iterable[Key]) -> States:
                 if e.identifier in comma:
                     states[(db, e.identifier)] = Seen.of(e.label, e.has_image_data, e.metadata or ())
     return states
+
+
+def mirror_source(store, name: str) -> MirrorSource | None:
+    """Where the mirror `name` comes from; None when `name` is not a mirror."""
+    return mirrors.mirror_of(store, name)
 
 
 def outstanding(store, mirror: str) -> list[StagedChange]:

@@ -433,3 +433,11 @@ def test_thirty_pushes_killed_at_random_checkpoints_then_pushed_again_apply_each
         with Store.open(url) as store:
             assert changes.outstanding(store, DB) == [], point
     assert killed >= 25
+
+
+def test_cli_refuses_a_push_over_someone_elses_change_and_names_force(staged_url, capsys):
+    server, url = staged_url
+    server.databases[DB][1].metadata.append(("source", "someone else"))
+    code, out, err = run(capsys, "--store", url, "push", DB)
+    assert code == 1 and "Someone else changed 1 entry" in err and f"hashlens push {DB} --force" in err
+    assert server.applied == []
