@@ -44,6 +44,7 @@ def pull_mirror(store, client: MediaServerClient, remote_database: str, *, into:
     source = MirrorSource(client.url, remote_database)
     mirrors.check_mirror_target(store, into, source)
     refuse_pull_with_changes(store, into)
+    changes.ensure_table(store)  # a mirror can stage changes (DDL before any write transaction)
     with Staging(staging_folder) as staging:
         summary = pull(client, remote_database, staging, page_size=page_size, progress=progress,
                        cancelled=cancelled)

@@ -231,3 +231,65 @@ def remove_last(store: Store, mirror: str, count: int) -> list[StagedChange]:
     for change in taken:
         store.sql.exec("DELETE FROM hl_change WHERE id = ?", (change.id,))
     return taken
+
+
+# -- staging a local write on a mirror ------------------------------------------------------------
+
+# A local write action and the Media Server action it stages (the store's journal names
+# are Media Server's already); TrainImageHash and the database actions are not staged.
+_PRIOR_VALUE = (names.UPDATE_IMAGE_HASH_METADATA, names.REMOVE_IMAGE_HASH_METADATA)
+
+
+def is_mirror(store: Store, database: str | None) -> bool:
+    from app.store import mirrors
+
+    return database is not None and mirrors.mirror_of(store, database) is not None
+
+
+def stager(store: Store, action: str, database: str | None, identifier: str | None, params: dict):
+    """For a write action on a mirror: a callable that stages its Media Server action,
+    to be called inside the write's own transaction right after the local change (so the
+    two commit together); None when `database` is not a mirror. Reads what the reverse
+    needs (a metadata value before it changes) now, before the change. Refuses what
+    cannot be staged: a move between a mirror and anything but a mirror of the same
+    server database's server."""
+    from app.store import mirrors  # the mirror mark lives beside the snapshots
+
+    if database is None:
+        return None
+    source = mirrors.mirror_of(store, database)
+    target_name = params.get("newdatabase") if action == names.MOVE_IMAGE_HASH else None
+    target = mirrors.mirror_of(store, target_name) if target_name else None
+    if source is None:
+        if target is not None:
+            raise HashlensError(Failure.PARAM_INVALID, f"'{target_name}' is a mirror of {target.describe()}: an entry "
+                                                       f"of the local database '{database}' cannot be moved into it "
+                                                       "(publish it to the server instead).", parameter="newdatabase")
+        return None
+    if action not in STAGEABLE:
+        raise HashlensError(Failure.READ_ONLY, f"'{database}' is a mirror of {source.describe()}: {action} cannot be "
+                                               "staged on it (only the write actions Media Server has for an "
+                                               "existing entry can).", parameter="database")
+    sent: list[tuple[str, str]] = [("database", source.database), ("identifier", identifier or "")]
+    for name, value in params.items():
+        if name == "newdatabase":
+            if target is None or target.url != source.url:
+                raise HashlensError(
+                    Failure.PARAM_INVALID,
+                    f"'{database}' is a mirror of {source.describe()}; an entry can be moved only to another mirror "
+                    f"of the same server, and '{value}' is not one.", parameter="newdatabase")
+            value = target.database
+        sent.append((name, value))
+    prior = {}
+    if action in _PRIOR_VALUE:
+        row = store.sql.one(
+            "SELECT m.meta_value FROM hl_metadata m JOIN hl_entry e ON e.id = m.entry_id "
+            "JOIN hl_database d ON d.id = e.database_id WHERE d.name = ? AND e.identifier = ? AND m.meta_key = ?",
+            (database, identifier, params.get("key")))
+        if row is not None:
+            prior["value"] = row[0]
+
+    def stage() -> None:
+        append(store, database, action, sent, prior)
+
+    return stage

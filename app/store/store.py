@@ -292,12 +292,25 @@ class Store:
         """One write action: its own transaction and journal record, tried again after a
         deadlock or serialization failure; inside a caller's group, part of that group
         (which is then the atomic unit and journals itself)."""
+        from app.store import changes  # a mirror's change-set (imports this module)
+
         if getattr(self._local, "grouped", 0):
-            return apply()
+            stage = changes.stager(self, action, database, identifier, params)
+            result = apply()
+            if stage is not None:
+                stage()
+            return result
+        if changes.is_mirror(self, database):
+            changes.ensure_table(self)  # DDL outside the write: MySQL commits it implicitly
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 with self.writing():
+                    # A write on a mirror changes the local copy and stages its Media Server
+                    # action in the same transaction (issue 12).
+                    stage = changes.stager(self, action, database, identifier, params)
                     result = apply()
+                    if stage is not None:
+                        stage()
                     self.record(action, database, identifier, params)
                 return result
             except HashlensError as exc:
