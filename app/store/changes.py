@@ -293,3 +293,23 @@ def stager(store: Store, action: str, database: str | None, identifier: str | No
         append(store, database, action, sent, prior)
 
     return stage
+
+
+def snapshot_in_server_order(store: Store, mirror: str, number: int):
+    """A snapshot's entries in the order the server listed them (the rows' key order), a
+    batch at a time: what a mirror's local copy is rebuilt from when changes are taken back."""
+    from app.diff import DiffEntry
+
+    row = store.sql.one("SELECT s.id FROM hl_snapshot s JOIN hl_mirror m ON m.id = s.mirror_id "
+                        "WHERE m.name = ? AND s.number = ?", (mirror, number))
+    if row is None:
+        raise HashlensError(Failure.PARAM_INVALID, f"'{mirror}' has no snapshot {number}.", parameter="database")
+    after = 0
+    while True:
+        rows = store.sql.all("SELECT id, identifier, label, has_image_data, metadata FROM hl_snapshot_entry "
+                             "WHERE snapshot_id = ? AND id > ? ORDER BY id" + store.sql.limit(5000), (row[0], after))
+        for _, identifier, label, has_image_data, metadata in rows:
+            yield DiffEntry(identifier, label, None if has_image_data is None else bool(has_image_data), metadata)
+        if len(rows) < 5000:
+            return
+        after = rows[-1][0]
