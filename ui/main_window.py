@@ -659,8 +659,16 @@ class MainWindow(QMainWindow):
             return
         dialog = PushDialog(store, mirror, source.url, push_module.outstanding(store, mirror), self,
                             workers=self.workers)
-        dialog.pushed.connect(lambda _report: self._reload_after_own_write(None, mirror))
+        dialog.pushed.connect(lambda report: self._on_push_dialog_pushed(mirror, report))
         dialog.exec()
+
+    def _on_push_dialog_pushed(self, mirror: str, report) -> None:
+        if report is not None:
+            # Comments, not requests: replaying a pushed action would apply it twice.
+            self.action_log.add([f"# pushed to {report.server}: {o.state}"
+                                 + (f" ({o.note})" if o.note else "") + f": {o.change.line()}"
+                                 for o in report.outcomes])
+        self._reload_after_own_write(None, mirror)
 
     def _on_pending_pane_discard_requested(self, mirror: str, count: int) -> None:
         store = self.session.store
