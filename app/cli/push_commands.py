@@ -31,6 +31,8 @@ def add_commands(subparsers) -> None:
                    help="after an ERROR answer go on with the next change (the refused one stays staged)")
     p.add_argument("--force", action="store_true",
                    help="push even though someone else changed the entries since the snapshot")
+    p.add_argument("--take-over", action="store_true",
+                   help="push although another push of NAME on another machine seems to run (use only if it is gone)")
     p.add_argument("--script", metavar="FILE",
                    help="write the change-set as an ACI script (one request per line, with comments) and send nothing")
     p.add_argument("--undo-script", metavar="FILE",
@@ -75,7 +77,7 @@ def _client(store, args) -> MediaServerClient:
 def run_push(store, args) -> int:
     if args.script or args.undo_script:
         for flag, given in (("--dry-run", args.dry_run), ("--continue-on-error", args.continue_on_error),
-                            ("--force", args.force)):
+                            ("--force", args.force), ("--take-over", args.take_over)):
             if given:
                 print(f"hashlens push: {flag} sends or checks; --script and --undo-script only write files. "
                       "Give one or the other.", file=sys.stderr)
@@ -94,6 +96,7 @@ def run_push(store, args) -> int:
     try:
         report = push_module.push(store, client, args.name, dry_run=args.dry_run,
                                   continue_on_error=args.continue_on_error, force=args.force,
+                                  take_over=args.take_over,
                                   progress=lambda done, total: progress(done, total))
     except HashlensError as exc:
         progress.finish()

@@ -121,11 +121,13 @@ class PushReport:
 
 def push(store, client: MediaServerClient, mirror: str, *, dry_run: bool = False, continue_on_error: bool = False,
          force: bool = False, progress: Callable[[int, int], None] | None = None,
-         cancelled: Callable[[], bool] | None = None, snapshot: bool = True) -> PushReport:
+         cancelled: Callable[[], bool] | None = None, snapshot: bool = True, take_over: bool = False) -> PushReport:
     """Send the change-set of `mirror` to its server (see the module's rules). Raises
     HashlensError SERVER_CHANGED, before anything is sent, when someone else changed the
     entries since the snapshot (unless `force`); MediaServerError when the server cannot be
-    read. Errors of single actions are in the report."""
+    read; STORE_BUSY when another push of the mirror is running (one push at a time: a
+    second could take the first one's request in flight for a lost answer). Errors of
+    single actions are in the report."""
     source = mirrors.mirror_of(store, mirror)
     if source is None:
         raise HashlensError(Failure.PARAM_INVALID, f"'{mirror}' is not a mirror of a Media Server; only a mirror's "
@@ -135,16 +137,27 @@ def push(store, client: MediaServerClient, mirror: str, *, dry_run: bool = False
     waiting = [c for c in rows if c.state != CONFIRMED]
     if not waiting:
         if rows and snapshot and not dry_run:
-            _take_snapshot(store, client, source, mirror, report)
+            holder = store_changes.acquire_lease(store, mirror, take_over=take_over)
+            try:
+                _take_snapshot(store, client, source, mirror, report)
+            finally:
+                store_changes.release_lease(store, mirror, holder)
         return report
     engine = _Engine(store, client, source, mirror, report, continue_on_error, progress, cancelled, dry_run)
-    engine.check(rows, force)
     if dry_run:
+        engine.check(rows, force)
         report.planned = engine.queue
         return report
-    engine.run(len(waiting))
-    if snapshot and not store_changes.outstanding(store, mirror):
-        _take_snapshot(store, client, source, mirror, report)
+    holder = store_changes.acquire_lease(store, mirror, take_over=take_over)
+    try:
+        # Read again under the lease: a push that ended meanwhile may have moved things on.
+        rows = store_changes.change_set(store, mirror)
+        engine.check(rows, force)
+        engine.run(len(engine.queue))
+        if snapshot and not store_changes.outstanding(store, mirror):
+            _take_snapshot(store, client, source, mirror, report)
+    finally:
+        store_changes.release_lease(store, mirror, holder)
     return report
 
 

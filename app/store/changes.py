@@ -26,6 +26,10 @@ Hashlens ignore it (ours).
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -114,19 +118,73 @@ def _row(r) -> StagedChange:
                         r[5], r[6], int(r[7]), r[8], r[9], int(r[10] or 0), r[11])
 
 
+class PushLease(BaseModel):
+    """Who is pushing a mirror now: one push at a time, or a second push could take the
+    first one's request in flight for a lost answer and send it again."""
+
+    mirror = NameField(max_length=254, primary_key=True)
+    holder = TextField()  # host:pid:token
+    since = BigIntegerField()
+
+    class Meta:
+        table_name = "hl_push_lease"
+
+
+TABLES = [Change, PushLease]
+
+
 def has_table(store: Store) -> bool:
-    return store.db.table_exists("hl_change")
+    return store.db.table_exists("hl_push_lease") and store.db.table_exists("hl_change")
 
 
 def ensure_table(store: Store) -> None:
-    """Create the change-set table if this store has none yet (outside any transaction:
+    """Create the change-set tables if this store has none yet (outside any transaction:
     MySQL commits DDL implicitly)."""
     if has_table(store):
         return
     if store.read_only:
         raise HashlensError(Failure.READ_ONLY, store.read_only_reason())
-    with store.db.bind_ctx([Change]), store.writing():
-        store.db.create_tables([Change], safe=True)
+    with store.db.bind_ctx(TABLES), store.writing():
+        store.db.create_tables(TABLES, safe=True)
+
+
+def _holder_alive(holder: str) -> bool:
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname():
+        return True  # cannot tell from here: assume it still runs
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def acquire_lease(store: Store, mirror: str, *, take_over: bool = False) -> str:
+    """Become the one push of `mirror`; returns the holder token for `release_lease`. A
+    lease whose process is gone (same host) is taken over; a live one refuses, unless
+    `take_over` (for a push on another host that is known to be gone)."""
+    ensure_table(store)
+    holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    with store.writing():
+        row = store.sql.one("SELECT holder, since FROM hl_push_lease WHERE mirror = ?" + store.entries.lock, (mirror,))
+        if row is not None and not take_over and _holder_alive(row[0]):
+            host, _, rest = row[0].partition(":")
+            raise HashlensError(
+                Failure.STORE_BUSY,
+                f"Another push of '{mirror}' is running (process {rest.partition(':')[0]} on {host}, since "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(row[1] / 1000))}); wait for it to end. If it is "
+                "gone (its machine stopped), push with --take-over.", parameter="name")
+        store.sql.exec("DELETE FROM hl_push_lease WHERE mirror = ?", (mirror,))
+        store.sql.exec("INSERT INTO hl_push_lease (mirror, holder, since) VALUES (?, ?, ?)", (mirror, holder, now_ms()))
+    return holder
+
+
+def release_lease(store: Store, mirror: str, holder: str) -> None:
+    with store.writing():
+        store.sql.exec("DELETE FROM hl_push_lease WHERE mirror = ? AND holder = ?", (mirror, holder))
 
 
 def append(store: Store, mirror: str, action: str, params: Iterable[tuple[str, str]], prior: dict | None = None) -> int:

@@ -441,3 +441,18 @@ def test_cli_refuses_a_push_over_someone_elses_change_and_names_force(staged_url
     code, out, err = run(capsys, "--store", url, "push", DB)
     assert code == 1 and "Someone else changed 1 entry" in err and f"hashlens push {DB} --force" in err
     assert server.applied == []
+
+
+def test_one_push_at_a_time(setup):
+    server, store, client, _ = setup
+    holder = changes.acquire_lease(store, DB)
+    with pytest.raises(HashlensError) as caught:
+        push_module.push(store, client, DB)
+    assert caught.value.failure is Failure.STORE_BUSY and "Another push of 'db' is running" in caught.value.description
+    assert server.applied == []
+    changes.release_lease(store, DB, holder)
+    # A lease left by a process that is gone (a killed push) is taken over.
+    with store.writing():
+        store.sql.exec("INSERT INTO hl_push_lease (mirror, holder, since) VALUES (?, ?, ?)",
+                       (DB, f"{__import__('socket').gethostname()}:999999999:dead", 0))
+    assert push_module.push(store, client, DB).ok
