@@ -456,3 +456,16 @@ def test_one_push_at_a_time(setup):
         store.sql.exec("INSERT INTO hl_push_lease (mirror, holder, since) VALUES (?, ?, ?)",
                        (DB, f"{__import__('socket').gethostname()}:999999999:dead", 0))
     assert push_module.push(store, client, DB).ok
+
+
+def test_a_cancelled_push_stops_between_actions_and_the_next_push_finishes(setup):
+    server, store, client, original = setup
+    done = []
+    report = push_module.push(store, client, DB, progress=lambda n, total: done.append(n),
+                              cancelled=lambda: len(done) >= 4)
+    assert report.stopped.startswith("cancelled") and len(report.confirmed) == 4 and report.snapshot is None
+    assert applied_writes(server) == expected_writes()[:4]
+    again = push_module.push(store, client, DB)
+    assert again.ok and len(again.confirmed) == len(ACTIONS) - 4
+    assert applied_writes(server) == expected_writes()
+    assert data(server.databases) == data(intended(original))
