@@ -313,29 +313,22 @@ def stager(store: Store, action: str, database: str | None, identifier: str | No
     server database's server."""
     from app.store import mirrors  # the mirror mark lives beside the snapshots
 
-    if database is None:
-        return None
+    if database is None or action not in STAGEABLE:
+        return None  # the other writes refuse a mirror (Store.refuse_mirror_write)
     source = mirrors.mirror_of(store, database)
+    if source is None:
+        return None
     target_name = params.get("newdatabase") if action == names.MOVE_IMAGE_HASH else None
     target = mirrors.mirror_of(store, target_name) if target_name else None
-    if source is None:
-        if target is not None:
-            raise HashlensError(Failure.PARAM_INVALID, f"'{target_name}' is a mirror of {target.describe()}: an entry "
-                                                       f"of the local database '{database}' cannot be moved into it "
-                                                       "(publish it to the server instead).", parameter="newdatabase")
-        return None
-    if action not in STAGEABLE:
-        raise HashlensError(Failure.READ_ONLY, f"'{database}' is a mirror of {source.describe()}: {action} cannot be "
-                                               "staged on it (only the write actions Media Server has for an "
-                                               "existing entry can).", parameter="database")
     sent: list[tuple[str, str]] = [("database", source.database), ("identifier", identifier or "")]
     for name, value in params.items():
         if name == "newdatabase":
             if target is None or target.url != source.url:
                 raise HashlensError(
-                    Failure.PARAM_INVALID,
-                    f"'{database}' is a mirror of {source.describe()}; an entry can be moved only to another mirror "
-                    f"of the same server, and '{value}' is not one.", parameter="newdatabase")
+                    Failure.READ_ONLY,
+                    f"'{database}' is a mirror of {source.describe()}, so its entries can be moved only to another "
+                    f"mirror of the same server (MoveImageHash moves within one server), and '{value}' is not one.",
+                    parameter="database")
             value = target.database
         sent.append((name, value))
     prior = {}
