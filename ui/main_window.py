@@ -612,6 +612,7 @@ class MainWindow(QMainWindow):
         self.session.refresh_databases()
         if self.filter_panel.database:
             self._load_metadata_keys(self.filter_panel.database)
+        self._show_pending_changes(self.filter_panel.database)
 
     # -- other windows -----------------------------------------------------------------------
 
