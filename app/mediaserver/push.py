@@ -381,6 +381,11 @@ def mirror_source(store, name: str) -> MirrorSource | None:
     return mirrors.mirror_of(store, name)
 
 
+def pending_counts(store) -> dict[str, int]:
+    """Per mirror, how many staged changes are not yet on the server (the picker's counts)."""
+    return store_changes.outstanding_counts(store)
+
+
 def outstanding(store, mirror: str) -> list[StagedChange]:
     """The changes still to reach the server, in order."""
     return store_changes.outstanding(store, mirror)
