@@ -300,7 +300,7 @@ class Store:
             if stage is not None:
                 stage()
             return result
-        if changes.is_mirror(self, database):
+        if action in changes.STAGEABLE and changes.is_mirror(self, database):
             changes.ensure_table(self)  # DDL outside the write: MySQL commits it implicitly
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
