@@ -38,6 +38,7 @@ APPEND_IMAGE_HASHES = "AppendImageHashes"
 # confirmed, failed or pending again, and the request), and staged changes taken back.
 PUSH_IMAGE_HASH_CHANGE = "PushImageHashChange"
 DISCARD_IMAGE_HASH_CHANGES = "DiscardImageHashChanges"
+ATTACH_IMAGES = "AttachImages"  # pHashes (and images) computed from files for known entries
 
 ACI_ACTIONS: tuple[str, ...] = (
     LIST_IMAGE_HASHES, TRAIN_IMAGE_HASH, REMOVE_IMAGE_HASH, NULL_IMAGE_HASH_IMAGE_DATA, RENAME_IMAGE_HASH,
