@@ -73,6 +73,8 @@ def _take_back_move(store, change: StagedChange, source, local_of: dict) -> None
 def _rebuild(store, mirror: str, remaining: list[StagedChange]) -> None:
     """The local copy := the latest snapshot, then each remaining change applied locally
     in the order it was staged (inside the caller's transaction; not journalled again)."""
+    if not store.database_exists(mirror):
+        return  # a mirror kept only as snapshots (a store before mirrors were databases): no local copy
     found = mirrors.snapshots(store, mirror)
     db_id = store.entries.database_id(mirror, lock=True)
     mirrors._clear_entries(store, db_id)
