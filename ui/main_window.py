@@ -44,6 +44,7 @@ from ui.import_dialog import ImportDialog
 from ui.mirror_dialog import MirrorDialog
 from ui.pending_changes import PendingChangesPane
 from ui.push_dialog import PushDialog
+from ui.publish_dialog import PublishDialog
 from ui.models.listing_model import ListingModel, ListingSource
 from ui.notice_bar import NoticeBar
 from ui.pager import PagerBar
@@ -207,6 +208,8 @@ class MainWindow(QMainWindow):
                                           "Compute pHashes (and optionally store images) from a folder of image files")
         self.connect_action = self._action("&Connect to Media Server…", self.open_mirrors, None, None,
                                            "Pull Media Server databases into mirrors and see what changed")
+        self.publish_action = self._action("&Publish to Media Server…", self.open_publish, None, None,
+                                           "Train a local database's entries into a Media Server database")
         self.audit_action = self._action("&Audit…", self.open_audit, None, "audit",
                                          "Duplicates, near-duplicates and metadata coverage")
         self.serve_action = self._action("&Serve this store over ACI…", self.open_serve, None, None,
@@ -245,6 +248,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.import_action)
         file_menu.addAction(self.export_action)
         file_menu.addAction(self.connect_action)
+        file_menu.addAction(self.publish_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 
@@ -697,6 +701,17 @@ class MainWindow(QMainWindow):
         self.workers.run_task("task", work, title="Discard staged changes", text=f"Discarding changes of '{mirror}'",
                               parent=self, store=store, on_done=done,
                               on_error=lambda e: self.presenter.show_error(e, "Discard"))
+
+    def open_publish(self) -> None:
+        store = self.session.store
+        if store is None:
+            return
+        if self.session.read_only:
+            # A publish records what it sent in the store, so a broken run can resume.
+            self.presenter.notify(f"Publishing is disabled: the store is read-only ({self.session.read_only_reason}).")
+            return
+        PublishDialog(store, self.filter_panel.database, [d.name for d in self.session.databases], self,
+                      workers=self.workers, prompter=self.prompter).exec()
 
     def open_import(self) -> None:
         store = self.session.store
