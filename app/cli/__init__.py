@@ -184,8 +184,18 @@ def _cmd_db_list(store: Source, args) -> int:
         return 0
     width = max(len(i.name) for i in infos)
     for info in infos:
-        print(f"{info.name:<{width}}  {info.entry_count:>12,}")
+        line = f"{info.name:<{width}}  {info.entry_count:>12,}"
+        if info.mirror is not None:
+            line += f"  mirror of {mirror_words(info.mirror)}"
+        print(line)
     return 0
+
+
+def mirror_words(snapshot) -> str:
+    """Where a mirror comes from and how fresh it is, from its latest snapshot."""
+    from app.mediaserver.mirror import iso_time
+
+    return f"{snapshot.source.describe()}: snapshot {snapshot.number}, as of {iso_time(snapshot.taken_at)}"
 
 
 def _cmd_db_create(store: Source, args) -> int:

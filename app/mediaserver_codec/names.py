@@ -38,6 +38,8 @@ APPEND_IMAGE_HASHES = "AppendImageHashes"
 # confirmed, failed or pending again, and the request), and staged changes taken back.
 PUSH_IMAGE_HASH_CHANGE = "PushImageHashChange"
 DISCARD_IMAGE_HASH_CHANGES = "DiscardImageHashChanges"
+# A pull's commit: a mirror's new snapshot and its entries replaced, one journal record.
+PULL_IMAGE_HASHES = "PullImageHashes"
 ATTACH_IMAGES = "AttachImages"  # pHashes (and images) computed from files for known entries
 
 ACI_ACTIONS: tuple[str, ...] = (
