@@ -499,6 +499,8 @@ class MainWindow(QMainWindow):
         wanted = self._pending_database or current
         self._pending_database = None
         self.database_panel.set_databases(databases)
+        if self.session.store is not None:
+            self.database_panel.set_pending_counts(push_module.pending_counts(self.session.store))
         names = [d.name for d in databases]
         self.entry_actions.entry_counts = {d.name: d.entry_count for d in databases}
         self.entry_actions.set_database(current if current in names else None, names)
@@ -711,6 +713,8 @@ class MainWindow(QMainWindow):
             waiting = []
         self.pending_pane.set_changes(name if source is not None else None, waiting,
                                       source.url if source is not None else None)
+        if store is not None:
+            self.database_panel.set_pending_counts(push_module.pending_counts(store))
         if waiting:
             self.pending_dock.show()
 

@@ -7,6 +7,7 @@ import copy
 import pytest
 
 from app.mediaserver.client import MediaServerClient
+from app.mediaserver_codec import names
 from app.mediaserver.mirror import pull_mirror
 from app.mediaserver import push as push_module
 from app.store import Store
@@ -89,3 +90,50 @@ def test_push_dialog_refused_because_someone_else_changed_offers_push_anyway(qtb
     report = done.args[0]
     assert not report.ok and "The push stopped" in dialog.heading.text()
     assert "FAILED  relabel 'id000'" in dialog.text.toPlainText()
+
+
+def test_the_window_stages_edits_on_a_mirror_counts_them_in_the_picker_and_pushes_them(qtbot, make_window, standin,
+                                                                                       tmp_path, monkeypatch):
+    from app.services import actions
+    from tests.ui.conftest import wait_idle
+    from ui.models.database_model import PENDING_ROLE
+    from ui.push_dialog import PushDialog as Dialog
+
+    server = standin({"Cats": [HashEntry(f"cat-{i:03d}", f"cat {i}", True, [("n", str(i))]) for i in range(20)]})
+    url = f"sqlite:///{tmp_path / 'window.db'}"
+    with Store.open(url) as store:
+        store.create_database("Local")
+        pull_mirror(store, MediaServerClient(server.url), "Cats")
+        actions.relabel_image(store, "Cats", "cat-001", "cat 1", "kitten")
+        actions.update_metadata(store, "Cats", "cat-002", "n", "two")
+    window = make_window(url)
+    model = window.database_panel.model
+    assert model.data(model.index(model.row_of("Cats")), PENDING_ROLE) == 2
+    assert model.data(model.index(model.row_of("Local")), PENDING_ROLE) == 0
+    window.select_database("Cats")
+    qtbot.waitUntil(lambda: window.filter_panel.database == "Cats")
+    wait_idle(qtbot, window)
+    pane = window.pending_pane
+    assert pane.mirror == "Cats" and pane.list.topLevelItemCount() == 2 and not window.pending_dock.isHidden()
+    window.table.selectRow(0)
+    qtbot.waitUntil(lambda: bool(window.entry_actions.rows))
+    assert window.entry_actions.relabel.isEnabled() and not window.entry_actions.rename_database.isEnabled()
+    window.grab().save("/tmp/shots/window_pending.png")
+
+    def run_at_once(dialog):
+        # The modal dialog's loop, replaced: confirm at once and wait for the push.
+        dialog.push_button.click()
+        try:
+            qtbot.waitUntil(lambda: not dialog.busy and dialog.report is not None, timeout=20_000)
+        except Exception:
+            raise AssertionError(dialog.heading.text() + " | busy=" + str(dialog.busy))
+        return 1
+
+    monkeypatch.setattr(Dialog, "exec", run_at_once)
+    with qtbot.waitSignal(pane.push_requested):
+        pane.push_button.click()
+    qtbot.waitUntil(lambda: pane.list.topLevelItemCount() == 0, timeout=60_000)
+    assert model.data(model.index(model.row_of("Cats")), PENDING_ROLE) == 0
+    assert [e.label for e in server.entries("Cats")][:2] == ["cat 0", "kitten"]
+    assert [a for a, _ in server.applied] == [names.RELABEL_IMAGE_HASH_IMAGE, names.UPDATE_IMAGE_HASH_METADATA]
+    assert any(line.startswith("# pushed to ") for line in window.action_log.lines)
