@@ -764,8 +764,10 @@ class MainWindow(QMainWindow):
             # A publish records what it sent in the store, so a broken run can resume.
             self.presenter.notify(f"Publishing is disabled: the store is read-only ({self.session.read_only_reason}).")
             return
-        PublishDialog(store, self.filter_panel.database, [d.name for d in self.session.databases], self,
-                      workers=self.workers, prompter=self.prompter).exec()
+        dialog = PublishDialog(store, self.filter_panel.database, [d.name for d in self.session.databases], self,
+                               workers=self.workers, prompter=self.prompter)
+        dialog.published.connect(lambda _report: self.refresh())  # a published database becomes a mirror
+        dialog.exec()
 
     def open_import(self) -> None:
         store = self.session.store
