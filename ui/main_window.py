@@ -499,8 +499,6 @@ class MainWindow(QMainWindow):
         wanted = self._pending_database or current
         self._pending_database = None
         self.database_panel.set_databases(databases)
-        if self.session.store is not None:
-            self.database_panel.set_pending_counts(push_module.pending_counts(self.session.store))
         names = [d.name for d in databases]
         self.entry_actions.entry_counts = {d.name: d.entry_count for d in databases}
         self.entry_actions.set_database(current if current in names else None, names)
@@ -703,18 +701,22 @@ class MainWindow(QMainWindow):
     # -- staged changes on mirrors ---------------------------------------------------------------
 
     def _show_pending_changes(self, name: str | None) -> None:
-        """The Pending changes pane follows the current database (one short read)."""
+        """The Pending changes pane and the picker's counts follow the current database
+        (short reads); a store that cannot be read now leaves them as they were."""
         store = self.session.store
-        source = push_module.mirror_source(store, name) if store is not None and name else None
+        if store is None:
+            self.pending_pane.set_changes(None, [])
+            return
         try:
+            source = push_module.mirror_source(store, name) if name else None
             waiting = push_module.outstanding(store, name) if source is not None else []
+            counts = push_module.pending_counts(store)
         except HashlensError as exc:
-            self.presenter.notify(f"Cannot read the staged changes of '{name}': {exc.description}")
-            waiting = []
+            log.debug("staged changes not read: %s", exc.description)
+            return
         self.pending_pane.set_changes(name if source is not None else None, waiting,
                                       source.url if source is not None else None)
-        if store is not None:
-            self.database_panel.set_pending_counts(push_module.pending_counts(store))
+        self.database_panel.set_pending_counts(counts)
         if waiting:
             self.pending_dock.show()
 
