@@ -22,6 +22,7 @@ import waitress.task
 
 from app.sources import open_source
 from app.serve.queue import ActionQueue
+from app.serve.request_log import RequestLog
 from app.serve.settings import ServeSettings
 from app.serve.transport import AciApp, StorePool, Watchdog
 
@@ -84,7 +85,7 @@ class Server:
         self.queue = ActionQueue(lambda: open_store(s.store_url, s.read_only), lambda st: st.close(),
                                  workers=s.queue_workers, gate=self._gate)
         self.watchdog = Watchdog()
-        self.app = AciApp(s, stores, self.queue, self.watchdog)
+        self.app = AciApp(s, stores, self.queue, self.watchdog, self.request_log.write)
         self._dispatcher = _Dispatcher(stores)
         self._dispatcher.set_thread_count(s.threads)
         try:
@@ -114,9 +115,8 @@ class Server:
     def _start_log(self) -> None:
         path = Path(self.settings.log_path) if self.settings.log_path else default_log_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS,
-                                                       encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        self.request_log = RequestLog(path, LOG_BYTES, LOG_BACKUPS)
+        handler = self.request_log.handler()
         for name in ("hashlens.serve", "waitress"):
             logger = logging.getLogger(name)
             logger.addHandler(handler)
@@ -159,6 +159,11 @@ class Server:
                 logging.getLogger(name).removeHandler(self._log_handler)
             self._log_handler.close()
             self._log_handler = None
+            self.request_log.close()
+
+    def flush_log(self) -> None:
+        """Write every request logged so far to the log file (it is written in batches)."""
+        self.request_log.flush()
 
 
 def _safe_url(url: str) -> str:

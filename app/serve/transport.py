@@ -30,7 +30,6 @@ from app.serve.json_form import xml_to_json
 from app.serve.queue import ActionQueue, QueuedAction, Status
 from app.serve.settings import ServeSettings
 
-request_log = logging.getLogger("hashlens.serve.requests")
 log = logging.getLogger("hashlens.serve")
 
 UPLOADS = ("imagedata", "dbdata")  # values bounded by the upload limit, not MaxInputString
@@ -42,6 +41,10 @@ PATH_PARAMETERS = ("imagepath", "dbpath")
 XML = "application/xml; charset=UTF-8"
 JSON = "application/json; charset=UTF-8"
 _TIME_FORMAT = "%Y-%b-%d %H:%M:%S"  # QueueInfo's time stamps (after MS)
+# A streamed answer whose whole text is at most this long is sent in one piece with a
+# Content-Length (a page of a listing: one write, no chunked framing); a longer one is
+# sent as it is made, in chunks, so memory stays flat.
+WHOLE_ANSWER_BYTES = 1 << 20
 
 
 class HttpRefusal(Exception):
@@ -156,8 +159,10 @@ class _StoreScope:
 class AciApp:
     """The WSGI callable. `server_port` is filled in once the socket is bound."""
 
-    def __init__(self, settings: ServeSettings, stores: StorePool, queue: ActionQueue, watchdog: Watchdog):
+    def __init__(self, settings: ServeSettings, stores: StorePool, queue: ActionQueue, watchdog: Watchdog,
+                 log_line: Callable[[str], None] = lambda line: log.info("%s", line)):
         self.settings = settings
+        self.log_line = log_line
         self.stores = stores
         self.queue = queue
         self.watchdog = watchdog
@@ -214,8 +219,45 @@ class AciApp:
             start_response("200 OK", [("Content-Type", JSON if json_form else XML), ("Content-Length", str(len(body)))])
             self._log(client, ans.action, outcome, started)
             return [body]
+        # Gather the answer up to WHOLE_ANSWER_BYTES: a page is sent whole, with a length.
+        head: list[bytes] = []
+        size = 0
+        chunks = iter(ans.chunks)
+        try:
+            for chunk in chunks:
+                head.append(chunk.encode("utf-8"))
+                size += len(head[-1])
+                if size > WHOLE_ANSWER_BYTES:
+                    break
+            else:
+                result.scope.close()
+                if result.scope.timed_out:
+                    exc = result.scope.timeout_error()
+                    return self._whole(response.error(ans.action, exc).encode("utf-8"), XML, start_response,
+                                       client, ans.action, f"ERROR {exc.failure.code}", started)
+                return self._whole(b"".join(head), XML, start_response, client, ans.action, outcome, started)
+        except HashlensError as exc:
+            # Nothing is sent yet, so a failure in a later batch is still a proper ERROR.
+            with contextlib.suppress(Exception):
+                getattr(ans.chunks, "close", lambda: None)()
+            result.scope.close()
+            exc = result.scope.timeout_error() if result.scope.timed_out else exc
+            return self._whole(response.error(ans.action, exc).encode("utf-8"), XML, start_response, client,
+                               ans.action, f"ERROR {exc.failure.code}", started)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                getattr(ans.chunks, "close", lambda: None)()
+            result.scope.close()
+            raise
         start_response("200 OK", [("Content-Type", XML)])
-        return _Stream(ans, result.scope, lambda how: self._log(client, ans.action, how, started))
+        return _Stream(AciResponse(ans.action, True, _resume(head, chunks, ans.chunks)), result.scope,
+                       lambda how: self._log(client, ans.action, how, started))
+
+    def _whole(self, body: bytes, ctype: str, start_response, client: str, action: str, outcome: str,
+               started: float):
+        start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+        self._log(client, action, outcome, started)
+        return [body]
 
     # -- reading -------------------------------------------------------------------------
 
@@ -437,9 +479,10 @@ class AciApp:
     # -- the log --------------------------------------------------------------------------
 
     def _log(self, client: str, action: str, outcome: str, started: float) -> None:
-        # No parameter values: they may be private (identifiers, paths, images) (ours).
-        request_log.info("client=%s action=%s outcome=%s ms=%.1f", client, action.upper(), outcome,
-                         (time.perf_counter() - started) * 1000)
+        # No parameter values: they may be private (identifiers, paths, images) (ours);
+        # no headers either (an X-Hashlens-Token must never reach the log).
+        self.log_line(f"client={client} action={action.upper()} outcome={outcome} "
+                      f"ms={(time.perf_counter() - started) * 1000:.1f}")
 
 
 class _Answer:
@@ -461,7 +504,7 @@ class _Stream:
     def __iter__(self) -> Iterator[bytes]:
         try:
             for chunk in self._answer.chunks:
-                yield chunk.encode("utf-8")
+                yield chunk if isinstance(chunk, bytes) else chunk.encode("utf-8")
         except HashlensError as exc:
             self._outcome = f"CUT {exc.failure.code}"
             raise
@@ -476,6 +519,17 @@ class _Stream:
         if self._scope.timed_out and self._outcome.startswith("CUT"):
             self._outcome = f"CUT {Failure.TIMEOUT.code}"
         self._on_close(self._outcome)
+
+
+def _resume(head: list[bytes], rest: Iterator[str], source) -> Iterator[bytes | str]:
+    """The chunks already read (as bytes), then the rest; closing it closes the source."""
+    try:
+        yield from head
+        yield from rest
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
 
 
 def _removing_afterwards(job, path: Path):

@@ -283,6 +283,7 @@ def test_other_methods_get_405_with_an_autnresponse(served):
 def test_requests_are_logged_without_values(served, tmp_path):
     xml(served, "action=ListImageHashes&database=D&identifier=secret-identifier")
     xml(served, "action=RemoveImageHash&database=D&identifier=nope")
+    served.flush_log()
     text = (tmp_path / "serve.log").read_text()
     assert "action=LISTIMAGEHASHES outcome=SUCCESS" in text
     assert "action=REMOVEIMAGEHASH outcome=ERROR ERRORPARAMINVALID" in text
