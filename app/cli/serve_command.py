@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -39,7 +40,11 @@ def add_commands(subparsers) -> None:
                    help=f"largest imagedata or dbdata upload (default {MAX_UPLOAD_BYTES:,})")
     p.add_argument("--deadline", type=positive_int, default=30, metavar="SECONDS",
                    help="longest time one request may spend in the store (default 30)")
-    p.add_argument("--threads", type=positive_int, default=8, help="HTTP worker threads (default 8)")
+    p.add_argument("--threads", type=positive_int, default=8, help="HTTP worker threads per process (default 8)")
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                   help="processes serving the port, each with its own threads and store connections "
+                        f"(default: the number of cores, here {os.cpu_count() or 1}; 1 where the system cannot "
+                        "share a port between processes)")
     p.add_argument("--log", metavar="PATH", help="request log file (rotated; default in your log folder)")
     p.set_defaults(handler=run_serve, needs_store=False)
 
@@ -54,6 +59,7 @@ def run_serve(_store, args) -> int:
         allow_dirs=tuple(args.allow_dir), allow_hosts=tuple(args.allow_host),
         max_input_string=args.max_input_string, max_upload_bytes=args.max_upload,
         deadline=float(args.deadline), threads=args.threads, log_path=args.log,
+        workers=args.workers if args.workers is not None else (os.cpu_count() or 1),
     )
     server = Server(settings)
     try:
@@ -68,7 +74,8 @@ def run_serve(_store, args) -> int:
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     print(f"Serving {settings.store_url.split('@')[-1]} at {server.url} "
-          f"({'read-only' if settings.read_only else 'admin clients: ' + args.admin_clients}). "
+          f"({'read-only' if settings.read_only else 'admin clients: ' + args.admin_clients}; "
+          f"{server.processes} process{'es' if server.processes > 1 else ''}). "
           f"Log: {server.log_path}. Stop with Ctrl+C.", flush=True)
     try:
         stop_requested.wait()

@@ -21,15 +21,19 @@ FLUSH_EVERY = 0.25  # seconds a line may wait before it is written
 
 
 class RequestLog:
-    def __init__(self, path: Path, max_bytes: int, backups: int):
-        self.path = Path(path)
-        self.max_bytes, self.backups = max_bytes, backups
+    """The log file at `path`, rotated past `max_bytes` with `backups` kept; or, with
+    `stream` (a helper process's standard output), lines written there, unrotated."""
+
+    def __init__(self, path: Path | None, max_bytes: int = 0, backups: int = 0, *, stream=None):
+        self.path = Path(path) if path is not None else None
+        self.max_bytes, self.backups = (max_bytes, backups) if stream is None else (0, 0)
+        self._stream = stream
         self._lines: deque[str] = deque()
         self._io = threading.Lock()  # held while writing or rotating the file
         self._wake = threading.Event()
         self._closed = False
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
-        self._size = self._file.tell()
+        self._file = stream if stream is not None else open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        self._size = 0 if stream is not None else self._file.tell()
         self._thread = threading.Thread(target=self._run, name="hashlens-serve-log", daemon=True)
         self._thread.start()
 
@@ -38,6 +42,10 @@ class RequestLog:
         now = time.time()
         self._lines.append(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))},{int(now % 1 * 1000):03d} "
                            f"{text}\n")
+
+    def write_stamped(self, line: str) -> None:
+        """A line already stamped (one a helper process logged)."""
+        self._lines.append(line + "\n")
 
     def flush(self) -> None:
         """Write every line appended so far (tests, and stopping)."""
@@ -50,7 +58,8 @@ class RequestLog:
         self._thread.join(5)
         with self._io:
             self._drain()
-            self._file.close()
+            if self._stream is None:
+                self._file.close()
 
     def handler(self) -> logging.Handler:
         """A logging handler writing into this log (for the server's occasional messages)."""
@@ -86,9 +95,15 @@ class RequestLog:
             text = "".join(batch)
             if self.max_bytes and self._size + len(text) > self.max_bytes and self._size > 0:
                 self._rotate()
-            self._file.write(text)
+            try:
+                self._file.write(text)
+            except (OSError, ValueError):
+                return  # the primary is gone (a helper's pipe): nothing to keep the lines for
             self._size += len(text.encode("utf-8")) if not text.isascii() else len(text)
-        self._file.flush()
+        try:
+            self._file.flush()
+        except (OSError, ValueError):
+            pass
 
     def _rotate(self) -> None:
         self._file.close()

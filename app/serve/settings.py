@@ -32,6 +32,7 @@ class ServeSettings:
     deadline: float = 30.0  # seconds one request may spend in the store
     threads: int = 8  # HTTP worker threads, each with its own store connection
     queue_workers: int = 1  # threads running queued actions
+    workers: int = 1  # processes serving the port (app.serve.workers); the command line defaults to the cores
     connection_limit: int = 200
     idle_timeout: int = 30  # seconds before an idle or stalled client connection is closed
     log_path: str | None = None
@@ -55,7 +56,7 @@ class ServeSettings:
             dirs.append(path.resolve())
         object.__setattr__(self, "allowed_dirs", tuple(dirs))
         for name in ("max_input_string", "max_upload_bytes", "threads", "queue_workers", "connection_limit",
-                     "idle_timeout"):
+                     "idle_timeout", "workers"):
             if getattr(self, name) < 1:
                 raise param_invalid(name.replace("_", "-"), "must be 1 or more.")
         if not 0 <= self.port <= 65535:

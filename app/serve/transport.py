@@ -9,6 +9,7 @@ request that is not valid HTTP for this server gets a 4xx."""
 from __future__ import annotations
 
 import contextlib
+import io
 import ipaddress
 import logging
 import os
@@ -160,9 +161,12 @@ class AciApp:
     """The WSGI callable. `server_port` is filled in once the socket is bound."""
 
     def __init__(self, settings: ServeSettings, stores: StorePool, queue: ActionQueue, watchdog: Watchdog,
-                 log_line: Callable[[str], None] = lambda line: log.info("%s", line)):
+                 log_line: Callable[[str], None] = lambda line: log.info("%s", line), *,
+                 forward: Callable[[dict, bytes], tuple[str, list, bytes]] | None = None):
+        """`forward`, in a helper process, hands a request for the queue to the primary."""
         self.settings = settings
         self.log_line = log_line
+        self.forward = forward
         self.stores = stores
         self.queue = queue
         self.watchdog = watchdog
@@ -180,7 +184,15 @@ class AciApp:
         json_form = _declares_json(environ.get("REQUEST_URI", ""))
         try:
             self._check_host(environ.get("HTTP_HOST"))
+            if self.forward is not None:
+                body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                environ["wsgi.input"] = io.BytesIO(body)
             action, values = self._read(environ)
+            if self.forward is not None and (action or "").lower() in _PRIMARY_ONLY:
+                # The queue lives in the primary process: it answers (and logs) this one.
+                status, headers, data = self.forward(environ, body)
+                start_response(status, headers)
+                return [data]
             json_form = self._response_format(values)
             result = self._dispatch(environ, client, action, values)
         except HttpRefusal as refusal:
@@ -643,6 +655,9 @@ def _get_version(app: AciApp, environ, client: str, p: Params) -> str:
     return response.success(names.GET_VERSION, ["<productname>Hashlens</productname>",
                                            response.element("version", __version__)])
 
+
+# What a helper process hands over to the primary (app.serve.workers): the queue's actions.
+_PRIMARY_ONLY = {a.lower() for a in (*QUEUED, names.QUEUE_INFO, names.GET_STATUS)}
 
 _SERVER_ACTIONS = {
     names.QUEUE_INFO.lower(): (names.QUEUE_INFO, _queue_info),
