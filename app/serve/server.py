@@ -10,7 +10,7 @@ or external process to install (docs/serve.md)."""
 from __future__ import annotations
 
 import logging
-import logging.handlers
+import os
 import shutil
 import threading
 import time
@@ -30,6 +30,7 @@ from app.serve.workers import Forwarder, Handover, Helpers, bind_shared, can_sha
 log = logging.getLogger("hashlens.serve")
 LOG_BYTES = 5_000_000
 LOG_BACKUPS = 5
+HELPER_START_SECONDS = 60  # how long a start waits for its helper processes to serve
 BACKLOG = 1024  # connections the kernel holds for accept (waitress's default)
 
 
@@ -124,6 +125,8 @@ class Server:
             self._release()
             raise
         self.app.server_port = self.port
+        if shared:
+            self.app.log_tag = f" pid={os.getpid()}"
         if self.queue is not None:
             self.queue.token_prefix = f"{self._server.effective_host}:{self.port}"
         self._thread = threading.Thread(target=self._server.run, name="hashlens-serve", daemon=True)
@@ -132,6 +135,9 @@ class Server:
             self._handover = Handover(self.app, stores.close_current)
             self._helpers = Helpers(s.workers - 1, helper_config(s, self._handover.address, self._handover.key,
                                                                  self.port), self.request_log.write_stamped)
+            serving = self._helpers.wait_ready(HELPER_START_SECONDS)
+            if serving < s.workers - 1:
+                log.warning("%d of %d helper processes started", serving, s.workers - 1)
         if self._forward is None:
             log.info("serving %s on %s (read-only: %s, processes: %d)", _safe_url(s.store_url), self.url,
                      s.read_only, s.workers if shared else 1)

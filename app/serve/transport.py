@@ -9,6 +9,7 @@ request that is not valid HTTP for this server gets a 4xx."""
 from __future__ import annotations
 
 import contextlib
+import hmac
 import io
 import ipaddress
 import logging
@@ -16,6 +17,7 @@ import os
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from email import policy
 from email.parser import BytesParser
@@ -29,7 +31,7 @@ from app.mediaserver_codec.request import Params, parse_query_string, requested_
 from app.domain import Failure, HashlensError, param_invalid, param_missing
 from app.serve.json_form import xml_to_json
 from app.serve.queue import ActionQueue, QueuedAction, Status
-from app.serve.settings import ServeSettings
+from app.serve.settings import TOKEN_HEADER, ServeSettings
 
 log = logging.getLogger("hashlens.serve")
 
@@ -42,6 +44,9 @@ PATH_PARAMETERS = ("imagepath", "dbpath")
 XML = "application/xml; charset=UTF-8"
 JSON = "application/json; charset=UTF-8"
 _TIME_FORMAT = "%Y-%b-%d %H:%M:%S"  # QueueInfo's time stamps (after MS)
+# Parameter names that would carry the access token in a URL (refused, with the token itself).
+_TOKEN_PARAMETERS = (b"x-hashlens-token=", b"hashlens-token=", b"hashlens_token=", b"hashlenstoken=")
+_AUTHENTICATE = [("WWW-Authenticate", f'{TOKEN_HEADER} realm="hashlens serve"')]
 # A streamed answer whose whole text is at most this long is sent in one piece with a
 # Content-Length (a page of a listing: one write, no chunked framing); a longer one is
 # sent as it is made, in chunks, so memory stays flat.
@@ -167,6 +172,7 @@ class AciApp:
         self.settings = settings
         self.log_line = log_line
         self.forward = forward
+        self.log_tag = ""  # " pid=N" when several processes serve, so a line says which one
         self.stores = stores
         self.queue = queue
         self.watchdog = watchdog
@@ -184,6 +190,8 @@ class AciApp:
         json_form = _declares_json(environ.get("REQUEST_URI", ""))
         try:
             self._check_host(environ.get("HTTP_HOST"))
+            if self.settings.token is not None:
+                self._check_token(environ)
             if self.forward is not None:
                 body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
                 environ["wsgi.input"] = io.BytesIO(body)
@@ -290,6 +298,28 @@ class AciApp:
             ipaddress.ip_address(name)
         except ValueError:
             self._refuse_host(host)
+
+    def _check_token(self, environ) -> None:
+        """--token-file (reliability H4): every request carries the token in the
+        X-Hashlens-Token header; one in the URL is refused even when the header is right,
+        because URLs end up in proxies' logs and browser histories (ours)."""
+        token = self.settings.token.encode("utf-8")
+        uri = environ.get("REQUEST_URI", "")
+        uri_text = urllib.parse.unquote_to_bytes(uri)
+        if token in uri_text or any(name in uri_text.lower() for name in _TOKEN_PARAMETERS):
+            raise HttpRefusal("401 Unauthorized", HashlensError(
+                Failure.NOT_AUTHORIZED, f"The access token was sent in the URL; send it only in the {TOKEN_HEADER} "
+                                        "header, and make a new token (the one in the URL may have been recorded)."),
+                _AUTHENTICATE)
+        given = environ.get("HTTP_X_HASHLENS_TOKEN")
+        if given is None:
+            raise HttpRefusal("401 Unauthorized", HashlensError(
+                Failure.NOT_AUTHORIZED, f"This server needs its access token in the {TOKEN_HEADER} header."),
+                _AUTHENTICATE)
+        if not hmac.compare_digest(given.encode("latin-1", "replace"), token):
+            raise HttpRefusal("401 Unauthorized", HashlensError(
+                Failure.NOT_AUTHORIZED, f"The {TOKEN_HEADER} header does not hold this server's access token."),
+                _AUTHENTICATE)
 
     @staticmethod
     def _refuse_host(host: str):
@@ -494,7 +524,7 @@ class AciApp:
         # No parameter values: they may be private (identifiers, paths, images) (ours);
         # no headers either (an X-Hashlens-Token must never reach the log).
         self.log_line(f"client={client} action={action.upper()} outcome={outcome} "
-                      f"ms={(time.perf_counter() - started) * 1000:.1f}")
+                      f"ms={(time.perf_counter() - started) * 1000:.1f}{self.log_tag}")
 
 
 class _Answer:

@@ -43,6 +43,7 @@ log = logging.getLogger("hashlens.serve")
 _ENVIRON_KEYS = ("REQUEST_METHOD", "REQUEST_URI", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE", "CONTENT_LENGTH",
                  "REMOTE_ADDR", "REMOTE_PORT", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "SCRIPT_NAME")
 RESTARTS_PER_MINUTE = 5  # a helper that keeps dying is not started again past this
+READY = "hashlens-helper-ready"  # a helper's first line once it serves
 
 
 def can_share_port() -> bool:
@@ -153,9 +154,17 @@ class Helpers:
         self._lock = threading.Lock()
         self._procs: dict[int, subprocess.Popen] = {}
         self._copiers: dict[int, threading.Thread] = {}
+        self._ready: dict[int, threading.Event] = {}
         self._started_at: list[float] = []
         for slot in range(count):
             self._start(slot)
+
+    def wait_ready(self, timeout: float) -> int:
+        """Wait until every helper serves (or has ended); how many serve."""
+        deadline = time.monotonic() + timeout
+        for event in list(self._ready.values()):
+            event.wait(max(0.0, deadline - time.monotonic()))
+        return sum(1 for slot, event in self._ready.items() if event.is_set() and self._procs[slot].poll() is None)
 
     def _start(self, slot: int) -> None:
         env = dict(os.environ)
@@ -166,6 +175,7 @@ class Helpers:
         proc.stdin.write(json.dumps(self._config).encode() + b"\n")
         proc.stdin.flush()  # stdin stays open: the helper ends when it closes
         self._procs[slot] = proc
+        self._ready[slot] = threading.Event()
         self._started_at.append(time.monotonic())
         copier = threading.Thread(target=self._copy_log, args=(slot, proc), name=f"hashlens-helper-{slot}",
                                   daemon=True)
@@ -173,9 +183,15 @@ class Helpers:
         copier.start()
 
     def _copy_log(self, slot: int, proc: subprocess.Popen) -> None:
+        ready = self._ready[slot]
         for line in proc.stdout:
-            self._log_line(line.decode("utf-8", "replace").rstrip("\n"))
+            text = line.decode("utf-8", "replace").rstrip("\n")
+            if not ready.is_set() and text == READY:
+                ready.set()
+                continue
+            self._log_line(text)
         proc.wait()
+        ready.set()  # nobody waits for a helper that has ended
         with self._lock:
             if self._stopping:
                 return
@@ -280,6 +296,12 @@ def helper_main() -> None:
         stop.set()
 
     threading.Thread(target=watch_stdin, daemon=True).start()
-    server.start()
+    try:
+        server.start()
+    except Exception as exc:  # noqa: BLE001 (said on stderr; the primary serves on without this helper)
+        print(f"hashlens serve helper: cannot serve: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    sys.stdout.write(READY + "\n")
+    sys.stdout.flush()
     stop.wait()
     server.stop()
