@@ -152,11 +152,18 @@ def run_wrk(url: str, script: Path, env: dict, args) -> dict:
     return result
 
 
-def serve(cmd: list[str], port: int, env: dict, errors: Path) -> subprocess.Popen:
+def serve(cmd: list[str], port: int, env: dict, errors: Path, announces: bool = False) -> subprocess.Popen:
     # stderr to a file: a pipe nobody reads would fill and stall the server under load.
     with open(errors, "ab") as sink:
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=sink, start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE if announces else subprocess.DEVNULL,
+                                stderr=sink, start_new_session=True)
     try:
+        if announces:
+            # `hashlens serve` says "Serving" once every process serves: wrk's connections,
+            # opened at once and kept, then spread over all of them.
+            line = proc.stdout.readline().decode(errors="replace")
+            if "Serving" not in line:
+                raise SystemExit(f"the server did not start: {line}")
         wait_until_up(f"http://127.0.0.1:{port}/", proc)
     except BaseException:
         proc.kill()
@@ -209,7 +216,7 @@ def main() -> int:
         proc = serve([sys.executable, "-c", "import sys; from app.cli import main; sys.exit(main())",
                       "--store", "sqlite:///" + str(store), "--read-only", "serve", "--port", str(port),
                       "--threads", str(args.threads), "--workers", str(args.workers),
-                      "--log", str(work / "serve.log")], port, env, errors)
+                      "--log", str(work / "serve.log")], port, env, errors, announces=True)
         try:
             for name in names:
                 fixed = {"BENCH_FIXED": "1"} if "GetVersion" in name else {}

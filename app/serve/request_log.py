@@ -29,6 +29,7 @@ class RequestLog:
         self.max_bytes, self.backups = (max_bytes, backups) if stream is None else (0, 0)
         self._stream = stream
         self._lines: deque[str] = deque()
+        self._second, self._stamp = -1, ""
         self._io = threading.Lock()  # held while writing or rotating the file
         self._wake = threading.Event()
         self._closed = False
@@ -40,8 +41,10 @@ class RequestLog:
     def write(self, text: str) -> None:
         """One line (without its newline), stamped with the local time now."""
         now = time.time()
-        self._lines.append(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))},{int(now % 1 * 1000):03d} "
-                           f"{text}\n")
+        second = int(now)
+        if second != self._second:  # the date and time change once a second, not per request
+            self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        self._lines.append(f"{self._stamp},{int(now % 1 * 1000):03d} {text}\n")
 
     def write_stamped(self, line: str) -> None:
         """A line already stamped (one a helper process logged)."""

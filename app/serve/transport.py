@@ -172,6 +172,7 @@ class AciApp:
         self.settings = settings
         self.log_line = log_line
         self.forward = forward
+        self._good_hosts: set[str] = set()  # Host headers already found acceptable
         self.log_tag = ""  # " pid=N" when several processes serve, so a line says which one
         self.stores = stores
         self.queue = queue
@@ -285,19 +286,20 @@ class AciApp:
         """DNS rebinding (reliability H2): a browser tricked into calling this server sends
         the attacker's name in Host. Accept IP literals (no DNS involved), localhost and
         the names given with --allow-host, on this server's port only (ours)."""
-        if host is None:
+        if host is None or host in self._good_hosts:
             return  # HTTP/1.0 clients may omit it; browsers never do
         name, port = _split_host(host)
         if port is not None and port != self.server_port:
             self._refuse_host(host)
         if port is None and self.server_port != 80:
             self._refuse_host(host)
-        if name.lower() in {"localhost", *(h.lower() for h in self.settings.allow_hosts)}:
-            return
-        try:
-            ipaddress.ip_address(name)
-        except ValueError:
-            self._refuse_host(host)
+        if name.lower() not in {"localhost", *(h.lower() for h in self.settings.allow_hosts)}:
+            try:
+                ipaddress.ip_address(name)
+            except ValueError:
+                self._refuse_host(host)
+        if len(self._good_hosts) < 64:  # the few names clients use, remembered (the port is fixed)
+            self._good_hosts.add(host)
 
     def _check_token(self, environ) -> None:
         """--token-file (reliability H4): every request carries the token in the
