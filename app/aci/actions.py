@@ -53,6 +53,9 @@ PAGE_AT_ONCE = 2000
 
 def _render_listing(store: Source, query: ListingQuery) -> Iterator[str]:
     if query.maxresults is not None and query.maxresults <= PAGE_AT_ONCE:
+        if not query.imagestatus and not query.metadata:
+            yield response.identifier_listing(store.page_identifiers(query))
+            return
         yield from response.listing([store.list_page(query).rows], imagestatus=query.imagestatus,
                                     metadata=query.metadata)
         return

@@ -136,6 +136,18 @@ _ENTRY_CLOSE = ("</identifier>\n      <numimages>1</numimages>\n      <numtraine
                 "      <numfailed>0</numfailed>\n      <numuntrained>0</numuntrained>\n    </entry>\n")
 
 
+def identifier_listing(identifiers: list[str], action: str = LIST_IMAGE_HASHES) -> str:
+    """A whole ListImageHashes response without imagestatus or metadata, from the
+    identifiers alone: exactly what `listing` writes for the same entries."""
+    if not identifiers:
+        return _open(action) + "  <responsedata/>\n</autnresponse>\n"
+    if _SPECIAL.search("".join(identifiers)) is not None:
+        identifiers = [xml_text(i, "identifier") for i in identifiers]
+    return "".join([_open(action), "  <responsedata>\n",
+                    *[f"{_ENTRY_OPEN}{i}{_ENTRY_CLOSE}" for i in identifiers],
+                    "  </responsedata>\n</autnresponse>\n"])
+
+
 def listing(batches: Iterable[list[EntryRow]], *, imagestatus: bool, metadata: bool,
             action: str = LIST_IMAGE_HASHES) -> Iterator[str]:
     """A ListImageHashes response, yielded a batch of entries at a time. An empty listing
