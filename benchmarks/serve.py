@@ -102,10 +102,12 @@ def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/xml; charset=UTF-8"), ("Content-Length", str(len(body)))])
     return [body]
 port, threads, workers = (int(a) for a in sys.argv[1:4])
+sock = bind_shared("127.0.0.1", port, 1024)
 for _ in range(workers - 1):
     if os.fork() == 0:
+        sock = bind_shared("127.0.0.1", port, 1024, first=False)
         break
-waitress.serve(app, sockets=[bind_shared("127.0.0.1", port, 1024)], threads=threads, connection_limit=200,
+waitress.serve(app, sockets=[sock], threads=threads, connection_limit=200,
                channel_timeout=30, ident="Hashlens", _quiet=True)
 """
 

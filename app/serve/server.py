@@ -106,7 +106,7 @@ class Server:
         shared = self._forward is not None or (s.workers > 1 and can_share_port())
         try:
             # Several processes on one port: each binds it with SO_REUSEPORT (app.serve.workers).
-            where = {"sockets": [bind_shared(s.host, s.port, BACKLOG)]} if shared else {"host": s.host, "port": s.port}
+            where = {"sockets": [bind_shared(s.host, s.port, BACKLOG, first=self._forward is None)]} if shared else {"host": s.host, "port": s.port}
             self._server = waitress.server.create_server(
                 self.app, _dispatcher=self._dispatcher, **where, threads=s.threads, backlog=BACKLOG,
                 connection_limit=s.connection_limit, channel_timeout=s.idle_timeout,

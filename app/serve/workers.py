@@ -52,10 +52,21 @@ def can_share_port() -> bool:
     return hasattr(socket, "SO_REUSEPORT") and not getattr(sys, "frozen", False)
 
 
-def bind_shared(host: str, port: int, backlog: int) -> socket.socket:
-    """A listening socket on host:port that other processes of this user can bind too."""
+def bind_shared(host: str, port: int, backlog: int, *, first: bool = True) -> socket.socket:
+    """A listening socket on host:port that other processes of this user can bind too.
+
+    `first` (the primary): the port must be free. It is bound once without SO_REUSEPORT
+    to find out, because another server of this user that shares its port would otherwise
+    be joined silently and the two would split the connections."""
     family, kind, proto, _, address = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0,
                                                          socket.AI_PASSIVE)[0]
+    if first:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(address)  # OSError (address in use) when the port is taken
+            address = probe.getsockname()  # port 0: the free port the system chose
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

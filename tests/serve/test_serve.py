@@ -322,6 +322,7 @@ def test_command_line_serves_until_sigterm(sqlite_url, tmp_path):
         line = proc.stdout.readline()
         assert "Serving" in line, line + proc.stderr.read()
         url = line.split(" at ", 1)[1].split(" ", 1)[0]
+        assert url.startswith("http://127.0.0.1:")  # loopback unless --host says otherwise
         with urllib.request.urlopen(url + "action=CreateImageHashDatabase&database=D") as reply:
             assert ET.fromstring(reply.read()).findtext("response") == "SUCCESS"
         proc.terminate()
@@ -467,6 +468,9 @@ def test_processes_share_the_port_and_the_queue(sqlite_url, tmp_path, image_byte
     server = start(sqlite_url, tmp_path, workers=2)
     try:
         assert server.processes == 2
+        # A second server on the same port is refused, not joined (SO_REUSEPORT would allow it).
+        with pytest.raises(OSError):
+            start(sqlite_url, tmp_path / "second", workers=2, port=server.port)
         client = HttpAci(server, "get")
         tokens = []
         for i in range(12):  # every request on its own connection: the kernel spreads them
