@@ -133,17 +133,22 @@ class Listing:
         return ListingPage(query, _rows(raw, query.start), raw[0][-1])
 
     def _plain_sql(self, query: ListingQuery, columns: str) -> str:
-        sql = (
+        # The steps from the position mark to `start` are taken in the (database_id, id)
+        # index alone (`first`); only the page's own rows are then read from the table. An
+        # OFFSET over the table's columns would read every skipped row too (about 3 times
+        # slower for a page of 50 at a random start).
+        limit = query.maxresults if query.maxresults is not None else self.dialect.limit_max
+        return (
             "WITH d AS (SELECT id, entry_count FROM hl_database WHERE name = ?), "
             "mk AS (SELECT ordinal, entry_id FROM hl_mark WHERE database_id = (SELECT id FROM d) "
-            "AND ordinal <= ? ORDER BY ordinal DESC LIMIT 1) "
+            "AND ordinal <= ? ORDER BY ordinal DESC LIMIT 1), "
+            "first AS (SELECT e.id FROM hl_entry e WHERE e.database_id = (SELECT id FROM d) "
+            "AND e.id >= COALESCE((SELECT entry_id FROM mk), 0) ORDER BY e.id "
+            "LIMIT 1 OFFSET (? - COALESCE((SELECT ordinal FROM mk), 1))) "
             f"SELECT {columns}, (SELECT entry_count FROM d) FROM hl_entry e "
-            "WHERE e.database_id = (SELECT id FROM d) AND e.id >= COALESCE((SELECT entry_id FROM mk), 0) "
-            "ORDER BY e.id"
+            "WHERE e.database_id = (SELECT id FROM d) AND e.id >= (SELECT id FROM first) ORDER BY e.id"
+            + (f" LIMIT {int(limit)}" if limit is not None else "")
         )
-        limit = query.maxresults if query.maxresults is not None else self.dialect.limit_max
-        return sql + (f" LIMIT {int(limit)}" if limit is not None else "") + \
-            " OFFSET (? - COALESCE((SELECT ordinal FROM mk), 1))"
 
     def page_identifiers(self, query: ListingQuery) -> list[str]:
         """Only the identifiers of a page (ListImageHashes without imagestatus or
