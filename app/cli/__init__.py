@@ -30,7 +30,8 @@ from app.sources import open_source, resolve_store_url
 
 # Subcommand modules written beside this one; each adds its parsers with add_commands().
 PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands",
-                  "app.cli.mirror_commands", "app.cli.serve_command")
+                  "app.cli.attach_command", "app.cli.mirror_commands", "app.cli.publish_command",
+                  "app.cli.serve_command")
 
 log = logging.getLogger("hashlens")
 
@@ -183,8 +184,18 @@ def _cmd_db_list(store: Source, args) -> int:
         return 0
     width = max(len(i.name) for i in infos)
     for info in infos:
-        print(f"{info.name:<{width}}  {info.entry_count:>12,}")
+        line = f"{info.name:<{width}}  {info.entry_count:>12,}"
+        if info.mirror is not None:
+            line += f"  mirror of {mirror_words(info.mirror)}"
+        print(line)
     return 0
+
+
+def mirror_words(snapshot) -> str:
+    """Where a mirror comes from and how fresh it is, from its latest snapshot."""
+    from app.mediaserver.mirror import iso_time
+
+    return f"{snapshot.source.describe()}: snapshot {snapshot.number}, as of {iso_time(snapshot.taken_at)}"
 
 
 def _cmd_db_create(store: Source, args) -> int:
@@ -264,7 +275,7 @@ def _cmd_list(store: Source, args) -> int:
     for batch in batches:
         for row in batch:
             out.write(f"{row.position:>8}  {_clip(row.identifier, 34):<34} {_clip(row.label, 24):<24} "
-                      f"{'yes' if row.has_image_data else 'no':<5} {row.meta_count:>4}  {row.phash_hex}\n")
+                      f"{'yes' if row.has_image_data else 'no':<5} {row.meta_count:>4}  {row.phash_text}\n")
             shown += 1
     if not shown:
         print("No image hashes match.", file=sys.stderr)
@@ -317,6 +328,8 @@ def _cmd_migrate(store: SqlSource, args) -> int:
     if backup:
         print(f"Backed up the store to {backup}.")
     print(f"Migrated the store from schema version {before} to {store.schema_version}.")
+    for note in getattr(store, "migration_notes", ()):
+        print(f"  {note}")
     return 0
 
 

@@ -110,7 +110,7 @@ def entry_xml(row: EntryRow, imagestatus: bool, metadata: bool) -> str:
             "      <images>\n        <image>\n"
             f"          <label>{xml_text(row.label, 'label')}</label>\n"
             "          <status>trained</status>\n"
-            f"          <hasimagedata>{'true' if row.has_image_data else 'false'}</hasimagedata>\n"
+            f"          <hasimagedata>{'true' if row.has_image_data or row.declared_image_data else 'false'}</hasimagedata>\n"
             "        </image>\n      </images>\n"
         )
     if metadata:
@@ -151,13 +151,17 @@ def identifier_listing(identifiers: list[str], action: str = LIST_IMAGE_HASHES) 
 def listing(batches: Iterable[list[EntryRow]], *, imagestatus: bool, metadata: bool,
             action: str = LIST_IMAGE_HASHES) -> Iterator[str]:
     """A ListImageHashes response, yielded a batch of entries at a time. An empty listing
-    (for example `start` past the end) is SUCCESS with an empty responsedata (ours)."""
+    (for example `start` past the end) is SUCCESS with an empty responsedata (ours). A
+    batch may also be text: entries already written as `entry_xml` writes them (the
+    stand-in Media Server's generated data)."""
     head = _open(action)
     first = True
     for batch in batches:
         if not batch:
             continue
-        if not imagestatus and not metadata and _SPECIAL.search("".join([r.identifier for r in batch])) is None:
+        if isinstance(batch, str):
+            chunk = batch
+        elif not imagestatus and not metadata and _SPECIAL.search("".join([r.identifier for r in batch])) is None:
             # The plain listing's hot path: one search for the whole batch's identifiers.
             chunk = "".join([f"{_ENTRY_OPEN}{r.identifier}{_ENTRY_CLOSE}" for r in batch])
         else:

@@ -28,7 +28,7 @@ DEFAULT_BATCH = 5000
 
 _ENTRY_COLUMNS = (
     "database_id, identifier, label, phash, has_image_data, image_format, width, height, "
-    "byte_size, sha256, meta_count, trained_at"
+    "byte_size, sha256, meta_count, trained_at, declared_image_data"
 )
 
 
@@ -88,6 +88,7 @@ def append_entries(
             in_flight = 0
             with store.writing():  # a savepoint inside the one transaction when atomic
                 db_id = store.database_id(database)
+                store.refuse_mirror_write(database)  # a mirror's entries change only by a pull
                 first = last = None
                 while in_flight < commit_every:
                     if in_flight and cancelled and cancelled():
@@ -136,7 +137,7 @@ def _append_batch(store: Store, db_id: int, chunk: list[NewEntry]) -> None:
         (
             db_id, e.identifier, e.label, to_signed64(e.phash), e.image_data is not None, e.image_format,
             e.width, e.height, len(e.image_data) if e.image_data is not None else None, e.sha256,
-            len(e.metadata), e.trained_at or stamp,
+            len(e.metadata), e.trained_at or stamp, e.declared_image_data,
         )
         for e in chunk
     ]
@@ -230,3 +231,8 @@ def _duplicate_error(store: Store, db_id: int, chunk: list[NewEntry], violation:
             parameter=error.parameter,
         )
     return error
+
+
+# The pull's commit (`app.store.mirrors.commit_snapshot`) fills a mirror batch by batch
+# inside its own transaction, beside its snapshot rows, and journals the pull once.
+append_batch = _append_batch

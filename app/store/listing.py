@@ -26,22 +26,29 @@ from app.store.sql import IN_CHUNK, SqlRunner, chunks
 
 ENTRY_COLUMNS = (
     "e.id, e.identifier, e.label, e.has_image_data, e.phash, e.image_format, "
-    "e.width, e.height, e.byte_size, e.meta_count, e.trained_at"
+    "e.width, e.height, e.byte_size, e.meta_count, e.trained_at, e.declared_image_data"
 )
+
+# A pHash that is not known (NULL) sorts as the lowest signed value; ties are broken by
+# the key as for every sort, so keyset paging stays exact.
+_PHASH_LOWEST = -(1 << 63)
 
 _SORT_COLUMNS = {
     SortKey.IDENTIFIER: "e.identifier",
     SortKey.LABEL: "e.label",
     SortKey.HAS_IMAGE_DATA: "e.has_image_data",
     SortKey.META_COUNT: "e.meta_count",
-    SortKey.PHASH: "e.phash",
+    SortKey.PHASH: f"COALESCE(e.phash, {_PHASH_LOWEST})",
     SortKey.WIDTH: "COALESCE(e.width, -1)",
     SortKey.TRAINED_AT: "e.trained_at",
 }
 
 
-def to_signed64(value: int) -> int:
-    """A 64-bit pHash as the signed integer every backend's BIGINT holds (ours)."""
+def to_signed64(value: int | None) -> int | None:
+    """A 64-bit pHash as the signed integer every backend's BIGINT holds (ours); None
+    (not known) stays None, which the store holds as NULL."""
+    if value is None:
+        return None
     value &= PHASH_MASK
     return value - (1 << 64) if value >= 1 << 63 else value
 
@@ -92,6 +99,13 @@ class Listing:
         self.dialect = sql.dialect
         self.database_id = database_id
         self.reading = reading
+        # The entry columns read; a store still at schema 1 (readable until migrated) has
+        # no declared_image_data, so it reads NULL in its place (`for_schema`).
+        self.columns = ENTRY_COLUMNS
+
+    def for_schema(self, version: int | None) -> None:
+        self.columns = ENTRY_COLUMNS if (version or 0) >= 2 else \
+            ENTRY_COLUMNS.replace("e.declared_image_data", "NULL")
 
     def images_by_key(self, keys: list[int]) -> dict[int, bytes]:
         """Image bytes for a batch of entries, one query per chunk (exports, audits)."""
@@ -125,7 +139,7 @@ class Listing:
         the database, its position mark, the page and the total are read together, so the
         page needs no transaction and one round trip to a server. (MySQL cannot take a
         subquery in OFFSET; it uses the general path.)"""
-        raw = self.sql.all(self._plain_sql(query, ENTRY_COLUMNS), (query.database, query.start, query.start))
+        raw = self.sql.all(self._plain_sql(query, self.columns), (query.database, query.start, query.start))
         if not raw:
             # Past the end, an empty database, or no such database: one more look says which.
             db_id = self.database_id(query.database)
@@ -237,10 +251,10 @@ class Listing:
                     return []
                 size = total - offset if limit is None else min(limit, total - offset)
                 reverse = dataclasses.replace(query, descending=not query.descending)
-                sql = f"SELECT {ENTRY_COLUMNS} FROM {where} ORDER BY {self._order(reverse)}"
+                sql = f"SELECT {self.columns} FROM {where} ORDER BY {self._order(reverse)}"
                 raw = self.sql.all(sql + self.sql.limit(size, total - offset - size), params)
                 return self._build(raw[::-1], start, query)
-        sql = f"SELECT {ENTRY_COLUMNS} FROM {where} ORDER BY {self._order(query)}"
+        sql = f"SELECT {self.columns} FROM {where} ORDER BY {self._order(query)}"
         raw = self.sql.all(sql + self.sql.limit(limit, offset), params)
         return self._build(raw, start, query)
 
@@ -256,7 +270,7 @@ class Listing:
             # Row-value comparison (SQLite 3.15+, PostgreSQL, MySQL) keeps the keyset exact.
             where += f" AND ({column}, e.id) {op} (?, ?)"
             params = params + list(after)
-        sql = f"SELECT {ENTRY_COLUMNS} FROM {where} ORDER BY {self._order(query)}"
+        sql = f"SELECT {self.columns} FROM {where} ORDER BY {self._order(query)}"
         return self._build(self.sql.all(sql + self.sql.limit(limit), params), position, query)
 
     @staticmethod
@@ -268,7 +282,7 @@ class Listing:
             SortKey.LABEL: row.label,
             SortKey.HAS_IMAGE_DATA: row.has_image_data,
             SortKey.META_COUNT: row.meta_count,
-            SortKey.PHASH: to_signed64(row.phash),
+            SortKey.PHASH: _PHASH_LOWEST if row.phash is None else to_signed64(row.phash),
             SortKey.WIDTH: -1 if row.width is None else row.width,
             SortKey.TRAINED_AT: row.trained_at,
         }[query.sort]
@@ -284,7 +298,7 @@ class Listing:
             marks = ",".join("?" * len(chunk))
             found.extend(
                 self.sql.all(
-                    f"SELECT {ENTRY_COLUMNS} FROM {where} AND e.identifier IN ({marks})",
+                    f"SELECT {self.columns} FROM {where} AND e.identifier IN ({marks})",
                     params + chunk,
                 )
             )
@@ -376,12 +390,14 @@ def _rows(raw, first_position: int, metadata: dict[int, list] | None = None) -> 
     mask = PHASH_MASK
     if metadata is None:
         return [
-            EntryRow(first_position + i, r[0], r[1], r[2], bool(r[3]), r[4] & mask, r[5], r[6], r[7], r[8], r[9], r[10])
+            EntryRow(first_position + i, r[0], r[1], r[2], bool(r[3]), None if r[4] is None else r[4] & mask,
+                     r[5], r[6], r[7], r[8], r[9], r[10], None, None if r[11] is None else bool(r[11]))
             for i, r in enumerate(raw)
         ]
     get, empty = metadata.get, ()
     return [
-        EntryRow(first_position + i, r[0], r[1], r[2], bool(r[3]), r[4] & mask, r[5], r[6], r[7], r[8], r[9], r[10],
-                 tuple(get(r[0], empty)))
+        EntryRow(first_position + i, r[0], r[1], r[2], bool(r[3]), None if r[4] is None else r[4] & mask,
+                 r[5], r[6], r[7], r[8], r[9], r[10], tuple(get(r[0], empty)),
+                 None if r[11] is None else bool(r[11]))
         for i, r in enumerate(raw)
     ]

@@ -47,14 +47,26 @@ COLUMNS = (
     Column("label", "Label", SortKey.LABEL, tooltip="The training image's label"),
     Column("status", "Status", None, tooltip="Always 'trained' (Media Server)", shown_by_default=False),
     Column("image", "Image data", SortKey.HAS_IMAGE_DATA,
-           tooltip="Whether the training image is stored (hasimagedata)", shown_by_default=False),
+           tooltip="Whether Hashlens holds the training image; 'on server only': the Media Server it came "
+                   "from holds it (its hasimagedata)", shown_by_default=False),
     Column("meta", "Metadata", SortKey.META_COUNT, True, "Number of custom metadata items"),
     Column("phash", "pHash", SortKey.PHASH,
-           tooltip="Hashlens's own 64-bit perceptual hash (not a Media Server value)"),
+           tooltip="Hashlens's own 64-bit perceptual hash (not a Media Server value); 'not known' for "
+                   "entries from a Media Server until Attach images computes it"),
     Column("size", "Image size", SortKey.WIDTH, tooltip="Pixel size and format of the training image"),
     Column("trained", "Trained at", SortKey.TRAINED_AT, tooltip="When the hash was trained (local time)"),
 )
 COLUMN_INDEX = {c.name: i for i, c in enumerate(COLUMNS)}
+
+
+def image_words(row: EntryRow) -> str:
+    """Whether Hashlens holds the image, and what a Media Server declared, in a word or
+    two: a mirror's or an imported response's entry holds no bytes here (ours)."""
+    if row.has_image_data:
+        return "yes"
+    if row.declared_image_data is None:
+        return "removed"
+    return "on server only" if row.declared_image_data else "no"
 
 
 def format_row(row: EntryRow) -> tuple[str, ...]:
@@ -69,9 +81,9 @@ def format_row(row: EntryRow) -> tuple[str, ...]:
         row.identifier,
         row.label,
         "trained",
-        "yes" if row.has_image_data else "removed",
+        image_words(row),
         str(row.meta_count),
-        row.phash_hex,
+        row.phash_text,
         size,
         trained,
     )
