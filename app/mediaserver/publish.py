@@ -307,7 +307,7 @@ class Publisher:
                         continue
                     running.add(pool.submit(self._train_one, row, image))
                 if self._should_stop():
-                    pending = []  # stays marked `sent`: resolved below, as any open mark
+                    pending = []  # never sent: their marks are dropped when the outcomes are recorded
                 self._inflight_now = len(running)
                 if not running:
                     break
@@ -324,7 +324,7 @@ class Publisher:
         self._inflight_now = 0
         self._listed = None  # trainings may have added to the server's listing
         sent = {o.row.identifier for o in outcomes}
-        # Marked but never sent (a stop): resolved as open marks, which finds them absent.
+        # Marked but never sent (a stop): known not to be on the server, so their marks go.
         outcomes += [_Outcome(r, "unsent") for r in rows if r.identifier not in sent]
         return outcomes
 
