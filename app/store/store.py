@@ -519,6 +519,9 @@ class Store:
     def list_page(self, query: ListingQuery) -> ListingPage:
         return self.listing.list_page(query)
 
+    def page_identifiers(self, query: ListingQuery) -> list[str]:
+        return self.listing.page_identifiers(query)
+
     def iter_listing(self, query: ListingQuery, batch: int = 2000) -> Iterator[list[EntryRow]]:
         return self.listing.iter_listing(query, batch)
 
