@@ -29,14 +29,18 @@ ENTRY_COLUMNS = (
     "e.width, e.height, e.byte_size, e.meta_count, e.trained_at"
 )
 
-_SORT_COLUMNS = {
-    SortKey.IDENTIFIER: "e.identifier",
-    SortKey.LABEL: "e.label",
-    SortKey.HAS_IMAGE_DATA: "e.has_image_data",
-    SortKey.META_COUNT: "e.meta_count",
-    SortKey.PHASH: "e.phash",
-    SortKey.WIDTH: "COALESCE(e.width, -1)",
-    SortKey.TRAINED_AT: "e.trained_at",
+# Each sort is one or more SQL terms, compared left to right, then the key.
+_SORT_COLUMNS: dict[SortKey, tuple[str, ...]] = {
+    SortKey.IDENTIFIER: ("e.identifier",),
+    SortKey.LABEL: ("e.label",),
+    SortKey.HAS_IMAGE_DATA: ("e.has_image_data",),
+    SortKey.META_COUNT: ("e.meta_count",),
+    # The pHash is stored signed (two's complement), but people read it as hex: the sign
+    # bit first makes the order the unsigned one, 0000… to ffff… (issue 14). Plans are
+    # unchanged: no backend used an index for this sort (the database's index and a sort).
+    SortKey.PHASH: ("CASE WHEN e.phash < 0 THEN 1 ELSE 0 END", "e.phash"),
+    SortKey.WIDTH: ("COALESCE(e.width, -1)",),
+    SortKey.TRAINED_AT: ("e.trained_at",),
 }
 
 
@@ -193,7 +197,7 @@ class Listing:
         direction = " DESC" if query.descending else ""
         if query.sort is SortKey.POSITION:
             return f"{'dm.entry_id' if self._driver(query) else 'e.id'}{direction}"
-        return f"{_SORT_COLUMNS[query.sort]}{direction}, e.id{direction}"
+        return ", ".join(f"{term}{direction}" for term in (*_SORT_COLUMNS[query.sort], "e.id"))
 
     def _window_rows(self, db_id: int, query: ListingQuery, start: int, limit: int | None) -> list[EntryRow]:
         where, params = self._where(db_id, query)
@@ -233,23 +237,26 @@ class Listing:
             where += f" AND {key} {op} ?"
             params = params + [after[1]]
         else:
-            column = _SORT_COLUMNS[query.sort]
+            terms = (*_SORT_COLUMNS[query.sort], "e.id")
             # Row-value comparison (SQLite 3.15+, PostgreSQL, MySQL) keeps the keyset exact.
-            where += f" AND ({column}, e.id) {op} (?, ?)"
+            where += f" AND ({', '.join(terms)}) {op} ({', '.join('?' * len(terms))})"
             params = params + list(after)
         sql = f"SELECT {ENTRY_COLUMNS} FROM {where} ORDER BY {self._order(query)}"
         return self._build(self.sql.all(sql + self.sql.limit(limit), params), position, query)
 
     @staticmethod
     def _sort_value(query: ListingQuery, row: EntryRow) -> tuple:
+        """A row's values of its sort's terms (`_SORT_COLUMNS`), then its key."""
         if query.sort is SortKey.POSITION:
             return (None, row.key)
+        if query.sort is SortKey.PHASH:
+            signed = to_signed64(row.phash)
+            return (1 if signed < 0 else 0, signed, row.key)
         value = {
             SortKey.IDENTIFIER: row.identifier,
             SortKey.LABEL: row.label,
             SortKey.HAS_IMAGE_DATA: row.has_image_data,
             SortKey.META_COUNT: row.meta_count,
-            SortKey.PHASH: to_signed64(row.phash),
             SortKey.WIDTH: -1 if row.width is None else row.width,
             SortKey.TRAINED_AT: row.trained_at,
         }[query.sort]

@@ -56,17 +56,12 @@ class _State:
     next_key: int = 1
 
 
-def _signed(value: int) -> int:
-    value &= PHASH_MASK
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
 _SORT = {
     SortKey.IDENTIFIER: lambda e: e.identifier,
     SortKey.LABEL: lambda e: e.label,
     SortKey.HAS_IMAGE_DATA: lambda e: e.image is not None,
     SortKey.META_COUNT: lambda e: len(e.metadata),
-    SortKey.PHASH: lambda e: _signed(e.phash),
+    SortKey.PHASH: lambda e: e.phash & PHASH_MASK,  # as the hex reads (issue 14)
     SortKey.WIDTH: lambda e: -1 if e.width is None else e.width,
     SortKey.TRAINED_AT: lambda e: e.trained_at,
 }

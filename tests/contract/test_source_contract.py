@@ -79,7 +79,7 @@ def test_start_and_maxresults_window_the_listing(source, start, maxresults):
     assert [r.identifier for b in batches for r in b] == whole[start - 1:end]
 
 
-@pytest.mark.parametrize("sort", [SortKey.IDENTIFIER, SortKey.LABEL, SortKey.META_COUNT, SortKey.TRAINED_AT])
+@pytest.mark.parametrize("sort", [SortKey.IDENTIFIER, SortKey.LABEL, SortKey.META_COUNT, SortKey.TRAINED_AT, SortKey.PHASH])
 @pytest.mark.parametrize("descending", [False, True])
 def test_sorted_listings_page_consistently(source, sort, descending):
     _fill(source)
@@ -89,6 +89,30 @@ def test_sorted_listings_page_consistently(source, sort, descending):
     for start in range(1, N + 1, 5):
         pages += _ids(source.list_page(ListingQuery("D", sort=sort, descending=descending, start=start, maxresults=5)))
     assert pages == whole
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_phash_order_is_the_order_the_hex_reads(source, descending):
+    """Unsigned order on every backend although the store keeps pHashes signed (issue 14):
+    0000… first, 7fff… before 8000…, ffff… last; pages and batches by keyset agree."""
+    source.create_database("H")
+    hashes = [0xFFFFFFFFFFFFFFFF, 0x0000000000000000, 0x8000000000000000, 0x7FFFFFFFFFFFFFFF,
+              0x0000000000000001, 0xC3C3E1E1F0F0B4B4, 0x8000000000000001, 0x3FFFFFFFFFFFFFFF, 0x7FFFFFFFFFFFFFFF]
+    for i, value in enumerate(hashes):
+        source.add_entry("H", NewEntry(f"h-{i}", "x", value, None, None, None, None, None, (), 1_700_000_000_000 + i))
+    query = ListingQuery("H", sort=SortKey.PHASH, descending=descending)
+    rows = source.list_page(query).rows
+    shown = [r.phash_hex for r in rows]
+    assert shown == sorted((f"{h:016x}" for h in hashes), reverse=descending)
+    # Equal hashes keep database order (reversed when descending), so the order is total.
+    twins = [r.identifier for r in rows if r.phash == 0x7FFFFFFFFFFFFFFF]
+    assert twins == (["h-8", "h-3"] if descending else ["h-3", "h-8"])
+    pages = []
+    for start in range(1, len(hashes) + 1, 2):
+        pages += _ids(source.list_page(ListingQuery("H", sort=SortKey.PHASH, descending=descending,
+                                                    start=start, maxresults=2)))
+    assert pages == _ids(source.list_page(query))
+    assert [r.identifier for b in source.iter_listing(query, batch=2) for r in b] == pages
 
 
 def test_identifier_filter_keeps_database_order_and_drops_unknown(source):
