@@ -17,7 +17,7 @@ import platformdirs
 
 from app import __version__
 from app.aci.actions import handle
-from app.cli.common import TerminalProgress, add_listing_options, key_value, listing_query_from_args
+from app.cli.common import TerminalProgress, UsageError, add_listing_options, key_value, listing_query_from_args
 from app.domain import HashlensError, counted
 from app.exports.formats import entry_object
 from app.launch import store_to_open
@@ -37,10 +37,6 @@ log = logging.getLogger("hashlens")
 # Exit status of `train` when some images were added and some refused (ours): 0 stays
 # "every image was added" and 1 "nothing was added, or the command failed".
 EXIT_PARTIAL = 4
-
-
-class UsageError(Exception):
-    pass
 
 
 class _Parser(argparse.ArgumentParser):

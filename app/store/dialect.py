@@ -92,6 +92,13 @@ class HashlensDialect:
         """Hamming distance of `column` to a bound signed pHash, at most a bound distance."""
         return f"hl_hamming({column}, ?) <= ?"
 
+    def hamming(self, column: str, value: int) -> str:
+        """Bits of `column` that differ from a pHash given as a signed 64-bit integer. The
+        value is written into the SQL (an int, so nothing can be injected): it sits in
+        ORDER BY and in the keyset's row value, where a bound parameter would have to
+        be threaded through every statement."""
+        return f"hl_hamming({column}, {int(value)})"
+
     def truth(self, column: str, value: bool) -> str:
         """A boolean test as a literal, so the planner can use the partial index on entries
         without image data (a bool is never user text)."""
@@ -259,6 +266,10 @@ class HashlensPostgres(_ReconnectingServer, peewee.PostgresqlDatabase):
     def hamming_within(self, column: str) -> str:
         return f"bit_count(({column} # ?)::bit(64)) <= ?"
 
+    def hamming(self, column: str, value: int) -> str:
+        # Parenthesised and cast: "# -5" would lex as jsonb's "#-" operator.
+        return f"bit_count(({column} # CAST(({int(value)}) AS BIGINT))::bit(64))"
+
     def truth(self, column: str, value: bool) -> str:
         return column if value else f"NOT {column}"
 
@@ -324,6 +335,9 @@ class HashlensMySQL(_ReconnectingServer, peewee.MySQLDatabase):
 
     def hamming_within(self, column: str) -> str:
         return f"BIT_COUNT({column} ^ ?) <= ?"
+
+    def hamming(self, column: str, value: int) -> str:
+        return f"BIT_COUNT({column} ^ CAST(({int(value)}) AS SIGNED))"
 
     def byte_length(self, column: str) -> str:
         return f"LENGTH({column})"

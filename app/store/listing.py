@@ -20,6 +20,7 @@ from app.domain import (
     ListingQuery,
     PHASH_MASK,
     SortKey,
+    hamming,
 )
 from app.store.dialect import HashlensDialect
 from app.store.sql import IN_CHUNK, SqlRunner, chunks
@@ -193,11 +194,17 @@ class Listing:
         )[0]
         return Count(min(n, bound), n <= bound)
 
+    def _terms(self, query: ListingQuery) -> tuple[str, ...]:
+        """The SQL terms a sorted listing is ordered by, before the key."""
+        if query.sort is SortKey.DISTANCE:
+            return (self.dialect.hamming("e.phash", to_signed64(query.reference)),)
+        return _SORT_COLUMNS[query.sort]
+
     def _order(self, query: ListingQuery) -> str:
         direction = " DESC" if query.descending else ""
         if query.sort is SortKey.POSITION:
             return f"{'dm.entry_id' if self._driver(query) else 'e.id'}{direction}"
-        return ", ".join(f"{term}{direction}" for term in (*_SORT_COLUMNS[query.sort], "e.id"))
+        return ", ".join(f"{term}{direction}" for term in (*self._terms(query), "e.id"))
 
     def _window_rows(self, db_id: int, query: ListingQuery, start: int, limit: int | None) -> list[EntryRow]:
         where, params = self._where(db_id, query)
@@ -237,7 +244,7 @@ class Listing:
             where += f" AND {key} {op} ?"
             params = params + [after[1]]
         else:
-            terms = (*_SORT_COLUMNS[query.sort], "e.id")
+            terms = (*self._terms(query), "e.id")
             # Row-value comparison (SQLite 3.15+, PostgreSQL, MySQL) keeps the keyset exact.
             where += f" AND ({', '.join(terms)}) {op} ({', '.join('?' * len(terms))})"
             params = params + list(after)
@@ -252,6 +259,8 @@ class Listing:
         if query.sort is SortKey.PHASH:
             signed = to_signed64(row.phash)
             return (1 if signed < 0 else 0, signed, row.key)
+        if query.sort is SortKey.DISTANCE:
+            return (hamming(row.phash, query.reference), row.key)
         value = {
             SortKey.IDENTIFIER: row.identifier,
             SortKey.LABEL: row.label,

@@ -179,7 +179,10 @@ class MemorySource:
         if query.sort is SortKey.POSITION:
             entries.sort(key=lambda e: e.key, reverse=query.descending)
         else:
-            entries.sort(key=lambda e: (_SORT[query.sort](e), e.key), reverse=query.descending)
+            if query.sort is SortKey.DISTANCE:
+                entries.sort(key=lambda e: (hamming(e.phash, query.reference), e.key), reverse=query.descending)
+            else:
+                entries.sort(key=lambda e: (_SORT[query.sort](e), e.key), reverse=query.descending)
         return entries
 
     @staticmethod

@@ -115,6 +115,35 @@ def test_phash_order_is_the_order_the_hex_reads(source, descending):
     assert [r.identifier for b in source.iter_listing(query, batch=2) for r in b] == pages
 
 
+@pytest.mark.parametrize("descending", [False, True])
+def test_near_results_sort_by_distance_nearest_first(source, descending):
+    """Sort by distance from the near filter's hash (the window's near results, issue 14),
+    with hashes on both sides of the sign bit; ties keep database order."""
+    reference = 0x8000000000000F0F
+    source.create_database("N")
+    hashes = [reference ^ 0b111, reference, 0x7FFFFFFFFFFFFFFF, reference ^ (1 << 63), reference ^ 0b1,
+              reference ^ (0b11 << 62), reference ^ 0b10, reference]
+    for i, value in enumerate(hashes):
+        source.add_entry("N", NewEntry(f"n-{i}", "x", value, None, None, None, None, None, (), 1_700_000_000_000 + i))
+    near = Filter(FilterOp.PHASH_WITHIN, reference, distance=3)
+    query = ListingQuery("N", filters=(near,), sort=SortKey.DISTANCE, descending=descending).validated()
+    expected = sorted((bin(h ^ reference).count("1"), i) for i, h in enumerate(hashes)
+                      if bin(h ^ reference).count("1") <= 3)
+    if descending:
+        expected.reverse()
+    assert _ids(source.list_page(query)) == [f"n-{i}" for _, i in expected]
+    assert [r.identifier for b in source.iter_listing(query, batch=2) for r in b] == [f"n-{i}" for _, i in expected]
+    pages = []
+    for start in (1, 3, 5, 7):
+        pages += _ids(source.list_page(query.window(start, 2)))
+    assert pages == [f"n-{i}" for _, i in expected]
+
+
+def test_sorting_by_distance_without_a_near_filter_is_refused():
+    error = _error(ListingQuery("N", sort=SortKey.DISTANCE).validated)
+    assert error.failure is Failure.PARAM_INVALID and error.parameter == "sort"
+
+
 def test_identifier_filter_keeps_database_order_and_drops_unknown(source):
     _fill(source)
     query = ListingQuery("D", identifiers=("id-009", "nope", "id-002", "id-009"))
