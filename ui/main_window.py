@@ -75,6 +75,7 @@ class MainWindow(QMainWindow):
         self._closed = False
         self.stopped_cleanly = True
         self._pending_database: str | None = None
+        self._reference_row = None  # the last single selection: near results keep it selected
         self._build()
         self._build_menus()
         self._wire()
@@ -320,6 +321,7 @@ class MainWindow(QMainWindow):
         f.query_changed.connect(m.set_query)
         f.query_changed.connect(self._on_filter_query_changed)
         m.page_loaded.connect(self._update_pager)
+        m.page_loaded.connect(self._on_model_page_loaded)
         m.count_changed.connect(self._update_pager)
         m.loading_changed.connect(self._update_pager)
         m.query_requested.connect(self._update_description)
@@ -532,7 +534,20 @@ class MainWindow(QMainWindow):
         self.metadata_pane.show_rows(rows)
         self.entry_actions.set_rows(rows)
         self.filter_panel.set_reference(rows[0].phash_hex if len(rows) == 1 else None)
+        if len(rows) == 1:
+            self._reference_row = rows[0]
         self.find_similar_action.setEnabled(len(rows) == 1)
+
+    def _on_model_page_loaded(self, page) -> None:
+        # Near results of a selected entry keep that entry selected (it is their reference,
+        # nearest first at distance 0), so its panes stay and the next step starts from it.
+        row = self._reference_row
+        if page is None or row is None or page.query.reference != row.phash or self.table.selected_rows():
+            return
+        for i, shown in enumerate(page.rows):
+            if shown.key == row.key:
+                self.table.select_row(i)
+                return
 
     def _find_similar(self) -> None:
         rows = self.table.selected_rows()

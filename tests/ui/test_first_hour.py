@@ -18,7 +18,7 @@ def test_sort_orders_are_described_in_plain_words():
     for key in SortKey:
         text = ListingQuery(database="D", sort=key, descending=True).describe()
         assert key.words in text
-        if key.value not in ("identifier", "label"):
+        if key.value not in ("identifier", "label", "distance"):
             assert key.value not in text, text
     assert "number of metadata items" in ListingQuery(database="D", sort=SortKey.META_COUNT).describe()
 
@@ -240,3 +240,43 @@ def test_edit_dialogs_check_while_typing_and_keep_the_text(qtbot):
     assert not ok.isEnabled() and dialog.reason.text().startswith("The identifier cannot be used")
     dialog.line.setText("cat-2")
     assert ok.isEnabled() and dialog.reason.isHidden()
+
+
+def test_near_results_show_distance_nearest_first_and_keep_the_reference_selected(qtbot, window):
+    from ui.models.listing_model import COLUMN_INDEX
+
+    header = window.table.horizontalHeader()
+    distance = COLUMN_INDEX["distance"]
+    assert header.isSectionHidden(distance)
+    window.table.select_row(3)
+    reference = window.model.row(3)
+    window.filter_panel.distance.setValue(64)  # every entry: the whole order is visible
+    window.filter_panel.use_selected.click()
+    qtbot.waitUntil(lambda: window.model.query.reference == reference.phash, timeout=3000)
+    wait_idle(qtbot, window)
+    assert window.model.sort_order == (SortKey.DISTANCE, False)
+    assert not header.isSectionHidden(distance)
+    assert header.sortIndicatorSection() == distance
+    shown = [int(window.model.data(window.model.index(r, distance))) for r in range(window.model.rowCount())]
+    assert shown[0] == 0 and shown == sorted(shown)
+    assert shown == [bin(r.phash ^ reference.phash).count("1") for r in window.model.rows]
+    qtbot.waitUntil(lambda: [r.key for r in window.table.selected_rows()] == [reference.key], timeout=3000)
+    assert window.image_pane.identifier.text() == reference.identifier
+    # Another order on request; without the near filter the column goes and training order returns.
+    window.model.sort(COLUMN_INDEX["label"])
+    wait_idle(qtbot, window)
+    assert window.model.sort_order == (SortKey.LABEL, False)
+    window.filter_panel.clear()
+    qtbot.waitUntil(lambda: window.model.query.reference is None, timeout=3000)
+    wait_idle(qtbot, window)
+    assert header.isSectionHidden(distance)
+    assert window.model.sort_order[0] is SortKey.LABEL  # a person's own choice stays
+    window.filter_panel.find_similar(reference.phash_hex)
+    wait_idle(qtbot, window)
+    window.filter_panel.clear()
+    wait_idle(qtbot, window)
+    assert window.model.sort_order == (SortKey.POSITION, False)
+    # Clicking Distance with no near filter changes nothing.
+    window.table.sortByColumn(distance, Qt.SortOrder.AscendingOrder)
+    assert window.model.sort_order == (SortKey.POSITION, False)
+    assert header.sortIndicatorSection() != distance
