@@ -280,3 +280,30 @@ def test_near_results_show_distance_nearest_first_and_keep_the_reference_selecte
     window.table.sortByColumn(distance, Qt.SortOrder.AscendingOrder)
     assert window.model.sort_order == (SortKey.POSITION, False)
     assert header.sortIndicatorSection() != distance
+
+
+def test_a_refused_edit_asks_again_with_the_typing_and_the_reason(qtbot, window, monkeypatch):
+    """Rename to a taken identifier: the store refuses after OK; the question comes back
+    with what was typed and why, in plain words, instead of an error that loses it."""
+    asked = []
+
+    def text(title, label, value="", check=None, reason=None):
+        asked.append((value, reason))
+        return "a001" if len(asked) == 1 else None
+
+    monkeypatch.setattr(window.prompter, "text", text)
+    window.table.select_row(0)
+    assert window.model.row(0).identifier == "a000"
+    window.entry_actions.rename.trigger()
+    qtbot.waitUntil(lambda: len(asked) == 2, timeout=5000)
+    assert asked[0] == ("a000", None)
+    value, reason = asked[1]
+    assert value == "a001" and "already" in reason and "newidentifier" not in reason
+
+
+def test_new_database_refuses_a_taken_name_while_typing(qtbot, window):
+    from ui.entry_actions import text_check
+
+    check = text_check("database name", lambda: window.entry_actions.databases)
+    assert "already exists" in check("Animals")
+    assert check("Animals 2") is None
