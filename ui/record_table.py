@@ -165,6 +165,33 @@ class RecordTable(QTableView):
         self.resizeColumnsToContents()
         for section, minimum in enumerate(self.default_widths()):
             header.resizeSection(section, max(minimum, min(header.sectionSize(section) + 12, 360)))
+        self._fit_to_width()
+
+    def _fit_to_width(self) -> None:
+        """Give back width from the identifier and label (they elide, with the whole in a
+        tooltip) until every shown column fits the view: a 32-digit identifier must not push
+        pHash, Image size and Trained at off-screen (issue 14, at 1280×800)."""
+        header = self.horizontalHeader()
+        # Right after the first page arrives the vertical scroll bar may not be laid out yet.
+        bar = self.verticalScrollBar()
+        available = self.viewport().width() - (0 if bar.isVisible() else bar.sizeHint().width())
+        shown = [s for s in range(header.count()) if not header.isSectionHidden(s)]
+        excess = sum(header.sectionSize(s) for s in shown) - available
+        fm = self.fontMetrics()
+        # First what the widths for unseen typical values added beyond this page's contents,
+        # then the two columns that elide.
+        floors = {"size": max(self.sizeHintForColumn(COLUMN_INDEX["size"]) + 12, header.sectionSizeHint(COLUMN_INDEX["size"])),
+                  "meta": header.sectionSizeHint(COLUMN_INDEX["meta"]),
+                  "identifier": fm.horizontalAdvance("0123456789…") + 16,
+                  "label": fm.horizontalAdvance("x" * 10) + 16}
+        for name in ("size", "meta", "identifier", "label"):
+            section = COLUMN_INDEX[name]
+            if excess <= 0 or header.isSectionHidden(section):
+                continue
+            size = header.sectionSize(section)
+            give = min(excess, max(0, size - floors[name]))
+            header.resizeSection(section, size - give)
+            excess -= give
 
     def restore_header(self, state) -> bool:
         if state is None or state.isEmpty():

@@ -307,3 +307,35 @@ def test_new_database_refuses_a_taken_name_while_typing(qtbot, window):
     check = text_check("database name", lambda: window.entry_actions.databases)
     assert "already exists" in check("Animals")
     assert check("Animals 2") is None
+
+
+def test_default_columns_fit_at_1280_by_800_with_long_identifiers(qtbot, make_window, tmp_path):
+    """32-digit identifiers and long labels: pHash, Image size and Trained at are still
+    whole on screen (the identifier and label elide, their whole text in the tooltip)."""
+    import random
+
+    from app.services import actions
+    from app.store import Store
+    from tests.conftest import make_image
+    from ui.models.listing_model import COLUMN_INDEX
+
+    url = "sqlite:///" + str(tmp_path / "long.db")
+    store = Store.open(url)
+    actions.create_database(store, "Press photos")
+    rnd = random.Random(5)
+    for i in range(30):
+        actions.train_image(store, "Press photos", data=make_image(i, size=(320, 240), fmt="JPEG"),
+                            identifier=f"{rnd.getrandbits(128):032x}", label=f"a rather long label number {i:04d}")
+    store.close()
+    window = make_window(url)
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: window.table._sized, timeout=5000)
+    window.table.size_columns()  # as on the first page, now at this size
+    table, header = window.table, window.table.horizontalHeader()
+    for name in ("phash", "size", "trained"):
+        section = COLUMN_INDEX[name]
+        assert not header.isSectionHidden(section), name
+        right = header.sectionViewportPosition(section) + header.sectionSize(section)
+        assert right <= table.viewport().width(), (name, right, table.viewport().width())
+        # Whole values, not clipped: the section is as wide as its widest value on the page.
+        assert header.sectionSize(section) >= table.sizeHintForColumn(section), name
