@@ -339,3 +339,30 @@ def test_default_columns_fit_at_1280_by_800_with_long_identifiers(qtbot, make_wi
         assert right <= table.viewport().width(), (name, right, table.viewport().width())
         # Whole values, not clipped: the section is as wide as its widest value on the page.
         assert header.sectionSize(section) >= table.sizeHintForColumn(section), name
+
+
+def test_dark_text_fields_have_a_visible_edge(qtbot, qapp):
+    """Fusion's frame is the dark window colour darkened, i.e. the field's own colour:
+    the dark theme's style sheet draws an edge that stands out from the field."""
+    from PySide6.QtGui import QColor
+    from PySide6.QtWidgets import QLineEdit
+
+    from ui.theme import ThemeManager
+
+    before_palette, before_sheet, before_style = qapp.palette(), qapp.styleSheet(), qapp.style().name()
+    theme = ThemeManager(qapp, "dark")
+    try:
+        field = QLineEdit("text")
+        qtbot.addWidget(field)
+        field.resize(160, 30)
+        field.show()
+        image = field.grab().toImage()
+        middle = image.height() // 2
+        inside = QColor(image.pixel(image.width() // 2 + 40, middle))
+        edge = max((QColor(image.pixel(x, middle)) for x in range(0, 3)), key=lambda c: c.lightness())
+        assert edge.lightness() - inside.lightness() > 40, (edge.name(), inside.name())
+    finally:
+        theme.set_mode("light")
+        qapp.setPalette(before_palette)
+        qapp.setStyleSheet(before_sheet)
+        qapp.setStyle(before_style)
