@@ -526,12 +526,14 @@ class EntryActions(QObject):
             for path, identifier in report.added:
                 result.lines.append(aci_line(names.TRAIN_IMAGE_HASH, database=database, imagepath=path,
                                              identifier=identifier, imagelabel=Path(path).stem))
-            added, refused = len(report.added), len(report.refused)
+            added, refused, skipped = len(report.added), len(report.refused), len(report.skipped)
             result.summary = (f"Trained {added:,} image{'s' if added != 1 else ''} into '{database}'"
                               + (f"; {refused:,} refused" if refused else "")
+                              + (f"; {skipped:,} skipped (not image files)" if skipped else "")
                               + ("; cancelled" if report.cancelled else "") + ".")
-            if refused:
-                result.details = "\n".join(f"{p}: {why}" for p, why in report.refused)
+            if refused or skipped:
+                # Each file once, with its reason (the reason itself no longer repeats the path).
+                result.details = "\n".join(f"{verb} {p}: {why}" for verb, p, why in report.notes())
             return result
 
         self._submit(work, title="Training", progress=("Training images", f"Training images into '{database}'…"))
