@@ -416,7 +416,7 @@ class AuditWindow(QWidget):
             step = f"{phase}: {progress.done:,} of {progress.total:,} ({progress.done / progress.total:.0%})"
         else:
             step = f"{phase}…"
-        self.status.setText(f"{step} · the whole audit {fraction:.0%} done")
+        self.status.setText(f"{step} · the whole audit {self.progress.value() // 10}% done")
         self.progress.setToolTip(describe_progress(progress.done, progress.total, self._elapsed(), progress.phase))
 
     def _elapsed(self) -> float:

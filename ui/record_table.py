@@ -133,6 +133,8 @@ class RecordTable(QTableView):
             if near and header.visualIndex(section) > header.visualIndex(COLUMN_INDEX["label"]) + 1:
                 header.moveSection(header.visualIndex(section), header.visualIndex(COLUMN_INDEX["label"]) + 1)
             header.setSectionHidden(section, not near)
+            if near:
+                self._fit_to_width()
 
     # -- columns ----------------------------------------------------------------------------
 

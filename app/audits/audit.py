@@ -113,9 +113,11 @@ class OverallProgress:
             self.on_change(value)
 
 
-def _plan(scope, all_dbs, reused, options: AuditOptions, want_across: bool) -> list[tuple[str, float]]:
-    """The phases run_audit will report, in order, with their shares of the work."""
+def _plan(scope, all_dbs, reused, options: AuditOptions, want_across: bool, images) -> list[tuple[str, float]]:
+    """The phases run_audit will report, in order, with their shares of the work;
+    `images(db_id)` counts a database's entries with image data (only those are checked)."""
     scanned = [(name, max(recorded or 0, 1)) for _, name, recorded in scope if name not in reused]
+    with_images = {name: images(db_id) for db_id, name, _ in scope if name not in reused} if options.check_images else {}
     scanned_names = {name for name, _ in scanned}
     segments: list[tuple[str, float]] = []
     for name, n in scanned:
@@ -126,7 +128,8 @@ def _plan(scope, all_dbs, reused, options: AuditOptions, want_across: bool) -> l
     everything = sum(max(recorded or 0, 1) for _, _, recorded in all_dbs)
     segments.append(("near-duplicates", 0.5 * everything))
     if options.check_images:
-        segments += [(f"{name}: checking images", 2.0 * n) for name, n in scanned]
+        # Decoding and hashing an image costs about what reading 20 entries does.
+        segments += [(f"{name}: checking images", 20.0 * with_images[name] + 1) for name, _ in scanned]
     segments.append(("store integrity", 0.05 * everything + 1))
     return segments
 
@@ -200,8 +203,11 @@ def run_audit(
         want_across = options.across and len(all_dbs) > 1
         across_cached = cache.across.get(across_key) if cache is not None and want_across else None
         if overall is not None:
+            def images(db_id: int) -> int:
+                return tolerate("the count of images", lambda: q.count_with_image_flag(store, db_id), 0)
+
             tracker.append(OverallProgress(
-                _plan(scope, all_dbs, reused, options, want_across and across_cached is None), overall))
+                _plan(scope, all_dbs, reused, options, want_across and across_cached is None, images), overall))
 
         scans: dict[str, DatabaseScan] = {}
         with q.translated(store), store.reading():
