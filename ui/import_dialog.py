@@ -168,5 +168,8 @@ class ImportDialog(JobDialog):
         self._show_error(error)
 
     def _show_error(self, error: HashlensError) -> None:
-        self.report.setPlainText(error.description)
-        message_box(self, "warning", "Import failed", error.description)
+        # The importer names the command line's flag; here the choice is the checkbox.
+        text = error.description.replace(
+            "(--no-phash)", f"(tick “{self.no_phash_check.text().split(' (')[0].split(';')[0]}” below)")
+        self.report.setPlainText(text)
+        message_box(self, "warning", "Import failed", text)
