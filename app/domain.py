@@ -163,8 +163,19 @@ def check_text(name: str, value: str, *, allow_empty: bool = False) -> str:
     return value
 
 
-def phash_to_hex(value: int) -> str:
-    return f"{value & PHASH_MASK:016x}"
+#: How a pHash Hashlens does not know is shown to people (ours): entries listed by a Media
+#: Server, or imported from its responses, come without one, and the store holds NULL.
+PHASH_NOT_KNOWN = "not known"
+
+
+def phash_to_hex(value: int | None) -> str:
+    """16 hex digits, or "" for a pHash that is not known (NULL in the store)."""
+    return "" if value is None else f"{value & PHASH_MASK:016x}"
+
+
+def phash_words(value: int | None) -> str:
+    """A pHash as people read it: 16 hex digits, or "not known"."""
+    return PHASH_NOT_KNOWN if value is None else f"{value & PHASH_MASK:016x}"
 
 
 def parse_phash(text: str) -> int:
@@ -364,8 +375,8 @@ class EntryRow(NamedTuple):
     key: int
     identifier: str
     label: str
-    has_image_data: bool
-    phash: int
+    has_image_data: bool  # Hashlens holds the image bytes
+    phash: int | None  # None: not known (a Media Server never lists one)
     image_format: str | None
     width: int | None
     height: int | None
@@ -373,10 +384,26 @@ class EntryRow(NamedTuple):
     meta_count: int
     trained_at: int  # milliseconds since the Unix epoch, UTC
     metadata: tuple[tuple[str, str], ...] | None = None
+    # The `hasimagedata` a Media Server declared for the entry (its server holds the
+    # image), kept apart from whether Hashlens holds the bytes; None when none declared.
+    declared_image_data: bool | None = None
 
     @property
     def phash_hex(self) -> str:
+        """16 hex digits, or "" when the pHash is not known."""
         return phash_to_hex(self.phash)
+
+    @property
+    def phash_text(self) -> str:
+        """16 hex digits, or "not known"."""
+        return phash_words(self.phash)
+
+    @property
+    def listed_image_data(self) -> bool:
+        """`hasimagedata` as a listing says it: Hashlens holds the image, or the Media
+        Server the entry came from declared that it does (so export, import, export
+        gives the same document)."""
+        return self.has_image_data or bool(self.declared_image_data)
 
 
 @dataclass(frozen=True)
@@ -412,7 +439,7 @@ class NewEntry:
 
     identifier: str
     label: str
-    phash: int
+    phash: int | None  # None: not known (stored as NULL, never a placeholder)
     image_data: bytes | None
     image_format: str | None
     width: int | None
@@ -420,6 +447,8 @@ class NewEntry:
     sha256: str | None
     metadata: tuple[tuple[str, str], ...] = ()
     trained_at: int | None = None
+    # A Media Server's own `hasimagedata` for the entry, when a file from one declared it.
+    declared_image_data: bool | None = None
 
 
 @dataclass(frozen=True)

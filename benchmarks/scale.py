@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 # The columns a listing reads (as app.store.listing.ENTRY_COLUMNS).
 _ENTRY_COLUMNS = (
     "e.id, e.identifier, e.label, e.has_image_data, e.phash, e.image_format, "
-    "e.width, e.height, e.byte_size, e.meta_count, e.trained_at"
+    "e.width, e.height, e.byte_size, e.meta_count, e.trained_at, e.declared_image_data"
 )
 
 from bench_common import DATA, DATABASE, median_ms  # noqa: E402

@@ -632,7 +632,7 @@ class AuditWindow(QWidget):
                 grid.setObjectName("bitgrid")
                 box.addWidget(grid)
             text = QLabel(f"<b>{escape(m.identifier)}</b><br>{escape(m.label)}<br><tt>{m.phash_hex}</tt> · "
-                          f"{(m.phash ^ first).bit_count()} bits")
+                          f"{m.bits_from(first)}")
             text.setWordWrap(True)
             text.setMaximumWidth(THUMB_PX + 20)
             box.addWidget(text)

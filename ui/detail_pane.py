@@ -288,12 +288,17 @@ class ImageStatusPane(QWidget):
         self.identifier.setText(row.identifier)
         self.label.setText(row.label)
         self.status.setText("trained")
-        self.hasimagedata.setText("true" if row.has_image_data else "false")
+        self.hasimagedata.setText(_image_data_text(row))
         self.counts.setText("numimages 1 · numtrained 1\nnumfailed 0 · numuntrained 0")
         self.image_info.setText(_image_text(row))
-        self.phash.setText(row.phash_hex)
+        self.phash.setText(row.phash_text)
         self.grid.set_hashes([row.phash])
-        if not row.has_image_data:
+        if not row.has_image_data and row.declared_image_data is not None:
+            held = "holds" if row.declared_image_data else "does not hold"
+            self._message(f"No image here\n\nThis entry came from a Media Server listing, which carries no "
+                          f"image and no pHash; the server {held} the image (its hasimagedata). "
+                          "Attach images computes the pHash from the image files.", removed=True)
+        elif not row.has_image_data:
             self._message("Image data removed\n\nThe hash and its metadata remain; the training "
                           "image was deleted (NullImageHashImageData).", removed=True)
         elif reload or not self.view.has_image:
@@ -309,8 +314,13 @@ class ImageStatusPane(QWidget):
         self.hasimagedata.setText("true" if stored == n else "false" if stored == 0 else f"true for {stored} of {n}")
         self.counts.setText("numimages 1 · numtrained 1\nnumfailed 0 · numuntrained 0 (each)")
         self.image_info.setText("—")
-        hashes = [r.phash for r in rows]
-        if len(set(hashes)) == 1:
+        hashes = [r.phash for r in rows if r.phash is not None]
+        unknown = n - len(hashes)
+        if not hashes:
+            self.phash.setText("not known for any of them")
+        elif unknown:
+            self.phash.setText(f"not known for {unknown:,} of {n:,}; grid shows the bits the others share")
+        elif len(set(hashes)) == 1:
             self.phash.setText(f"{rows[0].phash_hex} (identical)")
         elif n <= 200:
             widest = max(hamming(a, b) for a, b in combinations(hashes, 2))
@@ -364,6 +374,15 @@ class ImageStatusPane(QWidget):
     @property
     def showing_image(self) -> bool:
         return self.stack.currentWidget() is self.view and self.view.has_image
+
+
+def _image_data_text(row: EntryRow) -> str:
+    """hasimagedata as Hashlens holds it, and beside it what a Media Server declared."""
+    held = "true" if row.has_image_data else "false"
+    if row.declared_image_data is None:
+        return held
+    server = "true" if row.declared_image_data else "false"
+    return f"{server} on the Media Server · {'held' if row.has_image_data else 'not held'} by Hashlens"
 
 
 def _image_text(row: EntryRow) -> str:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Signal, Slot
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDialogButtonBox,
     QFileDialog,
@@ -76,8 +75,6 @@ class ImportDialog(JobDialog):
         self.dialect_combo = QComboBox()
         for label, value in DIALECT_CHOICES:
             self.dialect_combo.addItem(label, value)
-        self.no_phash_check = QCheckBox("Accept entries without a pHash (Media Server responses carry none); "
-                                        "they get the placeholder 0000000000000000")
 
         self.report = QPlainTextEdit()
         self.report.setReadOnly(True)
@@ -95,7 +92,6 @@ class ImportDialog(JobDialog):
         form.addRow("Into database:", self.database_combo)
         form.addRow("An identifier already there:", self.policy_combo)
         form.addRow("CSV/TSV cells:", self.dialect_combo)
-        form.addRow(self.no_phash_check)
         note = QLabel("The whole file is imported in one transaction: a bad entry, a refused duplicate or Cancel "
                       "leaves the store as it was. A whole-database file becomes a new database.")
         note.setWordWrap(True)
@@ -134,8 +130,7 @@ class ImportDialog(JobDialog):
             message_box(self, "warning", "Import", "Choose or type the database to import into.")
             return
         options = ImportOptions(on_duplicate=self.policy_combo.currentData(),
-                                csv_dialect=self.dialect_combo.currentData(),
-                                allow_missing_phash=self.no_phash_check.isChecked())
+                                csv_dialect=self.dialect_combo.currentData())
         store = self.store
 
         def work(progress, cancelled):  # `cancelled`: the person's Cancel
@@ -168,8 +163,5 @@ class ImportDialog(JobDialog):
         self._show_error(error)
 
     def _show_error(self, error: HashlensError) -> None:
-        # The importer names the command line's flag; here the choice is the checkbox.
-        text = error.description.replace(
-            "(--no-phash)", f"(tick “{self.no_phash_check.text().split(' (')[0].split(';')[0]}” below)")
-        self.report.setPlainText(text)
-        message_box(self, "warning", "Import failed", text)
+        self.report.setPlainText(error.description)
+        message_box(self, "warning", "Import failed", error.description)

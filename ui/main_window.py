@@ -36,6 +36,7 @@ from ui.errors import ErrorPresenter
 from ui.export_dialog import ExportDialog
 from ui.filter_panel import FilterPanel
 from ui.icons import app_icon, icon_size, refresh_icons, set_icon
+from ui.attach_dialog import AttachDialog
 from ui.import_dialog import ImportDialog
 from ui.mirror_dialog import MirrorDialog
 from ui.models.listing_model import ListingModel, ListingSource
@@ -192,6 +193,8 @@ class MainWindow(QMainWindow):
                                           "Export the current listing, page or selection")
         self.import_action = self._action("&Import…", self.open_import, None, "import",
                                           "Import image hashes from a file")
+        self.attach_action = self._action("&Attach images…", self.open_attach, None, None,
+                                          "Compute pHashes (and optionally store images) from a folder of image files")
         self.connect_action = self._action("&Connect to Media Server…", self.open_mirrors, None, None,
                                            "Pull Media Server databases into mirrors and see what changed")
         self.audit_action = self._action("&Audit…", self.open_audit, None, "audit",
@@ -250,6 +253,7 @@ class MainWindow(QMainWindow):
         db.addSeparator()
         for a in (ea.train_files, ea.train_folder):
             db.addAction(a)
+        db.addAction(self.attach_action)
         db.addSeparator()
         db.addAction(ea.create_sample)
 
@@ -425,6 +429,7 @@ class MainWindow(QMainWindow):
         # The title ends with the application's display name, or Qt appends it a second time.
         self.setWindowTitle(f"{store.describe()}" + (" (read-only)" if reason else "") + " — Hashlens")
         self.import_action.setEnabled(not reason)
+        self.attach_action.setEnabled(not reason)
         self.status_bar.show_store(store.describe(), bool(reason))
         self.status_bar.showMessage(f"Opened {store.describe()}", 4000)
         if reason:
@@ -533,10 +538,12 @@ class MainWindow(QMainWindow):
         self.image_pane.show_rows(rows)
         self.metadata_pane.show_rows(rows)
         self.entry_actions.set_rows(rows)
-        self.filter_panel.set_reference(rows[0].phash_hex if len(rows) == 1 else None)
-        if len(rows) == 1:
+        # An entry whose pHash is not known has nothing to be similar to.
+        known = len(rows) == 1 and rows[0].phash is not None
+        self.filter_panel.set_reference(rows[0].phash_hex if known else None)
+        self.find_similar_action.setEnabled(known)
+        if known:
             self._reference_row = rows[0]
-        self.find_similar_action.setEnabled(len(rows) == 1)
 
     def _on_model_page_loaded(self, page) -> None:
         # Near results of a selected entry keep that entry selected (it is their reference,
@@ -551,7 +558,7 @@ class MainWindow(QMainWindow):
 
     def _find_similar(self) -> None:
         rows = self.table.selected_rows()
-        if len(rows) == 1:
+        if len(rows) == 1 and rows[0].phash is not None:
             self.filter_panel.find_similar(rows[0].phash_hex)
 
     def _stop_loading(self) -> None:
@@ -642,6 +649,18 @@ class MainWindow(QMainWindow):
         dialog = ImportDialog(store, self.filter_panel.database, self, workers=self.workers,
                               databases=[d.name for d in self.session.databases])
         dialog.imported.connect(self._on_window_imported)
+        dialog.exec()
+
+    def open_attach(self) -> None:
+        store = self.session.store
+        if store is None:
+            return
+        if self.session.read_only:
+            self.presenter.notify(f"Attach images is disabled: the store is read-only ({self.session.read_only_reason}).")
+            return
+        dialog = AttachDialog(store, self.filter_panel.database, self, workers=self.workers,
+                              databases=[d.name for d in self.session.databases])
+        dialog.attached.connect(self._on_window_imported)
         dialog.exec()
 
     def open_audit(self) -> None:

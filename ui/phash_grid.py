@@ -8,6 +8,8 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ui.theme import current_accents
 
+PHASH_NOT_KNOWN_NOTE = ("a Media Server lists no pHash, so entries pulled or imported from one have none "
+                        "until Attach images computes it from the image files.")
 PHASH_NOTE = ("The pHash is Hashlens's own 64-bit perceptual hash of the training image, "
               "used to find duplicates; Media Server never returns one.")
 
@@ -24,10 +26,15 @@ class PhashGrid(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.setToolTip("The pHash as an 8×8 bit grid (dark = 1). " + PHASH_NOTE)
 
-    def set_hashes(self, hashes: list[int]) -> None:
-        self._hashes = list(hashes)
-        if len(self._hashes) == 2:
+    def set_hashes(self, hashes: list[int | None]) -> None:
+        """The hashes to draw; a pHash that is not known (None) draws nothing: an empty grid."""
+        self._hashes = [h for h in hashes if h is not None]
+        if not self._hashes and hashes:
+            self.setToolTip("The pHash is not known: " + PHASH_NOT_KNOWN_NOTE)
+        elif len(self._hashes) == 2:
             self.setToolTip(f"{self.differing_bits} of 64 bits differ from the group's first entry")
+        else:
+            self.setToolTip("The pHash as an 8×8 bit grid (dark = 1). " + PHASH_NOTE)
         self.update()
 
     @property

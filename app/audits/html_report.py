@@ -121,12 +121,13 @@ def _group_html(g: Group, thumbs: dict[int, str]) -> str:
         if m.key in thumbs:
             pic = f'<img alt="{_e(m.identifier)}" src="{thumbs[m.key]}">'
         elif not m.has_image_data:
-            pic = f'<div class="noimg">no image data<br>{bit_difference_svg(anchor, m.phash, 8)}</div>'
+            grid = bit_difference_svg(anchor, m.phash, 8) if m.phash is not None and anchor is not None else ""
+            pic = f'<div class="noimg">no image data<br>{grid}</div>'
         else:
             pic = '<div class="noimg">image not shown</div>'
         where = f"{_e(m.database)}: " if g.kind == "across" else ""
         cells.append(f'<div class="member">{pic}{where}<b>{_e(m.identifier)}</b><br>label {_e(m.label)}'
-                     f'<br><code>{m.phash_hex}</code> ({(m.phash ^ anchor).bit_count()} bits from the first)</div>')
+                     f'<br><code>{m.phash_hex}</code> ({m.bits_from(anchor)} from the first)</div>')
     more = f"<p class=\"meta\">… and {g.size - min(len(g.members), 24):,} more</p>" if g.size > min(len(g.members), 24) else ""
     return head + "".join(cells) + "</div>" + more + "</div>"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.audits.registry import Level, level_of  # noqa: F401  (Level: the levels' one home)
-from app.domain import JournalEntry, ListingQuery, phash_to_hex
+from app.domain import JournalEntry, ListingQuery, phash_words
 
 # A name or value this close to Media Server's 254-byte limit is reported (ours): one more
 # suffix or a longer character and it no longer fits.
@@ -52,13 +52,20 @@ class Member:
     database: str
     identifier: str
     label: str
-    phash: int
+    phash: int | None  # None: not known (a member of an identical-bytes group may lack one)
     has_image_data: bool
     metadata: tuple[tuple[str, str], ...] = ()
 
     @property
     def phash_hex(self) -> str:
-        return phash_to_hex(self.phash)
+        """16 hex digits, or "not known"."""
+        return phash_words(self.phash)
+
+    def bits_from(self, other: int | None) -> str:
+        """How many bits this member's pHash differs from `other`, in words."""
+        if self.phash is None or other is None:
+            return "pHash not known"
+        return f"{(self.phash ^ other).bit_count()} bits"
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,8 @@ class DatabaseScan:
         self.entries = 0
         self.with_image = 0
         self.no_image = _Capped()
+        # Entries whose pHash is not known: left out of every comparison, and counted.
+        self.no_phash = _Capped()
         self.labels_auto = _Capped()
         self.labels_missing = _Capped()
         self.ids_auto = _Capped()
@@ -155,7 +157,7 @@ class DatabaseScan:
                 self.undecodable.add((identifier, value))
                 continue
             recomputed, sha = value
-            if recomputed != stored:
+            if stored is not None and recomputed != stored:  # not known: nothing to compare
                 self.phash_mismatch.add((identifier, stored, recomputed))
             if digest is not None and sha != digest:
                 self.sha_mismatch.add((identifier, digest, sha))
@@ -220,8 +222,11 @@ def scan_database(store: SqlSource, db_id: int, name: str, recorded: int, option
         cancel.check()
         keys, hashes = [], []
         for key, ident, label, phash, sha, has_image, fmt, width, height, size, meta_count in batch:
-            keys.append(key)
-            hashes.append(phash)
+            if phash is None:
+                scan.no_phash.add(ident)
+            else:
+                keys.append(key)
+                hashes.append(phash)
             if has_image:
                 scan.with_image += 1
             else:
@@ -238,7 +243,7 @@ def scan_database(store: SqlSource, db_id: int, name: str, recorded: int, option
                 scan.labels_missing.add(ident)
             if len(label) * 4 >= NEAR_LIMIT_BYTES and _nbytes(label) >= NEAR_LIMIT_BYTES:
                 scan.labels_long.add((ident, label))
-            bits = phash.bit_count()
+            bits = 32 if phash is None else phash.bit_count()
             if bits <= low or bits >= high:
                 what = "all zeros" if bits == 0 else "all ones" if bits == 64 else f"of very low bit entropy ({bits} of 64 bits set)"
                 scan.degenerate.add((ident, phash, what))

@@ -30,7 +30,7 @@ from app.sources import open_source, resolve_store_url
 
 # Subcommand modules written beside this one; each adds its parsers with add_commands().
 PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands",
-                  "app.cli.mirror_commands", "app.cli.serve_command")
+                  "app.cli.attach_command", "app.cli.mirror_commands", "app.cli.serve_command")
 
 log = logging.getLogger("hashlens")
 
@@ -258,7 +258,7 @@ def _cmd_list(store: Source, args) -> int:
     for batch in batches:
         for row in batch:
             out.write(f"{row.position:>8}  {_clip(row.identifier, 34):<34} {_clip(row.label, 24):<24} "
-                      f"{'yes' if row.has_image_data else 'no':<5} {row.meta_count:>4}  {row.phash_hex}\n")
+                      f"{'yes' if row.has_image_data else 'no':<5} {row.meta_count:>4}  {row.phash_text}\n")
             shown += 1
     if not shown:
         print("No image hashes match.", file=sys.stderr)
@@ -311,6 +311,8 @@ def _cmd_migrate(store: SqlSource, args) -> int:
     if backup:
         print(f"Backed up the store to {backup}.")
     print(f"Migrated the store from schema version {before} to {store.schema_version}.")
+    for note in getattr(store, "migration_notes", ()):
+        print(f"  {note}")
     return 0
 
 

@@ -54,9 +54,6 @@ def add_commands(subparsers) -> None:
                    help="file format (default: detected)")
     p.add_argument("--csv-dialect", choices=DIALECTS, default="auto",
                    help="CSV/TSV: spreadsheet-safe or raw (default: from NAME.manifest.json, else safe)")
-    p.add_argument("--no-phash", action="store_true",
-                   help="accept entries with neither a pHash nor an image (Media Server responses); they get the "
-                        "placeholder pHash 0000000000000000 and are named in the journal")
     p.set_defaults(handler=cmd_import, creates=True)
 
     p = subparsers.add_parser(
@@ -132,8 +129,7 @@ def cmd_import(store, args) -> int:
     if not args.database:
         raise HashlensError(Failure.PARAM_MISSING, "Give the database to import into with --database NAME.",
                             parameter="database")
-    options = ImportOptions(on_duplicate=args.on_duplicate, format=args.format, csv_dialect=args.csv_dialect,
-                            allow_missing_phash=args.no_phash)
+    options = ImportOptions(on_duplicate=args.on_duplicate, format=args.format, csv_dialect=args.csv_dialect)
     bar, progress = _progress("Importing", None)
     report = import_file(store, path, args.database, options, progress=progress)
     bar.finish()

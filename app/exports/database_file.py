@@ -67,7 +67,7 @@ def export_database(store, database: str, dbpath: Path | str, includeimagedata: 
                         obj = {
                             "identifier": row.identifier,
                             "label": row.label,
-                            "phash": phash_to_hex(row.phash),
+                            "phash": None if row.phash is None else phash_to_hex(row.phash),
                             "trained_at": format_time(row.trained_at),
                             "hasimagedata": row.has_image_data,
                             "image_format": row.image_format,
@@ -77,6 +77,8 @@ def export_database(store, database: str, dbpath: Path | str, includeimagedata: 
                             "sha256": hashlib.sha256(data).hexdigest() if data is not None else None,
                             "image": base64.b64encode(data).decode("ascii") if data is not None else None,
                         }
+                        if row.declared_image_data is not None:  # a Media Server's own hasimagedata
+                            obj["declaredimagedata"] = row.declared_image_data
                         if includemetadata:
                             obj["metadata"] = dict(row.metadata or ())
                         lines.append(_dumps(obj) + "\n")
@@ -157,8 +159,8 @@ def _import_lines(store, path, f, name, progress, cancelled) -> int:
             ended = number
             continue
         item = readers.entry_from_object(path, obj, number, allowed=readers.DATABASE_KEYS)
-        if item.phash is None:
-            raise ImportRefused(path, f"the entry {item.identifier!r} has no pHash.", number)
+        if item.phash is None and item.image is not None:
+            raise ImportRefused(path, f"the entry {item.identifier!r} has an image but no pHash.", number)
         hashed = None
         if item.image is not None:
             digest = hashlib.sha256(item.image).hexdigest()
@@ -171,7 +173,9 @@ def _import_lines(store, path, f, name, progress, cancelled) -> int:
                                  item.phash, digest)
         try:
             entry = actions.prepare_entry(hashed, identifier=item.identifier, label=item.label,
-                                          metadata=item.metadata or (), phash=item.phash, trained_at=item.trained_at)
+                                          metadata=item.metadata or (), phash=item.phash, trained_at=item.trained_at,
+                                          phash_known=False,
+                                          declared_image_data=item.declared_image_data)
             store.add_entry(name, entry)
         except HashlensError as exc:
             if exc.failure not in (Failure.PARAM_INVALID, Failure.IDENTIFIER_EXISTS, Failure.KEY_EXISTS):

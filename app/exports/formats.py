@@ -121,11 +121,14 @@ def _csv_rows(batch, query: ListingQuery, keys, per_key: bool, safe: bool) -> li
     rows = []
     for r in batch:
         ident = r.identifier
-        cells = [r.position, "'" + ident if ident[:1] in escape else ident, f"{r.phash:016x}",
+        phash = r.phash
+        # A pHash that is not known is an empty cell.
+        cells = [r.position, "'" + ident if ident[:1] in escape else ident, "" if phash is None else f"{phash:016x}",
                  format_time(r.trained_at)]
         if imagestatus:
             label = r.label
-            cells += ["'" + label if label[:1] in escape else label, "true" if r.has_image_data else "false",
+            cells += ["'" + label if label[:1] in escape else label,
+                      "true" if r.has_image_data or r.declared_image_data else "false",
                       r.image_format or "", "" if r.width is None else r.width,
                       "" if r.height is None else r.height, "" if r.byte_size is None else r.byte_size]
         if metadata:
@@ -161,14 +164,19 @@ def delimited_chunks(batches, query, options, keys, delimiter: str) -> Iterator[
 # -- JSON and NDJSON ------------------------------------------------------------------------
 
 
+def _phash_or_none(value: int | None) -> str | None:
+    """16 hex digits, or None (JSON null) for a pHash that is not known."""
+    return None if value is None else f"{value:016x}"
+
+
 def entry_object(row: EntryRow, query: ListingQuery) -> dict:
     if query.imagestatus:
-        obj = {"position": row.position, "identifier": row.identifier, "phash": f"{row.phash:016x}",
-               "trained_at": format_time(row.trained_at), "label": row.label, "hasimagedata": row.has_image_data,
+        obj = {"position": row.position, "identifier": row.identifier, "phash": _phash_or_none(row.phash),
+               "trained_at": format_time(row.trained_at), "label": row.label, "hasimagedata": row.listed_image_data,
                "image_format": row.image_format, "width": row.width, "height": row.height,
                "byte_size": row.byte_size}
     else:
-        obj = {"position": row.position, "identifier": row.identifier, "phash": f"{row.phash:016x}",
+        obj = {"position": row.position, "identifier": row.identifier, "phash": _phash_or_none(row.phash),
                "trained_at": format_time(row.trained_at)}
     if query.metadata:
         obj["metadata"] = dict(row.metadata or ())
@@ -273,11 +281,12 @@ def write_xlsx(path: Path, batches, query: ListingQuery, about: list[tuple[str, 
                 s = entries.sheet
                 s.write_number(r, 0, row.position)
                 s.write_string(r, 1, row.identifier)
-                s.write_string(r, 2, phash_to_hex(row.phash))
+                if row.phash is not None:  # not known: an empty cell
+                    s.write_string(r, 2, phash_to_hex(row.phash))
                 s.write_string(r, 3, format_time(row.trained_at))
                 if query.imagestatus:
                     s.write_string(r, 4, row.label)
-                    s.write_boolean(r, 5, row.has_image_data)
+                    s.write_boolean(r, 5, row.listed_image_data)
                     if row.image_format:
                         s.write_string(r, 6, row.image_format)
                     for c, v in ((7, row.width), (8, row.height), (9, row.byte_size)):

@@ -22,9 +22,6 @@ from app.mediaserver_codec import names
 
 POLICIES = ("abort", "skip", "replace")
 DIALECTS = ("auto", "safe", "raw")
-# A pHash stored for entries whose file carried none (a Media Server response): only
-# with the explicit allow_missing_phash choice, and every such entry is journalled (ours).
-UNKNOWN_PHASH = 0
 ROWS_PER_STEP = 100
 # Reports and journal records name at most this many identifiers per list.
 MAX_LISTED = 1000
@@ -35,7 +32,6 @@ class ImportOptions:
     on_duplicate: str = "abort"  # abort | skip | replace
     format: str = "auto"
     csv_dialect: str = "auto"  # auto: the manifest beside the file says, else spreadsheet-safe
-    allow_missing_phash: bool = False
     max_bytes: int = readers.MAX_IMPORT_BYTES
 
     def validated(self) -> "ImportOptions":
@@ -63,8 +59,8 @@ class ImportReport:
     skipped: list[str] = field(default_factory=list)
     replaced_count: int = 0
     skipped_count: int = 0
-    unknown_phash: list[str] = field(default_factory=list)
-    unknown_phash_count: int = 0
+    # Entries stored without a pHash (not known: a Media Server response carries none).
+    no_phash_count: int = 0
     images_not_in_file: int = 0
 
     def lines(self) -> list[str]:
@@ -78,10 +74,10 @@ class ImportReport:
             out.append("  Skipped: " + _listed(self.skipped, self.skipped_count))
         if self.replaced:
             out.append("  Replaced: " + _listed(self.replaced, self.replaced_count))
-        if self.unknown_phash_count:
+        if self.no_phash_count:
             out.append(
-                f"  {counted(self.unknown_phash_count, 'entry', 'entries')} came without a pHash and were stored with the placeholder "
-                f"{UNKNOWN_PHASH:016x} (recorded in the journal): " + _listed(self.unknown_phash, self.unknown_phash_count)
+                f"  {counted(self.no_phash_count, 'entry has', 'entries have')} no pHash (not known: the file carries "
+                "none); duplicate checks skip them until 'hashlens attach-images' computes them from the images."
             )
         if self.images_not_in_file:
             out.append(
@@ -263,17 +259,16 @@ def _apply(store, path, database, entries, options, report, progress, cancelled,
         "replaced": report.replaced_count,
         "skipped": report.skipped_count,
         "created_database": report.created_database,
-        # Entries stored with the placeholder pHash are named here, so an audit can
-        # find them (ours: the schema has no flag for it).
-        "unknown_phash": report.unknown_phash_count,
-        "unknown_phash_identifiers": report.unknown_phash[:MAX_LISTED],
+        # Entries stored without a pHash (NULL in the store, since schema 2).
+        "no_phash": report.no_phash_count,
     })
 
 
 @dataclass(frozen=True)
 class _Stored:
     label: str
-    phash: int
+    phash: int | None
+    declared_image_data: bool | None
     metadata: tuple
     trained_at: int
     image: bytes | None
@@ -285,7 +280,7 @@ class _Stored:
 def _stored(store, database: str, identifier: str) -> _Stored:
     row = store.list_page(ListingQuery(database, identifiers=(identifier,), imagestatus=True, metadata=True)).rows[0]
     image = store.image(database, identifier) if row.has_image_data else None
-    return _Stored(row.label, row.phash, row.metadata or (), row.trained_at,
+    return _Stored(row.label, row.phash, row.declared_image_data, row.metadata or (), row.trained_at,
                    image.data if image else None, row.image_format, row.width, row.height)
 
 
@@ -305,20 +300,16 @@ def _new_entry(path, item: ImportedEntry, stored: _Stored | None, options: Impor
         if stored.image is not None and phash == stored.phash:
             hashed = HashedImage(stored.image, stored.image_format or "unknown", stored.width or 0,
                                  stored.height or 0, phash, hashlib.sha256(stored.image).hexdigest())
-    unknown = False
-    if phash is None:
-        if not options.allow_missing_phash:
-            raise ImportRefused(
-                path,
-                f"the entry {item.identifier!r} carries no pHash and no image (a {names.LIST_IMAGE_HASHES} response never "
-                "does), and Hashlens needs one to find duplicates. Import a Hashlens JSON, NDJSON or CSV export "
-                f"instead, or allow entries without a pHash (--no-phash) to store the placeholder {UNKNOWN_PHASH:016x}.",
-                item.line,
-            )
-        phash, unknown = UNKNOWN_PHASH, True
+    # No pHash and no image (a ListImageHashes response never carries either): the pHash
+    # is not known and is stored as NULL, never as a placeholder value (issue 11).
+    unknown = phash is None and hashed is None
+    declared = item.has_image_data
+    if declared is None and stored is not None:
+        declared = stored.declared_image_data
     try:
         entry = actions.prepare_entry(hashed, identifier=item.identifier, label=label, metadata=metadata or (),
-                                      phash=phash, trained_at=trained_at)
+                                      phash=phash, trained_at=trained_at, phash_known=False,
+                                      declared_image_data=declared)
         check_text("identifier", item.identifier)
     except HashlensError as exc:
         raise ImportRefused(path, f"entry {item.identifier!r}: {exc.description}", item.line) from None
@@ -328,7 +319,5 @@ def _new_entry(path, item: ImportedEntry, stored: _Stored | None, options: Impor
     if dry:
         return None
     if unknown:
-        report.unknown_phash_count += 1
-        if len(report.unknown_phash) < MAX_LISTED:
-            report.unknown_phash.append(item.identifier)
+        report.no_phash_count += 1
     return entry

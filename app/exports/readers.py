@@ -39,7 +39,7 @@ _READ_CHUNK = 1 << 16
 
 LISTING_KEYS = {"position", "identifier", "phash", "trained_at", "label", "hasimagedata", "image_format",
                 "width", "height", "byte_size", "metadata"}
-DATABASE_KEYS = LISTING_KEYS | {"image", "sha256"}
+DATABASE_KEYS = LISTING_KEYS | {"image", "sha256", "declaredimagedata"}
 
 
 class ImportRefused(HashlensError):
@@ -65,6 +65,8 @@ class ImportedEntry:
     label: str | None = None
     phash: int | None = None
     has_image_data: bool | None = None
+    # A whole-database file's record of a Media Server's own hasimagedata (schema 2).
+    declared_image_data: bool | None = None
     metadata: tuple[tuple[str, str], ...] | None = None
     trained_at: int | None = None
     image: bytes | None = None
@@ -196,6 +198,11 @@ def entry_from_object(path, obj, line: int, *, allowed=LISTING_KEYS) -> Imported
         if not isinstance(obj["hasimagedata"], bool):
             raise ImportRefused(path, f"'hasimagedata' must be true or false, not {obj['hasimagedata']!r}.", line)
         entry.has_image_data = obj["hasimagedata"]
+    if obj.get("declaredimagedata") is not None:
+        if not isinstance(obj["declaredimagedata"], bool):
+            raise ImportRefused(path, f"'declaredimagedata' must be true or false, not {obj['declaredimagedata']!r}.",
+                                line)
+        entry.declared_image_data = obj["declaredimagedata"]
     entry.image_format = _text_field(path, line, "image_format", obj.get("image_format"))
     entry.width = _int_field(path, line, "width", obj.get("width"))
     entry.height = _int_field(path, line, "height", obj.get("height"))

@@ -34,6 +34,7 @@ GET_VERSION = "GetVersion"
 # Journal-only names (ours): changes made by Hashlens's own tools that no ACI action names.
 IMPORT_IMAGE_HASHES = "ImportImageHashes"
 APPEND_IMAGE_HASHES = "AppendImageHashes"
+ATTACH_IMAGES = "AttachImages"  # pHashes (and images) computed from files for known entries
 
 ACI_ACTIONS: tuple[str, ...] = (
     LIST_IMAGE_HASHES, TRAIN_IMAGE_HASH, REMOVE_IMAGE_HASH, NULL_IMAGE_HASH_IMAGE_DATA, RENAME_IMAGE_HASH,

@@ -20,7 +20,10 @@ import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 from xml.etree.ElementTree import Element, ParseError, TreeBuilder, XMLParser
+from xml.parsers.expat import ExpatError, ParserCreate
+from xml.parsers.expat import errors as expat_errors
 
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml.ElementTree import DefusedXMLParser
@@ -92,8 +95,9 @@ class ResponseHead:
         return self.status == "SUCCESS"
 
 
-@dataclass(frozen=True, slots=True)
-class ImageStatus:
+# Entries and their images are named tuples, not frozen dataclasses: a pull makes a
+# million of each, and a frozen dataclass took about ten times as long to make (ours).
+class ImageStatus(NamedTuple):
     """One <image> of an entry (with imagestatus=true)."""
 
     label: str | None
@@ -101,8 +105,7 @@ class ImageStatus:
     has_image_data: bool | None
 
 
-@dataclass(frozen=True, slots=True)
-class ListedEntry:
+class ListedEntry(NamedTuple):
     """One <entry> of a ListImageHashes answer. `images` and `metadata` are None when
     the element was absent (imagestatus/metadata not asked for), () when empty."""
 
@@ -662,9 +665,145 @@ class _FastReader:
         return fields["key"], fields["value"]
 
 
+# The shape in which Media Server (and Hashlens's writer) lists an entry, read straight
+# from the bytes: an entry in exactly this shape, with no attribute, comment, CDATA,
+# namespace prefix or other element in it, becomes a ListedEntry without a tree (about
+# five times faster than the tree, ours). Anything else goes the tree's way. Every byte
+# still goes through expat first, so what is not well-formed, ends early or refers to an
+# undefined entity is refused exactly as before (reliability X1, X2).
+_S = rb"[ \t\r\n]*"
+_ENTRY = re.compile(
+    _S + rb"<entry>" + _S + rb"<identifier>([^<]*)</identifier>" + _S
+    + rb"<numimages>" + _S + rb"([0-9]{1,18})" + _S + rb"</numimages>" + _S
+    + rb"<(numtrained(?:images)?)>" + _S + rb"([0-9]{1,18})" + _S + rb"</\3>" + _S
+    + rb"<(numfailed(?:images)?)>" + _S + rb"([0-9]{1,18})" + _S + rb"</\5>" + _S
+    + rb"<(numuntrained(?:images)?)>" + _S + rb"([0-9]{1,18})" + _S + rb"</\7>" + _S
+    + rb"(?:<images>" + _S + rb"<image>" + _S + rb"<label>([^<]*)</label>" + _S + rb"<status>([^<]*)</status>" + _S
+    + rb"<hasimagedata>([^<]*)</hasimagedata>" + _S + rb"</image>" + _S + rb"</images>" + _S + rb")?"
+    + rb"(?:(<metadata/>)|<metadata>((?:" + _S + rb"<item>" + _S + rb"<key>[^<]*</key>" + _S
+    + rb"<value>[^<]*</value>" + _S + rb"</item>)*)" + _S + rb"</metadata>" + _S + rb")?"
+    + rb"</entry>")
+_ITEM = re.compile(rb"<key>([^<]*)</key>" + _S + rb"<value>([^<]*)</value>")
+_ENTRY_OPEN = b"<entry>"
+_ENTRY_CLOSE = b"</entry>"
+_DATA_OPEN = b"<responsedata>"
+_REF = re.compile(r"&(?:#([0-9]+)|#x([0-9a-fA-F]+)|(amp|lt|gt|quot|apos));")
+_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+
+
+def _ref(match) -> str:
+    decimal, hexadecimal, name = match.groups()
+    if name is not None:
+        return _NAMED[name]
+    return chr(int(decimal) if decimal is not None else int(hexadecimal, 16))
+
+
+def _xml_text(raw: bytes) -> str:
+    """Element text as expat gives it: UTF-8 decoded, line ends normalised (a literal CR
+    or CR LF reads as LF, a character reference &#13; stays CR), references replaced.
+    expat has already refused anything else (an undefined entity, a bad reference)."""
+    text = raw.decode("utf-8")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "&" in text:
+        text = _REF.sub(_ref, text)
+    return text
+
+
+class _EntrySplitter:
+    """Between the bytes and the tree reader: up to the top-level <responsedata> every
+    byte goes to the tree; after it, each run of entries in Media Server's own shape is
+    read by `_ENTRY` and kept from the tree, until something else comes (an entry in
+    another shape, an <error>, the end of <responsedata>); from then on every byte goes
+    to the tree again. So the parts come out in document order either way."""
+
+    def __init__(self, reader: _FastReader):
+        self.reader = reader
+        self.target = reader.target
+        self.mode = "head"  # head: before <responsedata>; entries: reading entries; tree: all to the tree
+        self.held = b""
+
+    def feed(self, chunk: bytes) -> Iterator[ResponsePart]:
+        if self.mode == "tree":
+            yield from self.reader.feed(chunk)
+            return
+        data = self.held + chunk if self.held else chunk
+        self.held = b""
+        if self.mode == "head":
+            at = data.find(_DATA_OPEN)
+            if at < 0:
+                keep = len(_DATA_OPEN) - 1  # the tag may be cut between two chunks
+                yield from self.reader.feed(data[:-keep] if len(data) > keep else b"")
+                self.held = data[-keep:] if len(data) > keep else data
+                return
+            end = at + len(_DATA_OPEN)
+            yield from self.reader.feed(data[:end])
+            if self.reader.data is None:  # not the top-level one (in a comment, say): the tree reads it all
+                self.mode = "tree"
+                yield from self.reader.feed(data[end:])
+                return
+            self.mode = "entries"
+            data = data[end:]
+        yield from self._entries(data)
+
+    def _entries(self, data: bytes) -> Iterator[ResponsePart]:
+        match, pos, size, limit = _ENTRY.match, 0, len(data), self.target.max_text
+        entries = []
+        while pos < size:
+            m = match(data, pos)
+            if m is None or m.end() - pos > limit:
+                break
+            entries.append(self._entry(m))
+            pos = m.end()
+        yield from entries
+        rest = data[pos:]
+        head = rest.lstrip(b" \t\r\n")
+        if not head or (_ENTRY_CLOSE not in head and len(rest) <= limit
+                        and (head.startswith(_ENTRY_OPEN) or _ENTRY_OPEN.startswith(head))):
+            self.held = rest  # an entry not yet complete: wait for the next chunk
+            return
+        self.mode = "tree"
+        yield from self.reader.feed(rest)
+
+    def _entry(self, m) -> ListedEntry:
+        g = m.groups()
+        images = None
+        if g[8] is not None:
+            images = (ImageStatus(_xml_text(g[8]), _xml_text(g[9]).strip(), self.target.flag_value(_xml_text(g[10]))),)
+        if g[11] is not None:
+            metadata = ()
+        elif g[12] is not None:
+            metadata = tuple((_xml_text(k), _xml_text(v)) for k, v in _ITEM.findall(g[12]))
+        else:
+            metadata = None
+        counters = {"numimages": int(g[1]), "numtrained": int(g[3]), "numfailed": int(g[5]),
+                    "numuntrained": int(g[7])}
+        return ListedEntry(_xml_text(g[0]), counters, images, metadata, 0)
+
+    def close(self) -> Iterator[ResponsePart]:
+        if self.held:
+            held, self.held = self.held, b""
+            yield from self.reader.feed(held)
+        yield from self.reader.close()
+
+
+def _checked(expat_parser, data: bytes, final: bool) -> None:
+    """Feed expat, which checks every byte (the fast path keeps some from the tree); its
+    error reads as the tree parser's would."""
+    try:
+        expat_parser.Parse(data, final)
+    except ExpatError as exc:
+        error = ParseError(f"{expat_errors.messages[exc.code]}: line {exc.lineno}, column {exc.offset}")
+        error.code, error.position = exc.code, (exc.lineno, exc.offset)
+        raise error from None
+
+
 def _iter_fast(source, what: str, document: str) -> Iterator[ResponsePart]:
     reader = _FastReader(what)
     prolog, watch = _Prolog(reader.target), _TokenWatch(reader.target)
+    splitter = _EntrySplitter(reader)
+    # The separator makes expat check namespace prefixes as the tree parser does.
+    checker = ParserCreate(None, "}")
     first, closing = True, False
     try:
         for chunk in _chunks(source):
@@ -677,11 +816,15 @@ def _iter_fast(source, what: str, document: str) -> Iterator[ResponsePart]:
                     continue
                 prolog = None
             watch.see(chunk)
-            yield from reader.feed(chunk)
+            _checked(checker, chunk, False)
+            yield from splitter.feed(chunk)
         closing = True
         if prolog is not None:
-            yield from reader.feed(prolog.release())
-        yield from reader.close()
+            released = prolog.release()
+            _checked(checker, released, False)
+            yield from splitter.feed(released)
+        _checked(checker, b"", True)
+        yield from splitter.close()
     except ParseError as exc:
         raise _not_well_formed(what, exc, closing, document) from None
     target = reader.target

@@ -105,7 +105,7 @@ def entry_xml(row: EntryRow, imagestatus: bool, metadata: bool) -> str:
             "      <images>\n        <image>\n"
             f"          <label>{xml_text(row.label, 'label')}</label>\n"
             "          <status>trained</status>\n"
-            f"          <hasimagedata>{'true' if row.has_image_data else 'false'}</hasimagedata>\n"
+            f"          <hasimagedata>{'true' if row.has_image_data or row.declared_image_data else 'false'}</hasimagedata>\n"
             "        </image>\n      </images>\n"
         )
     if metadata:
@@ -129,13 +129,15 @@ def entry_xml(row: EntryRow, imagestatus: bool, metadata: bool) -> str:
 def listing(batches: Iterable[list[EntryRow]], *, imagestatus: bool, metadata: bool,
             action: str = LIST_IMAGE_HASHES) -> Iterator[str]:
     """A ListImageHashes response, yielded a batch of entries at a time. An empty listing
-    (for example `start` past the end) is SUCCESS with an empty responsedata (ours)."""
+    (for example `start` past the end) is SUCCESS with an empty responsedata (ours). A
+    batch may also be text: entries already written as `entry_xml` writes them (the
+    stand-in Media Server's generated data)."""
     head = _open(action)
     first = True
     for batch in batches:
         if not batch:
             continue
-        chunk = "".join(entry_xml(row, imagestatus, metadata) for row in batch)
+        chunk = batch if isinstance(batch, str) else "".join(entry_xml(row, imagestatus, metadata) for row in batch)
         if first:
             yield head + "  <responsedata>\n" + chunk
             first = False

@@ -78,9 +78,13 @@ def prepare_entry(
     metadata=(),
     phash: int | None = None,
     trained_at: int | None = None,
+    phash_known: bool = True,
+    declared_image_data: bool | None = None,
 ) -> NewEntry:
     """Validate everything about one new entry before any write happens. Without image
-    data (an import of an entry whose image was removed) the pHash must be given."""
+    data (an import of an entry whose image was removed) the pHash must be given, unless
+    `phash_known` is False: an entry listed by a Media Server, whose pHash nobody knows
+    (stored as NULL). `declared_image_data` is the `hasimagedata` such a listing gave."""
     identifier = new_identifier() if identifier is None else identifier
     check_text("identifier", identifier)
     # A missing label is generated as the identifier itself (ours: MS generates one too,
@@ -89,13 +93,13 @@ def prepare_entry(
     check_text("imagelabel", label)
     pairs = _metadata(metadata)
     if hashed is None:
-        if phash is None:
+        if phash is None and phash_known:
             raise param_invalid("imagedata", "an entry needs image data or a stored pHash.")
-        return NewEntry(identifier, label, phash, None, None, None, None, None, pairs, trained_at)
+        return NewEntry(identifier, label, phash, None, None, None, None, None, pairs, trained_at, declared_image_data)
     _check_image_fields(hashed)
     return NewEntry(
         identifier, label, hashed.phash, hashed.data, hashed.image_format, hashed.width, hashed.height,
-        hashed.sha256, pairs, trained_at,
+        hashed.sha256, pairs, trained_at, declared_image_data,
     )
 
 

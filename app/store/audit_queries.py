@@ -68,7 +68,7 @@ def databases(store: Store) -> list[tuple[int, str, int]]:
 
 def iter_entries(store: Store, db_id: int, batch: int = 5000) -> Iterator[list[tuple]]:
     """Every entry of a database in database order, as tuples of ENTRY_SCAN_COLUMNS with
-    the pHash unsigned and has_image_data a bool."""
+    the pHash unsigned (None when not known) and has_image_data a bool."""
     after = -1
     sql = (
         f"SELECT {ENTRY_SCAN_COLUMNS} FROM hl_entry e WHERE e.database_id = ? AND e.id > ? ORDER BY e.id"
@@ -79,7 +79,8 @@ def iter_entries(store: Store, db_id: int, batch: int = 5000) -> Iterator[list[t
         if not rows:
             return
         yield [
-            (r[0], r[1], r[2], r[3] & PHASH_MASK, r[4], bool(r[5]), r[6], r[7], r[8], r[9], r[10]) for r in rows
+            (r[0], r[1], r[2], None if r[3] is None else r[3] & PHASH_MASK, r[4], bool(r[5]), r[6], r[7], r[8],
+             r[9], r[10]) for r in rows
         ]
         if len(rows) < batch:
             return
@@ -104,9 +105,11 @@ def shape_profile(store: Store, db_id: int) -> tuple[list[tuple[str, int]], tupl
 
 
 def iter_hashes(store: Store, db_id: int, batch: int = 50_000) -> Iterator[tuple[list[int], list[int]]]:
-    """(keys, unsigned pHashes) of a database in database order, a batch at a time."""
+    """(keys, unsigned pHashes) of a database in database order, a batch at a time; entries
+    whose pHash is not known (NULL) are left out, as nothing can be compared with them."""
     after = -1
-    sql = "SELECT id, phash FROM hl_entry WHERE database_id = ? AND id > ? ORDER BY id" + store.sql.limit(batch)
+    sql = ("SELECT id, phash FROM hl_entry WHERE database_id = ? AND id > ? AND phash IS NOT NULL ORDER BY id"
+           + store.sql.limit(batch))
     while True:
         rows = store.sql.all(sql, (db_id, after))
         if not rows:
@@ -118,7 +121,7 @@ def iter_hashes(store: Store, db_id: int, batch: int = 50_000) -> Iterator[tuple
 
 
 def entry_details(store: Store, keys) -> dict[int, tuple]:
-    """key -> (key, database name, identifier, label, unsigned pHash, has_image_data,
+    """key -> (key, database name, identifier, label, unsigned pHash or None, has_image_data,
     sha256, image_format, width, height) for the entries named."""
     found = {}
     for chunk in _chunks(sorted(set(keys))):
@@ -128,7 +131,8 @@ def entry_details(store: Store, keys) -> dict[int, tuple]:
             f"e.width, e.height FROM hl_entry e JOIN hl_database d ON d.id = e.database_id WHERE e.id IN ({marks})",
             chunk,
         ):
-            found[r[0]] = (r[0], r[1], r[2], r[3], r[4] & PHASH_MASK, bool(r[5]), r[6], r[7], r[8], r[9])
+            found[r[0]] = (r[0], r[1], r[2], r[3], None if r[4] is None else r[4] & PHASH_MASK, bool(r[5]), r[6],
+                           r[7], r[8], r[9])
     return found
 
 
@@ -236,7 +240,7 @@ def iter_image_entries(store: Store, db_id: int, batch: int = 64) -> Iterator[li
         rows = store.sql.all(sql, (db_id, True, after))
         if not rows:
             return
-        yield [(r[0], r[1], r[2] & PHASH_MASK, r[3]) for r in rows]
+        yield [(r[0], r[1], None if r[2] is None else r[2] & PHASH_MASK, r[3]) for r in rows]
         if len(rows) < batch:
             return
         after = rows[-1][0]

@@ -28,7 +28,7 @@ DEFAULT_BATCH = 5000
 
 _ENTRY_COLUMNS = (
     "database_id, identifier, label, phash, has_image_data, image_format, width, height, "
-    "byte_size, sha256, meta_count, trained_at"
+    "byte_size, sha256, meta_count, trained_at, declared_image_data"
 )
 
 
@@ -136,7 +136,7 @@ def _append_batch(store: Store, db_id: int, chunk: list[NewEntry]) -> None:
         (
             db_id, e.identifier, e.label, to_signed64(e.phash), e.image_data is not None, e.image_format,
             e.width, e.height, len(e.image_data) if e.image_data is not None else None, e.sha256,
-            len(e.metadata), e.trained_at or stamp,
+            len(e.metadata), e.trained_at or stamp, e.declared_image_data,
         )
         for e in chunk
     ]

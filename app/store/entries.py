@@ -118,12 +118,14 @@ class Entries:
         try:
             key = self.sql.insert(
                 "INSERT INTO hl_entry (database_id, identifier, label, phash, has_image_data, image_format, "
-                "width, height, byte_size, sha256, meta_count, trained_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "width, height, byte_size, sha256, meta_count, trained_at, declared_image_data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     db_id, entry.identifier, entry.label, to_signed64(entry.phash), entry.image_data is not None,
                     entry.image_format, entry.width, entry.height,
                     len(entry.image_data) if entry.image_data is not None else None,
                     entry.sha256, len(entry.metadata), entry.trained_at or journal.now_ms(),
+                    entry.declared_image_data,
                 ),
             )
         except HashlensError as exc:
@@ -168,6 +170,21 @@ class Entries:
             self.sql.exec("DELETE FROM hl_mark WHERE database_id = ? AND entry_id = ?", (db_id, key))
         else:
             self.sql.exec("UPDATE hl_mark SET entry_id = ? WHERE database_id = ? AND entry_id = ?", (nxt[0], db_id, key))
+
+    def attach_image(self, database: str, identifier: str, phash: int, image: bytes | None,
+                     image_format: str | None, width: int | None, height: int | None, sha256: str | None) -> None:
+        """Give an entry the pHash computed from its image file and, with `image`, the
+        image bytes too (what training would have stored)."""
+        _, key = self._locked_entry(database, identifier)
+        if image is None:
+            self.sql.exec("UPDATE hl_entry SET phash = ? WHERE id = ?", (to_signed64(phash), key))
+            return
+        self.sql.exec("DELETE FROM hl_image WHERE entry_id = ?", (key,))
+        self.sql.exec("INSERT INTO hl_image (entry_id, data) VALUES (?, ?)", (key, image))
+        self.sql.exec(
+            "UPDATE hl_entry SET phash = ?, has_image_data = ?, image_format = ?, width = ?, height = ?, "
+            "byte_size = ?, sha256 = ? WHERE id = ?",
+            (to_signed64(phash), True, image_format, width, height, len(image), sha256, key))
 
     def null_image_data(self, database: str, identifier: str) -> None:
         _, key = self._locked_entry(database, identifier)

@@ -27,8 +27,12 @@ from app.store.sql import IN_CHUNK, SqlRunner, chunks
 
 ENTRY_COLUMNS = (
     "e.id, e.identifier, e.label, e.has_image_data, e.phash, e.image_format, "
-    "e.width, e.height, e.byte_size, e.meta_count, e.trained_at"
+    "e.width, e.height, e.byte_size, e.meta_count, e.trained_at, e.declared_image_data"
 )
+
+# A pHash that is not known (NULL) sorts before every known one; ties are broken by the
+# key as for every sort, so keyset paging stays exact.
+_PHASH_LOWEST = -(1 << 63)
 
 # Each sort is one or more SQL terms, compared left to right, then the key.
 _SORT_COLUMNS: dict[SortKey, tuple[str, ...]] = {
@@ -37,16 +41,20 @@ _SORT_COLUMNS: dict[SortKey, tuple[str, ...]] = {
     SortKey.HAS_IMAGE_DATA: ("e.has_image_data",),
     SortKey.META_COUNT: ("e.meta_count",),
     # The pHash is stored signed (two's complement), but people read it as hex: the sign
-    # bit first makes the order the unsigned one, 0000… to ffff… (issue 14). Plans are
-    # unchanged: no backend used an index for this sort (the database's index and a sort).
-    SortKey.PHASH: ("CASE WHEN e.phash < 0 THEN 1 ELSE 0 END", "e.phash"),
+    # bit first makes the order the unsigned one, 0000… to ffff… (issue 14); not known
+    # first. Plans are unchanged: no backend used an index for this sort.
+    SortKey.PHASH: ("CASE WHEN e.phash IS NULL THEN -1 WHEN e.phash < 0 THEN 1 ELSE 0 END",
+                    f"COALESCE(e.phash, {_PHASH_LOWEST})"),
     SortKey.WIDTH: ("COALESCE(e.width, -1)",),
     SortKey.TRAINED_AT: ("e.trained_at",),
 }
 
 
-def to_signed64(value: int) -> int:
-    """A 64-bit pHash as the signed integer every backend's BIGINT holds (ours)."""
+def to_signed64(value: int | None) -> int | None:
+    """A 64-bit pHash as the signed integer every backend's BIGINT holds (ours); None
+    (not known) stays None, which the store holds as NULL."""
+    if value is None:
+        return None
     value &= PHASH_MASK
     return value - (1 << 64) if value >= 1 << 63 else value
 
@@ -97,6 +105,13 @@ class Listing:
         self.dialect = sql.dialect
         self.database_id = database_id
         self.reading = reading
+        # The entry columns read; a store still at schema 1 (readable until migrated) has
+        # no declared_image_data, so it reads NULL in its place (`for_schema`).
+        self.columns = ENTRY_COLUMNS
+
+    def for_schema(self, version: int | None) -> None:
+        self.columns = ENTRY_COLUMNS if (version or 0) >= 2 else \
+            ENTRY_COLUMNS.replace("e.declared_image_data", "NULL")
 
     def images_by_key(self, keys: list[int]) -> dict[int, bytes]:
         """Image bytes for a batch of entries, one query per chunk (exports, audits)."""
@@ -134,7 +149,7 @@ class Listing:
             "WITH d AS (SELECT id, entry_count FROM hl_database WHERE name = ?), "
             "mk AS (SELECT ordinal, entry_id FROM hl_mark WHERE database_id = (SELECT id FROM d) "
             "AND ordinal <= ? ORDER BY ordinal DESC LIMIT 1) "
-            f"SELECT {ENTRY_COLUMNS}, (SELECT entry_count FROM d) FROM hl_entry e "
+            f"SELECT {self.columns}, (SELECT entry_count FROM d) FROM hl_entry e "
             "WHERE e.database_id = (SELECT id FROM d) AND e.id >= COALESCE((SELECT entry_id FROM mk), 0) "
             "ORDER BY e.id"
         )
@@ -229,10 +244,10 @@ class Listing:
                     return []
                 size = total - offset if limit is None else min(limit, total - offset)
                 reverse = dataclasses.replace(query, descending=not query.descending)
-                sql = f"SELECT {ENTRY_COLUMNS} FROM {where} ORDER BY {self._order(reverse)}"
+                sql = f"SELECT {self.columns} FROM {where} ORDER BY {self._order(reverse)}"
                 raw = self.sql.all(sql + self.sql.limit(size, total - offset - size), params)
                 return self._build(raw[::-1], start, query)
-        sql = f"SELECT {ENTRY_COLUMNS} FROM {where} ORDER BY {self._order(query)}"
+        sql = f"SELECT {self.columns} FROM {where} ORDER BY {self._order(query)}"
         raw = self.sql.all(sql + self.sql.limit(limit, offset), params)
         return self._build(raw, start, query)
 
@@ -248,7 +263,7 @@ class Listing:
             # Row-value comparison (SQLite 3.15+, PostgreSQL, MySQL) keeps the keyset exact.
             where += f" AND ({', '.join(terms)}) {op} ({', '.join('?' * len(terms))})"
             params = params + list(after)
-        sql = f"SELECT {ENTRY_COLUMNS} FROM {where} ORDER BY {self._order(query)}"
+        sql = f"SELECT {self.columns} FROM {where} ORDER BY {self._order(query)}"
         return self._build(self.sql.all(sql + self.sql.limit(limit), params), position, query)
 
     @staticmethod
@@ -257,6 +272,8 @@ class Listing:
         if query.sort is SortKey.POSITION:
             return (None, row.key)
         if query.sort is SortKey.PHASH:
+            if row.phash is None:
+                return (-1, _PHASH_LOWEST, row.key)
             signed = to_signed64(row.phash)
             return (1 if signed < 0 else 0, signed, row.key)
         if query.sort is SortKey.DISTANCE:
@@ -281,7 +298,7 @@ class Listing:
             marks = ",".join("?" * len(chunk))
             found.extend(
                 self.sql.all(
-                    f"SELECT {ENTRY_COLUMNS} FROM {where} AND e.identifier IN ({marks})",
+                    f"SELECT {self.columns} FROM {where} AND e.identifier IN ({marks})",
                     params + chunk,
                 )
             )
@@ -373,12 +390,14 @@ def _rows(raw, first_position: int, metadata: dict[int, list] | None = None) -> 
     mask = PHASH_MASK
     if metadata is None:
         return [
-            EntryRow(first_position + i, r[0], r[1], r[2], bool(r[3]), r[4] & mask, r[5], r[6], r[7], r[8], r[9], r[10])
+            EntryRow(first_position + i, r[0], r[1], r[2], bool(r[3]), None if r[4] is None else r[4] & mask,
+                     r[5], r[6], r[7], r[8], r[9], r[10], None, None if r[11] is None else bool(r[11]))
             for i, r in enumerate(raw)
         ]
     get, empty = metadata.get, ()
     return [
-        EntryRow(first_position + i, r[0], r[1], r[2], bool(r[3]), r[4] & mask, r[5], r[6], r[7], r[8], r[9], r[10],
-                 tuple(get(r[0], empty)))
+        EntryRow(first_position + i, r[0], r[1], r[2], bool(r[3]), None if r[4] is None else r[4] & mask,
+                 r[5], r[6], r[7], r[8], r[9], r[10], tuple(get(r[0], empty)),
+                 None if r[11] is None else bool(r[11]))
         for i, r in enumerate(raw)
     ]

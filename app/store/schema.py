@@ -19,11 +19,15 @@ from peewee import (
     TextField,
 )
 
-SCHEMA_VERSION = 1
+# 1: the first schema. 2: hl_entry.phash may be NULL (not known: entries from a Media
+# Server carry none) and hl_entry.declared_image_data keeps a Media Server's own
+# `hasimagedata` apart from whether Hashlens holds the bytes (issue 11 item 3).
+SCHEMA_VERSION = 2
 
 # Migration steps by the version they start from: MIGRATIONS[1] takes a version-1 store
 # to version 2. Each step receives the Store and runs inside one write transaction; on
-# MySQL, where DDL commits implicitly, a step must be safe to run twice.
+# MySQL, where DDL commits implicitly, a step must be safe to run twice. The steps live
+# in `app/store/migrations.py`, which fills this table when the store module loads.
 MIGRATIONS: dict = {}
 
 database_proxy = DatabaseProxy()
@@ -83,9 +87,15 @@ class Entry(BaseModel):
     database = ForeignKeyField(ImageDatabase, column_name="database_id", on_delete="CASCADE", index=False)
     identifier = NameField(max_length=254)
     label = NameField(max_length=254)
-    # 64-bit pHash stored as a signed BIGINT (two's complement) so every backend holds it.
-    phash = BigIntegerField()
+    # 64-bit pHash stored as a signed BIGINT (two's complement) so every backend holds it;
+    # NULL when it is not known (a Media Server never lists one): never a placeholder
+    # value, which would make every such entry a duplicate of every other.
+    phash = BigIntegerField(null=True)
+    # Whether Hashlens holds the image bytes (hl_image has a row).
     has_image_data = BooleanField()
+    # The `hasimagedata` a Media Server declared (its server holds the image); NULL when
+    # the entry did not come from a Media Server's listing (ours, schema 2).
+    declared_image_data = BooleanField(null=True)
     image_format = CharField(max_length=16, null=True)
     width = IntegerField(null=True)
     height = IntegerField(null=True)

@@ -42,6 +42,7 @@ from app.store.dialect import BUSY_TIMEOUT_MS, HashlensDialect, connect
 from app.store.entries import MARK_SPACING, Entries
 from app.store.errors import reason, transient_read_error
 from app.store import journal as journal_module
+from app.store import migrations  # noqa: F401  (fills schema.MIGRATIONS)
 from app.store.journal import Journal, journal_entry, now_ms, touches
 from app.store.listing import ENTRY_COLUMNS, Listing, to_signed64
 from app.store.sql import IN_CHUNK, SqlRunner
@@ -95,6 +96,8 @@ class Store:
         # this thread is; a change made inside one is journalled by the group instead.
         self._local = threading.local()
         self.schema_version: int | None = None
+        # What the last `migrate()` did that a person should hear about, in sentences.
+        self.migration_notes: list[str] = []
         self.replica_of: str | None = None
 
     # -- opening ----------------------------------------------------------------------
@@ -142,6 +145,7 @@ class Store:
         self.schema_version = int(row[0]) if row else None
         if self.schema_version is None:
             raise HashlensError(Failure.STORE_UNAVAILABLE, "The store records no schema version.")
+        self.listing.for_schema(self.schema_version)
         self.db.mark_verified()
         self.replica_of = self.db.replica_of()
         if self.replica_of is not None:
@@ -194,6 +198,7 @@ class Store:
                 step(self)
                 self.sql.exec("UPDATE hl_store_info SET value = ? WHERE name = ?", (str(version + 1), "schema_version"))
             self.schema_version = version + 1
+            self.listing.for_schema(self.schema_version)
         return backup
 
     def read_only_reason(self) -> str:
@@ -479,6 +484,16 @@ class Store:
     def remove_entry(self, database: str, identifier: str) -> None:
         self._change(names.REMOVE_IMAGE_HASH, database, identifier, {},
                      lambda: self.entries.remove_entry(database, identifier))
+
+    def attach_image(self, database: str, identifier: str, phash: int, image: bytes | None = None,
+                     image_format: str | None = None, width: int | None = None, height: int | None = None,
+                     sha256: str | None = None) -> None:
+        """Hashlens's own change (no ACI action): an entry's pHash, and optionally its image,
+        computed from an image file (`hashlens attach-images`)."""
+        params = {"phash": f"{phash:016x}", "image": image is not None}
+        self._change(names.ATTACH_IMAGES, database, identifier, params,
+                     lambda: self.entries.attach_image(database, identifier, phash, image, image_format, width,
+                                                       height, sha256))
 
     def null_image_data(self, database: str, identifier: str) -> None:
         self._change(names.NULL_IMAGE_HASH_IMAGE_DATA, database, identifier, {},

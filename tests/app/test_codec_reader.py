@@ -4,6 +4,7 @@ both counter spellings and the ACI namespace; every bad document a typed error."
 from __future__ import annotations
 
 import io
+import itertools
 
 import pytest
 from hypothesis import given, settings
@@ -232,3 +233,81 @@ def test_the_fast_reader_caps_tokens_and_texts_as_it_streams(parts, words):
 
     with pytest.raises(ResponseUnreadable, match=words):
         list(iter_response(Endless()))
+
+
+def test_the_standins_generated_pages_are_what_the_writer_writes():
+    """The stand-in writes its generated database straight from the numbers (fast, for the
+    benchmark); byte for byte what the writer makes of the same entries."""
+    from tests.standin import SyntheticDatabase
+
+    for db in (SyntheticDatabase(12_003, 2, variant=0), SyntheticDatabase(12_003, 3, variant=2),
+               SyntheticDatabase(7, 0, prefix="a&b<")):
+        for imagestatus in (False, True):
+            for metadata in (False, True):
+                first, stop = (9_995, 10_002) if len(db) > 10 else (0, 7)
+                rows = [EntryRow(i + 1, i + 1, e.identifier, e.label, e.has_image_data, 0, None, None, None, None,
+                                 len(e.metadata), 0, tuple(e.metadata))
+                        for i, e in ((i, db.entry(i)) for i in range(first, stop))]
+                expected = "".join(writer.entry_xml(r, imagestatus, metadata) for r in rows)
+                assert "".join(db.entries_xml(first, stop, imagestatus, metadata, batch=3)) == expected
+
+
+class _Trickle(io.RawIOBase):
+    """A response arriving a few bytes at a time, cut anywhere."""
+
+    def __init__(self, data: bytes, sizes):
+        self.data, self.sizes, self.pos = data, sizes, 0
+
+    def readable(self):
+        return True
+
+    def read(self, n=-1):
+        size = next(self.sizes)
+        chunk = self.data[self.pos:self.pos + size]
+        self.pos += len(chunk)
+        return chunk
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(xml_text.filter(bool), xml_text, st.booleans(),
+                          st.lists(st.tuples(xml_text, xml_text), max_size=3)), max_size=6),
+       st.booleans(), st.booleans(), st.integers(1, 97),
+       st.sampled_from(["", "<autn:entry>", "\r\n", "<entry a='1'>", "&#13;", "<![CDATA[x]]>", "<!-- c -->"]),
+       st.integers(0, 5))
+def test_the_entry_fast_path_matches_the_reference_at_any_cut(rows, imagestatus, metadata, size, twist, where):
+    """Entries read straight from the bytes (Media Server's own shape) or through the tree
+    (any other shape, from the first odd one on): the same parts as the reference reader,
+    in the same order, however the bytes are cut into chunks."""
+    entries = [EntryRow(i + 1, i, ident, label, has_data, 0, None, None, None, None, len(meta), 0, tuple(meta))
+               for i, (ident, label, has_data, meta) in enumerate(rows)]
+    text = "".join(writer.listing([entries], imagestatus=imagestatus, metadata=metadata))
+    if twist and entries:
+        # Bend the shape of one entry: a prefix (declared), an attribute, CDATA, a comment, a raw CR.
+        marker = "<identifier>"
+        at = -1
+        for _ in range(where % len(entries) + 1):
+            at = text.find(marker, at + 1)
+        if twist == "<autn:entry>":
+            head = text.rfind("<entry>", 0, at)
+            close = text.find("</entry>", at)
+            text = text[:head] + "<autn:entry>" + text[head + 7:close] + "</autn:entry>" + text[close + 8:]
+        elif twist == "<entry a='1'>":
+            head = text.rfind("<entry>", 0, at)
+            text = text[:head] + twist + text[head + 7:]
+        else:
+            text = text[:at + len(marker)] + twist + text[at + len(marker):]
+    data = text.encode()
+    fast = [p if not isinstance(p, ListedEntry) else p.identifier + repr((p.counters, p.images, p.metadata))
+            for p in iter_response(_Trickle(data, itertools.cycle([size, size * 7 + 1, 3])))]
+    _, reference = _both_readers(data)
+    assert fast == reference
+
+
+def test_the_fast_path_refuses_an_entity_it_does_not_know_and_a_cut_entry():
+    page = "".join(writer.listing([[EntryRow(1, 1, "a", "b", True, 0, None, None, None, None, 0, 0, ())]],
+                                  imagestatus=True, metadata=True))
+    with pytest.raises(ResponseUnreadable, match="undefined entity"):
+        list(iter_response(page.replace("<identifier>a", "<identifier>&bogus;a").encode()))
+    cut = page.encode()[: page.index("</entry>") + 3]
+    with pytest.raises(ResponseUnreadable, match="truncated"):
+        list(iter_response(cut))

@@ -138,8 +138,9 @@ def test_older_store_is_read_only_until_migrated_with_a_backup(tmp_path, monkeyp
     def add_notes_table(store):
         store.sql.exec("CREATE TABLE hl_notes (id INTEGER PRIMARY KEY, text TEXT)")
 
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(schema, "MIGRATIONS", {1: add_notes_table})
+    ours = schema.SCHEMA_VERSION
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", ours + 1)
+    monkeypatch.setattr(schema, "MIGRATIONS", {ours: add_notes_table})
     with Store.open(url) as store:
         assert store.read_only and store.needs_migration
         with pytest.raises(HashlensError, match="hashlens migrate"):
@@ -147,12 +148,12 @@ def test_older_store_is_read_only_until_migrated_with_a_backup(tmp_path, monkeyp
         assert [d.name for d in store.list_databases()] == ["D"]
     assert main(["--store", url, "migrate"]) == 0
     out = capsys.readouterr().out
-    assert "Backed up" in out and "from schema version 1 to 2" in out
-    backup = tmp_path / "old.v1-backup.db"
+    assert "Backed up" in out and f"from schema version {ours} to {ours + 1}" in out
+    backup = tmp_path / f"old.v{ours}-backup.db"
     with Store.open(f"sqlite:///{backup}", read_only=True) as old:
-        assert old.schema_version == 1 and [d.name for d in old.list_databases()] == ["D"]
+        assert old.schema_version == ours and [d.name for d in old.list_databases()] == ["D"]
     with Store.open(url) as store:
-        assert not store.read_only and store.schema_version == 2
+        assert not store.read_only and store.schema_version == ours + 1
         assert "hl_notes" in store.db.get_tables()
         actions.create_database(store, "E")
 
@@ -167,10 +168,11 @@ def test_failed_migration_step_keeps_the_last_good_version(tmp_path, monkeypatch
         store.sql.exec("CREATE TABLE hl_half (x)")
         raise HashlensError(Failure.STORE_FAILED, "step failed")
 
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(schema, "MIGRATIONS", {1: broken})
+    ours = schema.SCHEMA_VERSION
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", ours + 1)
+    monkeypatch.setattr(schema, "MIGRATIONS", {ours: broken})
     with Store.open(url) as store:
         with pytest.raises(HashlensError, match="step failed"):
             store.migrate(tmp_path / "b.db")
     with Store.open(url) as store:
-        assert store.schema_version == 1 and "hl_half" not in store.db.get_tables()
+        assert store.schema_version == ours and "hl_half" not in store.db.get_tables()

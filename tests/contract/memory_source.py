@@ -61,7 +61,8 @@ _SORT = {
     SortKey.LABEL: lambda e: e.label,
     SortKey.HAS_IMAGE_DATA: lambda e: e.image is not None,
     SortKey.META_COUNT: lambda e: len(e.metadata),
-    SortKey.PHASH: lambda e: e.phash & PHASH_MASK,  # as the hex reads (issue 14)
+    # As the hex reads (issue 14); a pHash not known first, as the store sorts it.
+    SortKey.PHASH: lambda e: -1 if e.phash is None else e.phash & PHASH_MASK,
     SortKey.WIDTH: lambda e: -1 if e.width is None else e.width,
     SortKey.TRAINED_AT: lambda e: e.trained_at,
 }

@@ -78,14 +78,14 @@ def test_raw_warns(filled, run, tmp_path):
     assert code == 0 and "raw dialect" in text
 
 
-def test_media_server_file_and_no_phash(run, tmp_path):
+def test_media_server_file_needs_no_flag(run, tmp_path):
     path = tmp_path / "ms.xml"
     path.write_text("<autnresponse><action>LISTIMAGEHASHES</action><response>SUCCESS</response><responsedata>"
                     "<entry><identifier>x</identifier></entry></responsedata></autnresponse>")
-    code, _, err = run("import", str(path), "--database", "M")
-    assert code == 1 and "--no-phash" in err
-    code, text, _ = run("import", str(path), "--database", "M", "--no-phash")
-    assert code == 0 and "placeholder" in text
+    code, text, _ = run("import", str(path), "--database", "M")
+    assert code == 0 and "1 entry has no pHash (not known" in text and "placeholder" not in text
+    code, _, err = run("import", str(path), "--database", "N", "--no-phash")
+    assert code == 2 and "--no-phash" in err  # the switch is gone: a usage mistake naming it
     code, _, err = run("import", str(path))
     assert code == 1 and "--database" in err
 

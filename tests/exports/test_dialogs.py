@@ -246,22 +246,6 @@ def test_import_of_a_bad_file_and_read_only(qtbot, settings, store, out, boxes, 
         read_only.close()
 
 
-def test_a_media_server_response_names_the_checkbox_not_the_flag(qtbot, settings, store, out, boxes):
-    from tests.exports.test_imports import SEED
-    from ui.import_dialog import ImportDialog
-
-    path = out / "ms.xml"
-    path.write_text(SEED)
-    dialog = ImportDialog(store, "D")
-    qtbot.addWidget(dialog)
-    dialog.path_edit.setText(str(path))
-    dialog.database_combo.setCurrentText("FromMS")
-    dialog.import_button.click()
-    qtbot.waitUntil(lambda: bool(boxes), timeout=20000)
-    assert "--no-phash" not in boxes[0][1] and "Accept entries without a pHash" in boxes[0][1]
-    assert "--no-phash" not in dialog.report.toPlainText()
-
-
 def test_import_a_whole_database_file(qtbot, settings, store, out, boxes):
     from app.exports.database_file import export_database
     from ui.import_dialog import ImportDialog

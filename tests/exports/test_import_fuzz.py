@@ -55,7 +55,7 @@ def _check(store, path, data):
     path.write_bytes(data)
     before = store_digest(store)
     try:
-        import_file(store, path, f"F{uuid.uuid4().hex[:8]}", ImportOptions(allow_missing_phash=True))
+        import_file(store, path, f"F{uuid.uuid4().hex[:8]}", ImportOptions())
     except HashlensError as exc:
         assert "Traceback" not in exc.description and str(path) in exc.description
         assert store_digest(store) == before

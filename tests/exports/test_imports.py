@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.domain import Failure, HashlensError, ListingQuery
+from app.domain import Failure, Filter, FilterOp, HashlensError, ListingQuery
 from app.exports import manifest
 from app.exports.importer import ImportOptions, detect_format, import_file
 from app.exports.readers import ImportRefused
@@ -42,31 +42,33 @@ def _write(tmp_path, name, content) -> Path:
     return path
 
 
-def test_media_server_response_needs_the_no_phash_choice(sqlite_store, tmp_path):
+def test_media_server_response_imports_with_pHashes_not_known(sqlite_store, tmp_path):
+    """No flag: a ListImageHashes response's entries get NULL pHashes (never a placeholder),
+    keep their declared hasimagedata, and the report counts them (issue 11 item 3)."""
     path = _write(tmp_path, "ms.xml", SEED)
-    before = store_digest(sqlite_store)
-    with pytest.raises(ImportRefused) as err:
-        import_file(sqlite_store, path, "Imported")
-    assert "line 5" in err.value.description and "no pHash" in err.value.description and "--no-phash" in err.value.description
-    assert store_digest(sqlite_store) == before and not sqlite_store.database_exists("Imported")
-    report = import_file(sqlite_store, path, "Imported", ImportOptions(allow_missing_phash=True))
-    assert report.added == 2 and report.created_database and report.unknown_phash_count == 2
+    report = import_file(sqlite_store, path, "Imported")
+    assert report.added == 2 and report.created_database and report.no_phash_count == 2
     assert report.images_not_in_file == 1
     rows = _rows(sqlite_store, "Imported")
-    assert [(r.identifier, r.label, r.has_image_data, r.phash, r.metadata) for r in rows] == [
-        ("6d8e53fd92e601a4b8948e1b9397e381", "image1", False, 0, (("importance", "high"),)),
-        ("second", "second", False, 0, ()),  # no imagestatus: the label defaults to the identifier
+    assert [(r.identifier, r.label, r.has_image_data, r.declared_image_data, r.phash, r.metadata) for r in rows] == [
+        ("6d8e53fd92e601a4b8948e1b9397e381", "image1", False, True, None, (("importance", "high"),)),
+        ("second", "second", False, None, None, ()),  # no imagestatus: the label defaults to the identifier
     ]
+    assert [r.phash_text for r in rows] == ["not known", "not known"]
+    assert [r.listed_image_data for r in rows] == [True, False]
     journal = sqlite_store.history()[-1]
     assert journal.action == "ImportImageHashes" and journal.database == "Imported"
-    assert journal.params["unknown_phash"] == 2 and "second" in journal.params["unknown_phash_identifiers"]
-    assert "no image is invented" in "\n".join(report.lines())
+    assert journal.params["no_phash"] == 2
+    text = "\n".join(report.lines())
+    assert "no image is invented" in text and "2 entries have no pHash (not known" in text
+    # Two entries whose pHash is not known are not duplicates of each other.
+    assert sqlite_store.count(ListingQuery("Imported", filters=(Filter(FilterOp.PHASH_WITHIN, 0, distance=64),))).value == 0
 
 
 def test_xml_with_declaration_bom_and_namespace_prefix(sqlite_store, tmp_path):
     text = '\ufeff<?xml version="1.0" encoding="UTF-8"?>\n' + SEED.replace(
         "<autnresponse>", '<autnresponse xmlns:autn="http://schemas.autonomy.com/aci/">')
-    report = import_file(sqlite_store, _write(tmp_path, "ms.xml", text), "D", ImportOptions(allow_missing_phash=True))
+    report = import_file(sqlite_store, _write(tmp_path, "ms.xml", text), "D", ImportOptions())
     assert report.added == 2
 
 
@@ -257,7 +259,7 @@ def test_hostile_and_malformed_files_are_refused(existing, tmp_path, name, conte
     path = _write(tmp_path, name, content)
     before = store_digest(existing)
     with pytest.raises(HashlensError) as err:
-        import_file(existing, path, "D", ImportOptions(allow_missing_phash=True))
+        import_file(existing, path, "D", ImportOptions())
     text = err.value.description
     assert fragment in text, text
     assert str(path) in text and "Traceback" not in text

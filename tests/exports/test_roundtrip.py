@@ -71,7 +71,7 @@ def test_export_import_export_is_identity(sqlite_store, tmp_path, fmt, opts, dat
     one = _export(sqlite_store, first, tmp_path / f"one.{fmt}", fmt, opts)
     dialect = "raw" if opts.get("spreadsheet_safe") is False else "safe"
     import_file(sqlite_store, tmp_path / f"one.{fmt}", second,
-                ImportOptions(allow_missing_phash=fmt == "xml", csv_dialect=dialect))
+                ImportOptions(csv_dialect=dialect))
     two = _export(sqlite_store, second, tmp_path / f"two.{fmt}", fmt, opts)
     assert one == two
     if fmt != "xml":  # the other formats carry every field: the entries themselves are equal
@@ -92,7 +92,7 @@ def test_roundtrip_on_every_backend(store, tmp_path):
         name = fmt + ("-raw" if opts else "")
         one = _export(store, "First", tmp_path / f"one-{name}", fmt, opts)
         import_file(store, tmp_path / f"one-{name}", f"Second-{name}",
-                    ImportOptions(allow_missing_phash=fmt == "xml", format=fmt,
+                    ImportOptions(format=fmt,
                                   csv_dialect="raw" if opts else "safe"))
         assert _export(store, f"Second-{name}", tmp_path / f"two-{name}", fmt, opts) == one, name
 
@@ -123,3 +123,50 @@ def test_spreadsheet_safe_escape_is_reversible(text):
 @given(st.integers(0, 253_402_300_799_999))
 def test_time_text_is_exact(ms):
     assert parse_time(format_time(ms)) == ms
+
+
+# Entries as a Media Server lists them: no pHash (None), each with its declared
+# hasimagedata (True, False) or none declared (None), mixed with ordinary known pHashes.
+ms_entries = st.lists(
+    st.tuples(names, names, st.one_of(st.none(), st.integers(0, 2**64 - 1)), metadata,
+              st.integers(0, 253_402_300_799_999), st.sampled_from([None, True, False])),
+    max_size=8, unique_by=lambda e: e[0],
+)
+
+
+def _add_declared(store, database, data) -> None:
+    from app.domain import NewEntry
+    from app.services import actions
+
+    actions.create_database(store, database)
+    with store.writing():
+        for identifier, label, phash, items, trained_at, declared in data:
+            store.add_entry(database, NewEntry(identifier, label, phash, None, None, None, None, None,
+                                               tuple(items), trained_at, declared))
+
+
+@pytest.mark.parametrize("fmt, opts", FORMATS, ids=[f + ("-raw" if o else "") for f, o in FORMATS])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=ms_entries)
+def test_pHash_not_known_and_declared_image_data_survive_the_round_trip(sqlite_store, tmp_path, fmt, opts, data):
+    """Issue 11 item 3: entries whose pHash is not known and whose hasimagedata a Media
+    Server declared: export, import (no flag), export gives the same document, and the
+    pHash stays not known (never a placeholder)."""
+    first, second = f"A{uuid.uuid4().hex}", f"B{uuid.uuid4().hex}"
+    _add_declared(sqlite_store, first, data)
+    one = _export(sqlite_store, first, tmp_path / f"one.{fmt}", fmt, opts)
+    dialect = "raw" if opts.get("spreadsheet_safe") is False else "safe"
+    report = import_file(sqlite_store, tmp_path / f"one.{fmt}", second, ImportOptions(csv_dialect=dialect))
+    two = _export(sqlite_store, second, tmp_path / f"two.{fmt}", fmt, opts)
+    assert one == two
+    rows = {r.identifier: r for b in sqlite_store.iter_listing(ListingQuery(second, imagestatus=True)) for r in b}
+    for identifier, _label, phash, _items, _trained, declared in data:
+        row = rows[identifier]
+        if fmt != "xml":
+            assert row.phash == phash  # None stays None: an empty cell or null, never 0
+        else:
+            assert row.phash is None
+        assert row.listed_image_data == bool(declared)
+    unknown = sum(1 for e in data if e[2] is None) if fmt != "xml" else len(data)
+    assert report.no_phash_count == unknown

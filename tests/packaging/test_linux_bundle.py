@@ -15,6 +15,8 @@ from tests.packaging.conftest import ROOT
 
 pytestmark = [
     pytest.mark.slow,
+    # The first test builds the bundle in its fixture: minutes on a quiet machine, more under load.
+    pytest.mark.timeout(1800),
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Linux bundle builds on Linux"),
     pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed"),
 ]

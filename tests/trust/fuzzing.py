@@ -230,7 +230,7 @@ def check_import(store, path: Path, target: str) -> str | None:
             import_database(store, path, name)
         else:
             dialect = "raw" if target == "raw.csv" else "auto"
-            import_file(store, path, name, ImportOptions(csv_dialect=dialect, allow_missing_phash=True,
+            import_file(store, path, name, ImportOptions(csv_dialect=dialect,
                                                          on_duplicate="skip"))
     except HashlensError as exc:
         if "Traceback" in exc.description:

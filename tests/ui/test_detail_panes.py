@@ -129,3 +129,32 @@ def test_pane_loads_image_off_thread_and_zooms(qtbot, image_store):
     qtbot.waitUntil(lambda: pane.message_text.startswith("cannot display image data"), timeout=3000)
     assert pane.label.text() == "lbl"  # the rest of the pane still works
     assert workers.shutdown(3000)
+
+
+def _from_media_server(identifier, declared, position=1):
+    """An entry as a Media Server lists it: no pHash, no bytes here, its own hasimagedata."""
+    return EntryRow(position, position, identifier, identifier, False, None, None, None, None, None, 0, 0, (),
+                    declared)
+
+
+def test_a_pHash_not_known_and_a_declared_image_are_shown_as_such(qtbot):
+    from ui.models.listing_model import COLUMN_INDEX, format_row
+
+    pane = ImageStatusPane()
+    qtbot.addWidget(pane)
+    pane.show_rows([_from_media_server("ms", True)])
+    assert pane.phash.text() == "not known"
+    assert pane.grid.cells() == [" "] * 64 and "not known" in pane.grid.toolTip()
+    # Both facts, apart: the server holds the image, Hashlens does not.
+    assert pane.hasimagedata.text() == "true on the Media Server · not held by Hashlens"
+    assert "Media Server listing" in pane.message_text and "removed" not in pane.message_text.lower()
+    pane.show_rows([_from_media_server("a", True), row("b", phash=0b1, position=2)])
+    assert pane.phash.text().startswith("not known for 1 of 2")
+    pane.show_rows([_from_media_server("a", True), _from_media_server("b", False, 2)])
+    assert pane.phash.text() == "not known for any of them"
+    pane.show()
+    pane.grab()
+    cells = format_row(_from_media_server("ms", True))
+    assert cells[COLUMN_INDEX["phash"]] == "not known" and cells[COLUMN_INDEX["image"]] == "on server only"
+    assert format_row(_from_media_server("ms", False))[COLUMN_INDEX["image"]] == "no"
+    assert format_row(row("t", has_image=False))[COLUMN_INDEX["image"]] == "removed"

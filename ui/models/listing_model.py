@@ -47,10 +47,12 @@ COLUMNS = (
     Column("label", "Label", SortKey.LABEL, tooltip="The training image's label"),
     Column("status", "Status", None, tooltip="Always 'trained' (Media Server)", shown_by_default=False),
     Column("image", "Image data", SortKey.HAS_IMAGE_DATA,
-           tooltip="Whether the training image is stored (hasimagedata)", shown_by_default=False),
+           tooltip="Whether Hashlens holds the training image; 'on server only': the Media Server it came "
+                   "from holds it (its hasimagedata)", shown_by_default=False),
     Column("meta", "Metadata", SortKey.META_COUNT, True, "Number of custom metadata items"),
     Column("phash", "pHash", SortKey.PHASH,
-           tooltip="Hashlens's own 64-bit perceptual hash (not a Media Server value)"),
+           tooltip="Hashlens's own 64-bit perceptual hash (not a Media Server value); 'not known' for "
+                   "entries from a Media Server until Attach images computes it"),
     Column("size", "Image size", SortKey.WIDTH, tooltip="Pixel size and format of the training image"),
     Column("trained", "Trained at", SortKey.TRAINED_AT, tooltip="When the hash was trained (local time)"),
     # Shown by the table while a near-pHash filter is on (last, so saved layouts still fit).
@@ -58,6 +60,16 @@ COLUMNS = (
            "Bits that differ from the near-pHash filter's hash, 0 to 64 (Hashlens's pHash)", False),
 )
 COLUMN_INDEX = {c.name: i for i, c in enumerate(COLUMNS)}
+
+
+def image_words(row: EntryRow) -> str:
+    """Whether Hashlens holds the image, and what a Media Server declared, in a word or
+    two: a mirror's or an imported response's entry holds no bytes here (ours)."""
+    if row.has_image_data:
+        return "yes"
+    if row.declared_image_data is None:
+        return "removed"
+    return "on server only" if row.declared_image_data else "no"
 
 
 def format_row(row: EntryRow, reference: int | None = None) -> tuple[str, ...]:
@@ -73,12 +85,12 @@ def format_row(row: EntryRow, reference: int | None = None) -> tuple[str, ...]:
         row.identifier,
         row.label,
         "trained",
-        "yes" if row.has_image_data else "removed",
+        image_words(row),
         str(row.meta_count),
-        row.phash_hex,
+        row.phash_text,
         size,
         trained,
-        "" if reference is None else str(hamming(row.phash, reference)),
+        "" if reference is None or row.phash is None else str(hamming(row.phash, reference)),
     )
 
 

@@ -3,7 +3,7 @@ groups whose labels or metadata disagree (likely mislabels)."""
 
 from __future__ import annotations
 
-from app.audits.checks.common import mislabel_text
+from app.audits.checks.common import listed, mislabel_text
 from app.audits.model import Finding
 from app.audits.registry import Check, Level, Scope, register
 
@@ -31,12 +31,16 @@ def findings(scan, groups) -> list[Finding]:
             out.append(Finding(_KIND_OF_GROUP[kind], name,
                                f"… and {scan.group_overflow[kind]:,} more groups like these.", (),
                                scan.group_overflow[kind]))
+    listed(out, "not-compared", name, scan.no_phash,
+           ("1 entry has", "{n:,} entries have", " no pHash (not known: a Media Server lists none), so the "
+            "identical-pHash and near-duplicate checks could not compare it with any other; 'hashlens attach-images' computes "
+            "pHashes from the images."))
     return out
 
 
 CHECK = register(Check(
     "duplicates", Scope.DATABASE,
     {"duplicate-bytes": Level.WARNING, "duplicate-phash": Level.WARNING, "likely-mislabel": Level.WARNING,
-     "near-duplicate": Level.INFO},
+     "near-duplicate": Level.INFO, "not-compared": Level.INFO},
     findings, "Identical and near-duplicate images, and likely mislabels among them",
 ))
