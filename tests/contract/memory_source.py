@@ -84,7 +84,7 @@ def _matches(f, e: _Entry) -> bool:
     if op is FilterOp.META_EQUALS:
         return keys.get(f.key) == f.value
     if op is FilterOp.PHASH_WITHIN:
-        return hamming(e.phash, f.value) <= f.distance
+        return e.phash is not None and hamming(e.phash, f.value) <= f.distance
     raise AssertionError(op)
 
 
@@ -305,7 +305,8 @@ class MemorySource:
             key = s.next_key
             s.next_key += 1
             data = entry.image_data
-            entries.append(_Entry(key, entry.identifier, entry.label, entry.phash & PHASH_MASK, data,
+            entries.append(_Entry(key, entry.identifier, entry.label,
+                                  None if entry.phash is None else entry.phash & PHASH_MASK, data,
                                   entry.image_format, entry.width, entry.height,
                                   len(data) if data is not None else None,
                                   entry.trained_at or int(time.time() * 1000), list(entry.metadata)))

@@ -100,15 +100,17 @@ def test_phash_order_is_the_order_the_hex_reads(source, descending):
               0x0000000000000001, 0xC3C3E1E1F0F0B4B4, 0x8000000000000001, 0x3FFFFFFFFFFFFFFF, 0x7FFFFFFFFFFFFFFF]
     for i, value in enumerate(hashes):
         source.add_entry("H", NewEntry(f"h-{i}", "x", value, None, None, None, None, None, (), 1_700_000_000_000 + i))
+    # A pHash not known (NULL) sorts before every known one (after them when descending).
+    source.add_entry("H", NewEntry("h-unknown", "x", None, None, None, None, None, None, (), 1_700_000_000_100))
     query = ListingQuery("H", sort=SortKey.PHASH, descending=descending)
     rows = source.list_page(query).rows
     shown = [r.phash_hex for r in rows]
-    assert shown == sorted((f"{h:016x}" for h in hashes), reverse=descending)
+    assert shown == sorted([""] + [f"{h:016x}" for h in hashes], reverse=descending)
     # Equal hashes keep database order (reversed when descending), so the order is total.
     twins = [r.identifier for r in rows if r.phash == 0x7FFFFFFFFFFFFFFF]
     assert twins == (["h-8", "h-3"] if descending else ["h-3", "h-8"])
     pages = []
-    for start in range(1, len(hashes) + 1, 2):
+    for start in range(1, len(hashes) + 2, 2):
         pages += _ids(source.list_page(ListingQuery("H", sort=SortKey.PHASH, descending=descending,
                                                     start=start, maxresults=2)))
     assert pages == _ids(source.list_page(query))
