@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from app.domain import Failure, HashlensError
 
 
-@dataclass(frozen=True, slots=True)
-class DiffEntry:
+class DiffEntry(NamedTuple):
     """One entry as compared: what Media Server lists about it. `metadata` is the items,
     or their JSON text as the store keeps a snapshot's (decoded only when it differs:
-    equal texts are equal items, and most entries do not change between pulls)."""
+    equal texts are equal items, and most entries do not change between pulls). A named
+    tuple: a pull and a diff make millions, and a frozen dataclass is slow to make (ours)."""
 
     identifier: str
     label: str | None
@@ -34,12 +35,16 @@ class DiffEntry:
 
 
 
+# One encoder, made once: json.dumps with these options builds a new one on every call.
+_metadata_text = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def metadata_json(items) -> str:
     """Metadata items as the JSON text a snapshot keeps: compact, not ASCII-escaped. A
     text is passed through (it is one already)."""
     if isinstance(items, str):
         return items
-    return json.dumps(items, ensure_ascii=False, separators=(",", ":"))
+    return _metadata_text(items)
 
 @dataclass(frozen=True, slots=True)
 class MetadataChange:

@@ -429,8 +429,12 @@ class Count:
 
 @dataclass(frozen=True)
 class DatabaseInfo:
+    """A database by name with its entry count; for a mirror of a Media Server database,
+    `mirror` is its latest snapshot (where from, which number, as of when)."""
+
     name: str
     entry_count: int
+    mirror: SnapshotInfo | None = None
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from app.domain import (
     JournalEntry,
     ListingPage,
     ListingQuery,
+    MirrorSource,
     NewEntry,
 )
 
@@ -101,6 +102,12 @@ class Source(Protocol):
         ...
 
     def database_exists(self, name: str) -> bool: ...
+
+    def mirror_of(self, name: str) -> MirrorSource | None:
+        """Where the database `name` is mirrored from (a Media Server's URL and database),
+        or None for a local database. A mirror's entries change only by a pull: every
+        write action refuses it with READ_ONLY (parameter `database`)."""
+        ...
 
     def database_id(self, name: str) -> int:
         """The database's key; raises NO_SUCH_DATABASE when there is none."""

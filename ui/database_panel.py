@@ -1,11 +1,11 @@
-"""The sidebar's database picker: every image-hash database with its count, one current."""
+"""The sidebar's database picker: every image-hash database with its count, mirrors with a server mark, one current."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QListView, QVBoxLayout, QWidget
 
-from app.domain import DatabaseInfo
+from app.domain import DatabaseInfo, SnapshotInfo
 from ui.models.database_model import DatabaseDelegate, DatabaseListModel
 
 
@@ -48,6 +48,14 @@ class DatabasePanel(QWidget):
 
     def names(self) -> list[str]:
         return self.model.names()
+
+    def mirror_of(self, name: str | None) -> SnapshotInfo | None:
+        """The latest snapshot when `name` is a mirror, else None."""
+        info = self.model.info(name)
+        return info.mirror if info is not None else None
+
+    def restyle(self) -> None:
+        self.model.restyle()
 
     def add_context_actions(self, actions) -> None:
         for action in actions:

@@ -387,7 +387,9 @@ def _image_data_text(row: EntryRow) -> str:
 
 def _image_text(row: EntryRow) -> str:
     if row.width is None:
-        return "unknown size" if row.has_image_data else "— (image data removed)"
+        if row.has_image_data:
+            return "unknown size"
+        return "— (not held by Hashlens)" if row.declared_image_data is not None else "— (image data removed)"
     parts = [f"{row.width} × {row.height} px"]
     if row.image_format:
         parts.append(row.image_format)

@@ -88,6 +88,9 @@ class EntryActions(QObject):
         self.meta_key: str | None = None
         self.databases: list[str] = []
         self.entry_counts: dict[str, int] = {}  # database name → entries, from the picker
+        # Where the current database is mirrored from (words), or None for a local one: a
+        # mirror's entries change only by a pull, so its write actions are off.
+        self.mirror: str | None = None
         self._running = 0
         self.task = None  # the long job in the progress dialog (ui.workers.Task)
 
@@ -137,6 +140,11 @@ class EntryActions(QObject):
         self.databases = list(databases)
         self.update_enabled()
 
+    def set_mirror(self, source: str | None) -> None:
+        """The current database is a mirror of `source` (words), or None when it is local."""
+        self.mirror = source
+        self.update_enabled()
+
     def set_rows(self, rows: list[EntryRow]) -> None:
         self.rows = list(rows)
         self.update_enabled()
@@ -147,7 +155,7 @@ class EntryActions(QObject):
 
     def update_enabled(self) -> None:
         writable = self.store is not None and self.read_only_reason is None
-        has_db = writable and self.database is not None
+        has_db = writable and self.database is not None and self.mirror is None
         some = has_db and bool(self.rows)
         one = has_db and len(self.rows) == 1
         for action in (self.train_files, self.train_folder, self.rename_database, self.remove_database):
@@ -160,9 +168,12 @@ class EntryActions(QObject):
         self.new_database.setEnabled(writable)
         self.create_sample.setEnabled(writable)
         why = f"Disabled: the store is read-only ({self.read_only_reason})." if self.read_only_reason else None
+        mirror_why = (f"Disabled: '{self.database}' is a mirror of {self.mirror}; change it on the Media Server, "
+                      "then pull it again." if self.mirror else None)
         for action in self.all_actions:
             base = action.statusTip()
-            action.setToolTip(why if why and not writable else base)
+            action.setToolTip(why if why and not writable else
+                              mirror_why if mirror_why and not action.isEnabled() else base)
 
     @property
     def busy(self) -> bool:

@@ -13,6 +13,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
+    QDockWidget,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -28,6 +29,7 @@ from app.domain import HashlensError, ListingQuery
 from app.services.locations import missing_store_file
 from ui.action_log import ActionLog
 from ui.audit_view import AuditWindow
+from ui.changes_view import ChangesView
 from ui.detail_pane import ImageSource, ImageStatusPane, MetadataPane
 from ui.database_panel import DatabasePanel, section_title
 from ui.empty_state import EmptyState
@@ -38,7 +40,9 @@ from ui.filter_panel import FilterPanel
 from ui.icons import app_icon, icon_size, refresh_icons, set_icon
 from ui.attach_dialog import AttachDialog
 from ui.import_dialog import ImportDialog
+from ui.mirror_actions import MirrorActions
 from ui.mirror_dialog import MirrorDialog
+from ui.publish_dialog import PublishDialog
 from ui.models.listing_model import ListingModel, ListingSource
 from ui.notice_bar import NoticeBar
 from ui.pager import PagerBar
@@ -96,6 +100,13 @@ class MainWindow(QMainWindow):
         self.action_log = ActionLog(self)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.action_log)
         self.action_log.hide()
+        self.mirror_actions = MirrorActions(self.workers, self)
+        self.changes_view = ChangesView(self.workers)
+        self.changes_dock = QDockWidget("Changes since the previous pull", self)
+        self.changes_dock.setObjectName("changesDock")
+        self.changes_dock.setWidget(self.changes_view)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.changes_dock)
+        self.changes_dock.hide()
 
         self.database_panel = DatabasePanel()
 
@@ -197,6 +208,8 @@ class MainWindow(QMainWindow):
                                           "Compute pHashes (and optionally store images) from a folder of image files")
         self.connect_action = self._action("&Connect to Media Server…", self.open_mirrors, None, None,
                                            "Pull Media Server databases into mirrors and see what changed")
+        self.publish_action = self._action("&Publish to Media Server…", self.open_publish, None, None,
+                                           "Train a local database's entries into a Media Server database")
         self.audit_action = self._action("&Audit…", self.open_audit, None, "audit",
                                          "Duplicates, near-duplicates and metadata coverage")
         self.serve_action = self._action("&Serve this store over ACI…", self.open_serve, None, None,
@@ -222,6 +235,13 @@ class MainWindow(QMainWindow):
         self.log_action.setText("Action &log")
         set_icon(self.log_action, "log")
         self.log_action.setShortcut(K("Ctrl+L"))
+        self.changes_action = self.changes_dock.toggleViewAction()
+        self.changes_action.setText("&Changes since the previous pull")
+        self.changes_action.setIconText("Changes")
+        set_icon(self.changes_action, "changes")
+        self.changes_action.setShortcut(K("Ctrl+Shift+D"))
+        self.changes_action.setStatusTip("What changed in the current mirror between its last two pulls (Ctrl+Shift+D)")
+        pull_again = self.mirror_actions.pull_again
 
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
@@ -232,6 +252,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.import_action)
         file_menu.addAction(self.export_action)
         file_menu.addAction(self.connect_action)
+        file_menu.addAction(pull_again)
+        file_menu.addAction(self.publish_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 
@@ -259,6 +281,7 @@ class MainWindow(QMainWindow):
 
         view = bar.addMenu("&View")
         view.addAction(self.refresh_action)
+        view.addAction(pull_again)
         view.addAction(self.focus_filter_action)
         view.addAction(self.clear_filters_action)
         view.addAction(self.go_to_action)
@@ -266,6 +289,7 @@ class MainWindow(QMainWindow):
         view.addAction(self.find_similar_action)
         view.addSeparator()
         view.addAction(self.log_action)
+        view.addAction(self.changes_action)
         view.addAction(self.audit_action)
         view.addSeparator()
         theme_menu = view.addMenu("&Theme")
@@ -291,8 +315,9 @@ class MainWindow(QMainWindow):
         tools.setIconSize(icon_size())
         tools.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         tools.setMovable(False)
-        for a in (self.open_action, self.refresh_action, None, ea.train_files, ea.train_folder, None,
-                  self.export_action, self.import_action, self.audit_action, None, self.log_action):
+        for a in (self.open_action, self.refresh_action, pull_again, None, ea.train_files, ea.train_folder, None,
+                  self.export_action, self.import_action, self.audit_action, None, self.log_action,
+                  self.changes_action):
             if a is None:
                 tools.addSeparator()
             else:
@@ -306,9 +331,9 @@ class MainWindow(QMainWindow):
         ])
         self.metadata_pane.set_actions([ea.add_metadata, ea.update_metadata, ea.remove_metadata])
         self.database_panel.add_context_actions([ea.new_database, ea.rename_database, ea.remove_database,
-                                                 ea.train_folder])
+                                                 ea.train_folder, pull_again])
         for a in (self.open_action, self.refresh_action, self.export_action, self.quit_action,
-                  self.focus_filter_action, self.go_to_action, self.log_action):
+                  self.focus_filter_action, self.go_to_action, self.log_action, pull_again, self.changes_action):
             self.addAction(a)  # shortcuts work with the menu bar hidden too
         self._rebuild_recent_menu()
 
@@ -351,6 +376,10 @@ class MainWindow(QMainWindow):
         self.empty.new_database.connect(self.entry_actions.on_new_database)
         self.empty.train_folder.connect(self.entry_actions.on_train_folder_into_new_database)
         self.theme.changed.connect(self._on_theme_changed)
+        self.changes_view.finding_activated.connect(self._on_changes_view_finding_activated)
+        self.mirror_actions.pulled.connect(self._on_mirror_actions_pulled)
+        self.mirror_actions.failed.connect(
+            lambda e: self.presenter.show_error(e, "Pull mirror again (the previous snapshot is kept)"))
 
     def _restore(self) -> None:
         geometry = self.settings.state("geometry")
@@ -424,6 +453,8 @@ class MainWindow(QMainWindow):
         self.model.set_source(ListingSource(self.workers, store))
         self.image_pane.set_source(ImageSource(self.workers, store), None)
         self.entry_actions.set_store(store, reason)
+        self.mirror_actions.set_store(store, reason)
+        self.changes_view.set_store(store)
         self.settings.add_recent_store(self.session.url)
         self._rebuild_recent_menu()
         # The title ends with the application's display name, or Qt appends it a second time.
@@ -467,6 +498,7 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(self.browser)
         name = wanted if wanted in names else names[0]
         self.select_database(name)
+        self._show_mirror_state(self.filter_panel.database)  # a pull may have made a new snapshot
         self._update_status()
 
     def select_database(self, name: str) -> None:
@@ -480,8 +512,16 @@ class MainWindow(QMainWindow):
         if self.session.url:
             self.settings.set_last_database(self.session.url, name)
         self.filter_panel.set_database(name)
+        self._show_mirror_state(name)
         self._load_metadata_keys(name)
         self._update_status()
+
+    def _show_mirror_state(self, name: str | None) -> None:
+        """Tell the parts that treat a mirror differently whether `name` is one."""
+        latest = self.database_panel.mirror_of(name)
+        self.entry_actions.set_mirror(latest.source.describe() if latest is not None else None)
+        self.mirror_actions.set_database(name, latest)
+        self.changes_view.show_database(name, latest)
 
     def _load_metadata_keys(self, database: str) -> None:
         self.session.load_metadata_keys(database, self.filter_panel.set_metadata_keys)
@@ -490,6 +530,8 @@ class MainWindow(QMainWindow):
         self.empty.show_no_store(reason)
         self.stack.setCurrentWidget(self.empty)
         self.entry_actions.set_store(None, None)
+        self.mirror_actions.set_store(None, None)
+        self.changes_view.set_store(None)
         self._update_status()
 
     # -- browsing ------------------------------------------------------------------------------
@@ -575,6 +617,15 @@ class MainWindow(QMainWindow):
             self.select_database(query.database)
         self.filter_panel.set_query(query)
 
+    def _on_changes_view_finding_activated(self, database: str, identifier: str) -> None:
+        self.show_query(ListingQuery(database, identifiers=(identifier,)))
+
+    def _on_mirror_actions_pulled(self, report) -> None:
+        self.action_log.add([report.text()])
+        self.status_bar.showMessage(report.text(), 15000)
+        self.changes_dock.show()
+        self._reload_after_own_write(None, report.database)
+
     def refresh(self) -> None:
         """F5: reload databases, counts and the page; clear the 'changed elsewhere' hint."""
         if self.session.store is None:
@@ -637,7 +688,24 @@ class MainWindow(QMainWindow):
         store = self.session.store
         if store is None:
             return
-        MirrorDialog(store, self, workers=self.workers).exec()
+        dialog = MirrorDialog(store, self, workers=self.workers)
+        # The dialog's pulls make or refresh databases: the picker shows them at once.
+        dialog.pulled.connect(lambda reports: self._reload_after_own_write(
+            None, reports[-1].database if reports else None))
+        dialog.exec()
+
+    def open_publish(self) -> None:
+        store = self.session.store
+        if store is None:
+            return
+        if self.session.read_only:
+            # A publish records what it sent in the store, so a broken run can resume.
+            self.presenter.notify(f"Publishing is disabled: the store is read-only ({self.session.read_only_reason}).")
+            return
+        dialog = PublishDialog(store, self.filter_panel.database, [d.name for d in self.session.databases], self,
+                               workers=self.workers, prompter=self.prompter)
+        dialog.published.connect(lambda _report: self.refresh())  # a published database becomes a mirror
+        dialog.exec()
 
     def open_import(self) -> None:
         store = self.session.store
@@ -695,6 +763,7 @@ class MainWindow(QMainWindow):
     def _on_theme_changed(self, _scheme: str) -> None:
         refresh_icons(self)
         refresh_icons(self.entry_actions)
+        self.database_panel.restyle()
         self.read_only_banner.restyle()
         self.change_hint.restyle()
         self.image_pane.grid.update()

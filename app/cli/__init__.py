@@ -30,7 +30,8 @@ from app.sources import open_source, resolve_store_url
 
 # Subcommand modules written beside this one; each adds its parsers with add_commands().
 PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands",
-                  "app.cli.attach_command", "app.cli.mirror_commands", "app.cli.serve_command")
+                  "app.cli.attach_command", "app.cli.mirror_commands", "app.cli.publish_command",
+                  "app.cli.serve_command")
 
 log = logging.getLogger("hashlens")
 
@@ -179,8 +180,18 @@ def _cmd_db_list(store: Source, args) -> int:
         return 0
     width = max(len(i.name) for i in infos)
     for info in infos:
-        print(f"{info.name:<{width}}  {info.entry_count:>12,}")
+        line = f"{info.name:<{width}}  {info.entry_count:>12,}"
+        if info.mirror is not None:
+            line += f"  mirror of {mirror_words(info.mirror)}"
+        print(line)
     return 0
+
+
+def mirror_words(snapshot) -> str:
+    """Where a mirror comes from and how fresh it is, from its latest snapshot."""
+    from app.mediaserver.mirror import iso_time
+
+    return f"{snapshot.source.describe()}: snapshot {snapshot.number}, as of {iso_time(snapshot.taken_at)}"
 
 
 def _cmd_db_create(store: Source, args) -> int:

@@ -1,4 +1,4 @@
-"""`hashlens pull`, `hashlens mirrors` and `hashlens diff`: mirror Media Server databases and see what changed."""
+"""`hashlens pull`, `refresh`, `mirrors` and `diff`: mirror Media Server databases and see what changed."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from app.mediaserver.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT, MediaServer
 from app.mediaserver.pull import DEFAULT_PAGE_SIZE
 from app.mediaserver import diff_report, mirror
 from app.diff import DiffCounts, compare
+from app.domain import HashlensError
 from app.sources import open_source
 from app.store import mirrors
 
@@ -28,21 +29,26 @@ def add_commands(subparsers) -> None:
     p.add_argument("url", help="the Media Server's ACI address, e.g. http://mediaserver:14000")
     p.add_argument("database", help="the image-hash database on the server")
     p.add_argument("--into", metavar="NAME", help="the local mirror's name (default: DATABASE)")
-    p.add_argument("--page-size", type=positive_int, default=DEFAULT_PAGE_SIZE, metavar="N",
-                   help=f"entries per request (default {DEFAULT_PAGE_SIZE:,})")
-    p.add_argument("--timeout", type=positive_int, default=int(DEFAULT_TIMEOUT), metavar="S",
-                   help=f"seconds to wait for an answer (default {DEFAULT_TIMEOUT:g})")
-    p.add_argument("--retries", type=whole_number(0), default=DEFAULT_RETRIES, metavar="N",
-                   help=f"tries again after a network fault, with backoff (default {DEFAULT_RETRIES})")
-    p.add_argument("--ca-file", metavar="FILE", help="https: trust this CA bundle instead of the system's")
-    p.add_argument("--cert", metavar="FILE", help="https: a client certificate (PEM)")
-    p.add_argument("--key", metavar="FILE", help="https: the client certificate's key, if not in --cert")
+    _client_options(p)
     p.set_defaults(handler=run_pull, creates=True)  # a first pull may make the local store
+
+    r = subparsers.add_parser(
+        "refresh", help="pull mirrors again from the Media Server each came from (a new snapshot each)",
+        description="Pull each mirror NAME (default: every mirror in the store) again from the server and "
+                    "database it was pulled from, as its next snapshot; then 'hashlens diff NAME' shows what "
+                    "changed. Exit status 0 when every pull succeeded, 1 when one failed (the others are "
+                    "still pulled; a failed one keeps its previous snapshot).")
+    r.add_argument("names", nargs="*", metavar="NAME", help="a mirror (default: every mirror)")
+    _client_options(r)
+    r.set_defaults(handler=run_refresh)
 
     m = subparsers.add_parser("mirrors", help="list the mirrors of Media Server databases and their snapshots",
                               description="Each mirror with its source and latest snapshot; with NAME, "
                                           "every snapshot of that mirror.")
     m.add_argument("name", nargs="?", help="a mirror")
+    m.add_argument("--remove", action="store_true",
+                   help="remove the mirror NAME from this store: its database, entries and snapshots "
+                        "(the Media Server is not touched)")
     m.set_defaults(handler=run_mirrors)
 
     d = subparsers.add_parser(
@@ -61,9 +67,59 @@ def add_commands(subparsers) -> None:
     d.set_defaults(handler=run_diff)
 
 
+def _client_options(p) -> None:
+    p.add_argument("--page-size", type=positive_int, default=DEFAULT_PAGE_SIZE, metavar="N",
+                   help=f"entries per request (default {DEFAULT_PAGE_SIZE:,})")
+    p.add_argument("--timeout", type=positive_int, default=int(DEFAULT_TIMEOUT), metavar="S",
+                   help=f"seconds to wait for an answer (default {DEFAULT_TIMEOUT:g})")
+    p.add_argument("--retries", type=whole_number(0), default=DEFAULT_RETRIES, metavar="N",
+                   help=f"tries again after a network fault, with backoff (default {DEFAULT_RETRIES})")
+    p.add_argument("--ca-file", metavar="FILE", help="https: trust this CA bundle instead of the system's")
+    p.add_argument("--cert", metavar="FILE", help="https: a client certificate (PEM)")
+    p.add_argument("--key", metavar="FILE", help="https: the client certificate's key, if not in --cert")
+
+
+def _client(url: str, args) -> MediaServerClient:
+    return MediaServerClient(url, timeout=float(args.timeout), retries=args.retries, ca_file=args.ca_file,
+                             cert_file=args.cert, key_file=args.key)
+
+
+def run_refresh(store, args) -> int:
+    known = {name: source for name, source, _ in mirrors.list_mirrors(store)}
+    names = args.names or sorted(known)
+    if not names:
+        print("No mirrors to refresh. Make one with: hashlens pull URL DATABASE")
+        return 0
+    for name in names:
+        if name not in known:
+            print(f"hashlens: '{name}' is not a mirror; mirrors here: {', '.join(sorted(known)) or 'none'}.",
+                  file=sys.stderr)
+            return 2
+    failed = 0
+    for name in names:
+        source = known[name]
+        progress = TerminalProgress(f"refresh {name}")
+        try:
+            report = mirror.pull_mirror(store, _client(source.url, args), source.database, into=name,
+                                        page_size=args.page_size, progress=lambda p: progress(p.entries, None))
+        except KeyboardInterrupt:
+            progress.finish()
+            print(f"hashlens: refresh cancelled; nothing more was stored and '{name}' is as it was.",
+                  file=sys.stderr)
+            return 130
+        except HashlensError as exc:
+            progress.finish()
+            failed += 1
+            print(f"hashlens: '{name}' was not refreshed (its previous snapshot is kept): {exc.description}",
+                  file=sys.stderr)
+            continue
+        progress.finish()
+        print(report.text())
+    return 1 if failed else 0
+
+
 def run_pull(store, args) -> int:
-    client = MediaServerClient(args.url, timeout=float(args.timeout), retries=args.retries, ca_file=args.ca_file,
-                               cert_file=args.cert, key_file=args.key)
+    client = _client(args.url, args)
     name = args.into or args.database
     progress = TerminalProgress(f"pull {name}")
     try:
@@ -79,6 +135,14 @@ def run_pull(store, args) -> int:
 
 
 def run_mirrors(store, args) -> int:
+    if args.remove:
+        if not args.name:
+            print("hashlens: --remove needs NAME, the mirror to remove.", file=sys.stderr)
+            return 2
+        entries, snapshots = mirrors.remove_mirror(store, args.name)
+        print(f"Removed the mirror '{args.name}': {entries:,} entries and {snapshots:,} snapshot(s). "
+              "The Media Server is untouched.")
+        return 0
     if args.name:
         found = mirrors.snapshots(store, args.name)
         if not found:

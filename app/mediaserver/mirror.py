@@ -148,6 +148,79 @@ def latest_changes(store, database: str, limit: int) -> tuple[str, list[str]]:
     return summary, lines
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One row of the window's Changes view: what happened to which entry. `kind` is one
+    of FINDING_KINDS; `key` names the metadata key for metadata findings."""
+
+    kind: str
+    identifier: str
+    key: str | None = None
+    old: str | None = None
+    new: str | None = None
+
+
+FINDING_KINDS = ("added", "removed", "relabelled", "image data removed", "image data changed", "metadata added",
+                 "metadata changed", "metadata removed")
+
+
+@dataclass(frozen=True)
+class MirrorChanges:
+    """What changed in a mirror since the previous pull: the two sides' names, a summary
+    sentence counting every finding, and at most `limit` findings (`complete` says
+    whether all are there)."""
+
+    database: str
+    old_name: str
+    new_name: str
+    summary: str
+    findings: tuple[Finding, ...]
+    complete: bool
+
+
+def findings_of(item) -> list[Finding]:
+    """A difference as Changes-view rows: one per thing that changed (a changed entry can
+    be relabelled and have metadata changed, which are two rows)."""
+    if item.kind == "added":
+        return [Finding("added", item.identifier, new=item.entry.label)]
+    if item.kind == "removed":
+        return [Finding("removed", item.identifier, old=item.entry.label)]
+    change, out = item.change, []
+    if change.label is not None:
+        out.append(Finding("relabelled", change.identifier, old=change.label[0], new=change.label[1]))
+    if change.image_data is not None:
+        kind = "image data removed" if change.image_data_removed else "image data changed"
+        out.append(Finding(kind, change.identifier, old=_flag(change.image_data[0]), new=_flag(change.image_data[1])))
+    for m in change.metadata:
+        kind = "metadata added" if m.old is None else "metadata removed" if m.new is None else "metadata changed"
+        out.append(Finding(kind, change.identifier, key=m.key, old=m.old, new=m.new))
+    return out
+
+
+def _flag(value: bool | None) -> str:
+    return "not known" if value is None else "yes" if value else "no"
+
+
+def changes_since_previous_pull(store, database: str, limit: int = 5000,
+                                cancelled: Callable[[], bool] | None = None) -> MirrorChanges:
+    """The difference between the mirror's two latest snapshots as findings for the
+    window, streamed: the counts are complete, the findings stop at `limit`."""
+    sides = compare_snapshots(store, database)
+    counts = DiffCounts()
+    found: list[Finding] = []
+    complete = True
+    for n, item in enumerate(compare(sides.old, sides.new, counts)):
+        if cancelled is not None and n % 1000 == 0 and cancelled():
+            raise HashlensError(Failure.CANCELLED, "Cancelled.")
+        if len(found) < limit:
+            found.extend(findings_of(item))
+        else:
+            complete = False
+    complete = complete and len(found) <= limit
+    return MirrorChanges(database, sides.old_name, sides.new_name, diff_report.summary_line(counts),
+                         tuple(found[:limit]), complete)
+
+
 def list_mirrors(store) -> list[tuple[str, MirrorSource, SnapshotInfo | None]]:
     """Every mirror by name, with its source and latest snapshot (for the window)."""
     return mirrors.list_mirrors(store)

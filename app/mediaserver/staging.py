@@ -2,13 +2,18 @@
 
 A pull can take minutes and may have to start again when the server changes under it;
 staging outside the store keeps the store's write transaction short (it opens only
-once the pull is complete) and keeps memory flat. One JSON array per line; the file is
-anonymous (deleted by the system when closed or when the process dies).
+once the pull is complete) and keeps memory flat. Each page is one pickled list of
+(identifier, label, has_image_data, metadata JSON text) tuples behind its length: a
+pickle of plain tuples is made and read in C, where a JSON line per entry cost more
+than parsing the page (measured, ours). The file is anonymous (deleted by the system
+when closed or when the process dies) and only this process writes it, so unpickling
+it trusts nothing from outside.
 """
 
 from __future__ import annotations
 
-import json
+import pickle
+import struct
 import tempfile
 from collections.abc import Iterator
 
@@ -38,23 +43,23 @@ class Staging:
         self.count = 0
 
     def add(self, entries: list[ListedEntry]) -> None:
-        # A line is the entry's JSON array, a tab, then its metadata as the JSON text the
-        # store keeps (`metadata_json`), so storing it needs no second encoding. JSON
-        # escapes every control character, so neither part holds a tab or a newline.
+        # Metadata is kept as the JSON text the store keeps (`metadata_json`), so storing
+        # it needs no second encoding.
         if not entries:
-            return  # an empty line would read back as no entry at all
-        dumps = json.dumps
-        lines = [dumps([e.identifier, e.label, e.has_image_data], ensure_ascii=False) + "\t"
-                 + metadata_json(e.metadata or ()) for e in entries]
-        self._file.write(("\n".join(lines) + "\n").encode("utf-8"))
+            return
+        rows = [(e.identifier, e.label, e.has_image_data, metadata_json(e.metadata or ())) for e in entries]
+        blob = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+        self._file.write(_LENGTH.pack(len(blob)) + blob)
         self.count += len(entries)
 
     def entries(self) -> Iterator[DiffEntry]:
         """Every staged entry, in server order; metadata as its JSON text."""
         self._file.flush()
         self._file.seek(0)
-        loads = json.loads
-        for line in self._file:
-            head, _, metadata = line.decode("utf-8").rstrip("\n").partition("\t")
-            identifier, label, has_image_data = loads(head)
-            yield DiffEntry(identifier, label, has_image_data, metadata)
+        read, make = self._file.read, DiffEntry._make
+        while head := read(_LENGTH.size):
+            (size,) = _LENGTH.unpack(head)
+            yield from map(make, pickle.loads(read(size)))
+
+
+_LENGTH = struct.Struct("<Q")

@@ -34,6 +34,8 @@ GET_VERSION = "GetVersion"
 # Journal-only names (ours): changes made by Hashlens's own tools that no ACI action names.
 IMPORT_IMAGE_HASHES = "ImportImageHashes"
 APPEND_IMAGE_HASHES = "AppendImageHashes"
+# A pull's commit: a mirror's new snapshot and its entries replaced, one journal record.
+PULL_IMAGE_HASHES = "PullImageHashes"
 ATTACH_IMAGES = "AttachImages"  # pHashes (and images) computed from files for known entries
 
 ACI_ACTIONS: tuple[str, ...] = (

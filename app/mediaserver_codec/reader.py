@@ -749,12 +749,17 @@ class _EntrySplitter:
     def _entries(self, data: bytes) -> Iterator[ResponsePart]:
         match, pos, size, limit = _ENTRY.match, 0, len(data), self.target.max_text
         entries = []
+        find, entry = data.find, self._entry
         while pos < size:
             m = match(data, pos)
-            if m is None or m.end() - pos > limit:
+            if m is None:
                 break
-            entries.append(self._entry(m))
-            pos = m.end()
+            end = m.end()
+            if end - pos > limit:
+                break
+            # Most entries hold no reference and no CR: their texts are plain UTF-8.
+            entries.append(entry(m, find(b"&", pos, end) < 0 and find(b"\r", pos, end) < 0))
+            pos = end
         yield from entries
         rest = data[pos:]
         head = rest.lstrip(b" \t\r\n")
@@ -765,20 +770,29 @@ class _EntrySplitter:
         self.mode = "tree"
         yield from self.reader.feed(rest)
 
-    def _entry(self, m) -> ListedEntry:
+    def _entry(self, m, plain: bool) -> ListedEntry:
+        """The hot loop of a pull: one entry from its match; `plain` when its bytes hold
+        no reference and no CR, so every text is its UTF-8 as it stands."""
         g = m.groups()
+        text = bytes.decode if plain else _xml_text
         images = None
         if g[8] is not None:
-            images = (ImageStatus(_xml_text(g[8]), _xml_text(g[9]).strip(), self.target.flag_value(_xml_text(g[10]))),)
+            flag, status = g[10], g[9]
+            images = (ImageStatus(text(g[8]), "trained" if status == b"trained" else text(status).strip(),
+                                  True if flag == b"true" else False if flag == b"false"
+                                  else self.target.flag_value(text(flag))),)
         if g[11] is not None:
             metadata = ()
         elif g[12] is not None:
-            metadata = tuple((_xml_text(k), _xml_text(v)) for k, v in _ITEM.findall(g[12]))
+            metadata = tuple([(text(k), text(v)) for k, v in _ITEM.findall(g[12])])
         else:
             metadata = None
-        counters = {"numimages": int(g[1]), "numtrained": int(g[3]), "numfailed": int(g[5]),
-                    "numuntrained": int(g[7])}
-        return ListedEntry(_xml_text(g[0]), counters, images, metadata, 0)
+        if g[1] == b"1" and g[3] == b"1" and g[5] == b"0" and g[7] == b"0":
+            counters = {"numimages": 1, "numtrained": 1, "numfailed": 0, "numuntrained": 0}
+        else:
+            counters = {"numimages": int(g[1]), "numtrained": int(g[3]), "numfailed": int(g[5]),
+                        "numuntrained": int(g[7])}
+        return ListedEntry(text(g[0]), counters, images, metadata, 0)
 
     def close(self) -> Iterator[ResponsePart]:
         if self.held:

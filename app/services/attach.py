@@ -76,7 +76,7 @@ class AttachReport:
                        + "; ".join(self.unreadable[:SHOWN])
                        + (f" and {self.unreadable_count - SHOWN:,} more" if self.unreadable_count > SHOWN else ""))
         if self.no_file_count:
-            out.append(f"  Not matched: {counted(self.no_file_count, 'entry', 'entries')} without a pHash have no file: "
+            out.append(f"  Not matched: no file for {counted(self.no_file_count, 'entry', 'entries')} without a pHash: "
                        + _listed(self.no_file, self.no_file_count))
         if self.unused_files_count:
             out.append(f"  Not matched: {counted(self.unused_files_count, 'file')} match no entry: "

@@ -88,6 +88,7 @@ def append_entries(
             in_flight = 0
             with store.writing():  # a savepoint inside the one transaction when atomic
                 db_id = store.database_id(database)
+                store.refuse_mirror_write(database)  # a mirror's entries change only by a pull
                 first = last = None
                 while in_flight < commit_every:
                     if in_flight and cancelled and cancelled():
@@ -230,3 +231,8 @@ def _duplicate_error(store: Store, db_id: int, chunk: list[NewEntry], violation:
             parameter=error.parameter,
         )
     return error
+
+
+# The pull's commit (`app.store.mirrors.commit_snapshot`) fills a mirror batch by batch
+# inside its own transaction, beside its snapshot rows, and journals the pull once.
+append_batch = _append_batch

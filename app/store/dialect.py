@@ -441,13 +441,18 @@ def connect(location: StoreLocation, *, read_only: bool, create: bool) -> Hashle
     try:
         db.connect(reuse_if_open=True)
         db.after_connect()
-    except (peewee.PeeweeException, sqlite3.Error, UnicodeDecodeError) as exc:
-        # A damaged file can fail its first PRAGMA in odd ways (even UnicodeDecodeError).
+    except (peewee.PeeweeException, sqlite3.Error, UnicodeDecodeError, MemoryError) as exc:
+        # A damaged file can fail its first PRAGMA in odd ways (even UnicodeDecodeError,
+        # or SQLite's "out of memory" for a schema it cannot parse: MemoryError).
+        if isinstance(exc, MemoryError) and location.backend != "sqlite":
+            raise
         with contextlib.suppress(Exception):
             db.close()
         from app.store.errors import reason
 
-        why = "file is not a database" if isinstance(exc, UnicodeDecodeError) else reason(exc)
+        why = ("file is not a database" if isinstance(exc, UnicodeDecodeError)
+               else "malformed: SQLite ran out of memory reading its schema" if isinstance(exc, MemoryError)
+               else reason(exc))
         if "not a database" in why or "malformed" in why:
             raise HashlensError(
                 Failure.STORE_UNAVAILABLE,

@@ -1,82 +1,54 @@
-"""Mirrors of Media Server databases in the store: the mark of where each comes from, and its complete snapshots.
+"""Mirrors of Media Server databases in the store: the mark of where each comes from, its complete snapshots, and the pull's commit.
 
-A mirror is named like a database but kept apart from the local databases (`hl_mirror`)
-until entries with no pHash can live among them (issue 11 item 4): its entries are the
-rows of its snapshots. Each snapshot is written whole in one write transaction, so a
-pull that fails, is cancelled or is killed leaves every earlier snapshot as it was.
+A mirror is an ordinary database (its hl_database row, its entries as hl_entry rows with
+no pHash, and their hl_metadata rows), so listing, the ACI, exports and audits read it
+like any other, plus its mark (`hl_mirror`: the server's URL and database) and every
+complete pull kept as a snapshot (`hl_snapshot`, `hl_snapshot_entry`) for differences.
+The tables are in `app/store/schema.py`.
+
+A pull's commit (`commit_snapshot`) writes the new snapshot AND replaces the database's
+entries, through the bulk path, in one write transaction with one journal record: a pull
+that fails, is cancelled or is killed leaves the database and every snapshot as they
+were. Only a pull changes a mirror's entries: the local write actions refuse a mirror
+(`Store.refuse_mirror_write`; `Store.mirror_of(name)` is the question to ask). What
+Hashlens adds of its own, pHashes and images attached from image files
+(`hashlens attach-images`), stays with each entry whose identifier the next pull lists.
+
+Stores written before mirrors were databases kept a mirror's entries only in its
+snapshots: the first writable open turns each into a database holding its latest
+snapshot (`materialize_all`, once per store; a read-only open leaves the store as it is,
+so there such a mirror is listed by `hashlens mirrors` but not among the databases).
+
 Snapshot rows are read back in identifier order (the unique index walks it; names
 compare byte for byte on every backend), which is what a difference needs.
-
-The tables are created the first time a store holds a mirror; older versions of
-Hashlens ignore them.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 
-from peewee import AutoField, BigAutoField, BigIntegerField, BooleanField, ForeignKeyField, IntegerField, TextField
-
 from app import faults
-from app.domain import Failure, HashlensError, MirrorSource, SnapshotInfo
+from app.domain import MAX_TEXT_BYTES, Failure, HashlensError, MirrorSource, NewEntry, SnapshotInfo
 from app.diff import DiffEntry, metadata_json
-from app.store.bulk import _write
-from app.store.schema import BaseModel, NameField
+from app.mediaserver_codec.names import PULL_IMAGE_HASHES, REMOVE_IMAGE_HASH_DATABASE, RENAME_IMAGE_HASH_DATABASE
+from app.store.bulk import _UniqueViolation, _check_metadata_keys, _write, append_batch
+from app.store.schema import MIRROR_TABLES, MIRRORS_AS_DATABASES, Mirror, Snapshot, SnapshotEntry
 from app.store.store import IN_CHUNK, Store
 
+__all__ = ["Mirror", "Snapshot", "SnapshotEntry", "adopt_database", "commit_snapshot", "materialize_all", "mirror_of",
+           "remove_mirror", "snapshots", "snapshot_entries", "entries_by_identifier", "list_mirrors", "check_mirror_target"]
+
 BATCH = 5000
+# SQLite's page cache during a pull's commit: the entry and metadata indexes take keys at
+# random places, and pages kept between batches are not read again (as bulk loads do).
+COMMIT_CACHE_MB = 256
 
-
-class Mirror(BaseModel):
-    """A mirror: its local name and the Media Server database it copies."""
-
-    id = AutoField()
-    name = NameField(max_length=254, unique=True)
-    server_url = TextField()
-    remote_database = NameField(max_length=254)
-    created_at = BigIntegerField()
-
-    class Meta:
-        table_name = "hl_mirror"
-
-
-class Snapshot(BaseModel):
-    """One complete pull of a mirror."""
-
-    id = AutoField()
-    mirror = ForeignKeyField(Mirror, column_name="mirror_id", on_delete="CASCADE", index=False)
-    number = IntegerField()
-    taken_at = BigIntegerField()
-    server_url = TextField()
-    remote_database = NameField(max_length=254)
-    entry_count = BigIntegerField(default=0)
-
-    class Meta:
-        table_name = "hl_snapshot"
-        indexes = ((("mirror", "number"), True),)
-
-
-class SnapshotEntry(BaseModel):
-    """An entry as Media Server listed it: no pHash, no image bytes (MS). `metadata` is
-    the items as a JSON array of [key, value] pairs, in the server's order."""
-
-    id = BigAutoField()
-    snapshot = ForeignKeyField(Snapshot, column_name="snapshot_id", on_delete="CASCADE", index=False)
-    identifier = NameField(max_length=254)
-    label = NameField(max_length=254, null=True)
-    has_image_data = BooleanField(null=True)
-    metadata = TextField()
-
-    class Meta:
-        table_name = "hl_snapshot_entry"
-        indexes = ((("snapshot", "identifier"), True),)
-
-
-TABLES = [Mirror, Snapshot, SnapshotEntry]
+TABLES = MIRROR_TABLES
 
 
 def _has_tables(store: Store) -> bool:
-    return store.db.table_exists("hl_snapshot_entry")
+    return store.has_mirror_tables()
 
 
 def _ensure_tables(store: Store) -> None:
@@ -89,22 +61,17 @@ def _ensure_tables(store: Store) -> None:
 
 
 def mirror_of(store: Store, name: str) -> MirrorSource | None:
-    """Where the mirror `name` comes from, or None when there is no such mirror."""
-    if not _has_tables(store):
-        return None
-    row = store.sql.one("SELECT server_url, remote_database FROM hl_mirror WHERE name = ?", (name,))
-    return MirrorSource(row[0], row[1]) if row else None
+    """Where the mirror `name` comes from, or None when it is not a mirror (see `Store.mirror_of`)."""
+    return store.mirror_of(name)
 
 
 def list_mirrors(store: Store) -> list[tuple[str, MirrorSource, SnapshotInfo | None]]:
     """Every mirror by name, with its latest snapshot."""
     if not _has_tables(store):
         return []
-    out = []
-    for name, url, remote in store.sql.all("SELECT name, server_url, remote_database FROM hl_mirror ORDER BY name"):
-        found = snapshots(store, name)
-        out.append((name, MirrorSource(url, remote), found[-1] if found else None))
-    return out
+    latest = store.latest_snapshots()
+    return [(name, MirrorSource(url, remote), latest.get(name)) for name, url, remote in store.sql.all(
+        "SELECT name, server_url, remote_database FROM hl_mirror ORDER BY name")]
 
 
 def check_mirror_target(store: Store, name: str, source: MirrorSource) -> None:
@@ -113,12 +80,12 @@ def check_mirror_target(store: Store, name: str, source: MirrorSource) -> None:
     read-only store is refused here too, before a pull spends minutes reading."""
     if store.read_only:
         raise HashlensError(Failure.READ_ONLY, f"Cannot pull into '{name}': {store.read_only_reason()}")
-    if store.database_exists(name):
+    current = mirror_of(store, name)
+    if current is None and store.database_exists(name):
         raise HashlensError(
             Failure.DATABASE_EXISTS,
             f"'{name}' is a local database, not a mirror of {source.describe()}; nothing was pulled. "
             "Pull into another name with --into.", parameter="into")
-    current = mirror_of(store, name)
     if current is not None and current != source:
         raise HashlensError(
             Failure.DATABASE_EXISTS,
@@ -128,48 +95,227 @@ def check_mirror_target(store: Store, name: str, source: MirrorSource) -> None:
 
 def commit_snapshot(store: Store, name: str, source: MirrorSource, entries: Iterable[DiffEntry], *,
                     taken_at: int) -> SnapshotInfo:
-    """Store `entries` as the next snapshot of mirror `name` (made if new), all in one
-    transaction. A duplicate identifier refuses the whole snapshot."""
+    """Store `entries` (in server order) as the next snapshot of mirror `name` and make
+    them the database's entries, all in one transaction journalled once. A new mirror
+    gets its database and mark here. A duplicate identifier refuses the whole pull."""
     _ensure_tables(store)
-    with store.writing():
+    with store.db.page_cache(COMMIT_CACHE_MB), store.writing():
         check_mirror_target(store, name, source)
         row = store.sql.one("SELECT id FROM hl_mirror WHERE name = ?", (name,))
         if row is None:
+            store.entries.create_database(name)
             mirror_id = store.sql.insert(
                 "INSERT INTO hl_mirror (name, server_url, remote_database, created_at) VALUES (?, ?, ?, ?)",
                 (name, source.url, source.database, taken_at))
         else:
             mirror_id = row[0]
+        db_id = store.entries.database_id(name, lock=True)
+        aside = _set_aside_attached(store, db_id)
+        replaced = _clear_entries(store, db_id)
         number = (store.sql.one("SELECT MAX(number) FROM hl_snapshot WHERE mirror_id = ?", (mirror_id,))[0] or 0) + 1
         snapshot_id = store.sql.insert(
             "INSERT INTO hl_snapshot (mirror_id, number, taken_at, server_url, remote_database, entry_count) "
             "VALUES (?, ?, ?, ?, ?, 0)", (mirror_id, number, taken_at, source.url, source.database))
-        cursor = store.db.cursor()
-        count = 0
-        batch: list[tuple] = []
-        for entry in entries:
-            batch.append((snapshot_id, entry.identifier, entry.label, entry.has_image_data,
-                          metadata_json(entry.metadata)))
-            if len(batch) == BATCH:
-                count += _write_batch(store, cursor, batch, name)
-                batch = []
-        if batch:
-            count += _write_batch(store, cursor, batch, name)
+        count = _fill(store, name, db_id, entries, taken_at, snapshot_id)
+        kept = _carry_attached(store, aside, db_id) if aside is not None else 0
         store.sql.exec("UPDATE hl_snapshot SET entry_count = ? WHERE id = ?", (count, snapshot_id))
+        store.record(PULL_IMAGE_HASHES, name, None, {
+            "server": source.url, "remotedatabase": source.database, "snapshot": number, "entries": count,
+            "replaced": replaced, "kept_phashes": kept})
         faults.checkpoint("pull.commit")
     return SnapshotInfo(number, taken_at, source, count)
 
 
-def _write_batch(store: Store, cursor, batch: list[tuple], name: str) -> int:
+def adopt_database(store: Store, name: str, source: MirrorSource, entries: Iterable[DiffEntry], *,
+                   taken_at: int) -> SnapshotInfo:
+    """Make the local database `name` a mirror of `source` once it has been published
+    there (`hashlens publish`): its mark, and the server's listing `entries` as its first
+    snapshot and its entries, exactly as a pull commits them (each entry keeps its pHash
+    and image by identifier), all in one transaction. The caller has checked that the
+    server lists every entry of `name`, so nothing local is dropped."""
+    _ensure_tables(store)
+    with store.writing():
+        store.database_id(name)  # NO_SUCH_DATABASE before anything is written
+        current = mirror_of(store, name)
+        if current is not None and current != source:
+            raise HashlensError(Failure.DATABASE_EXISTS, f"'{name}' is a mirror of {current.describe()}, not of "
+                                                         f"{source.describe()}.", parameter="database")
+        if current is None:
+            store.sql.insert("INSERT INTO hl_mirror (name, server_url, remote_database, created_at) "
+                             "VALUES (?, ?, ?, ?)", (name, source.url, source.database, taken_at))
+        # The mark is in place, so the pull's own check sees a mirror of this source.
+        return commit_snapshot(store, name, source, entries, taken_at=taken_at)
+
+
+# The name of the row that holds a mirror's attached entries while its pull commits. U+0001
+# cannot be in a name a person gives (check_text refuses it), and the row never outlives
+# the transaction, so no one else ever sees it.
+_ASIDE = "\x01pull-aside-{}"
+
+
+def _set_aside_attached(store: Store, db_id: int) -> int | None:
+    """Move the entries that have a pHash (attached from image files: Media Server lists
+    none) to a temporary database row of their own, with their images, so the pull can
+    give them back to the entries that keep their identifier. Returns that row's key,
+    or None when there are none."""
+    if store.sql.one("SELECT 1 FROM hl_entry WHERE database_id = ? AND phash IS NOT NULL" + store.sql.limit(1),
+                     (db_id,)) is None:
+        return None
+    aside = store.sql.insert("INSERT INTO hl_database (name, entry_count, created_at) VALUES (?, 0, 0)",
+                             (_ASIDE.format(db_id),))
+    store.sql.exec("UPDATE hl_entry SET database_id = ? WHERE database_id = ? AND phash IS NOT NULL", (aside, db_id))
+    return aside
+
+
+def _carry_attached(store: Store, aside: int, db_id: int) -> int:
+    """Give each new entry whose identifier was set aside that entry's pHash and image
+    (the image row moves, its bytes are not copied), then drop what was set aside.
+    Returns how many entries kept their pHash. (Ours: an identifier names the same image
+    on the server from one pull to the next; a relabel does not change the image.)"""
+    kept, after = 0, 0
+    while True:
+        rows = store.sql.all(
+            "SELECT id, identifier, phash, has_image_data, image_format, width, height, byte_size, sha256 "
+            "FROM hl_entry WHERE database_id = ? AND id > ? ORDER BY id" + store.sql.limit(BATCH), (aside, after))
+        if not rows:
+            break
+        after = rows[-1][0]
+        new_keys: dict[str, int] = {}
+        identifiers = [r[1] for r in rows]
+        for start in range(0, len(identifiers), IN_CHUNK):
+            part = identifiers[start:start + IN_CHUNK]
+            marks = ", ".join("?" * len(part))
+            new_keys.update(store.sql.all(
+                f"SELECT identifier, id FROM hl_entry WHERE database_id = ? AND identifier IN ({marks})",
+                (db_id, *part)))
+        for old_key, identifier, phash, has_image, fmt, width, height, size, sha in rows:
+            key = new_keys.get(identifier)
+            if key is None:
+                continue  # gone from the server
+            store.sql.exec("UPDATE hl_entry SET phash = ?, has_image_data = ?, image_format = ?, width = ?, "
+                           "height = ?, byte_size = ?, sha256 = ? WHERE id = ?",
+                           (phash, has_image, fmt, width, height, size, sha, key))
+            if has_image:
+                store.sql.exec("UPDATE hl_image SET entry_id = ? WHERE entry_id = ?", (key, old_key))
+            kept += 1
+    _clear_entries(store, aside)
+    store.sql.exec("DELETE FROM hl_database WHERE id = ?", (aside,))
+    return kept
+
+
+def _clear_entries(store: Store, db_id: int) -> int:
+    """Remove every entry of the database (its images, metadata and marks too); returns how many."""
+    count = store.entries.entry_count(db_id)
+    entries = "SELECT id FROM hl_entry WHERE database_id = ?"
+    store.sql.exec(f"DELETE FROM hl_image WHERE entry_id IN ({entries})", (db_id,))
+    store.sql.exec(f"DELETE FROM hl_metadata WHERE entry_id IN ({entries})", (db_id,))
+    store.sql.exec("DELETE FROM hl_mark WHERE database_id = ?", (db_id,))
+    store.sql.exec("DELETE FROM hl_entry WHERE database_id = ?", (db_id,))
+    store.sql.exec("UPDATE hl_database SET entry_count = 0 WHERE id = ?", (db_id,))
+    return count
+
+
+def _fill(store: Store, name: str, db_id: int, entries: Iterable[DiffEntry], taken_at: int,
+          snapshot_id: int | None) -> int:
+    """Append `entries` to the (empty) database a batch at a time, and to the snapshot
+    `snapshot_id` when given; returns how many."""
+    cursor = store.db.cursor()
+    count = 0
+    batch: list[DiffEntry] = []
+    for entry in entries:
+        batch.append(entry)
+        if len(batch) == BATCH:
+            count += _write_batch(store, cursor, name, db_id, batch, taken_at, snapshot_id)
+            batch = []
+    if batch:
+        count += _write_batch(store, cursor, name, db_id, batch, taken_at, snapshot_id)
+    return count
+
+
+def _write_batch(store: Store, cursor, name: str, db_id: int, batch: list[DiffEntry], taken_at: int,
+                 snapshot_id: int | None) -> int:
     faults.checkpoint("pull.batch")
+    # Media Server gives no pHash, no image bytes and no training time (MS): the pHash is
+    # not known (NULL), Hashlens holds no image (the server's own hasimagedata is kept as
+    # declared_image_data), and the entry is dated by the pull.
+    # Server order is kept: keys grow in it, so the database lists as the server does.
+    texts = [metadata_json(e.metadata) for e in batch]
+    # One decode for the batch's metadata instead of one per entry (a fifth of the time
+    # otherwise); each entry's items come back as [key, value] lists, which the bulk path
+    # only iterates.
+    items = json.loads("[" + ",".join(texts) + "]")
+    rows = [NewEntry(e.identifier, e.label or "", None, None, None, None, None, None, m, taken_at,
+                     declared_image_data=e.has_image_data)
+            for e, m in zip(batch, items)]
     try:
-        _write(store, cursor, "hl_snapshot_entry", "snapshot_id, identifier, label, has_image_data, metadata", batch)
-    except HashlensError as exc:
-        if "unique" in exc.description.lower() or "duplicate" in exc.description.lower():
-            raise HashlensError(Failure.STORE_FAILED, f"The pull of '{name}' listed an identifier twice; the server's "
-                                                      "answer cannot be a snapshot and nothing was stored.") from None
-        raise
+        if snapshot_id is not None:
+            _write(store, cursor, "hl_snapshot_entry", "snapshot_id, identifier, label, has_image_data, metadata",
+                   [(snapshot_id, e.identifier, e.label, e.has_image_data, t) for e, t in zip(batch, texts)])
+        _check_metadata_keys(rows)
+        append_batch(store, db_id, rows)
+    except _UniqueViolation:
+        raise HashlensError(Failure.STORE_FAILED, f"The pull of '{name}' listed an identifier twice; the server's "
+                                                  "answer cannot be a snapshot and nothing was stored.") from None
     return len(batch)
+
+
+def materialize_all(store: Store) -> list[str]:
+    """Make every mirror kept only as snapshots an ordinary database holding its latest
+    snapshot, once per store (the hl_store_info row MIRRORS_AS_DATABASES records it), in
+    one transaction journalled per mirror. A local database that took a mirror's name
+    meanwhile keeps it; the mirror is renamed '<name> (mirror)' (journalled). Returns the
+    names of the mirrors made databases."""
+    made = []
+    with store.writing():
+        if store.sql.one("SELECT 1 FROM hl_store_info WHERE name = ?", (MIRRORS_AS_DATABASES,)) is not None:
+            return made  # another process did it first
+        for mirror_id, name in store.sql.all("SELECT id, name FROM hl_mirror ORDER BY id"):
+            if store.database_exists(name):
+                new_name = _free_name(store, name)
+                store.sql.exec("UPDATE hl_mirror SET name = ? WHERE id = ?", (new_name, mirror_id))
+                store.record(RENAME_IMAGE_HASH_DATABASE, name, None, {
+                    "newdatabase": new_name, "why": "a local database holds the mirror's name"})
+                name = new_name
+            store.entries.create_database(name)
+            db_id = store.entries.database_id(name)
+            found = snapshots(store, name)
+            count = _fill(store, name, db_id, snapshot_entries(store, name, found[-1].number), found[-1].taken_at,
+                          None) if found else 0
+            store.record(PULL_IMAGE_HASHES, name, None, {
+                "snapshot": found[-1].number if found else None, "entries": count, "materialized": True})
+            made.append(name)
+        store.sql.exec("INSERT INTO hl_store_info (name, value) VALUES (?, ?)", (MIRRORS_AS_DATABASES, "1"))
+    return made
+
+
+def _free_name(store: Store, name: str) -> str:
+    for n in range(1, 1000):
+        suffix = " (mirror)" if n == 1 else f" (mirror {n})"
+        base = name.encode("utf-8")[:MAX_TEXT_BYTES - len(suffix)].decode("utf-8", "ignore")
+        candidate = base + suffix
+        if not store.database_exists(candidate) and store.mirror_of(candidate) is None:
+            return candidate
+    raise HashlensError(Failure.DATABASE_EXISTS, f"No free name for the mirror '{name}'.")
+
+
+def remove_mirror(store: Store, name: str) -> tuple[int, int]:
+    """Remove the mirror `name` from this store: its database with its entries, its mark
+    and its snapshots, in one transaction (the Media Server is not touched). Returns
+    (entries removed, snapshots removed)."""
+    with store.writing():
+        source = mirror_of(store, name)
+        if source is None:
+            raise HashlensError(Failure.PARAM_INVALID, f"'{name}' is not a mirror.", parameter="database")
+        removed = store.entries.remove_database(name) if store.database_exists(name) else 0
+        mirror_id = store.sql.one("SELECT id FROM hl_mirror WHERE name = ?", (name,))[0]
+        count = store.sql.one("SELECT COUNT(*) FROM hl_snapshot WHERE mirror_id = ?", (mirror_id,))[0]
+        store.sql.exec("DELETE FROM hl_snapshot_entry WHERE snapshot_id IN "
+                       "(SELECT id FROM hl_snapshot WHERE mirror_id = ?)", (mirror_id,))
+        store.sql.exec("DELETE FROM hl_snapshot WHERE mirror_id = ?", (mirror_id,))
+        store.sql.exec("DELETE FROM hl_mirror WHERE id = ?", (mirror_id,))
+        store.record(REMOVE_IMAGE_HASH_DATABASE, name, None, {
+            "entries": removed, "mirror": source.url, "remotedatabase": source.database, "snapshots": count})
+    return removed, count
 
 
 def snapshots(store: Store, name: str) -> list[SnapshotInfo]:
@@ -209,11 +355,12 @@ def snapshot_entries(store: Store, name: str, number: int) -> Iterator[DiffEntry
 def entries_by_identifier(store: Store, name: str) -> Iterator[DiffEntry]:
     """A database's entries in identifier order, as a difference compares them: a local
     database's rows, or a mirror's latest snapshot."""
-    if not store.database_exists(name):
-        found = snapshots(store, name)
-        if found:
-            yield from snapshot_entries(store, name, found[-1].number)
-            return
+    # A mirror compares as its latest snapshot: that keeps Media Server's own
+    # hasimagedata, which the database's rows do not hold (Hashlens holds no image).
+    found = snapshots(store, name) if mirror_of(store, name) is not None else []
+    if found:
+        yield from snapshot_entries(store, name, found[-1].number)
+        return
     db_id = store.database_id(name)
     after = None
     while True:

@@ -177,3 +177,64 @@ class Journal(BaseModel):
 
 
 ALL_TABLES = [StoreInfo, ImageDatabase, Entry, ImageData, Metadata, PositionMark, Journal]
+
+
+# -- mirrors of Media Server databases (app/store/mirrors.py) ------------------------------
+#
+# A mirror is an ordinary database (its hl_database row and hl_entry rows) plus its mark
+# here: where it comes from, and every complete pull kept as a snapshot for differences.
+# The mark is linked by name: a mirror's name never changes (renaming one is refused) and
+# a local database never becomes a mirror (pulling into one is refused). These tables are
+# not part of the schema version: a writable open creates them when missing, and older
+# versions of Hashlens ignore them.
+
+
+class Mirror(BaseModel):
+    """A mirror: its local name (its hl_database row's) and the Media Server database it copies."""
+
+    id = AutoField()
+    name = NameField(max_length=254, unique=True)
+    server_url = TextField()
+    remote_database = NameField(max_length=254)
+    created_at = BigIntegerField()
+
+    class Meta:
+        table_name = "hl_mirror"
+
+
+class Snapshot(BaseModel):
+    """One complete pull of a mirror."""
+
+    id = AutoField()
+    mirror = ForeignKeyField(Mirror, column_name="mirror_id", on_delete="CASCADE", index=False)
+    number = IntegerField()
+    taken_at = BigIntegerField()
+    server_url = TextField()
+    remote_database = NameField(max_length=254)
+    entry_count = BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "hl_snapshot"
+        indexes = ((("mirror", "number"), True),)
+
+
+class SnapshotEntry(BaseModel):
+    """An entry as Media Server listed it: no pHash, no image bytes (MS). `metadata` is
+    the items as a JSON array of [key, value] pairs, in the server's order."""
+
+    id = BigAutoField()
+    snapshot = ForeignKeyField(Snapshot, column_name="snapshot_id", on_delete="CASCADE", index=False)
+    identifier = NameField(max_length=254)
+    label = NameField(max_length=254, null=True)
+    has_image_data = BooleanField(null=True)
+    metadata = TextField()
+
+    class Meta:
+        table_name = "hl_snapshot_entry"
+        indexes = ((("snapshot", "identifier"), True),)
+
+
+MIRROR_TABLES = [Mirror, Snapshot, SnapshotEntry]
+# The hl_store_info row that says every mirror of this store is an ordinary database
+# (stores written before that kept a mirror's entries only in its snapshots).
+MIRRORS_AS_DATABASES = "mirrors_as_databases"

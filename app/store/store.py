@@ -34,7 +34,9 @@ from app.domain import (
     JournalEntry,
     ListingPage,
     ListingQuery,
+    MirrorSource,
     NewEntry,
+    SnapshotInfo,
 )
 from app.source import SchemaPolicy, schema_version_policy
 from app.store import schema
@@ -99,6 +101,8 @@ class Store:
         # What the last `migrate()` did that a person should hear about, in sentences.
         self.migration_notes: list[str] = []
         self.replica_of: str | None = None
+        # Whether the mirror tables exist; once they do they stay (never dropped).
+        self._mirror_tables = False
 
     # -- opening ----------------------------------------------------------------------
 
@@ -154,13 +158,36 @@ class Store:
             # A newer Hashlens wrote this store: read it, never write it. An older one is
             # migrated only on request, after a backup (reliability D4).
             self.read_only = True
+        self._mirror_tables = {m._meta.table_name for m in schema.MIRROR_TABLES} <= tables
+        if not self.read_only:
+            self._prepare_mirrors()
 
     def _create_schema(self) -> None:
-        with self.db.bind_ctx(schema.ALL_TABLES), self.db.atomic():
-            self.db.create_tables(schema.ALL_TABLES, safe=True)
+        tables = schema.ALL_TABLES + schema.MIRROR_TABLES
+        with self.db.bind_ctx(tables), self.db.atomic():
+            self.db.create_tables(tables, safe=True)
             self.db.execute_sql(self.db.no_image_index())
-            for name, value in (("schema_version", str(schema.SCHEMA_VERSION)), ("created_at", str(journal_module.now_ms()))):
+            for name, value in (("schema_version", str(schema.SCHEMA_VERSION)), ("created_at", str(journal_module.now_ms())),
+                                (schema.MIRRORS_AS_DATABASES, "1")):
                 self.sql.exec("INSERT INTO hl_store_info (name, value) VALUES (?, ?)", (name, value))
+
+    def _prepare_mirrors(self) -> None:
+        """On a writable open: make the mirror tables if missing, and once per store turn
+        mirrors kept only as snapshots (written before mirrors were databases) into
+        ordinary databases holding their latest snapshot (see `mirrors.materialize_all`)."""
+        if not self._mirror_tables:
+            try:
+                with self.db.bind_ctx(schema.MIRROR_TABLES), self.writing():
+                    self.db.create_tables(schema.MIRROR_TABLES, safe=True)
+            except HashlensError:
+                # A server account that may change rows but not create tables still opens
+                # the store; it holds no mirrors, and a pull says why it cannot make one.
+                return
+            self._mirror_tables = True
+        if self.sql.one("SELECT 1 FROM hl_store_info WHERE name = ?", (schema.MIRRORS_AS_DATABASES,)) is None:
+            from app.store import mirrors  # mirrors builds on Store: imported when needed
+
+            mirrors.materialize_all(self)
 
     @property
     def schema_policy(self) -> SchemaPolicy:
@@ -199,6 +226,7 @@ class Store:
                 self.sql.exec("UPDATE hl_store_info SET value = ? WHERE name = ?", (str(version + 1), "schema_version"))
             self.schema_version = version + 1
             self.listing.for_schema(self.schema_version)
+        self._prepare_mirrors()
         return backup
 
     def read_only_reason(self) -> str:
@@ -293,10 +321,18 @@ class Store:
             self.record(action, database, None, params)
 
     def _change(self, action: str, database: str | None, identifier: str | None, params: dict,
-                apply: Callable[[], object]):
+                apply: Callable[[], object], guard: tuple[str, ...] = ()):
         """One write action: its own transaction and journal record, tried again after a
         deadlock or serialization failure; inside a caller's group, part of that group
-        (which is then the atomic unit and journals itself)."""
+        (which is then the atomic unit and journals itself). The databases in `guard` are
+        refused inside the transaction when they are mirrors (`refuse_mirror_write`)."""
+        if guard:
+            change = apply
+
+            def apply():
+                self.refuse_mirror_write(*guard)
+                return change()
+
         if getattr(self._local, "grouped", 0):
             return apply()
         for attempt in range(1, WRITE_ATTEMPTS + 1):
@@ -406,7 +442,49 @@ class Store:
 
     def list_databases(self) -> list[DatabaseInfo]:
         rows = self.sql.all("SELECT name, entry_count FROM hl_database ORDER BY name")
-        return [DatabaseInfo(name, count) for name, count in rows]
+        latest = self.latest_snapshots() if rows else {}
+        return [DatabaseInfo(name, count, latest.get(name)) for name, count in rows]
+
+    # -- mirrors: the store-level questions (the rest is app/store/mirrors.py) ----------------
+
+    def has_mirror_tables(self) -> bool:
+        if not self._mirror_tables:
+            self._mirror_tables = self.db.table_exists("hl_snapshot_entry")
+        return self._mirror_tables
+
+    def mirror_of(self, name: str) -> MirrorSource | None:
+        """Where the database `name` is mirrored from (a Media Server's URL and database),
+        or None when it is a local database (or no database at all).
+
+        This is THE question for anything that changes a database: a mirror's entries are
+        the server's, so the local write actions refuse it (`refuse_mirror_write`) until
+        a write-back gives them a meaning (issue 12: a local write on a mirror becomes a
+        staged change to push; that code asks this, in the write's own transaction)."""
+        if not self.has_mirror_tables():
+            return None
+        row = self.sql.one("SELECT server_url, remote_database FROM hl_mirror WHERE name = ?", (name,))
+        return MirrorSource(row[0], row[1]) if row else None
+
+    def refuse_mirror_write(self, *databases: str) -> None:
+        """Raise READ_ONLY (parameter `database`) when any of `databases` is a mirror. Every
+        write action calls it inside its transaction, before changing anything."""
+        for name in databases:
+            source = self.mirror_of(name)
+            if source is not None:
+                raise HashlensError(
+                    Failure.READ_ONLY,
+                    f"'{name}' is a mirror of {source.describe()}, so it is read-only here: change it on "
+                    f"the Media Server, then pull again to see the change.", parameter="database")
+
+    def latest_snapshots(self) -> dict[str, SnapshotInfo]:
+        """Every mirror's latest snapshot, by the mirror's name (one query)."""
+        if not self.has_mirror_tables():
+            return {}
+        rows = self.sql.all(
+            "SELECT m.name, s.number, s.taken_at, s.server_url, s.remote_database, s.entry_count "
+            "FROM hl_mirror m JOIN hl_snapshot s ON s.mirror_id = m.id "
+            "WHERE s.number = (SELECT MAX(t.number) FROM hl_snapshot t WHERE t.mirror_id = m.id)")
+        return {name: SnapshotInfo(n, t, MirrorSource(u, d), c) for name, n, t, u, d, c in rows}
 
     def database_exists(self, name: str) -> bool:
         return self.entries.database_exists(name)
@@ -457,7 +535,7 @@ class Store:
 
     def rename_database(self, name: str, new_name: str) -> None:
         self._change(names.RENAME_IMAGE_HASH_DATABASE, name, None, {"newdatabase": new_name},
-                     lambda: self.entries.rename_database(name, new_name))
+                     lambda: self.entries.rename_database(name, new_name), (name,))
 
     def remove_database(self, name: str) -> int:
         params: dict = {}
@@ -466,7 +544,7 @@ class Store:
             params["entries"] = removed = self.entries.remove_database(name)
             return removed
 
-        return self._change(names.REMOVE_IMAGE_HASH_DATABASE, name, None, params, apply)
+        return self._change(names.REMOVE_IMAGE_HASH_DATABASE, name, None, params, apply, (name,))
 
     def add_entry(self, database: str, entry: NewEntry, *, source: str | None = None) -> int:
         """TrainImageHash: append one entry at the end of the database; returns its key."""
@@ -479,11 +557,11 @@ class Store:
             faults.checkpoint("train.commit")
             return key
 
-        return self._change(names.TRAIN_IMAGE_HASH, database, entry.identifier, params, apply)
+        return self._change(names.TRAIN_IMAGE_HASH, database, entry.identifier, params, apply, (database,))
 
     def remove_entry(self, database: str, identifier: str) -> None:
         self._change(names.REMOVE_IMAGE_HASH, database, identifier, {},
-                     lambda: self.entries.remove_entry(database, identifier))
+                     lambda: self.entries.remove_entry(database, identifier), (database,))
 
     def attach_image(self, database: str, identifier: str, phash: int, image: bytes | None = None,
                      image_format: str | None = None, width: int | None = None, height: int | None = None,
@@ -497,31 +575,32 @@ class Store:
 
     def null_image_data(self, database: str, identifier: str) -> None:
         self._change(names.NULL_IMAGE_HASH_IMAGE_DATA, database, identifier, {},
-                     lambda: self.entries.null_image_data(database, identifier))
+                     lambda: self.entries.null_image_data(database, identifier), (database,))
 
     def rename_entry(self, database: str, identifier: str, new_identifier: str) -> None:
         self._change(names.RENAME_IMAGE_HASH, database, identifier, {"newidentifier": new_identifier},
-                     lambda: self.entries.rename_entry(database, identifier, new_identifier))
+                     lambda: self.entries.rename_entry(database, identifier, new_identifier), (database,))
 
     def move_entry(self, database: str, identifier: str, new_database: str) -> None:
         self._change(names.MOVE_IMAGE_HASH, database, identifier, {"newdatabase": new_database},
-                     lambda: self.entries.move_entry(database, identifier, new_database))
+                     lambda: self.entries.move_entry(database, identifier, new_database),
+                     (database, new_database))
 
     def relabel(self, database: str, identifier: str, label: str, new_label: str) -> None:
         self._change(names.RELABEL_IMAGE_HASH_IMAGE, database, identifier, {"imagelabel": label, "newimagelabel": new_label},
-                     lambda: self.entries.relabel(database, identifier, label, new_label))
+                     lambda: self.entries.relabel(database, identifier, label, new_label), (database,))
 
     def add_metadata(self, database: str, identifier: str, key_name: str, value: str) -> None:
         self._change(names.ADD_IMAGE_HASH_METADATA, database, identifier, {"key": key_name, "value": value},
-                     lambda: self.entries.add_metadata(database, identifier, key_name, value))
+                     lambda: self.entries.add_metadata(database, identifier, key_name, value), (database,))
 
     def update_metadata(self, database: str, identifier: str, key_name: str, value: str) -> None:
         self._change(names.UPDATE_IMAGE_HASH_METADATA, database, identifier, {"key": key_name, "newvalue": value},
-                     lambda: self.entries.update_metadata(database, identifier, key_name, value))
+                     lambda: self.entries.update_metadata(database, identifier, key_name, value), (database,))
 
     def remove_metadata(self, database: str, identifier: str, key_name: str) -> None:
         self._change(names.REMOVE_IMAGE_HASH_METADATA, database, identifier, {"key": key_name},
-                     lambda: self.entries.remove_metadata(database, identifier, key_name))
+                     lambda: self.entries.remove_metadata(database, identifier, key_name), (database,))
 
     def rebuild_marks(self, database: str) -> None:
         """Recompute a database's position marks and count after a bulk change (inside

@@ -60,7 +60,7 @@ def test_identifiers_match_files_and_the_report_says_everything(filled, folder):
     assert report.differs_count == 0 and report.already == 1  # 'known' needed nothing
     assert sorted(report.unused_files) == ["Cat.png", "extra.png"]
     text = "\n".join(report.lines())
-    for words in ("2 entries got a pHash", "Matched: ", "Ambiguous", "could not be read", "Not matched: 1 entry",
+    for words in ("2 entries got a pHash", "Matched: ", "Ambiguous", "could not be read", "Not matched: no file for 1 entry",
                   "Not matched: 2 files", "1 matched entry needed nothing"):
         assert words in text
     record = filled.history()[-1]

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from app.cli import main
+from app.domain import ListingQuery
 from app.store import Store, mirrors
 from tests.standin import Fault, HashEntry
 from tests.standin.fixture import standin  # noqa: F401 - the fixture
@@ -30,11 +31,20 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 
 
 def snapshot_rows(url: str, name: str = "db") -> list[tuple]:
+    """Every snapshot of the mirror, and the mirror's database as the listing reads it
+    (its count, entries in order with their metadata, and the journal's pulls)."""
     with Store.open(url) as store:
         found = mirrors.snapshots(store, name)
-        return [(s.number, s.entry_count, [(e.identifier, e.label, e.has_image_data, e.items)
-                                           for e in mirrors.snapshot_entries(store, name, s.number)])
-                for s in found]
+        snaps = [(s.number, s.entry_count, [(e.identifier, e.label, e.has_image_data, e.items)
+                                            for e in mirrors.snapshot_entries(store, name, s.number)])
+                 for s in found]
+        if not store.database_exists(name):
+            return snaps
+        count = {d.name: d.entry_count for d in store.list_databases()}[name]
+        rows = [(r.identifier, r.label, r.metadata) for batch in store.iter_listing(
+            ListingQuery(name, imagestatus=True, metadata=True)) for r in batch]
+        journal = [(r.action, r.params) for r in store.history(database=name)]
+        return snaps + [("database", count, rows, journal)]
 
 
 def test_pull_pull_diff_on_every_backend(standin, store_url, capsys):
@@ -161,7 +171,8 @@ def test_a_server_that_changes_once_is_re_read_into_a_whole_snapshot(standin, sq
     server.add_fault(Fault("mutate", at=3, mutate=lambda s: s.databases["db"].insert(0, HashEntry("front", "f"))))
     code, out, _ = run(capsys, "--store", sqlite_url, "pull", server.url, "db", "--page-size", "5")
     assert code == 0 and "read again 1 time(s)" in out
-    [(_, count, rows)] = snapshot_rows(sqlite_url)
+    [(_, count, rows), (_, db_count, db_rows, _)] = snapshot_rows(sqlite_url)
+    assert [r[0] for r in db_rows] == [r[0] for r in rows] and db_count == count
     assert sorted(r[0] for r in rows) == sorted(e.identifier for e in server.entries("db")) and count == 21
 
 
@@ -196,7 +207,7 @@ def _check_killed_pulls(standin, tmp_path, points: list[str]) -> None:
         with sqlite3.connect(tmp_path / "kill.db") as raw:
             assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert main(["--store", url, "pull", server.url, "db", "--page-size", "50"]) == 0
-    assert [n for n, _, _ in snapshot_rows(url)] == [1, 2]
+    assert [s[0] for s in snapshot_rows(url)] == [1, 2, "database"]
 
 
 def test_a_killed_pull_leaves_the_previous_snapshot(standin, tmp_path):

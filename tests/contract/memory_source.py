@@ -164,6 +164,9 @@ class MemorySource:
     def database_exists(self, name: str) -> bool:
         return name in self._state.databases
 
+    def mirror_of(self, name: str):
+        return None  # this source holds no mirrors
+
     def database_id(self, name: str) -> int:
         self._entries(name)
         return sorted(self._state.databases).index(name) + 1

@@ -1,6 +1,6 @@
 """Run the stand-in Media Server as its own process (benchmarks): prints its URL, then obeys lines on standard input.
 
-    python -m tests.standin --entries 1000000 [--metadata 2] [--database bench]
+    python -m tests.standin --entries 1000000 [--metadata 2] [--database bench] [--writable NAME ...]
 
 Input lines: `variant N` serves the generated database with variant N (see
 SyntheticDatabase); end of input stops the server.
@@ -11,16 +11,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tests.standin.server import Standin, SyntheticDatabase
+from tests.standin.server import IndexedDatabase, Standin, SyntheticDatabase
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.standin")
-    parser.add_argument("--entries", type=int, required=True)
+    parser.add_argument("--entries", type=int, default=0)
     parser.add_argument("--metadata", type=int, default=2)
     parser.add_argument("--database", default="bench")
+    parser.add_argument("--writable", action="append", default=[], metavar="NAME",
+                        help="also serve an empty database NAME that training adds to (publish benchmarks)")
     args = parser.parse_args()
-    server = Standin({args.database: SyntheticDatabase(args.entries, args.metadata)}).start()
+    databases = {args.database: SyntheticDatabase(args.entries, args.metadata)}
+    databases.update({name: IndexedDatabase() for name in args.writable})
+    server = Standin(databases).start()
     print(server.url, flush=True)
     try:
         for line in sys.stdin:

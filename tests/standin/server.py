@@ -8,6 +8,7 @@ writes it applied. The XML is written by Hashlens's one writer, `app.mediaserver
 
 from __future__ import annotations
 
+import collections
 import email.parser
 import functools
 import email.policy
@@ -145,6 +146,34 @@ class SyntheticDatabase(Sequence):
         return (self.entry(i) for i in range(self.size))
 
 
+class IndexedDatabase(list):
+    """A writable database that only grows (training), with an index by identifier, so
+    a benchmark's 20,000 trainings and lookups cost the stand-in O(1) each. Any other
+    change rebuilds the index."""
+
+    def __init__(self, entries=()):
+        super().__init__(entries)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        self.index = {e.identifier: i for i, e in enumerate(self)}
+
+    def append(self, entry: HashEntry) -> None:
+        self.index[entry.identifier] = len(self)
+        super().append(entry)
+
+    def _changed(name):
+        def method(self, *args, **kwargs):
+            result = getattr(list, name)(self, *args, **kwargs)
+            self._rebuild()
+            return result
+        return method
+
+    for _name in ("__setitem__", "__delitem__", "insert", "pop", "remove", "extend", "clear", "sort", "reverse"):
+        locals()[_name] = _changed(_name)
+    del _name, _changed
+
+
 @dataclass
 class Fault:
     """A fault on the `at`-th request (counted from when the fault was added) whose action
@@ -201,17 +230,19 @@ class Standin:
     start() and stop(); `url` is its base address."""
 
     def __init__(self, databases: dict[str, Sequence[HashEntry]] | None = None, *,
-                 counters: str = "numtrained", tls: ssl.SSLContext | None = None):
+                 counters: str = "numtrained", tls: ssl.SSLContext | None = None, port: int = 0):
         if counters not in COUNTER_SPELLINGS:
             raise ValueError(f"counters must be one of {sorted(COUNTER_SPELLINGS)}")
         self.databases: dict[str, Sequence[HashEntry]] = dict(databases or {})
         self.counters = counters
         self.tls = tls
+        self._port = port  # 0: any free port; a restart passes the old one to keep the address
         self.requests: list[Request] = []
         self.bytes_sent = 0  # answer bodies, for tests that need a page of a given size
         self.applied: list[tuple[str, dict[str, str]]] = []
         self.faults: list[Fault] = []
         self.queue: dict[str, QueuedAction] = {}
+        self._waiting: collections.deque[str] = collections.deque()  # tokens in the order queued
         self.lock = threading.RLock()
         self._stall_released = threading.Event()
         self._stalled = threading.Event()
@@ -226,7 +257,7 @@ class Standin:
 
     def start(self) -> Standin:
         handler = type("StandinHandler", (_Handler,), {"standin": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
         self._httpd.daemon_threads = True
         if self.tls is not None:
             self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
@@ -366,14 +397,15 @@ class Standin:
     def _run_queue(self) -> None:
         while True:
             with self.lock:
-                while not self._stopping and not (
-                    self._queue_gate.is_set() and any(q.status == "Queued" for q in self.queue.values())
-                ):
+                while self._waiting and self.queue[self._waiting[0]].status != "Queued":
+                    self._waiting.popleft()  # stopped or cancelled meanwhile
+                while not self._stopping and not (self._queue_gate.is_set() and self._waiting):
                     self._queue_wakeup.wait()
                 if self._stopping:
                     return
-                item = next(q for q in self.queue.values() if q.status == "Queued")
-                self._train(item)
+                item = self.queue[self._waiting.popleft()]
+                if item.status == "Queued":
+                    self._train(item)
 
     def _train(self, item: QueuedAction) -> None:
         """Train atomically: on any error nothing is added (MS)."""
@@ -382,7 +414,8 @@ class Standin:
             database = p.text("database")
             db = self._writable(database)
             identifier = p.optional_text("identifier") or secrets.token_hex(16)
-            if any(e.identifier == identifier for e in db):
+            if (identifier in db.index) if isinstance(db, IndexedDatabase) else any(
+                    e.identifier == identifier for e in db):
                 raise HashlensError(Failure.IDENTIFIER_EXISTS, f"The image hash '{identifier}' already exists.")
             image = item.image
             if image is None:
@@ -422,7 +455,10 @@ def _list_image_hashes(server: Standin, p: Params, image, fault) -> Callable[[],
         if raw_ids:
             # Unknown identifiers are left out; the result keeps database order (ours).
             wanted = set(split_identifier_list(raw_ids))
-            chosen = [e for e in db if e.identifier in wanted]
+            if isinstance(db, IndexedDatabase):
+                chosen = [db[i] for i in sorted(db.index[w] for w in wanted if w in db.index)]
+            else:
+                chosen = [e for e in db if e.identifier in wanted]
             window = chosen[start - 1: None if maxresults is None else start - 1 + maxresults]
         elif isinstance(db, list):
             window = db[start - 1: None if maxresults is None else start - 1 + maxresults]
@@ -542,6 +578,7 @@ def _train_image_hash(server: Standin, p: Params, image, fault) -> Callable[[], 
     token = secrets.token_hex(20).upper()
     with server.lock:
         server.queue[token] = QueuedAction(token, dict(p.values), image)
+        server._waiting.append(token)
         server._queue_wakeup.notify_all()
     if fault is not None and fault.kind == "drop_after_write":
         raise _Dropped()

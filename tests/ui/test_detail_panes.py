@@ -148,6 +148,7 @@ def test_a_pHash_not_known_and_a_declared_image_are_shown_as_such(qtbot):
     # Both facts, apart: the server holds the image, Hashlens does not.
     assert pane.hasimagedata.text() == "true on the Media Server · not held by Hashlens"
     assert "Media Server listing" in pane.message_text and "removed" not in pane.message_text.lower()
+    assert pane.image_info.text() == "— (not held by Hashlens)"
     pane.show_rows([_from_media_server("a", True), row("b", phash=0b1, position=2)])
     assert pane.phash.text().startswith("not known for 1 of 2")
     pane.show_rows([_from_media_server("a", True), _from_media_server("b", False, 2)])

@@ -1,4 +1,4 @@
-"""Item model of the database picker: every image-hash database with its entry count."""
+"""Item model of the database picker: every image-hash database with its entry count; mirrors with a server mark."""
 
 from __future__ import annotations
 
@@ -6,14 +6,26 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, Qt
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from app.domain import DatabaseInfo
+from app.mediaserver.mirror import iso_time
+from ui.icons import icon
 
 COUNT_ROLE = Qt.ItemDataRole.UserRole + 1
+MIRROR_ROLE = Qt.ItemDataRole.UserRole + 2  # the latest SnapshotInfo of a mirror, else None
+
+
+def mirror_tooltip(info: DatabaseInfo) -> str:
+    """Where a mirror comes from and how fresh it is, in words for its tooltip."""
+    snap = info.mirror
+    return (f"{info.name}: mirror of Media Server database '{snap.source.database}' at {snap.source.url}\n"
+            f"Snapshot {snap.number}, as of {iso_time(snap.taken_at)}\n"
+            f"{info.entry_count:,} image hashes. Read-only here; View ▸ Pull mirror again (Shift+F5) refreshes it.")
 
 
 class DatabaseListModel(QAbstractListModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._databases: list[DatabaseInfo] = []
+        self._icons: dict[str, object] = {}  # built on first use, once (not per data() call)
 
     def set_databases(self, databases: list[DatabaseInfo]) -> None:
         if databases == self._databases:
@@ -41,10 +53,31 @@ class DatabaseListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return info.name
         if role == Qt.ItemDataRole.ToolTipRole:
+            if info.mirror is not None:
+                return mirror_tooltip(info)
             return f"{info.name}: {info.entry_count:,} image hashes"
+        if role == Qt.ItemDataRole.DecorationRole:
+            # The server mark for a mirror; local databases get the plain mark, so names align.
+            name = "server" if info.mirror is not None else "database"
+            if name not in self._icons:
+                self._icons[name] = icon(name)
+            return self._icons[name]
         if role == COUNT_ROLE:
             return info.entry_count
+        if role == MIRROR_ROLE:
+            return info.mirror
         return None
+
+    def restyle(self) -> None:
+        """Redraw the marks in the current palette (after a theme change)."""
+        self._icons.clear()
+        if self._databases:
+            self.dataChanged.emit(self.index(0), self.index(len(self._databases) - 1),
+                                  [Qt.ItemDataRole.DecorationRole])
+
+    def info(self, name: str | None) -> DatabaseInfo | None:
+        row = self.row_of(name)
+        return self._databases[row] if row >= 0 else None
 
 
 class DatabaseDelegate(QStyledItemDelegate):
