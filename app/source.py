@@ -122,6 +122,11 @@ class Source(Protocol):
         `total` is the database's entry count when the query has no filter, else None."""
         ...
 
+    def page_identifiers(self, query: ListingQuery) -> list[str]:
+        """Only the identifiers of `list_page(query)`'s rows (cheaper: ListImageHashes
+        without imagestatus or metadata needs no more)."""
+        ...
+
     def iter_listing(self, query: ListingQuery, batch: int = 2000) -> Iterator[list[EntryRow]]:
         """The query's whole window in batches, from one consistent snapshot."""
         ...

@@ -156,8 +156,10 @@ class EntryActions(QObject):
     def update_enabled(self) -> None:
         writable = self.store is not None and self.read_only_reason is None
         has_db = writable and self.database is not None and self.mirror is None
-        some = has_db and bool(self.rows)
-        one = has_db and len(self.rows) == 1
+        # On a mirror the entry actions stay on: each is staged, to push later (issue 12).
+        entries = writable and self.database is not None
+        some = entries and bool(self.rows)
+        one = entries and len(self.rows) == 1
         for action in (self.train_files, self.train_folder, self.rename_database, self.remove_database):
             action.setEnabled(has_db)
         for action in (self.add_metadata, self.relabel, self.null_image, self.remove, self.update_metadata,
@@ -168,8 +170,8 @@ class EntryActions(QObject):
         self.new_database.setEnabled(writable)
         self.create_sample.setEnabled(writable)
         why = f"Disabled: the store is read-only ({self.read_only_reason})." if self.read_only_reason else None
-        mirror_why = (f"Disabled: '{self.database}' is a mirror of {self.mirror}; change it on the Media Server, "
-                      "then pull it again." if self.mirror else None)
+        mirror_why = (f"Disabled: '{self.database}' is a mirror of {self.mirror}; its entries can be changed (each "
+                      "change is staged, to push), but not the database itself." if self.mirror else None)
         for action in self.all_actions:
             base = action.statusTip()
             action.setToolTip(why if why and not writable else

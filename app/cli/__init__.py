@@ -31,7 +31,7 @@ from app.sources import open_source, resolve_store_url
 # Subcommand modules written beside this one; each adds its parsers with add_commands().
 PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands",
                   "app.cli.attach_command", "app.cli.mirror_commands", "app.cli.publish_command",
-                  "app.cli.serve_command")
+                  "app.cli.push_commands", "app.cli.serve_command")
 
 log = logging.getLogger("hashlens")
 

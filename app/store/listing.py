@@ -145,23 +145,42 @@ class Listing:
         the database, its position mark, the page and the total are read together, so the
         page needs no transaction and one round trip to a server. (MySQL cannot take a
         subquery in OFFSET; it uses the general path.)"""
-        sql = (
-            "WITH d AS (SELECT id, entry_count FROM hl_database WHERE name = ?), "
-            "mk AS (SELECT ordinal, entry_id FROM hl_mark WHERE database_id = (SELECT id FROM d) "
-            "AND ordinal <= ? ORDER BY ordinal DESC LIMIT 1) "
-            f"SELECT {self.columns}, (SELECT entry_count FROM d) FROM hl_entry e "
-            "WHERE e.database_id = (SELECT id FROM d) AND e.id >= COALESCE((SELECT entry_id FROM mk), 0) "
-            "ORDER BY e.id"
-        )
-        limit = query.maxresults if query.maxresults is not None else self.dialect.limit_max
-        sql += (f" LIMIT {int(limit)}" if limit is not None else "") + \
-            " OFFSET (? - COALESCE((SELECT ordinal FROM mk), 1))"
-        raw = self.sql.all(sql, (query.database, query.start, query.start))
+        raw = self.sql.all(self._plain_sql(query, self.columns), (query.database, query.start, query.start))
         if not raw:
             # Past the end, an empty database, or no such database: one more look says which.
             db_id = self.database_id(query.database)
             return ListingPage(query, [], self.entry_count(db_id))
         return ListingPage(query, _rows(raw, query.start), raw[0][-1])
+
+    def _plain_sql(self, query: ListingQuery, columns: str) -> str:
+        # The steps from the position mark to `start` are taken in the (database_id, id)
+        # index alone (`first`); only the page's own rows are then read from the table. An
+        # OFFSET over the table's columns would read every skipped row too (about 3 times
+        # slower for a page of 50 at a random start).
+        limit = query.maxresults if query.maxresults is not None else self.dialect.limit_max
+        return (
+            "WITH d AS (SELECT id, entry_count FROM hl_database WHERE name = ?), "
+            "mk AS (SELECT ordinal, entry_id FROM hl_mark WHERE database_id = (SELECT id FROM d) "
+            "AND ordinal <= ? ORDER BY ordinal DESC LIMIT 1), "
+            "first AS (SELECT e.id FROM hl_entry e WHERE e.database_id = (SELECT id FROM d) "
+            "AND e.id >= COALESCE((SELECT entry_id FROM mk), 0) ORDER BY e.id "
+            "LIMIT 1 OFFSET (? - COALESCE((SELECT ordinal FROM mk), 1))) "
+            f"SELECT {columns}, (SELECT entry_count FROM d) FROM hl_entry e "
+            "WHERE e.database_id = (SELECT id FROM d) AND e.id >= (SELECT id FROM first) ORDER BY e.id"
+            + (f" LIMIT {int(limit)}" if limit is not None else "")
+        )
+
+    def page_identifiers(self, query: ListingQuery) -> list[str]:
+        """Only the identifiers of a page (ListImageHashes without imagestatus or
+        metadata): for a plain page, the same one statement as `list_page` reading one
+        column instead of eleven; otherwise the identifiers of `list_page`'s rows."""
+        if (query.is_filtered or query.sort is not SortKey.POSITION or query.descending
+                or not self.dialect.one_statement_page):
+            return [row.identifier for row in self.list_page(query).rows]
+        raw = self.sql.all(self._plain_sql(query, "e.identifier"), (query.database, query.start, query.start))
+        if not raw:
+            self.database_id(query.database)  # an unknown database is an error, not an empty page
+        return [r[0] for r in raw]
 
     def iter_listing(self, query: ListingQuery, batch: int = 2000) -> Iterator[list[EntryRow]]:
         """The whole window of a listing in batches, by keyset, in one read snapshot:

@@ -325,8 +325,12 @@ class Store:
         """One write action: its own transaction and journal record, tried again after a
         deadlock or serialization failure; inside a caller's group, part of that group
         (which is then the atomic unit and journals itself). The databases in `guard` are
-        refused inside the transaction when they are mirrors (`refuse_mirror_write`)."""
-        if guard:
+        refused inside the transaction when they are mirrors (`refuse_mirror_write`),
+        except for the write actions Media Server has for an existing entry: on a mirror
+        those change the local copy and stage the action to push (`changes.stager`)."""
+        from app.store import changes  # a mirror's change-set (imports this module)
+
+        if guard and not (action in changes.STAGEABLE and self.mirror_of(database) is not None):
             change = apply
 
             def apply():
@@ -334,11 +338,22 @@ class Store:
                 return change()
 
         if getattr(self._local, "grouped", 0):
-            return apply()
+            stage = changes.stager(self, action, database, identifier, params)
+            result = apply()
+            if stage is not None:
+                stage()
+            return result
+        if action in changes.STAGEABLE and changes.is_mirror(self, database):
+            changes.ensure_table(self)  # DDL outside the write: MySQL commits it implicitly
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 with self.writing():
+                    # A write on a mirror changes the local copy and stages its Media Server
+                    # action in the same transaction (issue 12).
+                    stage = changes.stager(self, action, database, identifier, params)
                     result = apply()
+                    if stage is not None:
+                        stage()
                     self.record(action, database, identifier, params)
                 return result
             except HashlensError as exc:
@@ -503,6 +518,9 @@ class Store:
 
     def list_page(self, query: ListingQuery) -> ListingPage:
         return self.listing.list_page(query)
+
+    def page_identifiers(self, query: ListingQuery) -> list[str]:
+        return self.listing.page_identifiers(query)
 
     def iter_listing(self, query: ListingQuery, batch: int = 2000) -> Iterator[list[EntryRow]]:
         return self.listing.iter_listing(query, batch)

@@ -204,6 +204,9 @@ class MemorySource:
             total = None if query.is_filtered else len(self._entries(query.database))
         return ListingPage(query, rows, total)
 
+    def page_identifiers(self, query: ListingQuery) -> list[str]:
+        return [row.identifier for row in self.list_page(query).rows]
+
     def iter_listing(self, query: ListingQuery, batch: int = 2000):
         rows = self.list_page(query).rows
         for i in range(0, len(rows), batch):

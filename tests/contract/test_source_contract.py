@@ -77,6 +77,17 @@ def test_start_and_maxresults_window_the_listing(source, start, maxresults):
     assert [r.position for r in page.rows] == list(range(start, start + len(page.rows)))
     batches = list(source.iter_listing(ListingQuery("D", start=start, maxresults=maxresults), batch=4))
     assert [r.identifier for b in batches for r in b] == whole[start - 1:end]
+    assert source.page_identifiers(ListingQuery("D", start=start, maxresults=maxresults)) == whole[start - 1:end]
+
+
+def test_page_identifiers_are_the_pages_identifiers(source):
+    _fill(source)
+    for query in (ListingQuery("D", start=3, maxresults=4), ListingQuery("D", identifiers=("id-009", "id-002")),
+                  ListingQuery("D", sort=SortKey.LABEL, descending=True, start=2, maxresults=6),
+                  ListingQuery("D", start=N + 1, maxresults=5)):
+        assert source.page_identifiers(query) == _ids(source.list_page(query)), query
+    assert _error(source.page_identifiers, ListingQuery("nope", maxresults=5)).failure is \
+        _error(source.list_page, ListingQuery("nope", maxresults=5)).failure
 
 
 @pytest.mark.parametrize("sort", [SortKey.IDENTIFIER, SortKey.LABEL, SortKey.META_COUNT, SortKey.TRAINED_AT, SortKey.PHASH])
