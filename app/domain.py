@@ -288,6 +288,8 @@ class SortKey(str, enum.Enum):
     PHASH = "phash"
     WIDTH = "width"
     TRAINED_AT = "trained_at"
+    # Bits that differ from the near-pHash filter's hash (needs that filter; ours).
+    DISTANCE = "distance"
 
     @property
     def words(self) -> str:
@@ -304,6 +306,7 @@ SORT_WORDS = {
     SortKey.PHASH: "pHash",
     SortKey.WIDTH: "image size",
     SortKey.TRAINED_AT: "training time",
+    SortKey.DISTANCE: "distance from the near pHash",
 }
 
 
@@ -350,7 +353,14 @@ class ListingQuery:
                 check_text("identifier", ident)
         for f in self.filters:
             f.validated()
+        if self.sort is SortKey.DISTANCE and self.reference is None:
+            raise param_invalid("sort", "sorting by distance needs a near-pHash filter (the hash to measure from).")
         return self
+
+    @property
+    def reference(self) -> int | None:
+        """The near-pHash filter's hash, which distances are measured from, if any."""
+        return next((f.value for f in self.filters if f.op is FilterOp.PHASH_WITHIN), None)
 
     @property
     def is_filtered(self) -> bool:

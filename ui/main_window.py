@@ -84,6 +84,7 @@ class MainWindow(QMainWindow):
         self._closed = False
         self.stopped_cleanly = True
         self._pending_database: str | None = None
+        self._reference_row = None  # the last single selection: near results keep it selected
         self._build()
         self._build_menus()
         self._wire()
@@ -161,7 +162,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
-        self.splitter.setSizes([270, 820, 340])
+        self.splitter.setSizes([265, 720, 295])
         self.splitter.setCollapsible(0, True)
         self.splitter.setCollapsible(1, False)
         self.splitter.setCollapsible(2, True)
@@ -363,6 +364,7 @@ class MainWindow(QMainWindow):
         f.query_changed.connect(m.set_query)
         f.query_changed.connect(self._on_filter_query_changed)
         m.page_loaded.connect(self._update_pager)
+        m.page_loaded.connect(self._on_model_page_loaded)
         m.count_changed.connect(self._update_pager)
         m.loading_changed.connect(self._update_pager)
         m.query_requested.connect(self._update_description)
@@ -599,6 +601,19 @@ class MainWindow(QMainWindow):
         known = len(rows) == 1 and rows[0].phash is not None
         self.filter_panel.set_reference(rows[0].phash_hex if known else None)
         self.find_similar_action.setEnabled(known)
+        if known:
+            self._reference_row = rows[0]
+
+    def _on_model_page_loaded(self, page) -> None:
+        # Near results of a selected entry keep that entry selected (it is their reference,
+        # nearest first at distance 0), so its panes stay and the next step starts from it.
+        row = self._reference_row
+        if page is None or row is None or page.query.reference != row.phash or self.table.selected_rows():
+            return
+        for i, shown in enumerate(page.rows):
+            if shown.key == row.key:
+                self.table.select_row(i)
+                return
 
     def _find_similar(self) -> None:
         rows = self.table.selected_rows()

@@ -161,6 +161,12 @@ class TrainReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     cancelled: bool = False
 
+    def notes(self) -> list[tuple[str, str, str]]:
+        """('refused' or 'skipped', path, reason) for every file not added, each path once:
+        a decoder's reason may begin with the path, which is dropped from it."""
+        return ([("refused", path, why.removeprefix(f"{path}: ")) for path, why in self.refused]
+                + [("skipped", path, why.removeprefix(f"{path}: ")) for path, why in self.skipped])
+
 
 # Trained images stored per transaction when a pool hashes them.
 STORE_BATCH = 64

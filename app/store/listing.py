@@ -20,6 +20,7 @@ from app.domain import (
     ListingQuery,
     PHASH_MASK,
     SortKey,
+    hamming,
 )
 from app.store.dialect import HashlensDialect
 from app.store.sql import IN_CHUNK, SqlRunner, chunks
@@ -29,18 +30,23 @@ ENTRY_COLUMNS = (
     "e.width, e.height, e.byte_size, e.meta_count, e.trained_at, e.declared_image_data"
 )
 
-# A pHash that is not known (NULL) sorts as the lowest signed value; ties are broken by
-# the key as for every sort, so keyset paging stays exact.
+# A pHash that is not known (NULL) sorts before every known one; ties are broken by the
+# key as for every sort, so keyset paging stays exact.
 _PHASH_LOWEST = -(1 << 63)
 
-_SORT_COLUMNS = {
-    SortKey.IDENTIFIER: "e.identifier",
-    SortKey.LABEL: "e.label",
-    SortKey.HAS_IMAGE_DATA: "e.has_image_data",
-    SortKey.META_COUNT: "e.meta_count",
-    SortKey.PHASH: f"COALESCE(e.phash, {_PHASH_LOWEST})",
-    SortKey.WIDTH: "COALESCE(e.width, -1)",
-    SortKey.TRAINED_AT: "e.trained_at",
+# Each sort is one or more SQL terms, compared left to right, then the key.
+_SORT_COLUMNS: dict[SortKey, tuple[str, ...]] = {
+    SortKey.IDENTIFIER: ("e.identifier",),
+    SortKey.LABEL: ("e.label",),
+    SortKey.HAS_IMAGE_DATA: ("e.has_image_data",),
+    SortKey.META_COUNT: ("e.meta_count",),
+    # The pHash is stored signed (two's complement), but people read it as hex: the sign
+    # bit first makes the order the unsigned one, 0000… to ffff… (issue 14); not known
+    # first. Plans are unchanged: no backend used an index for this sort.
+    SortKey.PHASH: ("CASE WHEN e.phash IS NULL THEN -1 WHEN e.phash < 0 THEN 1 ELSE 0 END",
+                    f"COALESCE(e.phash, {_PHASH_LOWEST})"),
+    SortKey.WIDTH: ("COALESCE(e.width, -1)",),
+    SortKey.TRAINED_AT: ("e.trained_at",),
 }
 
 
@@ -267,11 +273,17 @@ class Listing:
                 params.extend(values)
         return f"{source} WHERE {' AND '.join(clauses)}", params
 
+    def _terms(self, query: ListingQuery) -> tuple[str, ...]:
+        """The SQL terms a sorted listing is ordered by, before the key."""
+        if query.sort is SortKey.DISTANCE:
+            return (self.dialect.hamming("e.phash", to_signed64(query.reference)),)
+        return _SORT_COLUMNS[query.sort]
+
     def _order(self, query: ListingQuery) -> str:
         direction = " DESC" if query.descending else ""
         if query.sort is SortKey.POSITION:
             return f"{'dm.entry_id' if self._driver(query) else 'e.id'}{direction}"
-        return f"{_SORT_COLUMNS[query.sort]}{direction}, e.id{direction}"
+        return ", ".join(f"{term}{direction}" for term in (*self._terms(query), "e.id"))
 
     def _window_rows(self, db_id: int, query: ListingQuery, start: int, limit: int | None) -> list[EntryRow]:
         where, params = self._where(db_id, query)
@@ -311,23 +323,30 @@ class Listing:
             where += f" AND {key} {op} ?"
             params = params + [after[1]]
         else:
-            column = _SORT_COLUMNS[query.sort]
+            terms = (*self._terms(query), "e.id")
             # Row-value comparison (SQLite 3.15+, PostgreSQL, MySQL) keeps the keyset exact.
-            where += f" AND ({column}, e.id) {op} (?, ?)"
+            where += f" AND ({', '.join(terms)}) {op} ({', '.join('?' * len(terms))})"
             params = params + list(after)
         sql = f"SELECT {self.columns} FROM {where} ORDER BY {self._order(query)}"
         return self._build(self.sql.all(sql + self.sql.limit(limit), params), position, query)
 
     @staticmethod
     def _sort_value(query: ListingQuery, row: EntryRow) -> tuple:
+        """A row's values of its sort's terms (`_SORT_COLUMNS`), then its key."""
         if query.sort is SortKey.POSITION:
             return (None, row.key)
+        if query.sort is SortKey.PHASH:
+            if row.phash is None:
+                return (-1, _PHASH_LOWEST, row.key)
+            signed = to_signed64(row.phash)
+            return (1 if signed < 0 else 0, signed, row.key)
+        if query.sort is SortKey.DISTANCE:
+            return (hamming(row.phash, query.reference), row.key)
         value = {
             SortKey.IDENTIFIER: row.identifier,
             SortKey.LABEL: row.label,
             SortKey.HAS_IMAGE_DATA: row.has_image_data,
             SortKey.META_COUNT: row.meta_count,
-            SortKey.PHASH: _PHASH_LOWEST if row.phash is None else to_signed64(row.phash),
             SortKey.WIDTH: -1 if row.width is None else row.width,
             SortKey.TRAINED_AT: row.trained_at,
         }[query.sort]
