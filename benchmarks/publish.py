@@ -67,7 +67,12 @@ def build_store(path: Path, count: int) -> None:
     from app.store.bulk import append_entries
 
     if path.exists():
-        return
+        with Store.open("sqlite:///" + str(path)) as store:
+            if not store.read_only:
+                return
+        # Built by an older version (an older schema): build it again.
+        for stale in path.parent.glob(path.name + "*"):
+            stale.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
     print(f"building {path} with {count:,} entries with images (once; reused by later runs) ...", flush=True)
     images = _images()

@@ -53,6 +53,9 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
      "what changed between two snapshots of a mirror, or between two databases"),
     ("publish", "app.cli.publish_command",
      "train every entry of a local database that has image data into a Media Server database"),
+    ("push", "app.cli.push_commands", "send a mirror's staged changes to its Media Server, each exactly once"),
+    ("changes", "app.cli.push_commands", "list a mirror's staged changes as ACI requests"),
+    ("discard", "app.cli.push_commands", "take back a mirror's staged changes"),
     ("serve", "app.cli.serve_command", "answer the image-hash actions over HTTP, as Media Server does"),
 )
 # The modules that declare commands, in the order of their commands.
@@ -64,7 +67,7 @@ EXIT_PARTIAL = 4
 
 
 class UsageError(Exception):
-    pass
+    """A usage mistake: its message names the flag typed; the command exits 2."""
 
 
 class CommandParser(argparse.ArgumentParser):

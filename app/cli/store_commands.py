@@ -189,10 +189,8 @@ def _cmd_train(store: Source, args) -> int:
     added, refused = len(report.added), len(report.refused)
     skipped = f"; skipped {counted(len(report.skipped), 'non-image file')}" if report.skipped else ""
     print(f"Added {counted(added, 'image hash', 'image hashes')} to '{args.database}'; refused {refused:,}{skipped}.")
-    for path, reason in report.refused:
-        print(f"  refused {path}: {reason.removeprefix(f'{path}: ')}", file=sys.stderr)
-    for path, reason in report.skipped:
-        print(f"  skipped {path}: {reason}", file=sys.stderr)
+    for verb, path, reason in report.notes():
+        print(f"  {verb} {path}: {reason}", file=sys.stderr)
     if report.cancelled:
         print("Training was cancelled; the images listed above as added were kept.", file=sys.stderr)
     if not added:

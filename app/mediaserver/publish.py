@@ -37,8 +37,10 @@ from dataclasses import dataclass, field
 from app import faults
 from app.domain import EntryRow, Failure, Filter, FilterOp, HashlensError, ListingQuery, MirrorSource, counted
 from app.mediaserver.client import MediaServerClient, MediaServerError
+from app.mediaserver.pull import pull
+from app.mediaserver.staging import Staging
 from app.mediaserver_codec import names
-from app.store import publishing
+from app.store import mirrors, publishing
 from app.store.journal import now_ms
 
 DEFAULT_IN_FLIGHT = 4
@@ -84,6 +86,7 @@ class PublishReport:
     resolved_earlier: int = 0
     cancelled: bool = False
     stopped: str | None = None  # why the run stopped before the end, if it did
+    mirror: str | None = None  # what became of the local database: a mirror of the target, or why not
     seconds: float = 0.0
 
     @property
@@ -100,6 +103,8 @@ class PublishReport:
         if self.resolved_earlier:
             lines.append(f"{counted(self.resolved_earlier, 'entry', 'entries')} sent by an earlier, interrupted run "
                          "were found on the server and not sent again.")
+        if self.mirror:
+            lines.append(self.mirror)
         if self.cancelled:
             lines.append("Cancelled: run the same command again to publish the rest; nothing is sent twice.")
         if self.stopped:
@@ -172,15 +177,54 @@ class Publisher:
             raise HashlensError(Failure.READ_ONLY, self.store.read_only_reason())
         report.publishable, report.without_image_data = plan(self.store, self.database)
         self._check_remote()
+        target = MirrorSource(self.client.url, self.remote)
+        current = self.store.mirror_of(self.database)
+        if current is not None and current != target:
+            raise HashlensError(Failure.PARAM_INVALID,
+                                f"'{self.database}' is a mirror of {current.describe()}; it cannot also become a "
+                                f"mirror of {target.describe()}. Nothing was sent.", parameter="database")
         self.pub = publishing.publication(self.store, self.database, self.client.url, self.remote, now=now_ms())
         try:
             self._resolve_earlier()
             self._publish_all()
+            if report.complete:
+                try:
+                    self._become_mirror(target, current)
+                except HashlensError as exc:  # the publish stands; only the mark is missing
+                    report.mirror = (f"'{self.database}' stays a local database for now: {exc.description} "
+                                     "Publishing again tries again.")
         except MediaServerError as exc:
             report.stopped = exc.description
         finally:
             report.seconds = time.monotonic() - started
         return report
+
+    def _become_mirror(self, target: MirrorSource, current: MirrorSource | None) -> None:
+        """Every entry with image data is on the server: the local database becomes a
+        mirror of it, with the server's listing as its first snapshot (a pull's commit:
+        each entry keeps its pHash and image by identifier). Not when the database holds
+        entries the server does not list (those without image data): a mirror's entries
+        are the server's, so they would be lost."""
+        if current == target:
+            self.report.mirror = f"'{self.database}' is a mirror of {target.describe()} already."
+            return
+        with Staging() as staging:
+            summary = pull(self.client, self.remote, staging, cancelled=self._cancelled)
+            listed = {e.identifier for e in staging.entries()}
+            missing = [row.identifier for batch in self.store.iter_listing(ListingQuery(self.database))
+                       for row in batch if row.identifier not in listed]
+            if missing:
+                shown = ", ".join(repr(i) for i in missing[:5]) + (" …" if len(missing) > 5 else "")
+                self.report.mirror = (
+                    f"'{self.database}' stays a local database: {counted(len(missing), 'entry', 'entries')} of it "
+                    f"({shown}) are not on the server, and a mirror holds only what the server lists. Move or "
+                    f"remove them and publish again to make it a mirror of {target.describe()}.")
+                return
+            snapshot = mirrors.adopt_database(self.store, self.database, target, staging.entries(),
+                                              taken_at=summary.finished_ms)
+        self.report.mirror = (f"'{self.database}' is now a mirror of {target.describe()} (snapshot "
+                              f"{snapshot.number}, {snapshot.entry_count:,} entries); its pHashes and images are "
+                              "kept.")
 
     def _check_remote(self) -> None:
         """The server database must exist (MS: TrainImageHash needs it); say so before
@@ -263,7 +307,7 @@ class Publisher:
                         continue
                     running.add(pool.submit(self._train_one, row, image))
                 if self._should_stop():
-                    pending = []  # stays marked `sent`: resolved below, as any open mark
+                    pending = []  # never sent: their marks are dropped when the outcomes are recorded
                 self._inflight_now = len(running)
                 if not running:
                     break
@@ -280,7 +324,7 @@ class Publisher:
         self._inflight_now = 0
         self._listed = None  # trainings may have added to the server's listing
         sent = {o.row.identifier for o in outcomes}
-        # Marked but never sent (a stop): resolved as open marks, which finds them absent.
+        # Marked but never sent (a stop): known not to be on the server, so their marks go.
         outcomes += [_Outcome(r, "unsent") for r in rows if r.identifier not in sent]
         return outcomes
 

@@ -32,12 +32,13 @@ from app import faults
 from app.domain import MAX_TEXT_BYTES, Failure, HashlensError, MirrorSource, NewEntry, SnapshotInfo
 from app.diff import DiffEntry, metadata_json
 from app.mediaserver_codec.names import PULL_IMAGE_HASHES, REMOVE_IMAGE_HASH_DATABASE, RENAME_IMAGE_HASH_DATABASE
-from app.store.bulk import _UniqueViolation, _check_metadata_keys, _write, append_batch
+# The raw batch writer: the pull names a repeated identifier its own way (below).
+from app.store.bulk import _UniqueViolation, _append_batch as append_batch, _check_metadata_keys, _write
 from app.store.schema import MIRROR_TABLES, MIRRORS_AS_DATABASES, Mirror, Snapshot, SnapshotEntry
 from app.store.store import IN_CHUNK, Store
 
-__all__ = ["Mirror", "Snapshot", "SnapshotEntry", "commit_snapshot", "materialize_all", "mirror_of", "remove_mirror",
-           "snapshots", "snapshot_entries", "entries_by_identifier", "list_mirrors", "check_mirror_target"]
+__all__ = ["Mirror", "Snapshot", "SnapshotEntry", "adopt_database", "commit_snapshot", "materialize_all", "mirror_of",
+           "remove_mirror", "snapshots", "snapshot_entries", "entries_by_identifier", "list_mirrors", "check_mirror_target"]
 
 BATCH = 5000
 # SQLite's page cache during a pull's commit: the entry and metadata indexes take keys at
@@ -124,6 +125,27 @@ def commit_snapshot(store: Store, name: str, source: MirrorSource, entries: Iter
             "replaced": replaced, "kept_phashes": kept})
         faults.checkpoint("pull.commit")
     return SnapshotInfo(number, taken_at, source, count)
+
+
+def adopt_database(store: Store, name: str, source: MirrorSource, entries: Iterable[DiffEntry], *,
+                   taken_at: int) -> SnapshotInfo:
+    """Make the local database `name` a mirror of `source` once it has been published
+    there (`hashlens publish`): its mark, and the server's listing `entries` as its first
+    snapshot and its entries, exactly as a pull commits them (each entry keeps its pHash
+    and image by identifier), all in one transaction. The caller has checked that the
+    server lists every entry of `name`, so nothing local is dropped."""
+    _ensure_tables(store)
+    with store.writing():
+        store.database_id(name)  # NO_SUCH_DATABASE before anything is written
+        current = mirror_of(store, name)
+        if current is not None and current != source:
+            raise HashlensError(Failure.DATABASE_EXISTS, f"'{name}' is a mirror of {current.describe()}, not of "
+                                                         f"{source.describe()}.", parameter="database")
+        if current is None:
+            store.sql.insert("INSERT INTO hl_mirror (name, server_url, remote_database, created_at) "
+                             "VALUES (?, ?, ?, ?)", (name, source.url, source.database, taken_at))
+        # The mark is in place, so the pull's own check sees a mirror of this source.
+        return commit_snapshot(store, name, source, entries, taken_at=taken_at)
 
 
 # The name of the row that holds a mirror's attached entries while its pull commits. U+0001

@@ -254,3 +254,39 @@ def test_publish_marks_on_every_backend(standin, store_url):
         assert sorted(states) == sorted(publishable(local)) and {s for s, _ in states.values()} == {"confirmed"}
     finally:
         local.close()
+
+
+def test_a_complete_publish_makes_the_database_a_mirror_keeping_its_images(standin, store_url):
+    from app.domain import ListingQuery, MirrorSource
+
+    local = local_store(store_url, 10, without_image=0)
+    try:
+        server = standin({"remote": [HashEntry("theirs", "already there", True, [("k", "v")], b"t")]})
+        before = {r.identifier: (r.phash, r.label) for b in local.iter_listing(ListingQuery("local")) for r in b}
+        images = publishable(local)
+        report = publish(local, client_for(server), "local", "remote")
+        assert report.complete and "is now a mirror" in report.mirror, report.text()
+        assert local.mirror_of("local") == MirrorSource(server.url, "remote")
+        after = {r.identifier: (r.phash, r.label) for b in local.iter_listing(ListingQuery("local")) for r in b}
+        # The server's listing, with each local entry's pHash and image kept by identifier.
+        assert after == {**before, "theirs": (None, "already there")}
+        assert {k: v for k, v in publishable(local).items() if k != "theirs"} == images
+        with pytest.raises(HashlensError) as caught:
+            local.relabel("local", "plain-1", "label 0, ok", "x")
+        assert caught.value.failure is Failure.READ_ONLY
+        again = publish(local, client_for(server), "local", "remote")
+        assert again.complete and again.published == [] and "already" in again.mirror
+        other = standin({"remote": []})
+        with pytest.raises(HashlensError) as refused:
+            publish(local, client_for(other), "local", "remote")
+        assert "is a mirror of" in refused.value.description
+        assert names.TRAIN_IMAGE_HASH not in [r.action for r in other.requests]
+    finally:
+        local.close()
+
+
+def test_entries_the_server_does_not_hold_keep_the_database_local(standin, store):
+    server = standin({"remote": []})
+    report = publish(store, client_for(server), "local", "remote")
+    assert report.complete and "stays a local database" in report.mirror and "'plain-1'" in report.mirror
+    assert store.mirror_of("local") is None
