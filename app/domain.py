@@ -163,6 +163,25 @@ def check_text(name: str, value: str, *, allow_empty: bool = False) -> str:
     return value
 
 
+def all_storable(texts, values=()) -> bool:
+    """Whether `check_text` passes every one of `texts` and, with `allow_empty`, every one of
+    `values`: one pattern search over all of them, for paths that check thousands of
+    entries (imports). On False, `check_text` on each says which and why."""
+    for text in texts:
+        if type(text) is not str or not text.strip():
+            return False
+    for text in values:
+        if type(text) is not str:
+            return False
+    every = (*texts, *values)
+    if _NOT_XML_CHAR.search("\t".join(every)) is not None:
+        return False
+    # A character is at most 4 bytes of UTF-8: only longer texts need encoding.
+    if not every or max(map(len, every)) * 4 <= MAX_TEXT_BYTES:
+        return True
+    return all(len(t.encode("utf-8", "surrogatepass")) <= MAX_TEXT_BYTES for t in every)
+
+
 #: How a pHash Hashlens does not know is shown to people (ours): entries listed by a Media
 #: Server, or imported from its responses, come without one, and the store holds NULL.
 PHASH_NOT_KNOWN = "not known"
@@ -269,6 +288,8 @@ class SortKey(str, enum.Enum):
     PHASH = "phash"
     WIDTH = "width"
     TRAINED_AT = "trained_at"
+    # Bits that differ from the near-pHash filter's hash (needs that filter; ours).
+    DISTANCE = "distance"
 
     @property
     def words(self) -> str:
@@ -285,6 +306,7 @@ SORT_WORDS = {
     SortKey.PHASH: "pHash",
     SortKey.WIDTH: "image size",
     SortKey.TRAINED_AT: "training time",
+    SortKey.DISTANCE: "distance from the near pHash",
 }
 
 
@@ -331,7 +353,14 @@ class ListingQuery:
                 check_text("identifier", ident)
         for f in self.filters:
             f.validated()
+        if self.sort is SortKey.DISTANCE and self.reference is None:
+            raise param_invalid("sort", "sorting by distance needs a near-pHash filter (the hash to measure from).")
         return self
+
+    @property
+    def reference(self) -> int | None:
+        """The near-pHash filter's hash, which distances are measured from, if any."""
+        return next((f.value for f in self.filters if f.op is FilterOp.PHASH_WITHIN), None)
 
     @property
     def is_filtered(self) -> bool:

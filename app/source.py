@@ -122,6 +122,11 @@ class Source(Protocol):
         `total` is the database's entry count when the query has no filter, else None."""
         ...
 
+    def page_identifiers(self, query: ListingQuery) -> list[str]:
+        """Only the identifiers of `list_page(query)`'s rows (cheaper: ListImageHashes
+        without imagestatus or metadata needs no more)."""
+        ...
+
     def iter_listing(self, query: ListingQuery, batch: int = 2000) -> Iterator[list[EntryRow]]:
         """The query's whole window in batches, from one consistent snapshot."""
         ...
@@ -170,6 +175,12 @@ class Source(Protocol):
     def add_entry(self, database: str, entry: NewEntry, *, source: str | None = None) -> int:
         """TrainImageHash: append one validated entry at the end of the database; returns
         its key. `source` (the image's path) is kept in the journal."""
+        ...
+
+    def add_entries(self, database: str, entries: list[tuple[NewEntry, str | None]]) -> None:
+        """TrainImageHash of several validated entries, each with its image's path or None,
+        appended in order in one transaction, each journalled as its own change: all of
+        them, or none and an error."""
         ...
 
     def remove_entry(self, database: str, identifier: str) -> None:

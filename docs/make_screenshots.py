@@ -3,7 +3,12 @@
     QT_QPA_PLATFORM=offscreen .venv/bin/python docs/make_screenshots.py [--out docs/screenshots]
 
 It writes main-window.png (1280×800), main-window-minimum.png (the smallest size the
-window allows, about 730×700), filtered.png, image-removed.png and main-window-dark.png.
+window allows, about 730×700), filtered.png, image-removed.png, main-window-dark.png and
+main-window-minimum-dark.png, near-phash.png (near results by distance), empty-store.png
+(a store with no databases), export-progress.png (an export under way) and audit-big.png
+and audit-progress.png (the Audit window on a big database: --big entries, 300,000 by
+default, made by the sample generator, so a million-entry store is simulated by a
+third of one; --big 0 leaves these two out).
 
 The store is built here with the same app.services.actions the window uses: generated
 pictures (shapes, gradients, text), a few near-duplicates, metadata at different
@@ -132,6 +137,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).parent / "screenshots"))
     parser.add_argument("--theme", choices=["light", "dark"], default="light")
+    parser.add_argument("--big", type=int, default=300_000, help="entries of the audited database (0: no audit shots)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -204,11 +210,108 @@ def main(argv=None) -> int:
         theme.set_mode("dark")
         settle(2)
         window.grab().save(str(out / "main-window-dark.png"))
+        window.resize(max(730, hint.width()), max(700, hint.height()))
+        settle(None)
+        window.grab().save(str(out / "main-window-minimum-dark.png"))
+        window.resize(1280, 800)
+        theme.set_mode("light")
+        settle(None)
+
+    # Near results of the selected entry: a Distance column, nearest first, the entry kept.
+    window.table.select_row(4)
+    settle(None)
+    window.filter_panel.distance.setValue(20)
+    window.filter_panel.use_selected.click()
+    wait(app, lambda: window.model.query is not None and window.model.query.reference is not None
+         and not window.model.loading and bool(window.table.selected_rows()))
+    settle(None)
+    window.grab().save(str(out / "near-phash.png"))
+    window.filter_panel.clear()
+    wait(app, lambda: window.model.query is not None and not window.model.query.filters and not window.model.loading)
 
     window.shutdown()
     window.close()
+
+    empty = MainWindow(theme=theme, settings=Settings())
+    empty.resize(1280, 800)
+    empty.show()
+    from app.store import Store as _Store
+
+    _Store.open("sqlite:///" + str(work / "empty.db")).close()
+    empty.open_store("sqlite:///" + str(work / "empty.db"))
+    wait(app, lambda: empty.session.store is not None and "no image-hash databases" in empty.empty.title.text())
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.01)
+    empty.grab().save(str(out / "empty-store.png"))
+    empty.shutdown()
+    empty.close()
+
+    if args.big:
+        audit_shots(app, work, out, args.big)
     print(f"wrote {', '.join(p.name for p in sorted(out.glob('*.png')))} to {out}")
     return 0
+
+
+def export_shot(app, store, work: Path, out: Path, count: int):
+    """The export dialog's progress while the big database is written to CSV: count,
+    percentage and time left."""
+    from app.domain import ListingQuery
+    from ui.export_dialog import ExportDialog
+
+    dialog = ExportDialog(store, ListingQuery("Catalogue", maxresults=100), None, [], None, listing_count=count)
+    dialog.show()
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("csv"))
+    dialog.path_edit.setText(str(work / "export.csv"))
+    dialog.export_button.click()
+    shots = []
+
+    def caught() -> bool:
+        task = dialog.task
+        if task is not None and task.dialog is not None and task.dialog.isVisible() \
+                and task.dialog.bar.maximum() * 0.2 < task.dialog.bar.value() < task.dialog.bar.maximum():
+            shots.append(task.dialog.grab())  # at once: the export may end any moment
+        return bool(shots)
+
+    wait(app, caught, timeout=120)
+    shots[0].save(str(out / "export-progress.png"))
+    wait(app, lambda: dialog.task is None, timeout=300)
+    dialog.close()
+    return dialog  # kept by the caller: Qt may still deliver to it while events are processed
+
+
+def audit_shots(app, work: Path, out: Path, count: int) -> None:
+    """The Audit window on a big database: under way (one bar for the whole audit) and done."""
+    from app.services.sample import generate_sample
+    from app.store import Store
+    from ui.audit_view import AuditWindow
+
+    url = "sqlite:///" + str(work / "big.db")
+    started = time.monotonic()
+    with Store.open(url) as store:
+        generate_sample(store, "Catalogue", count, seed=7, images=200)
+    print(f"built {count:,} entries in {time.monotonic() - started:.0f} s", flush=True)
+    # The export on a store of its own: its dialog's private job service closes what it opened.
+    exporting = Store.open(url)
+    keep = export_shot(app, exporting, work, out, count)
+    store = Store.open(url)
+    audit = AuditWindow(store, "Catalogue")
+    audit.resize(1100, 760)
+    audit.show()
+    audit.run()
+    wait(app, lambda: 0.3 < audit.progress.value() / audit.progress.maximum() < 0.9, timeout=600)
+    audit.grab().save(str(out / "audit-progress.png"))
+    wait(app, lambda: audit.result is not None, timeout=900)
+    audit.tabs.setCurrentIndex(1)  # Findings
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.01)
+    audit.grab().save(str(out / "audit-big.png"))
+    audit.shutdown()
+    audit.close()
+    store.close()
+    exporting.close()
+    del keep
 
 
 if __name__ == "__main__":

@@ -158,7 +158,8 @@ def test_action_names_are_spelled_only_in_their_table():
 
     # GetStatus is also a QueueAction value, so the health checks are left out.
     spelled = set(names.ACI_ACTIONS) | {names.QUEUE_INFO, names.IMPORT_IMAGE_HASHES, names.APPEND_IMAGE_HASHES,
-                                            names.ATTACH_IMAGES}
+                                        names.ATTACH_IMAGES,
+                                        names.PUSH_IMAGE_HASH_CHANGE, names.DISCARD_IMAGE_HASH_CHANGES}
     table = MODULES["app.mediaserver_codec.names"]
     found = [f"{path.relative_to(ROOT)}:{node.lineno}: {node.value}"
              for path in MODULES.values() if path != table

@@ -7,13 +7,14 @@ import time
 from html import escape
 
 from PySide6.QtCore import QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
+from PySide6.QtGui import QColor, QGuiApplication, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
@@ -32,7 +33,7 @@ from app.audits import near as nearmod
 from app.audits.audit import AuditCache, run_audit
 from app.audits.model import AuditOptions, AuditResult, Group, Level
 from app.audits.report import iso, journal_line, write_atomic
-from app.domain import Failure, HashlensError
+from app.domain import Failure, HashlensError, counted
 from ui import images
 from ui.phash_grid import PhashGrid
 from ui.progress_dialog import describe_progress
@@ -57,6 +58,30 @@ def _thumbnails(store, keys: list[int]) -> dict[int, QImage | None]:
         except HashlensError:
             found[key] = None
     return found
+
+
+# Findings of one kind beyond this many are left to the saved report: a tree of 157,000
+# notes helps nobody and costs seconds to fill (issue 14).
+FINDINGS_SHOWN_PER_KIND = 1000
+_SORT_ROLE = Qt.ItemDataRole.UserRole + 7
+_LEVEL_WORDS = {Level.ERROR: ("error", "errors"), Level.WARNING: ("warning", "warnings"), Level.INFO: ("note", "notes")}
+
+
+def level_counts(counts: dict) -> str:
+    """'2 errors · 1 warning · 157,000 notes': each count with its noun in the right number."""
+    return " · ".join(counted(counts.get(level, 0), *_LEVEL_WORDS[level])
+                      for level in (Level.ERROR, Level.WARNING, Level.INFO))
+
+
+class _SortableItem(QTreeWidgetItem):
+    """Sorts by a per-column key (severity, a number) where there is one, else by text."""
+
+    def __lt__(self, other: QTreeWidgetItem) -> bool:
+        column = self.treeWidget().sortColumn() if self.treeWidget() is not None else 0
+        mine, theirs = self.data(column, _SORT_ROLE), other.data(column, _SORT_ROLE)
+        if mine is not None and theirs is not None:
+            return mine < theirs
+        return self.text(column) < other.text(column)
 
 
 def _save_report(store, result: AuditResult, path: str) -> str:
@@ -181,6 +206,8 @@ class AuditWindow(QWidget):
         self._group_items: dict[int, tuple[Group, str | None]] = {}
         self._preview_group: Group | None = None
         self.setWindowTitle(f"Audit — {database}" if database else "Audit — every database")
+        self._kinds: dict[str, list[int]] = {}  # each kind's findings, by index into result.findings
+        self._overall = [0.0]
         self._build()
 
     # -- layout ----------------------------------------------------------------------------
@@ -203,6 +230,9 @@ class AuditWindow(QWidget):
         top.addWidget(self.images_box)
         top.addWidget(self.across_box)
         top.addStretch(1)
+        # The buttons on a row of their own, so the window fits a small screen (issue 14).
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
         self.run_button = QPushButton("Run audit")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -212,7 +242,7 @@ class AuditWindow(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.save_button.clicked.connect(self._on_save_clicked)
         for b in (self.run_button, self.cancel_button, self.save_button):
-            top.addWidget(b)
+            buttons.addWidget(b)
 
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
@@ -224,12 +254,35 @@ class AuditWindow(QWidget):
         self.summary_view.setOpenLinks(False)
         self.tabs.addTab(self.summary_view, "Summary")
 
+        # Findings grouped by kind, errors first, each kind with its count; a kind's
+        # findings are added when it is opened. Sort by a header, show one level.
         self.findings_tree = QTreeWidget()
-        self.findings_tree.setHeaderLabels(["Level", "Kind", "Database", "Finding"])
-        self.findings_tree.setRootIsDecorated(False)
+        self.findings_tree.setHeaderLabels(["Level", "Kind", "Count", "Database", "Finding"])
         self.findings_tree.setUniformRowHeights(True)
+        self.findings_tree.setSortingEnabled(True)
         self.findings_tree.itemClicked.connect(self._on_findings_clicked)
-        self.tabs.addTab(self.findings_tree, "Findings")
+        self.findings_tree.itemExpanded.connect(self._on_findings_expanded)
+        header = self.findings_tree.header()
+        header.setStretchLastSection(True)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        fm = self.fontMetrics()
+        for column, sample in enumerate(("warning", "near-duplicate-across", "1,000,000", "a database name")):
+            self.findings_tree.setColumnWidth(column, fm.horizontalAdvance(sample) + 36)
+        self.level_filter = QComboBox()
+        for text, level in (("Every level", None), ("Errors", Level.ERROR), ("Warnings", Level.WARNING),
+                            ("Notes", Level.INFO)):
+            self.level_filter.addItem(text, level)
+        self.level_filter.currentIndexChanged.connect(self._on_level_filter_changed)
+        self.findings_label = QLabel()
+        findings = QWidget()
+        fl = QVBoxLayout(findings)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Show"))
+        bar.addWidget(self.level_filter)
+        bar.addWidget(self.findings_label, 1)
+        fl.addLayout(bar)
+        fl.addWidget(self.findings_tree)
+        self.tabs.addTab(findings, "Findings")
 
         self.groups_tree = QTreeWidget()
         self.groups_tree.setHeaderLabels(["Group / entry", "Label", "pHash", "Database"])
@@ -277,10 +330,36 @@ class AuditWindow(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.tabs, 1)
         self.resize(980, 720)
+        self._placed = False
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._placed:
+            self._placed = True
+            self.place_on_screen()
+
+    def place_on_screen(self) -> None:
+        """Open wholly within the screen's available area (issue 14: it opened partly off
+        it): at most that size, over the main window's centre when there is one."""
+        screen = (self.parentWidget().screen() if self.parentWidget() is not None else None) \
+            or self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        area = screen.availableGeometry()
+        frame = self.frameGeometry().size() - self.geometry().size()  # title bar and borders
+        width = min(self.width(), area.width() - frame.width())
+        height = min(self.height(), area.height() - frame.height())
+        self.resize(width, height)
+        owner = self.parentWidget().window() if self.parentWidget() is not None else None
+        centre = owner.frameGeometry().center() if owner is not None and owner.isVisible() else area.center()
+        x = min(max(centre.x() - (width + frame.width()) // 2, area.left()), area.right() + 1 - width - frame.width())
+        y = min(max(centre.y() - (height + frame.height()) // 2, area.top()), area.bottom() + 1 - height - frame.height())
+        self.move(x, y)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -299,15 +378,19 @@ class AuditWindow(QWidget):
         stop = self._cancel = CancelToken()
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.progress.setRange(0, 0)
+        # One bar for the whole audit, 0–1000; the phase and its own count go in words.
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
         self.status.setText("Auditing…")
         store, database, options, cache = self.store, self.database, self.options(), self.cache
         holder: list = []
         progress = self.workers.progress_callback(holder)
+        overall = self._overall = [0.0]  # written by the worker, read with each progress report
 
         def work():
             return run_audit(store, database, options, cache=cache, cancelled=stop,
-                             progress=lambda phase, done, total: progress(done, total, phase))
+                             progress=lambda phase, done, total: progress(done, total, phase),
+                             overall=lambda fraction: overall.__setitem__(0, fraction))
 
         self._job = self.workers.submit("audit", work, kind=self._kind, store=store, owner=self,
                                         on_done=self._on_worker_done, on_error=self._on_worker_failed,
@@ -326,12 +409,14 @@ class AuditWindow(QWidget):
         self.cancel_button.setEnabled(False)
 
     def _on_worker_progress(self, progress: Progress) -> None:
-        if progress.total is None:
-            self.progress.setRange(0, 0)
+        fraction = self._overall[0]
+        self.progress.setValue(max(self.progress.value(), int(fraction * 1000)))
+        phase = progress.phase or "Auditing"
+        if progress.total:
+            step = f"{phase}: {progress.done:,} of {progress.total:,} ({progress.done / progress.total:.0%})"
         else:
-            self.progress.setRange(0, max(progress.total, 1))
-            self.progress.setValue(min(progress.done, max(progress.total, 1)))
-        self.status.setText(progress.phase or "Auditing…")
+            step = f"{phase}…"
+        self.status.setText(f"{step} · the whole audit {self.progress.value() // 10}% done")
         self.progress.setToolTip(describe_progress(progress.done, progress.total, self._elapsed(), progress.phase))
 
     def _elapsed(self) -> float:
@@ -341,20 +426,20 @@ class AuditWindow(QWidget):
     def _on_worker_done(self, result: AuditResult) -> None:
         self._finish_run()
         self.result = result
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(1000)
         counts = result.counts()
         reused = f" Reused unchanged results for {', '.join(result.reused)}." if result.reused else ""
         self.status.setText(
-            f"Done in {(result.finished_at - result.started_at) / 1000:.1f} s: {counts[Level.ERROR]} errors, "
-            f"{counts[Level.WARNING]} warnings, {counts[Level.INFO]} notes.{reused}")
+            f"Done in {(result.finished_at - result.started_at) / 1000:,.1f} s: "
+            f"{level_counts(counts).replace(' · ', ', ')}.{reused}")
         self.save_button.setEnabled(True)
         self._show(result)
         self.finished.emit(result)
 
     def _on_worker_failed(self, error: HashlensError) -> None:
         self._finish_run()
-        self.progress.setRange(0, 1)
+        self.progress.setRange(0, 1000)
         self.progress.setValue(0)
         message = error.description
         if error.failure is Failure.CANCELLED:
@@ -368,16 +453,7 @@ class AuditWindow(QWidget):
 
     def _show(self, result: AuditResult) -> None:
         self.summary_view.setHtml(_summary_html(result))
-        self.findings_tree.clear()
-        items = []
-        for index, f in enumerate(result.findings):
-            item = QTreeWidgetItem([f.level.label, f.kind, f.database or "store", f.message])
-            item.setForeground(0, QColor(_LEVEL_COLOURS[f.level]))
-            item.setData(0, _ROLE, index)
-            item.setToolTip(3, f.message + ("\nClick to show these entries in the table." if f.query else ""))
-            items.append(item)
-        self.findings_tree.addTopLevelItems(items)
-        self.findings_tree.resizeColumnToContents(1)
+        self._show_findings(result)
 
         self.groups_tree.clear()
         self._group_items.clear()
@@ -419,6 +495,71 @@ class AuditWindow(QWidget):
             rows[-1].setToolTip(5, journal_line(e))
         self.history_tree.addTopLevelItems(rows)
 
+    def _show_findings(self, result: AuditResult) -> None:
+        """One row per kind (errors first, then by count), its findings added on opening."""
+        tree = self.findings_tree
+        tree.setSortingEnabled(False)
+        tree.clear()
+        self._kinds = {}
+        for index, f in enumerate(result.findings):
+            self._kinds.setdefault(f.kind, []).append(index)
+        tops = []
+        for kind, indexes in self._kinds.items():
+            first = result.findings[indexes[0]]
+            level = first.level
+            databases = sorted({result.findings[i].database or "store" for i in indexes})
+            example = first.message if len(indexes) == 1 else f"{len(indexes):,} findings, e.g. {first.message}"
+            top = _SortableItem([level.label, kind, f"{len(indexes):,}",
+                                 databases[0] if len(databases) == 1 else f"{len(databases):,} databases", example])
+            top.setData(0, _SORT_ROLE, int(level))
+            top.setData(2, _SORT_ROLE, len(indexes))
+            top.setData(1, _ROLE, kind)
+            top.setForeground(0, QColor(_LEVEL_COLOURS[level]))
+            top.setToolTip(4, first.message)
+            top.setChildIndicatorPolicy(QTreeWidgetItem.ChildIndicatorPolicy.ShowIndicator)
+            tops.append(top)
+        tree.addTopLevelItems(tops)
+        tree.setSortingEnabled(True)
+        # Errors first, and within a level the commonest kind first.
+        tree.sortItems(2, Qt.SortOrder.DescendingOrder)
+        tree.sortItems(0, Qt.SortOrder.DescendingOrder)
+        self._on_level_filter_changed()
+
+    def _on_findings_expanded(self, top: QTreeWidgetItem) -> None:
+        kind = top.data(1, _ROLE)
+        if self.result is None or kind is None or top.childCount():
+            return
+        indexes = self._kinds.get(kind, [])
+        children = []
+        for index in indexes[:FINDINGS_SHOWN_PER_KIND]:
+            f = self.result.findings[index]
+            child = _SortableItem([f.level.label, f.kind, f"{f.count:,}", f.database or "store", f.message])
+            child.setData(0, _ROLE, index)
+            child.setData(0, _SORT_ROLE, int(f.level))
+            child.setData(2, _SORT_ROLE, f.count)
+            child.setForeground(0, QColor(_LEVEL_COLOURS[f.level]))
+            child.setToolTip(4, f.message + ("\nClick to show these entries in the table." if f.query else ""))
+            children.append(child)
+        if len(indexes) > FINDINGS_SHOWN_PER_KIND:
+            more = QTreeWidgetItem(["", "", "", "", f"…and {len(indexes) - FINDINGS_SHOWN_PER_KIND:,} more of this "
+                                    "kind: Save report… lists every one."])
+            children.append(more)
+        top.addChildren(children)
+
+    def _on_level_filter_changed(self, *_):
+        wanted = self.level_filter.currentData()
+        tree = self.findings_tree
+        shown = 0
+        for i in range(tree.topLevelItemCount()):
+            top = tree.topLevelItem(i)
+            hide = wanted is not None and top.data(0, _SORT_ROLE) != int(wanted)
+            top.setHidden(hide)
+            if not hide:
+                shown += len(self._kinds.get(top.data(1, _ROLE), []))
+        kinds = sum(not tree.topLevelItem(i).isHidden() for i in range(tree.topLevelItemCount()))
+        self.findings_label.setText(f"{counted(shown, 'finding')} of {counted(kinds, 'kind')}"
+                                    if self.result is not None else "")
+
     def _on_chart_database_changed(self, index: int) -> None:
         if self.result is None or not 0 <= index < len(self.result.databases):
             self.coverage_chart.set_rows([])
@@ -433,9 +574,16 @@ class AuditWindow(QWidget):
     # -- clicks -------------------------------------------------------------------------------
 
     def _on_findings_clicked(self, item: QTreeWidgetItem, column: int) -> None:
+        index = item.data(0, _ROLE)
         if self.result is None:
             return
-        finding = self.result.findings[item.data(0, _ROLE)]
+        if index is None:
+            kind = item.data(1, _ROLE)
+            indexes = self._kinds.get(kind, []) if kind is not None else []
+            if len(indexes) != 1:
+                return  # a kind's row opens and closes; its findings filter the table
+            index = indexes[0]
+        finding = self.result.findings[index]
         if finding.query is not None:
             self.show_filter.emit(finding.query)
 
@@ -535,9 +683,8 @@ def _summary_html(result: AuditResult) -> str:
         f"<h3>{escape(result.scope) if result.scope else 'Every database'}</h3>",
         f"<p>Store {escape(result.store)} · Hashlens {escape(result.version)} · {iso(result.started_at)}<br>"
         f"Near-duplicates within {result.options.near} of 64 bits (Hashlens's pHash; not Media Server's measure).</p>",
-        f"<p><b style='color:{_LEVEL_COLOURS[Level.ERROR]}'>{counts[Level.ERROR]} errors</b> · "
-        f"<b style='color:{_LEVEL_COLOURS[Level.WARNING]}'>{counts[Level.WARNING]} warnings</b> · "
-        f"<b style='color:{_LEVEL_COLOURS[Level.INFO]}'>{counts[Level.INFO]} notes</b></p>",
+        "<p>" + " · ".join(f"<b style='color:{_LEVEL_COLOURS[level]}'>{counted(counts.get(level, 0), *_LEVEL_WORDS[level])}</b>"
+                           for level in (Level.ERROR, Level.WARNING, Level.INFO)) + "</p>",
     ]
     for db in result.databases:
         s, i = db.summary, db.integrity

@@ -46,6 +46,10 @@ class DatabasePanel(QWidget):
     def set_databases(self, databases: list[DatabaseInfo]) -> None:
         self.model.set_databases(databases)
 
+    def set_pending_counts(self, counts: dict[str, int]) -> None:
+        """Each mirror's count of staged changes, shown beside its entry count."""
+        self.model.set_pending_counts(counts)
+
     def names(self) -> list[str]:
         return self.model.names()
 

@@ -23,13 +23,16 @@ STORE_WIDE = {Failure.STORE_BUSY, Failure.STORE_UNAVAILABLE, Failure.STORE_FAILE
               Failure.CANCELLED}
 
 
-def text_check(what: str):
-    """A `Prompter.text` check for a name or label: Media Server's rules, in plain words."""
+def text_check(what: str, taken=None):
+    """A `Prompter.text` check for a name or label: Media Server's rules, in plain words;
+    `taken()` gives names already in use (the databases), refused before OK."""
     def check(text: str) -> str | None:
         try:
             check_text(what, text)
         except HashlensError as refused:
             return f"The {what} cannot be used: {refused.description.split(': ', 1)[-1]}"
+        if taken is not None and text in taken():
+            return f"A database named '{text}' already exists."
         return None
     return check
 
@@ -153,8 +156,10 @@ class EntryActions(QObject):
     def update_enabled(self) -> None:
         writable = self.store is not None and self.read_only_reason is None
         has_db = writable and self.database is not None and self.mirror is None
-        some = has_db and bool(self.rows)
-        one = has_db and len(self.rows) == 1
+        # On a mirror the entry actions stay on: each is staged, to push later (issue 12).
+        entries = writable and self.database is not None
+        some = entries and bool(self.rows)
+        one = entries and len(self.rows) == 1
         for action in (self.train_files, self.train_folder, self.rename_database, self.remove_database):
             action.setEnabled(has_db)
         for action in (self.add_metadata, self.relabel, self.null_image, self.remove, self.update_metadata,
@@ -165,8 +170,8 @@ class EntryActions(QObject):
         self.new_database.setEnabled(writable)
         self.create_sample.setEnabled(writable)
         why = f"Disabled: the store is read-only ({self.read_only_reason})." if self.read_only_reason else None
-        mirror_why = (f"Disabled: '{self.database}' is a mirror of {self.mirror}; change it on the Media Server, "
-                      "then pull it again." if self.mirror else None)
+        mirror_why = (f"Disabled: '{self.database}' is a mirror of {self.mirror}; its entries can be changed (each "
+                      "change is staged, to push), but not the database itself." if self.mirror else None)
         for action in self.all_actions:
             base = action.statusTip()
             action.setToolTip(why if why and not writable else
@@ -178,10 +183,13 @@ class EntryActions(QObject):
 
     # -- running -------------------------------------------------------------------------------
 
-    def _submit(self, work, *, title: str, progress: tuple[str, str] | None = None, retry=None, then=None) -> None:
+    def _submit(self, work, *, title: str, progress: tuple[str, str] | None = None, retry=None, then=None,
+                again=None) -> None:
         """Run `work(store) -> WriteResult` on the write lane, then report and emit
         `changed`. With `progress=(title, text)` it is `work(store, progress, stop)` in the
-        job service's progress dialog, whose Cancel sets `stop`."""
+        job service's progress dialog, whose Cancel sets `stop`. With `again(reason)`, a
+        one-entry edit the store refused asks its question again with what was typed and
+        the reason, instead of losing the typing to an error message."""
         store = self.store
         if store is None:
             return
@@ -198,6 +206,8 @@ class EntryActions(QObject):
             self.changed.emit(result)
             if result.stopped is not None:
                 self._stopped(title, result, retry)
+            elif result.failures and again is not None and len(result.failures) == 1 and not result.lines:
+                again(result.failures[0][1])
             elif result.failures:
                 total = len(result.lines) + len(result.failures)
                 self.presenter.show_error(
@@ -219,6 +229,9 @@ class EntryActions(QObject):
             if error.failure is Failure.STORE_BUSY and progress is None and self.prompter.retry(
                     title, f"{error.description}\n\nRetry now?"):
                 self._submit(work, title=title)
+                return
+            if again is not None and error.failure not in STORE_WIDE:
+                again(plain_words(error.description))
                 return
             self.presenter.show_error(error, title)
 
@@ -243,7 +256,7 @@ class EntryActions(QObject):
         if self._running == 0:
             self.busy_changed.emit(False)
 
-    def _each(self, title: str, rows: list[EntryRow], change) -> None:
+    def _each(self, title: str, rows: list[EntryRow], change, again=None) -> None:
         """Apply `change(store, row) -> ACI line` to each row in its own transaction, so
         one refusal never undoes the others; refusals are reported together."""
         database = self.database
@@ -264,7 +277,8 @@ class EntryActions(QObject):
             result.summary = f"{title}: {n} entr{'y' if n == 1 else 'ies'} changed."
             return result
 
-        self._submit(work, title=title, retry=lambda remaining: self._each(title, remaining, change))
+        self._submit(work, title=title, retry=lambda remaining: self._each(title, remaining, change),
+                     again=again if len(rows) == 1 else None)
 
     def _stopped(self, title: str, result: WriteResult, retry) -> None:
         error = result.stopped
@@ -284,11 +298,12 @@ class EntryActions(QObject):
 
     # -- entry actions -----------------------------------------------------------------------------
 
-    def on_add_metadata(self) -> None:
+    def on_add_metadata(self, typed: tuple[str, str] = ("", ""), reason: str | None = None) -> None:
         rows = self._targets()
         if not rows:
             return
-        answer = self.prompter.key_value(f"Add metadata to {self._what(rows)}")
+        answer = self.prompter.key_value(f"Add metadata to {self._what(rows)}", *typed,
+                                         **({"reason": reason} if reason else {}))
         if answer is None:
             return
         key, value = answer
@@ -297,17 +312,18 @@ class EntryActions(QObject):
             actions.add_metadata(store, db, row.identifier, key, value)
             return aci_line(names.ADD_IMAGE_HASH_METADATA, database=db, identifier=row.identifier, key=key, value=value)
 
-        self._each("Add metadata", rows, change)
+        self._each("Add metadata", rows, change, again=lambda why: self.on_add_metadata(answer, why))
 
-    def on_update_metadata(self) -> None:
+    def on_update_metadata(self, typed: tuple[str, str] | None = None, reason: str | None = None) -> None:
         rows = self._targets()
         if not rows:
             return
-        key = self.meta_key or self._ask_key(rows, "Edit metadata value")
+        key = typed[0] if typed else self.meta_key or self._ask_key(rows, "Edit metadata value")
         if key is None:
             return
-        current = dict(rows[0].metadata or ()).get(key, "")
-        answer = self.prompter.key_value(f"Edit metadata of {self._what(rows)}", key, current, key_editable=False)
+        current = typed[1] if typed else dict(rows[0].metadata or ()).get(key, "")
+        answer = self.prompter.key_value(f"Edit metadata of {self._what(rows)}", key, current, key_editable=False,
+                                         **({"reason": reason} if reason else {}))
         if answer is None:
             return
         _key, value = answer
@@ -316,7 +332,7 @@ class EntryActions(QObject):
             actions.update_metadata(store, db, row.identifier, key, value)
             return aci_line(names.UPDATE_IMAGE_HASH_METADATA, database=db, identifier=row.identifier, key=key, newvalue=value)
 
-        self._each("Edit metadata", rows, change)
+        self._each("Edit metadata", rows, change, again=lambda why: self.on_update_metadata((key, value), why))
 
     def on_remove_metadata(self) -> None:
         rows = self._targets()
@@ -342,12 +358,13 @@ class EntryActions(QObject):
             return None
         return self.prompter.item(title, "Metadata key", keys)
 
-    def on_relabel(self) -> None:
+    def on_relabel(self, typed: str | None = None, reason: str | None = None) -> None:
         rows = self._targets()
         if not rows:
             return
         label = self.prompter.text("Relabel image", f"New label for {self._what(rows)}:",
-                                   rows[0].label if len(rows) == 1 else "", check=text_check("label"))
+                                   typed if typed is not None else rows[0].label if len(rows) == 1 else "",
+                                   check=text_check("label"), **({"reason": reason} if reason else {}))
         if label is None:
             return
 
@@ -356,15 +373,16 @@ class EntryActions(QObject):
             return aci_line(names.RELABEL_IMAGE_HASH_IMAGE, database=db, identifier=row.identifier,
                             imagelabel=row.label, newimagelabel=label)
 
-        self._each("Relabel", rows, change)
+        self._each("Relabel", rows, change, again=lambda why: self.on_relabel(label, why))
 
-    def on_rename(self) -> None:
+    def on_rename(self, typed: str | None = None, reason: str | None = None) -> None:
         rows = self._targets()
         if len(rows) != 1:
             return
         row = rows[0]
-        new = self.prompter.text("Rename identifier", f"New identifier for '{row.identifier}':", row.identifier,
-                                 check=text_check("identifier"))
+        new = self.prompter.text("Rename identifier", f"New identifier for '{row.identifier}':",
+                                 row.identifier if typed is None else typed, check=text_check("identifier"),
+                                 **({"reason": reason} if reason else {}))
         if new is None or new == row.identifier:
             return
 
@@ -372,7 +390,7 @@ class EntryActions(QObject):
             actions.rename_image_hash(store, db, r.identifier, new)
             return aci_line(names.RENAME_IMAGE_HASH, database=db, identifier=r.identifier, newidentifier=new)
 
-        self._each("Rename", rows, change)
+        self._each("Rename", rows, change, again=lambda why: self.on_rename(new, why))
 
     def on_move(self) -> None:
         rows = self._targets()
@@ -427,9 +445,10 @@ class EntryActions(QObject):
 
     # -- databases ---------------------------------------------------------------------------------
 
-    def on_new_database(self) -> str | None:
-        name = self.prompter.text("New database", "Name of the new image-hash database:",
-                                  check=text_check("database name"))
+    def on_new_database(self, typed: str = "", reason: str | None = None) -> str | None:
+        name = self.prompter.text("New database", "Name of the new image-hash database:", typed,
+                                  check=text_check("database name", lambda: self.databases),
+                                  **({"reason": reason} if reason else {}))
         if not name:
             return None
 
@@ -438,7 +457,7 @@ class EntryActions(QObject):
             return WriteResult([aci_line(names.CREATE_IMAGE_HASH_DATABASE, database=name)],
                                summary=f"Created database '{name}'.", select_database=name)
 
-        self._submit(work, title="New database")
+        self._submit(work, title="New database", again=lambda why: self.on_new_database(name, why))
         return name
 
     def on_train_folder_into_new_database(self) -> None:
@@ -456,11 +475,13 @@ class EntryActions(QObject):
 
         self._submit(work, title="New database", then=lambda: self.train_paths([folder], database=name))
 
-    def on_rename_database(self) -> None:
+    def on_rename_database(self, typed: str | None = None, reason: str | None = None) -> None:
         old = self.database
         if old is None:
             return
-        new = self.prompter.text("Rename database", f"New name for '{old}':", old, check=text_check("database name"))
+        new = self.prompter.text("Rename database", f"New name for '{old}':", old if typed is None else typed,
+                                 check=text_check("database name", lambda: [d for d in self.databases if d != old]),
+                                 **({"reason": reason} if reason else {}))
         if not new or new == old:
             return
 
@@ -469,7 +490,7 @@ class EntryActions(QObject):
             return WriteResult([aci_line(names.RENAME_IMAGE_HASH_DATABASE, database=old, newdatabase=new)],
                                summary=f"Renamed '{old}' to '{new}'.", select_database=new)
 
-        self._submit(work, title="Rename database")
+        self._submit(work, title="Rename database", again=lambda why: self.on_rename_database(new, why))
 
     def on_remove_database(self) -> None:
         name = self.database
@@ -518,12 +539,14 @@ class EntryActions(QObject):
             for path, identifier in report.added:
                 result.lines.append(aci_line(names.TRAIN_IMAGE_HASH, database=database, imagepath=path,
                                              identifier=identifier, imagelabel=Path(path).stem))
-            added, refused = len(report.added), len(report.refused)
+            added, refused, skipped = len(report.added), len(report.refused), len(report.skipped)
             result.summary = (f"Trained {added:,} image{'s' if added != 1 else ''} into '{database}'"
                               + (f"; {refused:,} refused" if refused else "")
+                              + (f"; {skipped:,} skipped (not image files)" if skipped else "")
                               + ("; cancelled" if report.cancelled else "") + ".")
-            if refused:
-                result.details = "\n".join(f"{p}: {why}" for p, why in report.refused)
+            if refused or skipped:
+                # Each file once, with its reason (the reason itself no longer repeats the path).
+                result.details = "\n".join(f"{verb} {p}: {why}" for verb, p, why in report.notes())
             return result
 
         self._submit(work, title="Training", progress=("Training images", f"Training images into '{database}'…"))

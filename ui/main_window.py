@@ -26,6 +26,8 @@ from PySide6.QtWidgets import (
 
 import app
 from app.domain import HashlensError, ListingQuery
+from app.mediaserver import push as push_module
+from app.mediaserver import staged
 from app.services.locations import missing_store_file
 from ui.action_log import ActionLog
 from ui.audit_view import AuditWindow
@@ -42,6 +44,8 @@ from ui.attach_dialog import AttachDialog
 from ui.import_dialog import ImportDialog
 from ui.mirror_actions import MirrorActions
 from ui.mirror_dialog import MirrorDialog
+from ui.pending_changes import PendingChangesPane
+from ui.push_dialog import PushDialog
 from ui.publish_dialog import PublishDialog
 from ui.models.listing_model import ListingModel, ListingSource
 from ui.notice_bar import NoticeBar
@@ -80,6 +84,7 @@ class MainWindow(QMainWindow):
         self._closed = False
         self.stopped_cleanly = True
         self._pending_database: str | None = None
+        self._reference_row = None  # the last single selection: near results keep it selected
         self._build()
         self._build_menus()
         self._wire()
@@ -99,6 +104,12 @@ class MainWindow(QMainWindow):
         self.action_log = ActionLog(self)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.action_log)
         self.action_log.hide()
+        self.pending_pane = PendingChangesPane()
+        self.pending_dock = QDockWidget("Pending changes", self)
+        self.pending_dock.setObjectName("pendingChangesDock")
+        self.pending_dock.setWidget(self.pending_pane)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.pending_dock)
+        self.pending_dock.hide()
         self.mirror_actions = MirrorActions(self.workers, self)
         self.changes_view = ChangesView(self.workers)
         self.changes_dock = QDockWidget("Changes since the previous pull", self)
@@ -151,7 +162,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
-        self.splitter.setSizes([270, 820, 340])
+        self.splitter.setSizes([265, 720, 295])
         self.splitter.setCollapsible(0, True)
         self.splitter.setCollapsible(1, False)
         self.splitter.setCollapsible(2, True)
@@ -234,6 +245,9 @@ class MainWindow(QMainWindow):
         self.log_action.setText("Action &log")
         set_icon(self.log_action, "log")
         self.log_action.setShortcut(K("Ctrl+L"))
+        self.pending_action = self.pending_dock.toggleViewAction()
+        self.pending_action.setText("&Pending changes")
+        self.pending_action.setToolTip("A mirror's staged changes, to push to its Media Server")
         self.changes_action = self.changes_dock.toggleViewAction()
         self.changes_action.setText("&Changes since the previous pull")
         self.changes_action.setIconText("Changes")
@@ -288,6 +302,7 @@ class MainWindow(QMainWindow):
         view.addAction(self.find_similar_action)
         view.addSeparator()
         view.addAction(self.log_action)
+        view.addAction(self.pending_action)
         view.addAction(self.changes_action)
         view.addAction(self.audit_action)
         view.addSeparator()
@@ -349,6 +364,7 @@ class MainWindow(QMainWindow):
         f.query_changed.connect(m.set_query)
         f.query_changed.connect(self._on_filter_query_changed)
         m.page_loaded.connect(self._update_pager)
+        m.page_loaded.connect(self._on_model_page_loaded)
         m.count_changed.connect(self._update_pager)
         m.loading_changed.connect(self._update_pager)
         m.query_requested.connect(self._update_description)
@@ -374,6 +390,8 @@ class MainWindow(QMainWindow):
         self.empty.new_database.connect(self.entry_actions.on_new_database)
         self.empty.train_folder.connect(self.entry_actions.on_train_folder_into_new_database)
         self.theme.changed.connect(self._on_theme_changed)
+        self.pending_pane.push_requested.connect(self.open_push)
+        self.pending_pane.discard_requested.connect(self._on_pending_pane_discard_requested)
         self.changes_view.finding_activated.connect(self._on_changes_view_finding_activated)
         self.mirror_actions.pulled.connect(self._on_mirror_actions_pulled)
         self.mirror_actions.failed.connect(
@@ -512,6 +530,7 @@ class MainWindow(QMainWindow):
         self.filter_panel.set_database(name)
         self._show_mirror_state(name)
         self._load_metadata_keys(name)
+        self._show_pending_changes(name)
         self._update_status()
 
     def _show_mirror_state(self, name: str | None) -> None:
@@ -582,6 +601,19 @@ class MainWindow(QMainWindow):
         known = len(rows) == 1 and rows[0].phash is not None
         self.filter_panel.set_reference(rows[0].phash_hex if known else None)
         self.find_similar_action.setEnabled(known)
+        if known:
+            self._reference_row = rows[0]
+
+    def _on_model_page_loaded(self, page) -> None:
+        # Near results of a selected entry keep that entry selected (it is their reference,
+        # nearest first at distance 0), so its panes stay and the next step starts from it.
+        row = self._reference_row
+        if page is None or row is None or page.query.reference != row.phash or self.table.selected_rows():
+            return
+        for i, shown in enumerate(page.rows):
+            if shown.key == row.key:
+                self.table.select_row(i)
+                return
 
     def _find_similar(self) -> None:
         rows = self.table.selected_rows()
@@ -620,6 +652,7 @@ class MainWindow(QMainWindow):
         self.session.refresh_databases()
         if self.filter_panel.database:
             self._load_metadata_keys(self.filter_panel.database)
+        self._show_pending_changes(self.filter_panel.database)
 
     def _on_session_recovered(self, title: str, description: str) -> None:
         """A store error that a fresh connection disproved: say so briefly and reload."""
@@ -651,6 +684,7 @@ class MainWindow(QMainWindow):
         self.session.refresh_databases()
         if self.filter_panel.database:
             self._load_metadata_keys(self.filter_panel.database)
+        self._show_pending_changes(self.filter_panel.database)
 
     # -- other windows -----------------------------------------------------------------------
 
@@ -678,6 +712,66 @@ class MainWindow(QMainWindow):
         dialog.pulled.connect(lambda reports: self._reload_after_own_write(
             None, reports[-1].database if reports else None))
         dialog.exec()
+
+    # -- staged changes on mirrors ---------------------------------------------------------------
+
+    def _show_pending_changes(self, name: str | None) -> None:
+        """The Pending changes pane and the picker's counts follow the current database
+        (short reads); a store that cannot be read now leaves them as they were."""
+        store = self.session.store
+        if store is None:
+            self.pending_pane.set_changes(None, [])
+            return
+        try:
+            source = push_module.mirror_source(store, name) if name else None
+            waiting = push_module.outstanding(store, name) if source is not None else []
+            counts = push_module.pending_counts(store)
+        except HashlensError as exc:
+            log.debug("staged changes not read: %s", exc.description)
+            return
+        self.pending_pane.set_changes(name if source is not None else None, waiting,
+                                      source.url if source is not None else None)
+        self.database_panel.set_pending_counts(counts)
+        if waiting:
+            self.pending_dock.show()
+
+    def open_push(self, mirror: str) -> None:
+        store = self.session.store
+        source = push_module.mirror_source(store, mirror) if store is not None else None
+        if source is None:
+            return
+        dialog = PushDialog(store, mirror, source.url, push_module.outstanding(store, mirror), self,
+                            workers=self.workers)
+        dialog.pushed.connect(lambda report: self._on_push_dialog_pushed(mirror, report))
+        dialog.exec()
+
+    def _on_push_dialog_pushed(self, mirror: str, report) -> None:
+        if report is not None:
+            # Comments, not requests: replaying a pushed action would apply it twice.
+            self.action_log.add([f"# pushed to {report.server}: {o.state}"
+                                 + (f" ({o.note})" if o.note else "") + f": {o.change.line()}"
+                                 for o in report.outcomes])
+        self._reload_after_own_write(None, mirror)
+
+    def _on_pending_pane_discard_requested(self, mirror: str, count: int) -> None:
+        store = self.session.store
+        if store is None:
+            return
+        what = "the last staged change" if count == 1 else "every staged change"
+        if not self.prompter.confirm("Discard staged changes", f"Take back {what} of '{mirror}'? The local copy "
+                                     "returns to the snapshot plus the changes that remain.", "Discard"):
+            return
+
+        def work(progress, cancelled):
+            return staged.discard(store, mirror, count or None)
+
+        def done(taken):
+            self.status_bar.showMessage(f"Discarded {len(taken)} staged change(s) of '{mirror}'.", 15000)
+            self._reload_after_own_write(None, mirror)
+
+        self.workers.run_task("task", work, title="Discard staged changes", text=f"Discarding changes of '{mirror}'",
+                              parent=self, store=store, on_done=done,
+                              on_error=lambda e: self.presenter.show_error(e, "Discard"))
 
     def open_publish(self) -> None:
         store = self.session.store

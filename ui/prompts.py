@@ -18,7 +18,7 @@ class TextDialog(QDialog):
     """One line of text checked while it is typed: the reason it is refused shows under
     it and OK stays off, so nothing typed is lost to an error after OK."""
 
-    def __init__(self, title: str, label: str, value: str, check, parent=None):
+    def __init__(self, title: str, label: str, value: str, check, parent=None, reason: str | None = None):
         super().__init__(parent)
         self.setWindowTitle(title)
         self.check = check  # check(text) -> None when acceptable, else why not in plain words
@@ -36,6 +36,10 @@ class TextDialog(QDialog):
         form.addRow(self.buttons)
         self.line.textChanged.connect(self._on_text_changed)
         self._on_text_changed(value)
+        if reason and self.check(value) is None:
+            # Asked again after the store refused this text: say why, keep what was typed.
+            self.reason.setText(reason)
+            self.reason.setVisible(True)
         self.line.selectAll()
 
     def _on_text_changed(self, text: str) -> None:
@@ -54,12 +58,13 @@ class Prompter:
     def __init__(self, parent: QWidget | None = None):
         self.parent = parent
 
-    def text(self, title: str, label: str, value: str = "", check=None) -> str | None:
-        """With `check(text) -> reason or None`, the text is checked while it is typed."""
-        if check is None:
+    def text(self, title: str, label: str, value: str = "", check=None, reason: str | None = None) -> str | None:
+        """With `check(text) -> reason or None`, the text is checked while it is typed;
+        `reason` says why the store refused `value` when the question is asked again."""
+        if check is None and reason is None:
             text, ok = QInputDialog.getText(self.parent, title, label, QLineEdit.EchoMode.Normal, value)
             return text if ok else None
-        dialog = TextDialog(title, label, value, check, self.parent)
+        dialog = TextDialog(title, label, value, check or (lambda _text: None), self.parent, reason)
         return dialog.line.text() if dialog.exec() == QDialog.DialogCode.Accepted else None
 
     def item(self, title: str, label: str, items: list[str]) -> str | None:
@@ -72,7 +77,9 @@ class Prompter:
         number, ok = QInputDialog.getInt(self.parent, title, label, value, minimum, maximum)
         return number if ok else None
 
-    def key_value(self, title: str, key: str = "", value: str = "", key_editable: bool = True) -> tuple[str, str] | None:
+    def key_value(self, title: str, key: str = "", value: str = "", key_editable: bool = True,
+                  reason: str | None = None) -> tuple[str, str] | None:
+        """A key and value; `reason` says why the store refused them when asked again."""
         dialog = QDialog(self.parent)
         dialog.setWindowTitle(title)
         form = QFormLayout(dialog)
@@ -82,6 +89,11 @@ class Prompter:
         form.addRow("Key", key_edit)
         form.addRow("Value", value_edit)
         form.addRow(QLabel("Keys and values: at most 254 bytes of UTF-8 (Media Server's limit)."))
+        if reason:
+            refused = QLabel(reason)
+            refused.setWordWrap(True)
+            refused.setStyleSheet("color: #b3261e;")
+            form.addRow(refused)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(dialog.accept)
         buttons.rejected.connect(dialog.reject)

@@ -67,6 +67,8 @@ class RecordTable(QTableView):
         self.selectionModel().selectionChanged.connect(self._emit_selection)
         model.modelReset.connect(self._emit_selection)
         model.page_loaded.connect(self._on_page_loaded)
+        model.query_requested.connect(self._on_query_requested)
+        self._near = False
 
     def set_placeholder(self, text: str) -> None:
         """What the empty table says (no match, empty database, past the end)."""
@@ -116,6 +118,24 @@ class RecordTable(QTableView):
         if not self._sized and self._listing.rowCount():
             self.size_columns()
 
+    def _on_query_requested(self, query) -> None:
+        # The arrow follows the order the model chose (nearest first for a near filter),
+        # and the Distance column comes with a near filter and goes with it.
+        header = self.horizontalHeader()
+        header.blockSignals(True)
+        header.setSortIndicator(self._listing.sort_column(), Qt.SortOrder.DescendingOrder
+                                if self._listing.sort_order[1] else Qt.SortOrder.AscendingOrder)
+        header.blockSignals(False)
+        near = query.reference is not None
+        if near != self._near:
+            self._near = near
+            section = COLUMN_INDEX["distance"]
+            if near and header.visualIndex(section) > header.visualIndex(COLUMN_INDEX["label"]) + 1:
+                header.moveSection(header.visualIndex(section), header.visualIndex(COLUMN_INDEX["label"]) + 1)
+            header.setSectionHidden(section, not near)
+            if near:
+                self._fit_to_width()
+
     # -- columns ----------------------------------------------------------------------------
 
     def default_widths(self) -> list[int]:
@@ -134,6 +154,7 @@ class RecordTable(QTableView):
             "phash": mono.horizontalAdvance("0" * 16) + pad,
             "size": fm.horizontalAdvance("1920 × 1080 JPEG") + pad,
             "trained": fm.horizontalAdvance("2000-00-00 00:00:00") + pad,
+            "distance": fm.horizontalAdvance("Distance") + pad + 12,
         }
         return [samples[c.name] for c in COLUMNS]
 
@@ -146,6 +167,33 @@ class RecordTable(QTableView):
         self.resizeColumnsToContents()
         for section, minimum in enumerate(self.default_widths()):
             header.resizeSection(section, max(minimum, min(header.sectionSize(section) + 12, 360)))
+        self._fit_to_width()
+
+    def _fit_to_width(self) -> None:
+        """Give back width from the identifier and label (they elide, with the whole in a
+        tooltip) until every shown column fits the view: a 32-digit identifier must not push
+        pHash, Image size and Trained at off-screen (issue 14, at 1280×800)."""
+        header = self.horizontalHeader()
+        # Right after the first page arrives the vertical scroll bar may not be laid out yet.
+        bar = self.verticalScrollBar()
+        available = self.viewport().width() - (0 if bar.isVisible() else bar.sizeHint().width())
+        shown = [s for s in range(header.count()) if not header.isSectionHidden(s)]
+        excess = sum(header.sectionSize(s) for s in shown) - available
+        fm = self.fontMetrics()
+        # First what the widths for unseen typical values added beyond this page's contents,
+        # then the two columns that elide.
+        floors = {"size": max(self.sizeHintForColumn(COLUMN_INDEX["size"]) + 12, header.sectionSizeHint(COLUMN_INDEX["size"])),
+                  "meta": header.sectionSizeHint(COLUMN_INDEX["meta"]),
+                  "identifier": fm.horizontalAdvance("0123456789…") + 16,
+                  "label": fm.horizontalAdvance("x" * 10) + 16}
+        for name in ("size", "meta", "identifier", "label"):
+            section = COLUMN_INDEX[name]
+            if excess <= 0 or header.isSectionHidden(section):
+                continue
+            size = header.sectionSize(section)
+            give = min(excess, max(0, size - floors[name]))
+            header.resizeSection(section, size - give)
+            excess -= give
 
     def restore_header(self, state) -> bool:
         if state is None or state.isEmpty():
@@ -163,8 +211,9 @@ class RecordTable(QTableView):
         return self.horizontalHeader().saveState()
 
     def _on_sort_indicator_changed(self, column: int, order) -> None:
-        if COLUMNS[column].sort is None:
-            # The status column has one value; put the indicator back where the data is.
+        if COLUMNS[column].sort is None or self._listing.sort_column() != column:
+            # The status column has one value, and Distance needs a near filter: put the
+            # indicator back where the data is.
             key_column = self._listing.sort_column()
             desc = self._listing.sort_order[1]
             header = self.horizontalHeader()

@@ -39,6 +39,28 @@ ACCENTS = {
 }
 
 
+# Fusion draws a text field's frame in the window colour darkened, which on our dark
+# window is the field's own colour: the fields had no visible edge (issue 14). A border of
+# a light grey, and the highlight while focused, gives them one. Only framed line edits
+# (those inside combo and spin boxes have none) and text areas: a style sheet on a spin or
+# combo box makes Qt drop its native arrows, and Fusion draws those on the button colour.
+_DARK_SHEET = """
+QLineEdit[frame="true"], QPlainTextEdit, QTextEdit {
+    border: 1px solid #5b616b; border-radius: 3px; background: #1a1c20;
+}
+QLineEdit[frame="true"] { padding: 2px 3px; }
+QLineEdit[frame="true"]:focus, QPlainTextEdit:focus, QTextEdit:focus {
+    border-color: #3d7fd0;
+}
+QLineEdit[frame="true"]:disabled { border-color: #3a3f46; }
+"""
+
+
+def style_sheet(scheme: str) -> str:
+    """The application style sheet for a scheme: empty in light, field borders in dark."""
+    return _DARK_SHEET if scheme == "dark" else ""
+
+
 def palette(scheme: str) -> QPalette:
     colors = _DARK if scheme == "dark" else _LIGHT
     result = QPalette()
@@ -84,6 +106,7 @@ class ThemeManager(QObject):
         scheme = system_scheme() if self.mode == "system" else self.mode
         self.scheme = scheme
         self._app.setPalette(palette(scheme))
+        self._app.setStyleSheet(style_sheet(scheme))
         self.changed.emit(scheme)
 
     def accents(self) -> dict:

@@ -45,7 +45,20 @@ def _list_image_hashes(store: Source, p: Params) -> Iterator[str]:
     return _render_listing(store, query)
 
 
+# A window of at most this many entries is read as one page (one statement on SQLite and
+# PostgreSQL: the position mark, the rows and the count in one snapshot); a longer or
+# unbounded one streams in keyset batches.
+PAGE_AT_ONCE = 2000
+
+
 def _render_listing(store: Source, query: ListingQuery) -> Iterator[str]:
+    if query.maxresults is not None and query.maxresults <= PAGE_AT_ONCE:
+        if not query.imagestatus and not query.metadata:
+            yield response.identifier_listing(store.page_identifiers(query))
+            return
+        yield from response.listing([store.list_page(query).rows], imagestatus=query.imagestatus,
+                                    metadata=query.metadata)
+        return
     batches = store.iter_listing(query)
     try:
         yield from response.listing(batches, imagestatus=query.imagestatus, metadata=query.metadata)

@@ -79,6 +79,61 @@ class AuditCache:
         return changed
 
 
+class OverallProgress:
+    """The whole audit's progress as one fraction that only grows, from its phases.
+
+    Each phase reports its own count ("Animals: reading entries", 40,000 of 1,000,000),
+    and a bar fed those restarted at 0 for every phase and sat full while the next
+    phase had no count yet (issue 14). The plan gives each phase a share in entry-sized
+    units of work (reading an entry 1, checking its image 2, …, measured roughly at a
+    million entries); a phase's count moves within its share, and a new phase completes
+    every phase before it (they run in the order planned)."""
+
+    def __init__(self, segments: list[tuple[str, float]], on_change: Callable[[float], None]):
+        self.order = [name for name, _ in segments]
+        self.size = dict(segments)
+        self.total = sum(self.size.values()) or 1.0
+        self.before: dict[str, float] = {}
+        running = 0.0
+        for name, size in segments:
+            self.before[name] = running
+            running += size
+        self.fraction = 0.0
+        self.on_change = on_change
+
+    def update(self, phase: str, done: int, total: int | None) -> None:
+        if phase not in self.size:
+            return  # a phase outside the plan moves the words, not the bar
+        share = min(1.0, done / total) if total else 0.0
+        value = (self.before[phase] + self.size[phase] * share) / self.total
+        # Never backwards, and never full before the audit has finished.
+        value = min(0.99, max(self.fraction, value))
+        if value > self.fraction:
+            self.fraction = value
+            self.on_change(value)
+
+
+def _plan(scope, all_dbs, reused, options: AuditOptions, want_across: bool, images) -> list[tuple[str, float]]:
+    """The phases run_audit will report, in order, with their shares of the work;
+    `images(db_id)` counts a database's entries with image data (only those are checked)."""
+    scanned = [(name, max(recorded or 0, 1)) for _, name, recorded in scope if name not in reused]
+    with_images = {name: images(db_id) for db_id, name, _ in scope if name not in reused} if options.check_images else {}
+    scanned_names = {name for name, _ in scanned}
+    segments: list[tuple[str, float]] = []
+    for name, n in scanned:
+        segments += [(f"{name}: reading entries", n), (f"{name}: labels, duplicates and metadata", 0.1 * n)]
+    if want_across:
+        segments += [(f"{name}: reading hashes", 0.2 * max(recorded or 0, 1))
+                     for _, name, recorded in all_dbs if name not in scanned_names]
+    everything = sum(max(recorded or 0, 1) for _, _, recorded in all_dbs)
+    segments.append(("near-duplicates", 0.5 * everything))
+    if options.check_images:
+        # Decoding and hashing an image costs about what reading 20 entries does.
+        segments += [(f"{name}: checking images", 20.0 * with_images[name] + 1) for name, _ in scanned]
+    segments.append(("store integrity", 0.05 * everything + 1))
+    return segments
+
+
 def run_audit(
     store: SqlSource,
     database: str | None = None,
@@ -87,13 +142,22 @@ def run_audit(
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
     cache: AuditCache | None = None,
+    overall: Callable[[float], None] | None = None,
 ) -> AuditResult:
     """Audit one database, or every database of the store when `database` is None.
-    Reads only; a cancelled audit raises HashlensError(CANCELLED)."""
+    Reads only; a cancelled audit raises HashlensError(CANCELLED). `progress` hears
+    each phase's own count; `overall` the whole audit's share done, 0 to 1, which
+    only grows (see OverallProgress)."""
     nearmod.check_radius(options.near)
     if options.histogram_sample < 2:
         raise param_invalid("histogram_sample", "sample at least 2 entries.")
-    report = progress or (lambda phase, done, total: None)
+    phase_report = progress or (lambda phase, done, total: None)
+    tracker: list[OverallProgress] = []
+
+    def report(phase: str, done: int, total: int | None) -> None:
+        phase_report(phase, done, total)
+        if tracker:
+            tracker[0].update(phase, done, total)
     cancel = Cancel(cancelled)
     started = _now_ms()
     # On a damaged SQLite file the audit reads what it can and reports what it could not
@@ -138,6 +202,12 @@ def run_audit(
         across_key = (database, options.near)
         want_across = options.across and len(all_dbs) > 1
         across_cached = cache.across.get(across_key) if cache is not None and want_across else None
+        if overall is not None:
+            def images(db_id: int) -> int:
+                return tolerate("the count of images", lambda: q.count_with_image_flag(store, db_id), 0)
+
+            tracker.append(OverallProgress(
+                _plan(scope, all_dbs, reused, options, want_across and across_cached is None, images), overall))
 
         scans: dict[str, DatabaseScan] = {}
         with q.translated(store), store.reading():
@@ -196,6 +266,8 @@ def run_audit(
         if want_across:
             cache.across[across_key] = across
         cache.token = token
+    if overall is not None:
+        overall(1.0)
     return AuditResult(
         version=app.__version__,
         store=store.describe(),

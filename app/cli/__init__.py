@@ -17,7 +17,7 @@ import platformdirs
 
 from app import __version__
 from app.aci.actions import handle
-from app.cli.common import TerminalProgress, add_listing_options, key_value, listing_query_from_args
+from app.cli.common import TerminalProgress, UsageError, add_listing_options, key_value, listing_query_from_args
 from app.domain import HashlensError, counted
 from app.exports.formats import entry_object
 from app.launch import store_to_open
@@ -31,17 +31,13 @@ from app.sources import open_source, resolve_store_url
 # Subcommand modules written beside this one; each adds its parsers with add_commands().
 PLUGIN_MODULES = ("app.cli.sample_command", "app.cli.export_commands", "app.cli.audit_commands",
                   "app.cli.attach_command", "app.cli.mirror_commands", "app.cli.publish_command",
-                  "app.cli.serve_command")
+                  "app.cli.push_commands", "app.cli.serve_command")
 
 log = logging.getLogger("hashlens")
 
 # Exit status of `train` when some images were added and some refused (ours): 0 stays
 # "every image was added" and 1 "nothing was added, or the command failed".
 EXIT_PARTIAL = 4
-
-
-class UsageError(Exception):
-    pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -234,10 +230,8 @@ def _cmd_train(store: Source, args) -> int:
     added, refused = len(report.added), len(report.refused)
     skipped = f"; skipped {counted(len(report.skipped), 'non-image file')}" if report.skipped else ""
     print(f"Added {counted(added, 'image hash', 'image hashes')} to '{args.database}'; refused {refused:,}{skipped}.")
-    for path, reason in report.refused:
-        print(f"  refused {path}: {reason.removeprefix(f'{path}: ')}", file=sys.stderr)
-    for path, reason in report.skipped:
-        print(f"  skipped {path}: {reason}", file=sys.stderr)
+    for verb, path, reason in report.notes():
+        print(f"  {verb} {path}: {reason}", file=sys.stderr)
     if report.cancelled:
         print("Training was cancelled; the images listed above as added were kept.", file=sys.stderr)
     if not added:

@@ -37,6 +37,10 @@ def key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
+class UsageError(Exception):
+    """A usage mistake: its message names the flag typed; the command exits 2."""
+
+
 def near_hash(text: str) -> tuple[int, int]:
     """An argparse type: HEX[:N], a 64-bit pHash and a distance in bits (default 8)."""
     hex_text, _, distance = text.partition(":")
@@ -69,6 +73,8 @@ def add_listing_options(parser: argparse.ArgumentParser, *, window: bool = True)
 
 
 def listing_query_from_args(args: argparse.Namespace) -> ListingQuery:
+    if args.sort == SortKey.DISTANCE.value and not args.near:
+        raise UsageError("hashlens: --sort distance needs --near HEX[:N], the hash to measure from.")
     filters: list[Filter] = []
     if args.label_contains is not None:
         filters.append(Filter(FilterOp.LABEL_CONTAINS, args.label_contains))

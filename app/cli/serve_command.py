@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 
 from app.cli.common import positive_int, whole_number
-from app.serve.settings import DEFAULT_PORT, LOOPBACK_CLIENTS, MAX_INPUT_STRING, MAX_UPLOAD_BYTES, ServeSettings
+from app.serve.settings import (DEFAULT_PORT, LOOPBACK_CLIENTS, MAX_INPUT_STRING, MAX_UPLOAD_BYTES, ServeSettings,
+                                load_or_create_token)
 from app.store import resolve_store_url
 
 
@@ -39,7 +41,15 @@ def add_commands(subparsers) -> None:
                    help=f"largest imagedata or dbdata upload (default {MAX_UPLOAD_BYTES:,})")
     p.add_argument("--deadline", type=positive_int, default=30, metavar="SECONDS",
                    help="longest time one request may spend in the store (default 30)")
-    p.add_argument("--threads", type=positive_int, default=8, help="HTTP worker threads (default 8)")
+    p.add_argument("--threads", type=positive_int, default=8, help="HTTP worker threads per process (default 8)")
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                   help="processes serving the port, each with its own threads and store connections "
+                        f"(default: the number of cores, here {os.cpu_count() or 1}; 1 where the system cannot "
+                        "share a port between processes)")
+    p.add_argument("--token-file", metavar="PATH",
+                   help="require an access token in the X-Hashlens-Token header of every request: the token "
+                        "in PATH, made (and the file created, readable by you only) when PATH does not exist. "
+                        "Media Server clients send no token, so the default is none")
     p.add_argument("--log", metavar="PATH", help="request log file (rotated; default in your log folder)")
     p.set_defaults(handler=run_serve, needs_store=False)
 
@@ -47,6 +57,7 @@ def add_commands(subparsers) -> None:
 def run_serve(_store, args) -> int:
     from app.serve.server import Server
 
+    token = load_or_create_token(args.token_file) if args.token_file else None
     settings = ServeSettings(
         store_url=resolve_store_url(args.store), host=args.host, port=args.port,
         read_only=args.read_only or args.serve_read_only,
@@ -54,6 +65,7 @@ def run_serve(_store, args) -> int:
         allow_dirs=tuple(args.allow_dir), allow_hosts=tuple(args.allow_host),
         max_input_string=args.max_input_string, max_upload_bytes=args.max_upload,
         deadline=float(args.deadline), threads=args.threads, log_path=args.log,
+        workers=args.workers if args.workers is not None else (os.cpu_count() or 1), token=token,
     )
     server = Server(settings)
     try:
@@ -68,7 +80,9 @@ def run_serve(_store, args) -> int:
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     print(f"Serving {settings.store_url.split('@')[-1]} at {server.url} "
-          f"({'read-only' if settings.read_only else 'admin clients: ' + args.admin_clients}). "
+          f"({'read-only' if settings.read_only else 'admin clients: ' + args.admin_clients}; "
+          f"{server.processes} process{'es' if server.processes > 1 else ''}"
+          f"{'; token required in the X-Hashlens-Token header' if token else ''}). "
           f"Log: {server.log_path}. Stop with Ctrl+C.", flush=True)
     try:
         stop_requested.wait()

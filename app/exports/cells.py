@@ -42,6 +42,7 @@ _ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})Z", re.AS
 
 _EPOCH = datetime.datetime(1970, 1, 1)
 _MS = datetime.timedelta(milliseconds=1)
+_from_iso = datetime.datetime.fromisoformat
 
 
 def format_time(ms: int) -> str:
@@ -55,6 +56,12 @@ def parse_time(text: str) -> int:
     match = _ISO.fullmatch(text)
     if not match:
         raise ValueError(f"'{text}' is not a UTC time like 2024-05-01T12:30:00.000Z")
+    try:
+        # C code for the common case (a third of the time of the arithmetic below, which
+        # imports spend per entry); anything it refuses takes the general path.
+        return (_from_iso(text[:-1]) - _EPOCH) // _MS
+    except ValueError:
+        pass
     y, mo, d, h, mi, s, ms = (int(g) for g in match.groups())
     if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 60):
         raise ValueError(f"'{text}' is not a valid time")

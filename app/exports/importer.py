@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import faults
-from app.domain import Failure, HashlensError, ListingQuery, NewEntry, check_text, counted
+from app.domain import Failure, HashlensError, ListingQuery, NewEntry, all_storable, check_text, counted
 from app.exports import fileformats  # noqa: F401  (registers the formats)
 from app.exports import readers, registry
 from app.exports import manifest
 from app.exports.readers import ImportedEntry, ImportRefused
+from app.store import bulk
+from app.store.journal import now_ms
+from app.store.listing import to_signed64
 from app.services import actions
 from app.services.imaging import HashedImage
 from app.mediaserver_codec import names
@@ -23,6 +26,8 @@ from app.mediaserver_codec import names
 POLICIES = ("abort", "skip", "replace")
 DIALECTS = ("auto", "safe", "raw")
 ROWS_PER_STEP = 100
+# Entries validated, checked for duplicates and appended together (one executemany per table).
+BATCH = 2000
 # Reports and journal records name at most this many identifiers per list.
 MAX_LISTED = 1000
 
@@ -191,63 +196,52 @@ def _apply(store, path, database, entries, options, report, progress, cancelled,
     if not store.database_exists(database):
         store.create_database(database)
         report.created_database = True
-    duplicates: list[tuple[int, str]] = []
-    duplicate_count = 0
-    for item in entries:
+    db_id = bulk.lock_database(store, database)
+    store.refuse_mirror_write(database)  # a mirror's entries change only by a pull (as add_entry refuses)
+    duplicates = _Duplicates()
+    pending: list[ImportedEntry] = []
+    pending_ids: set[str] = set()
+    step = ROWS_PER_STEP
+    iterator = iter(entries)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            break
+        except ImportRefused:
+            # An earlier entry's fault is the one to report: the batch is checked first.
+            _store_batch(store, path, database, db_id, pending, options, report, duplicates)
+            raise
         report.read += 1
-        if report.read % ROWS_PER_STEP == 0:
+        if report.read == step:
+            step += ROWS_PER_STEP
             if cancelled is not None and cancelled():
                 raise HashlensError(Failure.CANCELLED, "The import was cancelled; nothing was imported.")
             faults.checkpoint("import.row")
             if progress is not None:
                 progress(report.read)
-        # The identifier is checked before it reaches the store: a lone surrogate from a
-        # JSON escape cannot even be sent to the database (found by fuzzing).
-        try:
-            check_text("identifier", item.identifier)
-        except HashlensError as exc:
-            raise ImportRefused(path, f"entry {item.identifier!r}: {exc.description}", item.line) from None
-        # Entries already in the database, or earlier in this file, are duplicates.
-        exists = store.entry_exists(database, item.identifier)
-        if exists and options.on_duplicate == "abort":
-            duplicate_count += 1
-            if len(duplicates) < MAX_LISTED:
-                duplicates.append((item.line, item.identifier))
-            _new_entry(path, item, None, options, report, dry=True)  # still validate the rest
-            continue
-        if exists and options.on_duplicate == "skip":
-            report.skipped_count += 1
-            if len(report.skipped) < MAX_LISTED:
-                report.skipped.append(item.identifier)
-            continue
-        stored = _stored(store, database, item.identifier) if exists else None
-        entry = _new_entry(path, item, stored, options, report)
-        try:
-            if stored is not None:
-                store.remove_entry(database, item.identifier)
-            store.add_entry(database, entry)
-        except HashlensError as exc:
-            if exc.failure not in (Failure.PARAM_INVALID, Failure.IDENTIFIER_EXISTS, Failure.KEY_EXISTS):
-                raise  # the store's trouble (busy, full, lost), not the file's
-            raise ImportRefused(path, f"entry {item.identifier!r}: {exc.description}", item.line) from None
-        if stored is not None:
-            report.replaced_count += 1
-            if len(report.replaced) < MAX_LISTED:
-                report.replaced.append(item.identifier)
-        else:
-            report.added += 1
-        if item.has_image_data and entry.image_data is None:
-            report.images_not_in_file += 1
+        identifier = item.identifier
+        if identifier in pending_ids:
+            # Twice in one batch: the batch so far is stored first, so the second is a
+            # duplicate of a stored entry, exactly as if the file were taken one by one.
+            _store_batch(store, path, database, db_id, pending, options, report, duplicates)
+            pending_ids.clear()
+        pending.append(item)
+        pending_ids.add(identifier)
+        if len(pending) >= BATCH:
+            _store_batch(store, path, database, db_id, pending, options, report, duplicates)
+            pending_ids.clear()
+    _store_batch(store, path, database, db_id, pending, options, report, duplicates)
     if progress is not None:
         progress(report.read)
-    if duplicate_count:
-        shown = "; ".join(f"line {line}: {ident!r}" for line, ident in duplicates[:10])
-        more = f" and {duplicate_count - 10:,} more" if duplicate_count > 10 else ""
+    if duplicates.count:
+        shown = "; ".join(f"line {line}: {ident!r}" for line, ident in duplicates.listed[:10])
+        more = f" and {duplicates.count - 10:,} more" if duplicates.count > 10 else ""
         raise HashlensError(
             Failure.IDENTIFIER_EXISTS,
-            f"Cannot import '{path}': {counted(duplicate_count, 'entry', 'entries')} already exist in '{database}' or appear twice in "
-            f"the file ({shown}{more}). Nothing was imported. Choose 'skip' to keep the stored entries or "
-            "'replace' to take the file's.",
+            f"Cannot import '{path}': {counted(duplicates.count, 'entry', 'entries')} already exist in '{database}' or "
+            f"appear twice in the file ({shown}{more}). Nothing was imported. Choose 'skip' to keep the stored entries "
+            "or 'replace' to take the file's.",
             parameter="on-duplicate",
         )
     journal.update({
@@ -262,6 +256,101 @@ def _apply(store, path, database, entries, options, report, progress, cancelled,
         # Entries stored without a pHash (NULL in the store, since schema 2).
         "no_phash": report.no_phash_count,
     })
+
+
+@dataclass
+class _Duplicates:
+    """Entries refused as duplicates under the 'abort' policy: how many, and the first few."""
+
+    count: int = 0
+    listed: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _store_batch(store, path, database: str, db_id: int, pending: list[ImportedEntry], options: ImportOptions,
+                 report: ImportReport, duplicates: _Duplicates) -> None:
+    """Validate a batch of the file's entries and append them through the bulk path, all
+    inside the import's one transaction; `pending` is emptied. Identifiers the database
+    holds (this import's earlier batches included) follow the duplicate policy. Entries
+    are judged in file order, so the first bad one is the one refused."""
+    if not pending:
+        return
+    identifiers = [item.identifier for item in pending]
+    if not all_storable(identifiers):
+        # Identifiers are checked before they reach the store: a lone surrogate from a
+        # JSON escape cannot even be sent to the database (found by fuzzing).
+        bad = next(i for i, item in enumerate(pending) if not all_storable((item.identifier,)))
+        item = pending[bad]
+        del pending[bad:]
+        _store_batch(store, path, database, db_id, pending, options, report, duplicates)
+        try:
+            check_text("identifier", item.identifier)
+        except HashlensError as exc:
+            raise ImportRefused(path, f"entry {item.identifier!r}: {exc.description}", item.line) from None
+        raise AssertionError("all_storable and check_text disagree")  # the property test forbids it
+    held = bulk.held_identifiers(store, db_id, identifiers)
+    # Every label, key and value of the batch in one check; a batch with a doubtful text
+    # takes the careful path entry by entry, which words the refusal.
+    texts_ok = all_storable([*[i.label for i in pending if i.label is not None],
+                             *[k for i in pending if i.metadata for k, _ in i.metadata]],
+                            [v for i in pending if i.metadata for _, v in i.metadata])
+    stamp = now_ms()
+    rows: list[tuple] = []
+    metadata: list = []
+    images: list[tuple[int, bytes]] = []
+    for item in pending:
+        identifier = item.identifier
+        pairs = item.metadata or ()
+        if (texts_ok and not (held and identifier in held)
+                and (len(pairs) < 2 or len({k for k, _ in pairs}) == len(pairs))):
+            # The common case: checked already, stored straight from the file's values
+            # (what prepare_entry makes of an entry without image data). No pHash is
+            # stored as not known (NULL).
+            if item.phash is None:
+                report.no_phash_count += 1
+            rows.append((db_id, identifier, identifier if item.label is None else item.label, to_signed64(item.phash),
+                         False, None, None, None, None, None, len(pairs), item.trained_at or stamp,
+                         item.has_image_data))
+            metadata.append(pairs)
+            report.added += 1
+            if item.has_image_data:
+                report.images_not_in_file += 1
+            continue
+        stored = None
+        if held and identifier in held:
+            if options.on_duplicate == "abort":
+                duplicates.count += 1
+                if len(duplicates.listed) < MAX_LISTED:
+                    duplicates.listed.append((item.line, identifier))
+                _new_entry(path, item, None, options, report, dry=True)  # still validate the rest
+                continue
+            if options.on_duplicate == "skip":
+                report.skipped_count += 1
+                if len(report.skipped) < MAX_LISTED:
+                    report.skipped.append(identifier)
+                continue
+            stored = _stored(store, database, identifier)
+        entry = _new_entry(path, item, stored, options, report)
+        if stored is not None:
+            # Removed now, appended with the batch: it ends up where one-by-one would put it.
+            store.remove_entry(database, identifier)
+            report.replaced_count += 1
+            if len(report.replaced) < MAX_LISTED:
+                report.replaced.append(identifier)
+        else:
+            report.added += 1
+        if item.has_image_data and entry.image_data is None:
+            report.images_not_in_file += 1
+        if entry.image_data is not None:
+            images.append((len(rows), entry.image_data))
+        rows.append(bulk.entry_row(db_id, entry, stamp))
+        metadata.append(entry.metadata)
+    pending.clear()
+    try:
+        bulk.append_rows(store, db_id, rows, [r[1] for r in rows], metadata, images)
+    except HashlensError as exc:
+        if exc.failure not in (Failure.PARAM_INVALID, Failure.IDENTIFIER_EXISTS, Failure.KEY_EXISTS):
+            raise  # the store's trouble (busy, full, lost), not the file's
+        raise ImportRefused(path, exc.description) from None
 
 
 @dataclass(frozen=True)

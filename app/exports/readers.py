@@ -104,6 +104,27 @@ def _decode_line(path, raw: bytes, number: int) -> str:
         raise ImportRefused(path, f"the bytes are not valid UTF-8 ({exc.reason}).", number, column) from None
 
 
+def _text_lines(path, f, first: int = 1) -> Iterator[tuple[int, str]]:
+    """The file's lines as text, numbered from `first` (the line the file's position is
+    at): `_binary_lines` and `_decode_line` in one loop, for the readers that take a file
+    a line at a time (no BOM handling here)."""
+    readline, limit = f.readline, MAX_LINE_BYTES + 1
+    number = first - 1
+    while True:
+        raw = readline(limit)
+        if not raw:
+            return
+        number += 1
+        if len(raw) >= limit:
+            raise ImportRefused(path, f"the line is longer than {MAX_LINE_BYTES:,} bytes (the limit on one line); "
+                                      "no entry of a listing is that long.", number)
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError:
+            _decode_line(path, raw, number)  # raises, naming the column
+            raise
+
+
 def _binary_lines(path, f, max_line: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes]]:
     number = 0
     while True:
@@ -118,11 +139,13 @@ def _binary_lines(path, f, max_line: int = MAX_LINE_BYTES) -> Iterator[tuple[int
 
 
 def _reject_duplicate_keys(pairs):
-    found = {}
-    for key, value in pairs:
-        if key in found:
-            raise ValueError(f"the key {key!r} appears twice in one object")
-        found[key] = value
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"the key {key!r} appears twice in one object")
+            seen.add(key)
     return found
 
 
@@ -178,55 +201,83 @@ def _json_type(value) -> str:
 
 
 def entry_from_object(path, obj, line: int, *, allowed=LISTING_KEYS) -> ImportedEntry:
-    """One entry of a JSON, NDJSON or database file, every field type-checked."""
-    if not isinstance(obj, dict):
+    """One entry of a JSON, NDJSON or database file, every field type-checked.
+
+    Written for speed (imports spend most of their Python here): each field is read once
+    and its type tested inline; the helpers that word a refusal run only on a bad value."""
+    if type(obj) is not dict:
         raise ImportRefused(path, f"an entry must be a JSON object, not {_json_type(obj)}.", line)
-    unknown = [k for k in obj if k not in allowed]
-    if unknown:
+    if not obj.keys() <= allowed:
+        unknown = [k for k in obj if k not in allowed]
         raise ImportRefused(path, f"unknown field {unknown[0]!r} (known: {', '.join(sorted(allowed))}).", line)
-    if "identifier" not in obj:
+    get = obj.get
+    identifier = get("identifier", _ABSENT)
+    if identifier is _ABSENT:
         raise ImportRefused(path, "the entry has no 'identifier'.", line)
-    entry = ImportedEntry(line, _text_field(path, line, "identifier", obj["identifier"], optional=False))
-    entry.label = _text_field(path, line, "label", obj.get("label"))
-    phash = _text_field(path, line, "phash", obj.get("phash"))
+    if type(identifier) is not str:
+        _text_field(path, line, "identifier", identifier, optional=False)
+    entry = ImportedEntry(line, identifier)
+    label = get("label")
+    if label is not None and type(label) is not str:
+        _text_field(path, line, "label", label)
+    entry.label = label
+    phash = get("phash")
     if phash is not None:
-        entry.phash = _phash(path, line, phash)
-    trained = _text_field(path, line, "trained_at", obj.get("trained_at"))
+        entry.phash = _phash(path, line, _text_field(path, line, "phash", phash))
+    trained = get("trained_at")
     if trained is not None:
-        entry.trained_at = _time(path, line, trained)
-    if "hasimagedata" in obj and obj["hasimagedata"] is not None:
-        if not isinstance(obj["hasimagedata"], bool):
-            raise ImportRefused(path, f"'hasimagedata' must be true or false, not {obj['hasimagedata']!r}.", line)
-        entry.has_image_data = obj["hasimagedata"]
-    if obj.get("declaredimagedata") is not None:
-        if not isinstance(obj["declaredimagedata"], bool):
-            raise ImportRefused(path, f"'declaredimagedata' must be true or false, not {obj['declaredimagedata']!r}.",
-                                line)
-        entry.declared_image_data = obj["declaredimagedata"]
-    entry.image_format = _text_field(path, line, "image_format", obj.get("image_format"))
-    entry.width = _int_field(path, line, "width", obj.get("width"))
-    entry.height = _int_field(path, line, "height", obj.get("height"))
-    entry.byte_size = _int_field(path, line, "byte_size", obj.get("byte_size"))
-    _int_field(path, line, "position", obj.get("position"))
-    if "metadata" in obj and obj["metadata"] is not None:
-        entry.metadata = _metadata(path, line, obj["metadata"])
-    if "image" in obj and obj["image"] is not None:
-        image = _text_field(path, line, "image", obj["image"])
+        entry.trained_at = _time(path, line, _text_field(path, line, "trained_at", trained))
+    flag = get("hasimagedata")
+    if flag is not None:
+        if type(flag) is not bool:
+            raise ImportRefused(path, f"'hasimagedata' must be true or false, not {flag!r}.", line)
+        entry.has_image_data = flag
+    declared = get("declaredimagedata")
+    if declared is not None:
+        if type(declared) is not bool:
+            raise ImportRefused(path, f"'declaredimagedata' must be true or false, not {declared!r}.", line)
+        entry.declared_image_data = declared
+    image_format = get("image_format")
+    if image_format is not None and type(image_format) is not str:
+        _text_field(path, line, "image_format", image_format)
+    entry.image_format = image_format
+    for name in _NUMBER_FIELDS:
+        value = get(name)
+        if value is not None:
+            if type(value) is not int or not 0 <= value <= MAX_INT:
+                _int_field(path, line, name, value)
+            if name != "position":
+                setattr(entry, name, value)
+    metadata = get("metadata")
+    if metadata is not None:
+        entry.metadata = _metadata(path, line, metadata)
+    image = get("image")
+    if image is not None:
+        image = _text_field(path, line, "image", image)
         try:
             entry.image = base64.b64decode(image, validate=True)
         except (binascii.Error, ValueError):
             raise ImportRefused(path, "'image' is not valid base64.", line) from None
-    entry.sha256 = _text_field(path, line, "sha256", obj.get("sha256"))
+    sha256 = get("sha256")
+    if sha256 is not None and type(sha256) is not str:
+        _text_field(path, line, "sha256", sha256)
+    entry.sha256 = sha256
     return entry
 
 
+_ABSENT = object()
+# Checked in the order the general reader checked them, so the first bad one is named.
+_NUMBER_FIELDS = ("width", "height", "byte_size", "position")
+
+
 def _metadata(path, line, value) -> tuple[tuple[str, str], ...]:
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         raise ImportRefused(path, f"'metadata' must be an object of key: value texts, not {_json_type(value)}.", line)
-    for k, v in value.items():
-        if not isinstance(v, str):
+    items = tuple(value.items())
+    for k, v in items:
+        if type(v) is not str:
             raise ImportRefused(path, f"metadata {k!r} must have a text value, not {_json_type(v)}.", line)
-    return tuple(value.items())
+    return items
 
 
 def _phash(path, line, text: str, column: int | None = None) -> int:
@@ -248,8 +299,7 @@ def _time(path, line, text: str, column: int | None = None) -> int:
 
 
 def read_ndjson(path, f) -> Iterator[ImportedEntry]:
-    for number, raw in _binary_lines(path, f):
-        text = _decode_line(path, raw, number)
+    for number, text in _text_lines(path, f):
         if number == 1:
             text = text.removeprefix("\ufeff")
         if not text.strip():
@@ -429,9 +479,8 @@ class _JsonStream:
 def _json_lines(path, f) -> Iterator[ImportedEntry]:
     ended = False
     expect_more = True
-    for number, raw in _binary_lines(path, f):
-        number += 1  # the header was line 1
-        text = _decode_line(path, raw, number).rstrip("\r\n")
+    for number, text in _text_lines(path, f, first=2):  # the header was line 1
+        text = text.rstrip("\r\n")
         if ended:
             if text.strip():
                 raise ImportRefused(path, "text after the end of the JSON document.", number)
@@ -460,8 +509,24 @@ def read_csv(path, f, delimiter: str, spreadsheet_safe: bool) -> Iterator[Import
 
     def lines() -> Iterator[str]:
         # A quoted field runs on across lines; the whole record is capped as it is read.
+        # One loop (not _numbered_text_lines): this runs once per line of the file.
         nonlocal record_size
-        for number, text in _numbered_text_lines(path, f):
+        readline, limit = f.readline, MAX_LINE_BYTES + 1
+        number = 0
+        while True:
+            raw = readline(limit)
+            if not raw:
+                return
+            number += 1
+            if len(raw) >= limit:
+                raise ImportRefused(path, f"the line is longer than {MAX_LINE_BYTES:,} bytes (the limit on one line); "
+                                          "no entry of a listing is that long.", number)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = _decode_line(path, raw, number)  # raises, naming the column
+            if number == 1:
+                text = text.removeprefix("\ufeff")
             record_size += len(text)
             if record_size > MAX_RECORD_BYTES:
                 raise ImportRefused(path, f"a CSV record is longer than {MAX_RECORD_BYTES:,} characters, the limit on "
@@ -481,6 +546,8 @@ def read_csv(path, f, delimiter: str, spreadsheet_safe: bool) -> Iterator[Import
         if spreadsheet_safe:
             header = [restore(c) for c in header]
         spec = _csv_columns(path, header)
+        quick = _quick_cells(path, spec)
+        width = len(header)
         while True:
             record_size = 0
             try:
@@ -492,19 +559,20 @@ def read_csv(path, f, delimiter: str, spreadsheet_safe: bool) -> Iterator[Import
             line = reader.line_num
             if not cells:
                 continue
-            if len(cells) != len(header):
+            if len(cells) != width:
                 raise ImportRefused(
                     path, f"the row has {len(cells)} cells; the header has {len(header)}"
                           f"{' (is the delimiter right?)' if len(cells) == 1 else ''}.", line)
             if spreadsheet_safe:
-                for i, cell in enumerate(cells):
-                    if cell and cell[0] in FORMULA_TRIGGERS:
-                        raise ImportRefused(
-                            path, f"the cell in column {i + 1} ({header[i]}) starts with {cell[0]!r}, so this file "
-                                  "was not written in the spreadsheet-safe dialect; import it as raw "
-                                  "(--csv-dialect raw) if it is a raw export.", line, i + 1)
-                cells = [restore(c) for c in cells]
-            yield _entry_from_cells(path, line, spec, cells)
+                if not FORMULA_TRIGGERS.isdisjoint([c[:1] for c in cells]):
+                    for i, cell in enumerate(cells):
+                        if cell and cell[0] in FORMULA_TRIGGERS:
+                            raise ImportRefused(
+                                path, f"the cell in column {i + 1} ({header[i]}) starts with {cell[0]!r}, so this "
+                                      "file was not written in the spreadsheet-safe dialect; import it as raw "
+                                      "(--csv-dialect raw) if it is a raw export.", line, i + 1)
+                cells = [c[1:] if c[:1] == "'" else c for c in cells]  # cells.restore, inline
+            yield quick(line, cells)
     finally:
         csv.field_size_limit(previous)
 
@@ -537,6 +605,53 @@ def _csv_columns(path, header: list[str]) -> list[tuple[str, str | None]]:
     if "metadata" in seen and any(kind == "key" for kind, _ in spec):
         raise ImportRefused(path, "the header has both a 'metadata' column and meta:KEY columns.", 1)
     return spec
+
+
+def _quick_cells(path, spec):
+    """`_entry_from_cells` for one header, with the columns found once: each row's cells
+    are read by position and converted without a test per column name. Any cell it doubts
+    sends the row through `_entry_from_cells`, which refuses it in column order."""
+    at = {name: i for i, (name, key) in enumerate(spec) if name != "key"}
+    keyed = [(i, key) for i, (name, key) in enumerate(spec) if name == "key"]
+    ident, label, phash, trained = (at.get(n) for n in ("identifier", "label", "phash", "trained_at"))
+    flag, image_format, metadata = at.get("hasimagedata"), at.get("image_format"), at.get("metadata")
+    numbers = [(n, at[n]) for n in ("position", "width", "height", "byte_size") if n in at]
+    flags = {"true": True, "false": False, "": None}
+
+    def read(line: int, cells: list[str]) -> ImportedEntry:
+        try:
+            entry = ImportedEntry(line, cells[ident])
+            if label is not None:
+                entry.label = cells[label]
+            if phash is not None and cells[phash]:
+                entry.phash = parse_phash(cells[phash]) & PHASH_MASK
+            if trained is not None and cells[trained]:
+                entry.trained_at = parse_time(cells[trained])
+            if flag is not None:
+                entry.has_image_data = flags[cells[flag]]
+            for name, i in numbers:
+                cell = cells[i]
+                if cell:
+                    # Plain ASCII digits of a 64-bit size are the rule; whole_number
+                    # judges (and words) everything else.
+                    if cell.isascii() and cell.isdigit() and len(cell) < 19:
+                        value = int(cell)
+                    else:
+                        value = whole_number(name, cell, minimum=0)
+                    if name != "position":
+                        setattr(entry, name, value)
+            if image_format is not None:
+                entry.image_format = cells[image_format] or None
+            if metadata is not None:
+                cell = cells[metadata]
+                entry.metadata = _metadata(path, line, _decoder.decode(cell)) if cell else ()
+            if keyed:
+                entry.metadata = tuple([(key, cells[i]) for i, key in keyed if cells[i]])
+            return entry
+        except (HashlensError, ValueError, KeyError, RecursionError):
+            return _entry_from_cells(path, line, spec, cells)
+
+    return read
 
 
 def _entry_from_cells(path, line, spec, cells) -> ImportedEntry:

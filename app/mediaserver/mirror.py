@@ -18,7 +18,7 @@ from app.mediaserver.pull import DEFAULT_PAGE_SIZE, PullProgress, PullSummary, p
 from app.mediaserver.staging import Staging
 from app.mediaserver import diff_report
 from app.diff import DiffCounts, DiffEntry, compare
-from app.store import mirrors
+from app.store import changes, mirrors
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,26 @@ def pull_mirror(store, client: MediaServerClient, remote_database: str, *, into:
     into = into or remote_database
     source = MirrorSource(client.url, remote_database)
     mirrors.check_mirror_target(store, into, source)
+    refuse_pull_with_changes(store, into)
+    changes.ensure_table(store)  # a mirror can stage changes (DDL before any write transaction)
     with Staging(staging_folder) as staging:
         summary = pull(client, remote_database, staging, page_size=page_size, progress=progress,
                        cancelled=cancelled)
         faults.checkpoint("pull.store")
         snapshot = mirrors.commit_snapshot(store, into, source, staging.entries(), taken_at=summary.finished_ms)
     return PullReport(into, snapshot, summary)
+
+
+def refuse_pull_with_changes(store, name: str) -> None:
+    """A pull replaces the local copy with the server's; staged changes not yet on the
+    server would be lost, so the pull is refused until they are pushed or discarded."""
+    waiting = changes.outstanding(store, name)
+    if waiting:
+        raise HashlensError(
+            Failure.PARAM_INVALID,
+            f"'{name}' has {len(waiting)} staged change(s) not yet on the server; a pull would lose them. Push them "
+            f"('hashlens push {name}') or discard them ('hashlens discard {name}') first; nothing was pulled.",
+            parameter="into")
 
 
 def iso_time(ms: int) -> str:

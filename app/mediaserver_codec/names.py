@@ -34,6 +34,10 @@ GET_VERSION = "GetVersion"
 # Journal-only names (ours): changes made by Hashlens's own tools that no ACI action names.
 IMPORT_IMAGE_HASHES = "ImportImageHashes"
 APPEND_IMAGE_HASHES = "AppendImageHashes"
+# A mirror's staged change sent to its Media Server (params: the outcome, sent,
+# confirmed, failed or pending again, and the request), and staged changes taken back.
+PUSH_IMAGE_HASH_CHANGE = "PushImageHashChange"
+DISCARD_IMAGE_HASH_CHANGES = "DiscardImageHashChanges"
 # A pull's commit: a mirror's new snapshot and its entries replaced, one journal record.
 PULL_IMAGE_HASHES = "PullImageHashes"
 ATTACH_IMAGES = "AttachImages"  # pHashes (and images) computed from files for known entries

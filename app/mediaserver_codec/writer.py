@@ -19,11 +19,16 @@ XMLNS = "http://schemas.autonomy.com/aci/"
 PRODUCT = "HASHLENS"
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
 _NEEDS_ESCAPE = re.compile("[&<>\r]")
+# Either a character to escape or one XML 1.0 cannot carry: text without one (nearly all
+# text) is written as it is after a single search.
+_SPECIAL = re.compile("[&<>\r]|[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def xml_text(text: str, what: str = "text") -> str:
     """Escape text for XML element content. CR is written as a character reference so
     it survives parsing (parsers fold a bare CR into LF)."""
+    if _SPECIAL.search(text) is None:
+        return text
     bad = first_bad_xml_char(text)
     if bad is not None:
         raise HashlensError(
@@ -126,6 +131,23 @@ def entry_xml(row: EntryRow, imagestatus: bool, metadata: bool) -> str:
     return "".join(parts)
 
 
+_ENTRY_OPEN = "    <entry>\n      <identifier>"
+_ENTRY_CLOSE = ("</identifier>\n      <numimages>1</numimages>\n      <numtrained>1</numtrained>\n"
+                "      <numfailed>0</numfailed>\n      <numuntrained>0</numuntrained>\n    </entry>\n")
+
+
+def identifier_listing(identifiers: list[str], action: str = LIST_IMAGE_HASHES) -> str:
+    """A whole ListImageHashes response without imagestatus or metadata, from the
+    identifiers alone: exactly what `listing` writes for the same entries."""
+    if not identifiers:
+        return _open(action) + "  <responsedata/>\n</autnresponse>\n"
+    if _SPECIAL.search("".join(identifiers)) is not None:
+        identifiers = [xml_text(i, "identifier") for i in identifiers]
+    return "".join([_open(action), "  <responsedata>\n",
+                    *[f"{_ENTRY_OPEN}{i}{_ENTRY_CLOSE}" for i in identifiers],
+                    "  </responsedata>\n</autnresponse>\n"])
+
+
 def listing(batches: Iterable[list[EntryRow]], *, imagestatus: bool, metadata: bool,
             action: str = LIST_IMAGE_HASHES) -> Iterator[str]:
     """A ListImageHashes response, yielded a batch of entries at a time. An empty listing
@@ -137,7 +159,13 @@ def listing(batches: Iterable[list[EntryRow]], *, imagestatus: bool, metadata: b
     for batch in batches:
         if not batch:
             continue
-        chunk = batch if isinstance(batch, str) else "".join(entry_xml(row, imagestatus, metadata) for row in batch)
+        if isinstance(batch, str):
+            chunk = batch
+        elif not imagestatus and not metadata and _SPECIAL.search("".join([r.identifier for r in batch])) is None:
+            # The plain listing's hot path: one search for the whole batch's identifiers.
+            chunk = "".join([f"{_ENTRY_OPEN}{r.identifier}{_ENTRY_CLOSE}" for r in batch])
+        else:
+            chunk = "".join([entry_xml(row, imagestatus, metadata) for row in batch])
         if first:
             yield head + "  <responsedata>\n" + chunk
             first = False

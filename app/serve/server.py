@@ -10,7 +10,7 @@ or external process to install (docs/serve.md)."""
 from __future__ import annotations
 
 import logging
-import logging.handlers
+import os
 import shutil
 import threading
 import time
@@ -22,12 +22,16 @@ import waitress.task
 
 from app.sources import open_source
 from app.serve.queue import ActionQueue
+from app.serve.request_log import RequestLog
 from app.serve.settings import ServeSettings
 from app.serve.transport import AciApp, StorePool, Watchdog
+from app.serve.workers import Forwarder, Handover, Helpers, bind_shared, can_share_port, helper_config
 
 log = logging.getLogger("hashlens.serve")
 LOG_BYTES = 5_000_000
 LOG_BACKUPS = 5
+HELPER_START_SECONDS = 60  # how long a start waits for its helper processes to serve
+BACKLOG = 1024  # connections the kernel holds for accept (waitress's default)
 
 
 def default_log_path() -> Path:
@@ -40,26 +44,37 @@ def open_store(url: str, read_only: bool):
 
 
 class _Dispatcher(waitress.task.ThreadedTaskDispatcher):
-    """waitress's worker pool, closing each worker's store connection when the worker ends."""
+    """waitress's worker pool, closing each worker's store connection (and a helper's
+    line to its primary) when the worker ends."""
 
-    def __init__(self, stores: StorePool):
+    def __init__(self, stores: StorePool, forward: Forwarder | None = None):
         super().__init__()
-        self._stores = stores
+        self._stores, self._forward = stores, forward
 
     def handler_thread(self, thread_no):
         try:
             super().handler_thread(thread_no)
         finally:
             self._stores.close_current()
+            if self._forward is not None:
+                self._forward.close_current()
 
 
 class Server:
     """`hashlens serve` in-process: `start()` binds and serves on background threads
     (so a window or a test keeps its own thread), `stop()` ends it cleanly."""
 
-    def __init__(self, settings: ServeSettings, *, gate: threading.Event | None = None):
+    def __init__(self, settings: ServeSettings, *, gate: threading.Event | None = None,
+                 forward: Forwarder | None = None, log_stream=None):
+        """`forward` and `log_stream` make this a helper process of a primary
+        (app.serve.workers): requests for the queue go to the primary, log lines to the stream."""
         self.settings = settings
         self._gate = gate
+        self._forward = forward
+        self._log_stream = log_stream
+        self._helpers: Helpers | None = None
+        self._handover: Handover | None = None
+        self.queue: ActionQueue | None = None
         self._server = None
         self._thread: threading.Thread | None = None
         self._log_handler: logging.Handler | None = None
@@ -81,15 +96,19 @@ class Server:
         open_store(s.store_url, s.read_only).close()
         self._start_log()
         stores = StorePool(lambda: open_store(s.store_url, s.read_only))
-        self.queue = ActionQueue(lambda: open_store(s.store_url, s.read_only), lambda st: st.close(),
-                                 workers=s.queue_workers, gate=self._gate)
+        if self._forward is None:
+            self.queue = ActionQueue(lambda: open_store(s.store_url, s.read_only), lambda st: st.close(),
+                                     workers=s.queue_workers, gate=self._gate)
         self.watchdog = Watchdog()
-        self.app = AciApp(s, stores, self.queue, self.watchdog)
-        self._dispatcher = _Dispatcher(stores)
+        self.app = AciApp(s, stores, self.queue, self.watchdog, self.request_log.write, forward=self._forward)
+        self._dispatcher = _Dispatcher(stores, self._forward)
         self._dispatcher.set_thread_count(s.threads)
+        shared = self._forward is not None or (s.workers > 1 and can_share_port())
         try:
+            # Several processes on one port: each binds it with SO_REUSEPORT (app.serve.workers).
+            where = {"sockets": [bind_shared(s.host, s.port, BACKLOG, first=self._forward is None)]} if shared else {"host": s.host, "port": s.port}
             self._server = waitress.server.create_server(
-                self.app, _dispatcher=self._dispatcher, host=s.host, port=s.port, threads=s.threads,
+                self.app, _dispatcher=self._dispatcher, **where, threads=s.threads, backlog=BACKLOG,
                 connection_limit=s.connection_limit, channel_timeout=s.idle_timeout,
                 # The request line and headers: a GET may carry base64 imagedata, up to
                 # four times MaxInputString in all; beyond that waitress answers 431.
@@ -100,23 +119,44 @@ class Server:
                 ident="Hashlens", expose_tracebacks=False, clear_untrusted_proxy_headers=True,
             )
         except BaseException:
-            self.queue.shutdown(1)
+            if self.queue is not None:
+                self.queue.shutdown(1)
             self._dispatcher.shutdown(timeout=1)
             self._release()
             raise
         self.app.server_port = self.port
-        self.queue.token_prefix = f"{self._server.effective_host}:{self.port}"
+        if shared:
+            self.app.log_tag = f" pid={os.getpid()}"
+        if self.queue is not None:
+            self.queue.token_prefix = f"{self._server.effective_host}:{self.port}"
         self._thread = threading.Thread(target=self._server.run, name="hashlens-serve", daemon=True)
         self._thread.start()
-        log.info("serving %s on %s (read-only: %s)", _safe_url(s.store_url), self.url, s.read_only)
+        if shared and self._forward is None:
+            self._handover = Handover(self.app, stores.close_current)
+            self._helpers = Helpers(s.workers - 1, helper_config(s, self._handover.address, self._handover.key,
+                                                                 self.port), self.request_log.write_stamped)
+            serving = self._helpers.wait_ready(HELPER_START_SECONDS)
+            if serving < s.workers - 1:
+                log.warning("%d of %d helper processes started", serving, s.workers - 1)
+        if self._forward is None:
+            log.info("serving %s on %s (read-only: %s, processes: %d)", _safe_url(s.store_url), self.url,
+                     s.read_only, s.workers if shared else 1)
         return self
 
+    @property
+    def processes(self) -> int:
+        """How many processes serve (this one and its helpers)."""
+        return 1 + (len(self._helpers.pids) if self._helpers else 0)
+
     def _start_log(self) -> None:
-        path = Path(self.settings.log_path) if self.settings.log_path else default_log_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS,
-                                                       encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        if self._log_stream is not None:
+            self.request_log = RequestLog(None, stream=self._log_stream)
+            path = None
+        else:
+            path = Path(self.settings.log_path) if self.settings.log_path else default_log_path()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.request_log = RequestLog(path, LOG_BYTES, LOG_BACKUPS)
+        handler = self.request_log.handler()
         for name in ("hashlens.serve", "waitress"):
             logger = logging.getLogger(name)
             logger.addHandler(handler)
@@ -137,7 +177,12 @@ class Server:
             return
         server, deadline = self._server, time.monotonic() + timeout
         server.trigger.pull_trigger(lambda: waitress.server.wasyncore.dispatcher.close(server))
-        self.queue.shutdown(max(0.5, deadline - time.monotonic()))
+        if self._helpers is not None:
+            # Helpers first: what they hand over is still answered while they finish.
+            self._helpers.stop(max(0.5, deadline - time.monotonic()))
+            self._handover.close()
+        if self.queue is not None:
+            self.queue.shutdown(max(0.5, deadline - time.monotonic()))
         self._dispatcher.shutdown(cancel_pending=True, timeout=max(0.5, deadline - time.monotonic()))
         # Let the event loop send what finished requests wrote before closing the sockets.
         while time.monotonic() < deadline and any(
@@ -159,6 +204,11 @@ class Server:
                 logging.getLogger(name).removeHandler(self._log_handler)
             self._log_handler.close()
             self._log_handler = None
+            self.request_log.close()
+
+    def flush_log(self) -> None:
+        """Write every request logged so far to the log file (it is written in batches)."""
+        self.request_log.flush()
 
 
 def _safe_url(url: str) -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import secrets
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,9 +35,12 @@ class ServeSettings:
     deadline: float = 30.0  # seconds one request may spend in the store
     threads: int = 8  # HTTP worker threads, each with its own store connection
     queue_workers: int = 1  # threads running queued actions
+    workers: int = 1  # processes serving the port (app.serve.workers); the command line defaults to the cores
     connection_limit: int = 200
     idle_timeout: int = 30  # seconds before an idle or stalled client connection is closed
     log_path: str | None = None
+    # When set, every request must carry it in the X-Hashlens-Token header (reliability H4, ours).
+    token: str | None = field(default=None, repr=False)
     admin_networks: tuple = field(init=False, repr=False, compare=False)
     allowed_dirs: tuple[Path, ...] = field(init=False, repr=False, compare=False)
 
@@ -55,7 +61,7 @@ class ServeSettings:
             dirs.append(path.resolve())
         object.__setattr__(self, "allowed_dirs", tuple(dirs))
         for name in ("max_input_string", "max_upload_bytes", "threads", "queue_workers", "connection_limit",
-                     "idle_timeout"):
+                     "idle_timeout", "workers"):
             if getattr(self, name) < 1:
                 raise param_invalid(name.replace("_", "-"), "must be 1 or more.")
         if not 0 <= self.port <= 65535:
@@ -71,3 +77,39 @@ class ServeSettings:
         if ip.version == 6 and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
         return any(ip in network for network in self.admin_networks)
+
+
+TOKEN_HEADER = "X-Hashlens-Token"
+
+
+def load_or_create_token(path: str | Path) -> str:
+    """The access token kept in `path` (reliability H4); a new one, from
+    `secrets.token_urlsafe(32)`, when the file does not exist yet. The file is created
+    whole (written under a temporary name, then linked into place, so a reader never sees
+    half a token and a concurrent start never overwrites one) and readable by its owner
+    only (mode 0600); an existing file that others may read is refused."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".hashlens-token-")  # mode 0600
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(secrets.token_urlsafe(32) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(temp, path)
+            except FileExistsError:
+                pass  # another server made it meanwhile: use that one
+        finally:
+            os.unlink(temp)
+    if not path.is_file():
+        raise param_invalid("token-file", f"'{path}' is not a file.")
+    if os.name == "posix" and path.stat().st_mode & 0o077:
+        raise param_invalid("token-file", f"'{path}' may be read by other users; make it private first "
+                                          f"(chmod 600 {path}).")
+    token = path.read_text(encoding="utf-8", errors="replace").strip()
+    if len(token) < 16 or any(c.isspace() for c in token):
+        raise param_invalid("token-file", f"'{path}' does not hold a token (one line of at least 16 characters "
+                                          "without spaces); remove it to have a new one made.")
+    return token

@@ -9,12 +9,15 @@ request that is not valid HTTP for this server gets a 4xx."""
 from __future__ import annotations
 
 import contextlib
+import hmac
+import io
 import ipaddress
 import logging
 import os
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from email import policy
 from email.parser import BytesParser
@@ -28,9 +31,8 @@ from app.mediaserver_codec.request import Params, parse_query_string, requested_
 from app.domain import Failure, HashlensError, param_invalid, param_missing
 from app.serve.json_form import xml_to_json
 from app.serve.queue import ActionQueue, QueuedAction, Status
-from app.serve.settings import ServeSettings
+from app.serve.settings import TOKEN_HEADER, ServeSettings
 
-request_log = logging.getLogger("hashlens.serve.requests")
 log = logging.getLogger("hashlens.serve")
 
 UPLOADS = ("imagedata", "dbdata")  # values bounded by the upload limit, not MaxInputString
@@ -42,6 +44,13 @@ PATH_PARAMETERS = ("imagepath", "dbpath")
 XML = "application/xml; charset=UTF-8"
 JSON = "application/json; charset=UTF-8"
 _TIME_FORMAT = "%Y-%b-%d %H:%M:%S"  # QueueInfo's time stamps (after MS)
+# Parameter names that would carry the access token in a URL (refused, with the token itself).
+_TOKEN_PARAMETERS = (b"x-hashlens-token=", b"hashlens-token=", b"hashlens_token=", b"hashlenstoken=")
+_AUTHENTICATE = [("WWW-Authenticate", f'{TOKEN_HEADER} realm="hashlens serve"')]
+# A streamed answer whose whole text is at most this long is sent in one piece with a
+# Content-Length (a page of a listing: one write, no chunked framing); a longer one is
+# sent as it is made, in chunks, so memory stays flat.
+WHOLE_ANSWER_BYTES = 1 << 20
 
 
 class HttpRefusal(Exception):
@@ -156,8 +165,15 @@ class _StoreScope:
 class AciApp:
     """The WSGI callable. `server_port` is filled in once the socket is bound."""
 
-    def __init__(self, settings: ServeSettings, stores: StorePool, queue: ActionQueue, watchdog: Watchdog):
+    def __init__(self, settings: ServeSettings, stores: StorePool, queue: ActionQueue, watchdog: Watchdog,
+                 log_line: Callable[[str], None] = lambda line: log.info("%s", line), *,
+                 forward: Callable[[dict, bytes], tuple[str, list, bytes]] | None = None):
+        """`forward`, in a helper process, hands a request for the queue to the primary."""
         self.settings = settings
+        self.log_line = log_line
+        self.forward = forward
+        self._good_hosts: set[str] = set()  # Host headers already found acceptable
+        self.log_tag = ""  # " pid=N" when several processes serve, so a line says which one
         self.stores = stores
         self.queue = queue
         self.watchdog = watchdog
@@ -175,7 +191,17 @@ class AciApp:
         json_form = _declares_json(environ.get("REQUEST_URI", ""))
         try:
             self._check_host(environ.get("HTTP_HOST"))
+            if self.settings.token is not None:
+                self._check_token(environ)
+            if self.forward is not None:
+                body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                environ["wsgi.input"] = io.BytesIO(body)
             action, values = self._read(environ)
+            if self.forward is not None and (action or "").lower() in _PRIMARY_ONLY:
+                # The queue lives in the primary process: it answers (and logs) this one.
+                status, headers, data = self.forward(environ, body)
+                start_response(status, headers)
+                return [data]
             json_form = self._response_format(values)
             result = self._dispatch(environ, client, action, values)
         except HttpRefusal as refusal:
@@ -214,8 +240,45 @@ class AciApp:
             start_response("200 OK", [("Content-Type", JSON if json_form else XML), ("Content-Length", str(len(body)))])
             self._log(client, ans.action, outcome, started)
             return [body]
+        # Gather the answer up to WHOLE_ANSWER_BYTES: a page is sent whole, with a length.
+        head: list[bytes] = []
+        size = 0
+        chunks = iter(ans.chunks)
+        try:
+            for chunk in chunks:
+                head.append(chunk.encode("utf-8"))
+                size += len(head[-1])
+                if size > WHOLE_ANSWER_BYTES:
+                    break
+            else:
+                result.scope.close()
+                if result.scope.timed_out:
+                    exc = result.scope.timeout_error()
+                    return self._whole(response.error(ans.action, exc).encode("utf-8"), XML, start_response,
+                                       client, ans.action, f"ERROR {exc.failure.code}", started)
+                return self._whole(b"".join(head), XML, start_response, client, ans.action, outcome, started)
+        except HashlensError as exc:
+            # Nothing is sent yet, so a failure in a later batch is still a proper ERROR.
+            with contextlib.suppress(Exception):
+                getattr(ans.chunks, "close", lambda: None)()
+            result.scope.close()
+            exc = result.scope.timeout_error() if result.scope.timed_out else exc
+            return self._whole(response.error(ans.action, exc).encode("utf-8"), XML, start_response, client,
+                               ans.action, f"ERROR {exc.failure.code}", started)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                getattr(ans.chunks, "close", lambda: None)()
+            result.scope.close()
+            raise
         start_response("200 OK", [("Content-Type", XML)])
-        return _Stream(ans, result.scope, lambda how: self._log(client, ans.action, how, started))
+        return _Stream(AciResponse(ans.action, True, _resume(head, chunks, ans.chunks)), result.scope,
+                       lambda how: self._log(client, ans.action, how, started))
+
+    def _whole(self, body: bytes, ctype: str, start_response, client: str, action: str, outcome: str,
+               started: float):
+        start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+        self._log(client, action, outcome, started)
+        return [body]
 
     # -- reading -------------------------------------------------------------------------
 
@@ -223,19 +286,42 @@ class AciApp:
         """DNS rebinding (reliability H2): a browser tricked into calling this server sends
         the attacker's name in Host. Accept IP literals (no DNS involved), localhost and
         the names given with --allow-host, on this server's port only (ours)."""
-        if host is None:
+        if host is None or host in self._good_hosts:
             return  # HTTP/1.0 clients may omit it; browsers never do
         name, port = _split_host(host)
         if port is not None and port != self.server_port:
             self._refuse_host(host)
         if port is None and self.server_port != 80:
             self._refuse_host(host)
-        if name.lower() in {"localhost", *(h.lower() for h in self.settings.allow_hosts)}:
-            return
-        try:
-            ipaddress.ip_address(name)
-        except ValueError:
-            self._refuse_host(host)
+        if name.lower() not in {"localhost", *(h.lower() for h in self.settings.allow_hosts)}:
+            try:
+                ipaddress.ip_address(name)
+            except ValueError:
+                self._refuse_host(host)
+        if len(self._good_hosts) < 64:  # the few names clients use, remembered (the port is fixed)
+            self._good_hosts.add(host)
+
+    def _check_token(self, environ) -> None:
+        """--token-file (reliability H4): every request carries the token in the
+        X-Hashlens-Token header; one in the URL is refused even when the header is right,
+        because URLs end up in proxies' logs and browser histories (ours)."""
+        token = self.settings.token.encode("utf-8")
+        uri = environ.get("REQUEST_URI", "")
+        uri_text = urllib.parse.unquote_to_bytes(uri)
+        if token in uri_text or any(name in uri_text.lower() for name in _TOKEN_PARAMETERS):
+            raise HttpRefusal("401 Unauthorized", HashlensError(
+                Failure.NOT_AUTHORIZED, f"The access token was sent in the URL; send it only in the {TOKEN_HEADER} "
+                                        "header, and make a new token (the one in the URL may have been recorded)."),
+                _AUTHENTICATE)
+        given = environ.get("HTTP_X_HASHLENS_TOKEN")
+        if given is None:
+            raise HttpRefusal("401 Unauthorized", HashlensError(
+                Failure.NOT_AUTHORIZED, f"This server needs its access token in the {TOKEN_HEADER} header."),
+                _AUTHENTICATE)
+        if not hmac.compare_digest(given.encode("latin-1", "replace"), token):
+            raise HttpRefusal("401 Unauthorized", HashlensError(
+                Failure.NOT_AUTHORIZED, f"The {TOKEN_HEADER} header does not hold this server's access token."),
+                _AUTHENTICATE)
 
     @staticmethod
     def _refuse_host(host: str):
@@ -437,9 +523,10 @@ class AciApp:
     # -- the log --------------------------------------------------------------------------
 
     def _log(self, client: str, action: str, outcome: str, started: float) -> None:
-        # No parameter values: they may be private (identifiers, paths, images) (ours).
-        request_log.info("client=%s action=%s outcome=%s ms=%.1f", client, action.upper(), outcome,
-                         (time.perf_counter() - started) * 1000)
+        # No parameter values: they may be private (identifiers, paths, images) (ours);
+        # no headers either (an X-Hashlens-Token must never reach the log).
+        self.log_line(f"client={client} action={action.upper()} outcome={outcome} "
+                      f"ms={(time.perf_counter() - started) * 1000:.1f}{self.log_tag}")
 
 
 class _Answer:
@@ -461,7 +548,7 @@ class _Stream:
     def __iter__(self) -> Iterator[bytes]:
         try:
             for chunk in self._answer.chunks:
-                yield chunk.encode("utf-8")
+                yield chunk if isinstance(chunk, bytes) else chunk.encode("utf-8")
         except HashlensError as exc:
             self._outcome = f"CUT {exc.failure.code}"
             raise
@@ -476,6 +563,17 @@ class _Stream:
         if self._scope.timed_out and self._outcome.startswith("CUT"):
             self._outcome = f"CUT {Failure.TIMEOUT.code}"
         self._on_close(self._outcome)
+
+
+def _resume(head: list[bytes], rest: Iterator[str], source) -> Iterator[bytes | str]:
+    """The chunks already read (as bytes), then the rest; closing it closes the source."""
+    try:
+        yield from head
+        yield from rest
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
 
 
 def _removing_afterwards(job, path: Path):
@@ -589,6 +687,9 @@ def _get_version(app: AciApp, environ, client: str, p: Params) -> str:
     return response.success(names.GET_VERSION, ["<productname>Hashlens</productname>",
                                            response.element("version", __version__)])
 
+
+# What a helper process hands over to the primary (app.serve.workers): the queue's actions.
+_PRIMARY_ONLY = {a.lower() for a in (*QUEUED, names.QUEUE_INFO, names.GET_STATUS)}
 
 _SERVER_ACTIONS = {
     names.QUEUE_INFO.lower(): (names.QUEUE_INFO, _queue_info),

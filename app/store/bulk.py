@@ -109,7 +109,8 @@ def append_entries(
                         with step:
                             _append_batch(store, db_id, chunk)
                     except _UniqueViolation as violation:
-                        raise _duplicate_error(store, db_id, chunk, violation, done if not atomic else 0) from None
+                        raise _duplicate_error(store, db_id, [e.identifier for e in chunk], violation,
+                                               done if not atomic else 0) from None
                     if first is None:
                         first = chunk[0].identifier
                     last = chunk[-1].identifier
@@ -124,33 +125,84 @@ def append_entries(
     return done
 
 
+def lock_database(store: Store, database: str) -> int:
+    """The database's key, its row locked until the caller's write transaction ends (on
+    servers; SQLite's IMMEDIATE transaction holds the whole file): no other writer adds
+    to it meanwhile, so identifiers found free stay free until commit."""
+    return store.entries.database_id(database, lock=True)
+
+
+def held_identifiers(store: Store, db_id: int, identifiers: list[str]) -> set[str]:
+    """Which of `identifiers` the database holds (this transaction's own rows included):
+    one IN query per chunk, where `entry_exists` costs a statement per identifier."""
+    held: set[str] = set()
+    for start in range(0, len(identifiers), IN_CHUNK):
+        part = identifiers[start:start + IN_CHUNK]
+        marks = ",".join("?" * len(part))
+        held.update(r[0] for r in store.sql.all(
+            f"SELECT identifier FROM hl_entry WHERE database_id = ? AND identifier IN ({marks})", [db_id, *part]))
+    return held
+
+
+def append_batch(store: Store, db_id: int, chunk: list[NewEntry]) -> None:
+    """Append one batch inside the caller's write transaction (which journals it), with
+    `append_entries`'s invariants and its duplicate error; nothing is committed here."""
+    if chunk:
+        _check_metadata_keys(chunk)
+        stamp = now_ms()
+        append_rows(store, db_id, [entry_row(db_id, e, stamp) for e in chunk], [e.identifier for e in chunk],
+                    [e.metadata for e in chunk], [(i, e.image_data) for i, e in enumerate(chunk) if e.image_data is not None])
+
+
+def entry_row(db_id: int, e: NewEntry, stamp: int) -> tuple:
+    """An entry as the row `append_rows` takes (the columns of _ENTRY_COLUMNS)."""
+    return (
+        db_id, e.identifier, e.label, to_signed64(e.phash), e.image_data is not None, e.image_format,
+        e.width, e.height, len(e.image_data) if e.image_data is not None else None, e.sha256,
+        len(e.metadata), e.trained_at or stamp, e.declared_image_data,
+    )
+
+
+def append_rows(store: Store, db_id: int, rows: list[tuple], identifiers: list[str], metadata: list,
+                images: list[tuple[int, bytes]] = ()) -> None:
+    """`append_batch` for callers that build the rows themselves (an import builds them
+    straight from the file, without a NewEntry each): `rows` as `entry_row` makes them,
+    their identifiers, each row's metadata pairs, and (index in rows, bytes) per image.
+    The caller has validated every value as `prepare_entry` would, metadata keys unique."""
+    if not rows:
+        return
+    step = store.writing() if store.db.savepoint_per_batch else contextlib.nullcontext()
+    try:
+        with step:
+            _append_rows(store, db_id, rows, identifiers, metadata, images)
+    except _UniqueViolation as violation:
+        raise _duplicate_error(store, db_id, identifiers, violation, 0) from None
+
+
 def _append_batch(store: Store, db_id: int, chunk: list[NewEntry]) -> None:
     """One batch, inside the caller's write transaction."""
+    stamp = now_ms()
+    _append_rows(store, db_id, [entry_row(db_id, e, stamp) for e in chunk], [e.identifier for e in chunk],
+                 [e.metadata for e in chunk], [(i, e.image_data) for i, e in enumerate(chunk) if e.image_data is not None])
+
+
+def _append_rows(store: Store, db_id: int, rows: list[tuple], identifiers: list[str], metadata: list,
+                 images) -> None:
     # Bump the count first: on PostgreSQL and MySQL the UPDATE locks the database's row,
     # so no other writer appends to this database until we commit and positions stay
     # exact (the same order of locking as Store.add_entry).
-    n = len(chunk)
+    n = len(rows)
     store.sql.exec("UPDATE hl_database SET entry_count = entry_count + ? WHERE id = ?", (n, db_id))
     base = store.sql.one("SELECT entry_count FROM hl_database WHERE id = ?", (db_id,))[0] - n
-    stamp = now_ms()
-    rows = [
-        (
-            db_id, e.identifier, e.label, to_signed64(e.phash), e.image_data is not None, e.image_format,
-            e.width, e.height, len(e.image_data) if e.image_data is not None else None, e.sha256,
-            len(e.metadata), e.trained_at or stamp, e.declared_image_data,
-        )
-        for e in chunk
-    ]
     cursor = store.db.cursor()
 
     def write(table: str, columns: str, batch: list[tuple]) -> None:
         _write(store, cursor, table, columns, batch)
 
-    keys = store.db.append_entry_rows(store.sql, write, db_id, _ENTRY_COLUMNS, rows, [e.identifier for e in chunk])
-    images = [(k, e.image_data) for k, e in zip(keys, chunk) if e.image_data is not None]
+    keys = store.db.append_entry_rows(store.sql, write, db_id, _ENTRY_COLUMNS, rows, identifiers)
     if images:
-        _write(store, cursor, "hl_image", "entry_id, data", images)
-    items = [(k, mk, mv) for k, e in zip(keys, chunk) for mk, mv in e.metadata]
+        _write(store, cursor, "hl_image", "entry_id, data", [(keys[i], data) for i, data in images])
+    items = [(k, mk, mv) for k, pairs in zip(keys, metadata) for mk, mv in pairs]
     if items:
         # Rows go in list order, so metadata ids keep each entry's items in their order.
         _write(store, cursor, "hl_metadata", "entry_id, meta_key, meta_value", items)
@@ -196,7 +248,7 @@ class _UniqueViolation(Exception):
         self.below: int | None = None  # only keys below this were there before the batch
 
 
-def _duplicate_error(store: Store, db_id: int, chunk: list[NewEntry], violation: _UniqueViolation,
+def _duplicate_error(store: Store, db_id: int, identifiers: list[str], violation: _UniqueViolation,
                      committed: int) -> HashlensError:
     """Name the first identifier of the batch that the batch repeats or the database holds
     (this transaction's earlier batches included). On a server this is asked after the
@@ -204,22 +256,22 @@ def _duplicate_error(store: Store, db_id: int, chunk: list[NewEntry], violation:
     failed statement is in it. On SQLite the batch's first rows may still be there."""
     seen = set()
     duplicate = None
-    for e in chunk:
-        if e.identifier in seen:
-            duplicate = e.identifier
+    for identifier in identifiers:
+        if identifier in seen:
+            duplicate = identifier
             break
-        seen.add(e.identifier)
+        seen.add(identifier)
     if duplicate is None:
         held = set()
         below = "" if violation.below is None else f" AND id < {int(violation.below)}"
-        for start in range(0, len(chunk), IN_CHUNK):
-            part = [e.identifier for e in chunk[start:start + IN_CHUNK]]
+        for start in range(0, len(identifiers), IN_CHUNK):
+            part = identifiers[start:start + IN_CHUNK]
             marks = ",".join("?" * len(part))
             held.update(r[0] for r in store.sql.all(
                 f"SELECT identifier FROM hl_entry WHERE database_id = ? AND identifier IN ({marks}){below}",
                 [db_id, *part],
             ))
-        duplicate = next((e.identifier for e in chunk if e.identifier in held), None)
+        duplicate = next((i for i in identifiers if i in held), None)
     if duplicate is None:
         return violation.error
     error = identifier_exists(duplicate)
@@ -231,8 +283,3 @@ def _duplicate_error(store: Store, db_id: int, chunk: list[NewEntry], violation:
             parameter=error.parameter,
         )
     return error
-
-
-# The pull's commit (`app.store.mirrors.commit_snapshot`) fills a mirror batch by batch
-# inside its own transaction, beside its snapshot rows, and journals the pull once.
-append_batch = _append_batch

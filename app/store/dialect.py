@@ -92,6 +92,13 @@ class HashlensDialect:
         """Hamming distance of `column` to a bound signed pHash, at most a bound distance."""
         return f"hl_hamming({column}, ?) <= ?"
 
+    def hamming(self, column: str, value: int) -> str:
+        """Bits of `column` that differ from a pHash given as a signed 64-bit integer. The
+        value is written into the SQL (an int, so nothing can be injected): it sits in
+        ORDER BY and in the keyset's row value, where a bound parameter would have to
+        be threaded through every statement."""
+        return f"hl_hamming({column}, {int(value)})"
+
     def truth(self, column: str, value: bool) -> str:
         """A boolean test as a literal, so the planner can use the partial index on entries
         without image data (a bool is never user text)."""
@@ -259,6 +266,10 @@ class HashlensPostgres(_ReconnectingServer, peewee.PostgresqlDatabase):
     def hamming_within(self, column: str) -> str:
         return f"bit_count(({column} # ?)::bit(64)) <= ?"
 
+    def hamming(self, column: str, value: int) -> str:
+        # Parenthesised and cast: "# -5" would lex as jsonb's "#-" operator.
+        return f"bit_count(({column} # CAST(({int(value)}) AS BIGINT))::bit(64))"
+
     def truth(self, column: str, value: bool) -> str:
         return column if value else f"NOT {column}"
 
@@ -325,6 +336,9 @@ class HashlensMySQL(_ReconnectingServer, peewee.MySQLDatabase):
     def hamming_within(self, column: str) -> str:
         return f"BIT_COUNT({column} ^ ?) <= ?"
 
+    def hamming(self, column: str, value: int) -> str:
+        return f"BIT_COUNT({column} ^ CAST(({int(value)}) AS SIGNED))"
+
     def byte_length(self, column: str) -> str:
         return f"LENGTH({column})"
 
@@ -358,6 +372,40 @@ class HashlensMySQL(_ReconnectingServer, peewee.MySQLDatabase):
         version = self.execute_sql("SELECT VERSION()").fetchone()[0]
         binary = "utf8mb4_nopad_bin" if "mariadb" in version.lower() else "utf8mb4_0900_bin"
         self._field_types["HLNAME"] = _MYSQL_NAME.format(bin=binary)
+        self._check_character_set()
+
+    def _check_character_set(self) -> None:
+        """Refuse, at open, a database or store tables whose character set is not utf8mb4.
+
+        Names carry utf8mb4 on their own columns, but the journal, the image format and the
+        user name take the database's default: in a latin1 database the first label
+        outside latin1 failed mid-change with the server's "Incorrect string value"
+        (issue 14). Saying so at open, with the statement that fixes it, loses nothing."""
+        name, charset = self.execute_sql(
+            "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA "
+            "WHERE SCHEMA_NAME = DATABASE()").fetchone()
+        tables = [row[0] for row in self.execute_sql(
+            "SELECT DISTINCT TABLE_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME LIKE %s AND CHARACTER_SET_NAME IS NOT NULL "
+            "AND CHARACTER_SET_NAME <> 'utf8mb4' ORDER BY TABLE_NAME", ("hl\\_%",)).fetchall()]
+        if charset == "utf8mb4" and not tables:
+            return
+        fixes = []
+        if charset != "utf8mb4":
+            fixes.append(f"ALTER DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;")
+        fixes.extend(f"ALTER TABLE `{table}` CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
+                     for table in tables)
+        what = (f"the database '{name}' uses the character set {charset}" if charset != "utf8mb4"
+                else f"its tables {', '.join(tables)} use another character set than utf8mb4")
+        with contextlib.suppress(Exception):
+            self.close()
+        raise HashlensError(
+            Failure.STORE_UNAVAILABLE,
+            f"Hashlens needs the utf8mb4 character set, but {what}, so a label or metadata value "
+            f"outside it would be refused. Run this as the database's owner, then open it again: "
+            + " ".join(fixes)
+            + (" (converting rewrites the tables; back them up first)" if tables else ""),
+        )
 
     def cancel_statement(self, conn, location: StoreLocation) -> None:
         import pymysql
@@ -393,13 +441,18 @@ def connect(location: StoreLocation, *, read_only: bool, create: bool) -> Hashle
     try:
         db.connect(reuse_if_open=True)
         db.after_connect()
-    except (peewee.PeeweeException, sqlite3.Error, UnicodeDecodeError) as exc:
-        # A damaged file can fail its first PRAGMA in odd ways (even UnicodeDecodeError).
+    except (peewee.PeeweeException, sqlite3.Error, UnicodeDecodeError, MemoryError) as exc:
+        # A damaged file can fail its first PRAGMA in odd ways (even UnicodeDecodeError,
+        # or SQLite's "out of memory" for a schema it cannot parse: MemoryError).
+        if isinstance(exc, MemoryError) and location.backend != "sqlite":
+            raise
         with contextlib.suppress(Exception):
             db.close()
         from app.store.errors import reason
 
-        why = "file is not a database" if isinstance(exc, UnicodeDecodeError) else reason(exc)
+        why = ("file is not a database" if isinstance(exc, UnicodeDecodeError)
+               else "malformed: SQLite ran out of memory reading its schema" if isinstance(exc, MemoryError)
+               else reason(exc))
         if "not a database" in why or "malformed" in why:
             raise HashlensError(
                 Failure.STORE_UNAVAILABLE,

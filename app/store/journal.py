@@ -55,6 +55,17 @@ class Journal:
             (now_ms(), _current_user(), action, database, identifier, json.dumps(params, ensure_ascii=False)),
         )
 
+    def record_many(self, action: str, database: str | None, changes: list[tuple[str | None, dict]]) -> None:
+        """Append one change per (identifier, params), in one statement; inside the
+        changes' own transaction."""
+        at, user = now_ms(), _current_user()
+        self.sql.executemany(
+            "INSERT INTO hl_journal (at_ms, username, action, database_name, identifier, params) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(at, user, action, database, identifier, json.dumps(params, ensure_ascii=False))
+             for identifier, params in changes],
+        )
+
     @staticmethod
     def where(since: int | None, until: int | None, database: str | None) -> tuple[str, list]:
         """The WHERE clause of a journal range; a database also matches the moves and

@@ -32,7 +32,8 @@ from app import faults
 from app.domain import MAX_TEXT_BYTES, Failure, HashlensError, MirrorSource, NewEntry, SnapshotInfo
 from app.diff import DiffEntry, metadata_json
 from app.mediaserver_codec.names import PULL_IMAGE_HASHES, REMOVE_IMAGE_HASH_DATABASE, RENAME_IMAGE_HASH_DATABASE
-from app.store.bulk import _UniqueViolation, _check_metadata_keys, _write, append_batch
+# The raw batch writer: the pull names a repeated identifier its own way (below).
+from app.store.bulk import _UniqueViolation, _append_batch as append_batch, _check_metadata_keys, _write
 from app.store.schema import MIRROR_TABLES, MIRRORS_AS_DATABASES, Mirror, Snapshot, SnapshotEntry
 from app.store.store import IN_CHUNK, Store
 

@@ -28,6 +28,8 @@ def filled(run):
     (["history", "--until", "next week"], "--until"),
     (["audit", "D", "--since", "yesterday"], "--since"),
     (["train", "D", "x.png", "--meta", "novalue"], "--meta"),
+    (["list", "D", "--sort", "distance"], "--sort"),
+    (["export", "D", "--sort", "distance", "-o", "x.csv"], "--sort"),
 ])
 def test_a_bad_option_value_is_a_usage_error_naming_the_flag(filled, argv, flag):
     code, out, err = filled(*argv)
@@ -35,6 +37,18 @@ def test_a_bad_option_value_is_a_usage_error_naming_the_flag(filled, argv, flag)
     assert flag in err and "Traceback" not in err and out == ""
     # The internal parameter names must not leak to a person.
     assert "'phash'" not in err and "Parameter 'since'" not in err
+
+
+def test_near_results_sort_nearest_first(filled):
+    code, out, _ = filled("list", "D", "--format", "json")
+    import json
+
+    first = json.loads(out)[7]["phash"]
+    code, out, err = filled("list", "D", "--near", f"{first}:64", "--sort", "distance", "--format", "json")
+    assert code == 0, err
+    hashes = [int(e["phash"], 16) for e in json.loads(out)]
+    distances = [(h ^ int(first, 16)).bit_count() for h in hashes]
+    assert distances[0] == 0 and distances == sorted(distances) and len(hashes) == 30
 
 
 def test_identifier_with_a_folder_is_a_usage_error(filled, tmp_path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -94,14 +96,10 @@ def test_db_list_marks_mirrors_and_the_listing_export_and_audit_read_them(standi
     assert "Traceback" not in err and code in (0, 1, 3), err
 
 
+# The write actions Media Server has for an existing entry are staged on a mirror instead
+# (issue 12: tests/app/test_staged_changes.py); a move out of a mirror into a local
+# database has no Media Server equivalent and is refused.
 WRITES = [
-    ("relabel", lambda s: s.relabel("db", "id0001", "label 1", "x")),
-    ("add metadata", lambda s: s.add_metadata("db", "id0001", "new", "v")),
-    ("update metadata", lambda s: s.update_metadata("db", "id0001", "n", "v")),
-    ("remove metadata", lambda s: s.remove_metadata("db", "id0001", "n")),
-    ("remove entry", lambda s: s.remove_entry("db", "id0001")),
-    ("null image data", lambda s: s.null_image_data("db", "id0001")),
-    ("rename entry", lambda s: s.rename_entry("db", "id0001", "other")),
     ("move out", lambda s: s.move_entry("db", "id0001", "local")),
     ("move in", lambda s: s.move_entry("local", "l1", "db")),
     ("train", lambda s: s.add_entry("db", NewEntry("t", "t", 1, None, None, None, None, None))),
@@ -109,7 +107,19 @@ WRITES = [
     ("remove database", lambda s: s.remove_database("db")),
     ("bulk append", lambda s: append_entries(s, "db", [NewEntry("b", "b", 1, None, None, None, None, None)])),
     ("in a group", lambda s: _in_group(s)),
+    # The bulk paths of training with a pool and of imports (issue 15) refuse it too.
+    ("train a batch", lambda s: s.add_entries("db", [(NewEntry("t", "t", 1, None, None, None, None, None), None)])),
+    ("import", lambda s: _import(s)),
 ]
+
+
+def _import(store) -> None:
+    from app.exports.importer import import_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "in.ndjson"
+        path.write_text('{"identifier": "i", "phash": "0000000000000001"}\n', encoding="utf-8")
+        import_file(store, path, "db")
 
 
 def _in_group(store) -> None:
@@ -128,7 +138,7 @@ def test_every_local_write_refuses_a_mirror_and_changes_nothing(standin, store_u
         with pytest.raises(HashlensError) as caught:
             write(store)
         assert caught.value.failure is Failure.READ_ONLY and caught.value.parameter == "database"
-        assert f"'db' is a mirror of {server.url} database 'db', so it is read-only here" in str(caught.value)
+        assert f"'db' is a mirror of {server.url} database 'db', so " in str(caught.value)
         assert listed(store) == before and store.change_token() == token
         assert [d.name for d in store.list_databases()] == ["db", "local"]
 
@@ -136,12 +146,11 @@ def test_every_local_write_refuses_a_mirror_and_changes_nothing(standin, store_u
 def test_the_command_line_and_the_aci_refuse_a_mirror_plainly(standin, sqlite_url, capsys):
     server = standin({"db": entries(3)})
     assert run(capsys, "--store", sqlite_url, "pull", server.url, "db")[0] == 0
-    for argv in (["relabel", "db", "id0001", "new"], ["meta", "add", "db", "id0001", "k", "v"], ["remove", "db", "id0001"],
-                 ["db", "rename", "db", "other"], ["db", "remove", "db"]):
+    for argv in (["db", "rename", "db", "other"], ["db", "remove", "db"]):
         code, out, err = run(capsys, "--store", sqlite_url, *argv)
         assert code == 1 and out == "" and "Traceback" not in err, argv
         assert err.startswith(f"hashlens: 'db' is a mirror of {server.url}") and "read-only here" in err, argv
-    code, out, _ = run(capsys, "--store", sqlite_url, "aci", "action=RemoveImageHash&database=db&identifier=id0002")
+    code, out, _ = run(capsys, "--store", sqlite_url, "aci", "action=RenameImageHashDatabase&database=db&newdatabase=x")
     assert code == 1 and "<response>ERROR</response>" in out and "ERRORREADONLY" in out and "is a mirror of" in out
     code, out, _ = run(capsys, "--store", sqlite_url, "aci", "action=CreateImageHashDatabase&database=db")
     assert code == 1 and "already exists" in out

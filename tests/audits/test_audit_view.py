@@ -45,7 +45,15 @@ def _run(qtbot, window):
 
 def test_run_fills_every_tab(qtbot, window):
     result = _run(qtbot, window)
-    assert window.findings_tree.topLevelItemCount() == len(result.findings) == 20
+    # Findings come grouped by kind, errors first, each kind with its count.
+    kinds = {f.kind for f in result.findings}
+    tree = window.findings_tree
+    tops = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+    assert len(tops) == len(kinds) and len(result.findings) == 20
+    assert sum(int(t.text(2).replace(",", "")) for t in tops) == 20
+    levels = [t.text(0) for t in tops]
+    order = {"error": 0, "warning": 1, "info": 2}
+    assert levels == sorted(levels, key=order.get) and levels[0] == "error"
     assert window.groups_tree.topLevelItemCount() == 5  # bytes, pHash, two near, one across
     assert window.history_tree.topLevelItemCount() == len(result.history.latest) > 0
     assert "photos" in window.summary_view.toPlainText()
@@ -56,10 +64,14 @@ def test_run_fills_every_tab(qtbot, window):
 
 def test_one_click_on_a_finding_filters_the_table(qtbot, window):
     result = _run(qtbot, window)
-    row = next(i for i, f in enumerate(result.findings) if f.kind == "likely-mislabel")
-    item = window.findings_tree.topLevelItem(row)
+    tree = window.findings_tree
+    top = next(tree.topLevelItem(i) for i in range(tree.topLevelItemCount())
+               if tree.topLevelItem(i).text(1) == "likely-mislabel")
+    top.setExpanded(True)  # its findings are added when the kind is opened
+    item = next(top.child(i) for i in range(top.childCount())
+                if result.findings[top.child(i).data(0, audit_view._ROLE)].identifiers[:1] == ("coffee",))
     with qtbot.waitSignal(window.show_filter, timeout=2000) as blocker:
-        window.findings_tree.itemClicked.emit(item, 3)
+        window.findings_tree.itemClicked.emit(item, 4)
     query = blocker.args[0]
     assert isinstance(query, ListingQuery)
     assert query.database == "photos" and query.identifiers == ("coffee", "coffee-recoloured")
@@ -102,7 +114,7 @@ def test_rerun_reuses_what_has_not_changed(qtbot, window, store):
 
 
 def _blocking_audit(started: threading.Event):
-    def fake(store, database, options, *, progress=None, cancelled=None, cache=None):
+    def fake(store, database, options, *, progress=None, cancelled=None, cache=None, overall=None):
         started.set()
         while not cancelled():
             progress("waiting", 0, None)
@@ -171,3 +183,70 @@ def test_save_report(qtbot, window, tmp_path):
         window.save_report(str(target))
     text = target.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>") and "data:image/png;base64," in text
+
+
+def test_progress_is_one_bar_for_the_whole_audit_that_never_goes_back(store):
+    """Each phase counts from 0 again; the overall fraction must not (issue 14), and it
+    reaches 1 only when the audit is done."""
+    from app.audits.audit import run_audit
+    from app.audits.model import AuditOptions
+
+    events = []
+    run_audit(store, None, AuditOptions(), progress=lambda phase, done, total: events.append(("phase", phase, done)),
+              overall=lambda fraction: events.append(("overall", fraction)))
+    fractions = [e[1] for e in events if e[0] == "overall"]
+    phases = [e for e in events if e[0] == "phase"]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert all(f < 1.0 for f in fractions[:-1]) and len(set(fractions)) > 3
+    # The phases themselves did restart (otherwise this would prove nothing).
+    assert sum(1 for _, _, done in phases if done == 0) > 2
+    distinct = {p for _, p, _ in phases}
+    assert any("checking images" in p for p in distinct) and "near-duplicates" in distinct
+
+
+def test_the_bar_and_words_show_overall_progress_and_the_phase(qtbot, window):
+    from ui.workers import Progress
+
+    window.run()
+    window._overall[0] = 0.42
+    window._on_worker_progress(Progress(500, 2000, "photos: reading entries"))
+    assert window.progress.maximum() == 1000 and window.progress.value() == 420
+    assert "photos: reading entries: 500 of 2,000 (25%)" in window.status.text()
+    assert "42%" in window.status.text()
+    # A new phase starting at 0 leaves the bar where it was.
+    window._on_worker_progress(Progress(0, None, "store integrity"))
+    assert window.progress.value() == 420
+    with qtbot.waitSignal(window.finished, timeout=WAIT):
+        pass
+    assert window.progress.value() == window.progress.maximum()
+
+
+def test_findings_filter_by_level_and_a_big_kind_is_capped(qtbot, window, monkeypatch):
+    monkeypatch.setattr(audit_view, "FINDINGS_SHOWN_PER_KIND", 1)
+    result = _run(qtbot, window)
+    tree = window.findings_tree
+    tops = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+    errors = window.level_filter.findText("Errors")
+    window.level_filter.setCurrentIndex(errors)
+    assert [t.text(0) for t in tops if not t.isHidden()] == ["error"] * sum(t.text(0) == "error" for t in tops)
+    assert "2 findings" in window.findings_label.text()
+    window.level_filter.setCurrentIndex(0)
+    assert not any(t.isHidden() for t in tops)
+    big = next(t for t in tops if int(t.text(2)) > 1)
+    big.setExpanded(True)
+    assert big.childCount() == 2 and big.child(1).text(4).startswith(f"…and {int(big.text(2)) - 1:,} more")
+    assert len(result.findings) == 20
+
+
+def test_the_window_opens_within_the_screen(qtbot, store):
+    from PySide6.QtGui import QGuiApplication
+
+    area = QGuiApplication.primaryScreen().availableGeometry()
+    w = AuditWindow(store, "photos")
+    qtbot.addWidget(w)
+    w.resize(area.width() + 400, area.height() + 300)
+    w.move(area.right() - 50, area.bottom() - 50)
+    w.show()
+    qtbot.waitUntil(lambda: w._placed, timeout=2000)
+    assert area.contains(w.frameGeometry()), (area, w.frameGeometry())
+    w.shutdown()

@@ -56,17 +56,13 @@ class _State:
     next_key: int = 1
 
 
-def _signed(value: int) -> int:
-    value &= PHASH_MASK
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
 _SORT = {
     SortKey.IDENTIFIER: lambda e: e.identifier,
     SortKey.LABEL: lambda e: e.label,
     SortKey.HAS_IMAGE_DATA: lambda e: e.image is not None,
     SortKey.META_COUNT: lambda e: len(e.metadata),
-    SortKey.PHASH: lambda e: _signed(e.phash),
+    # As the hex reads (issue 14); a pHash not known first, as the store sorts it.
+    SortKey.PHASH: lambda e: -1 if e.phash is None else e.phash & PHASH_MASK,
     SortKey.WIDTH: lambda e: -1 if e.width is None else e.width,
     SortKey.TRAINED_AT: lambda e: e.trained_at,
 }
@@ -88,7 +84,7 @@ def _matches(f, e: _Entry) -> bool:
     if op is FilterOp.META_EQUALS:
         return keys.get(f.key) == f.value
     if op is FilterOp.PHASH_WITHIN:
-        return hamming(e.phash, f.value) <= f.distance
+        return e.phash is not None and hamming(e.phash, f.value) <= f.distance
     raise AssertionError(op)
 
 
@@ -187,7 +183,10 @@ class MemorySource:
         if query.sort is SortKey.POSITION:
             entries.sort(key=lambda e: e.key, reverse=query.descending)
         else:
-            entries.sort(key=lambda e: (_SORT[query.sort](e), e.key), reverse=query.descending)
+            if query.sort is SortKey.DISTANCE:
+                entries.sort(key=lambda e: (hamming(e.phash, query.reference), e.key), reverse=query.descending)
+            else:
+                entries.sort(key=lambda e: (_SORT[query.sort](e), e.key), reverse=query.descending)
         return entries
 
     @staticmethod
@@ -204,6 +203,9 @@ class MemorySource:
                     for i, e in enumerate(entries[query.start - 1:end])]
             total = None if query.is_filtered else len(self._entries(query.database))
         return ListingPage(query, rows, total)
+
+    def page_identifiers(self, query: ListingQuery) -> list[str]:
+        return [row.identifier for row in self.list_page(query).rows]
 
     def iter_listing(self, query: ListingQuery, batch: int = 2000):
         rows = self.list_page(query).rows
@@ -294,6 +296,19 @@ class MemorySource:
             del s.databases[name]
         return removed
 
+    def add_entries(self, database: str, entries: list[tuple[NewEntry, str | None]]) -> None:
+        # All or none: the entries go into a copy of the state, kept only when all fit.
+        if self.read_only:
+            raise HashlensError(Failure.READ_ONLY, self.read_only_reason())
+        with self._lock:
+            saved = copy.deepcopy(self._state)
+            try:
+                for entry, source in entries:
+                    self.add_entry(database, entry, source=source)
+            except BaseException:
+                self._state = saved
+                raise
+
     def add_entry(self, database: str, entry: NewEntry, *, source: str | None = None) -> int:
         params = {"imagelabel": entry.label, "metadata": [list(p) for p in entry.metadata]}
         if source:
@@ -309,7 +324,8 @@ class MemorySource:
             key = s.next_key
             s.next_key += 1
             data = entry.image_data
-            entries.append(_Entry(key, entry.identifier, entry.label, entry.phash & PHASH_MASK, data,
+            entries.append(_Entry(key, entry.identifier, entry.label,
+                                  None if entry.phash is None else entry.phash & PHASH_MASK, data,
                                   entry.image_format, entry.width, entry.height,
                                   len(data) if data is not None else None,
                                   entry.trained_at or int(time.time() * 1000), list(entry.metadata)))

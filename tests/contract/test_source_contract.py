@@ -77,9 +77,20 @@ def test_start_and_maxresults_window_the_listing(source, start, maxresults):
     assert [r.position for r in page.rows] == list(range(start, start + len(page.rows)))
     batches = list(source.iter_listing(ListingQuery("D", start=start, maxresults=maxresults), batch=4))
     assert [r.identifier for b in batches for r in b] == whole[start - 1:end]
+    assert source.page_identifiers(ListingQuery("D", start=start, maxresults=maxresults)) == whole[start - 1:end]
 
 
-@pytest.mark.parametrize("sort", [SortKey.IDENTIFIER, SortKey.LABEL, SortKey.META_COUNT, SortKey.TRAINED_AT])
+def test_page_identifiers_are_the_pages_identifiers(source):
+    _fill(source)
+    for query in (ListingQuery("D", start=3, maxresults=4), ListingQuery("D", identifiers=("id-009", "id-002")),
+                  ListingQuery("D", sort=SortKey.LABEL, descending=True, start=2, maxresults=6),
+                  ListingQuery("D", start=N + 1, maxresults=5)):
+        assert source.page_identifiers(query) == _ids(source.list_page(query)), query
+    assert _error(source.page_identifiers, ListingQuery("nope", maxresults=5)).failure is \
+        _error(source.list_page, ListingQuery("nope", maxresults=5)).failure
+
+
+@pytest.mark.parametrize("sort", [SortKey.IDENTIFIER, SortKey.LABEL, SortKey.META_COUNT, SortKey.TRAINED_AT, SortKey.PHASH])
 @pytest.mark.parametrize("descending", [False, True])
 def test_sorted_listings_page_consistently(source, sort, descending):
     _fill(source)
@@ -89,6 +100,61 @@ def test_sorted_listings_page_consistently(source, sort, descending):
     for start in range(1, N + 1, 5):
         pages += _ids(source.list_page(ListingQuery("D", sort=sort, descending=descending, start=start, maxresults=5)))
     assert pages == whole
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_phash_order_is_the_order_the_hex_reads(source, descending):
+    """Unsigned order on every backend although the store keeps pHashes signed (issue 14):
+    0000… first, 7fff… before 8000…, ffff… last; pages and batches by keyset agree."""
+    source.create_database("H")
+    hashes = [0xFFFFFFFFFFFFFFFF, 0x0000000000000000, 0x8000000000000000, 0x7FFFFFFFFFFFFFFF,
+              0x0000000000000001, 0xC3C3E1E1F0F0B4B4, 0x8000000000000001, 0x3FFFFFFFFFFFFFFF, 0x7FFFFFFFFFFFFFFF]
+    for i, value in enumerate(hashes):
+        source.add_entry("H", NewEntry(f"h-{i}", "x", value, None, None, None, None, None, (), 1_700_000_000_000 + i))
+    # A pHash not known (NULL) sorts before every known one (after them when descending).
+    source.add_entry("H", NewEntry("h-unknown", "x", None, None, None, None, None, None, (), 1_700_000_000_100))
+    query = ListingQuery("H", sort=SortKey.PHASH, descending=descending)
+    rows = source.list_page(query).rows
+    shown = [r.phash_hex for r in rows]
+    assert shown == sorted([""] + [f"{h:016x}" for h in hashes], reverse=descending)
+    # Equal hashes keep database order (reversed when descending), so the order is total.
+    twins = [r.identifier for r in rows if r.phash == 0x7FFFFFFFFFFFFFFF]
+    assert twins == (["h-8", "h-3"] if descending else ["h-3", "h-8"])
+    pages = []
+    for start in range(1, len(hashes) + 2, 2):
+        pages += _ids(source.list_page(ListingQuery("H", sort=SortKey.PHASH, descending=descending,
+                                                    start=start, maxresults=2)))
+    assert pages == _ids(source.list_page(query))
+    assert [r.identifier for b in source.iter_listing(query, batch=2) for r in b] == pages
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_near_results_sort_by_distance_nearest_first(source, descending):
+    """Sort by distance from the near filter's hash (the window's near results, issue 14),
+    with hashes on both sides of the sign bit; ties keep database order."""
+    reference = 0x8000000000000F0F
+    source.create_database("N")
+    hashes = [reference ^ 0b111, reference, 0x7FFFFFFFFFFFFFFF, reference ^ (1 << 63), reference ^ 0b1,
+              reference ^ (0b11 << 62), reference ^ 0b10, reference]
+    for i, value in enumerate(hashes):
+        source.add_entry("N", NewEntry(f"n-{i}", "x", value, None, None, None, None, None, (), 1_700_000_000_000 + i))
+    near = Filter(FilterOp.PHASH_WITHIN, reference, distance=3)
+    query = ListingQuery("N", filters=(near,), sort=SortKey.DISTANCE, descending=descending).validated()
+    expected = sorted((bin(h ^ reference).count("1"), i) for i, h in enumerate(hashes)
+                      if bin(h ^ reference).count("1") <= 3)
+    if descending:
+        expected.reverse()
+    assert _ids(source.list_page(query)) == [f"n-{i}" for _, i in expected]
+    assert [r.identifier for b in source.iter_listing(query, batch=2) for r in b] == [f"n-{i}" for _, i in expected]
+    pages = []
+    for start in (1, 3, 5, 7):
+        pages += _ids(source.list_page(query.window(start, 2)))
+    assert pages == [f"n-{i}" for _, i in expected]
+
+
+def test_sorting_by_distance_without_a_near_filter_is_refused():
+    error = _error(ListingQuery("N", sort=SortKey.DISTANCE).validated)
+    assert error.failure is Failure.PARAM_INVALID and error.parameter == "sort"
 
 
 def test_identifier_filter_keeps_database_order_and_drops_unknown(source):

@@ -22,7 +22,8 @@ def start(store_url: str, tmp_path, gate=None, **settings) -> Server:
     """A server on a free port; the store is created first (a server opens only an existing one)."""
     Store.open(store_url).close()
     settings.setdefault("threads", 2)
-    return Server(ServeSettings(store_url, port=0, log_path=str(tmp_path / "serve.log"), **settings),
+    settings.setdefault("port", 0)
+    return Server(ServeSettings(store_url, log_path=str(tmp_path / "serve.log"), **settings),
                   gate=gate).start()
 
 

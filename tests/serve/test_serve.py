@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -283,6 +284,7 @@ def test_other_methods_get_405_with_an_autnresponse(served):
 def test_requests_are_logged_without_values(served, tmp_path):
     xml(served, "action=ListImageHashes&database=D&identifier=secret-identifier")
     xml(served, "action=RemoveImageHash&database=D&identifier=nope")
+    served.flush_log()
     text = (tmp_path / "serve.log").read_text()
     assert "action=LISTIMAGEHASHES outcome=SUCCESS" in text
     assert "action=REMOVEIMAGEHASH outcome=ERROR ERRORPARAMINVALID" in text
@@ -320,6 +322,7 @@ def test_command_line_serves_until_sigterm(sqlite_url, tmp_path):
         line = proc.stdout.readline()
         assert "Serving" in line, line + proc.stderr.read()
         url = line.split(" at ", 1)[1].split(" ", 1)[0]
+        assert url.startswith("http://127.0.0.1:")  # loopback unless --host says otherwise
         with urllib.request.urlopen(url + "action=CreateImageHashDatabase&database=D") as reply:
             assert ET.fromstring(reply.read()).findtext("response") == "SUCCESS"
         proc.terminate()
@@ -380,3 +383,150 @@ def test_an_uploaded_import_file_is_removed_after_use(served, tmp_path):
     item = wait_for_action(client, "ImportImageHashDatabase", token)
     assert item.findtext("error/errorcode") == "ERRORPARAMINVALID"  # D exists already
     assert list(served.app.upload_dir.iterdir()) == []
+
+
+# -- the access token (reliability H4) ---------------------------------------------------
+
+
+def test_token_file_is_made_private_and_kept(tmp_path):
+    from app.domain import HashlensError
+    from app.serve.settings import load_or_create_token
+
+    path = tmp_path / "sub" / "token"
+    token = load_or_create_token(path)
+    assert len(token) >= 43 and path.stat().st_mode & 0o777 == 0o600
+    assert load_or_create_token(path) == token  # kept, not made again
+    assert [p.name for p in path.parent.iterdir()] == ["token"]  # no temporary file left
+    path.chmod(0o644)
+    with pytest.raises(HashlensError, match="chmod 600"):
+        load_or_create_token(path)
+    path.write_text("short\n")
+    path.chmod(0o600)
+    with pytest.raises(HashlensError, match="does not hold a token"):
+        load_or_create_token(path)
+
+
+@pytest.fixture
+def guarded(sqlite_url, tmp_path):
+    store = Store.open(sqlite_url)
+    from app.services import actions
+
+    actions.create_database(store, "D")
+    store.close()
+    server = start(sqlite_url, tmp_path, token="s3cret-token-for-the-test-0123456789")
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("target, headers", [
+    ("/action=ListImageHashDatabases", {}),  # missing
+    ("/action=ListImageHashDatabases", {"X-Hashlens-Token": "s3cret-token-for-the-test-012345678"}),  # wrong
+    ("/action=ListImageHashDatabases", {"X-Hashlens-Token": ""}),
+    # In the URL, even beside the right header: URLs are recorded by proxies and browsers.
+    ("/action=ListImageHashDatabases&hashlens_token=s3cret-token-for-the-test-0123456789",
+     {"X-Hashlens-Token": "s3cret-token-for-the-test-0123456789"}),
+    ("/action=QueueInfo&QueueName=TrainImageHash&QueueAction=GetStatus&Token=s3cret-token-for-the-test-0123456789",
+     {"X-Hashlens-Token": "s3cret-token-for-the-test-0123456789"}),
+    ("/action=ListImageHashDatabases&x=s3cret%2Dtoken-for-the-test-0123456789",
+     {"X-Hashlens-Token": "s3cret-token-for-the-test-0123456789"}),
+])
+def test_a_missing_wrong_or_url_token_is_refused(guarded, tmp_path, target, headers):
+    status, reply_headers, body = http(guarded.url, "GET", target, headers=headers)
+    root = ET.fromstring(body)
+    assert status == 401 and "X-Hashlens-Token" in {k.lower(): v for k, v in reply_headers.items()}["www-authenticate"]
+    assert error_code(root) == "ERRORNOTAUTHORIZED"
+    assert "s3cret" not in body.decode()
+    guarded.flush_log()
+    log = (tmp_path / "serve.log").read_text()
+    assert "outcome=HTTP 401 ERRORNOTAUTHORIZED" in log and "s3cret" not in log
+
+
+def test_the_right_token_in_the_header_is_answered(guarded, tmp_path):
+    headers = {"X-Hashlens-Token": "s3cret-token-for-the-test-0123456789"}
+    status, _, body = http(guarded.url, "GET", "/action=ListImageHashDatabases", headers=headers)
+    assert status == 200 and ET.fromstring(body).findtext("responsedata/database/name") == "D"
+    status, _, body = http(guarded.url, "POST", "/", b"action=RemoveImageHashDatabase&database=D",
+                           dict(headers, **{"Content-Type": "application/x-www-form-urlencoded"}))
+    assert status == 200 and error_code(ET.fromstring(body)) is None
+    guarded.flush_log()
+    log = (tmp_path / "serve.log").read_text()
+    assert "action=REMOVEIMAGEHASHDATABASE outcome=SUCCESS" in log and "s3cret" not in log
+
+
+# -- several processes on one port ---------------------------------------------------------
+
+
+def test_processes_share_the_port_and_the_queue(sqlite_url, tmp_path, image_bytes):
+    """With --workers 2 a helper process answers part of the connections; queued actions
+    and QueueInfo go to the one queue wherever they arrive, with the client's address
+    deciding admin rights as before."""
+    store = Store.open(sqlite_url)
+    from app.services import actions
+
+    actions.create_database(store, "D")
+    store.close()
+    server = start(sqlite_url, tmp_path, workers=2)
+    try:
+        assert server.processes == 2
+        # A second server on the same port is refused, not joined (SO_REUSEPORT would allow it).
+        with pytest.raises(OSError):
+            start(sqlite_url, tmp_path / "second", workers=2, port=server.port)
+        client = HttpAci(server, "get")
+        tokens = []
+        for i in range(12):  # every request on its own connection: the kernel spreads them
+            root = post_multipart(server, {"action": "TrainImageHash", "database": "D", "identifier": f"id{i}",
+                                           "imagedata": ("a.png", image_bytes(i))})
+            tokens.append(root.findtext("responsedata/token"))
+        for i, token in enumerate(tokens):
+            assert wait_for_action(client, "TrainImageHash", token).findtext("identifier") == f"id{i}"
+        for _ in range(20):
+            assert len(listed(server)) == 12
+        root = xml(server, "action=QueueInfo&QueueName=TrainImageHash&QueueAction=GetStatus")
+        assert len(root.findall("responsedata/actions/action")) == 12
+        assert error_code(xml(server, "action=TrainImageHash&database=nope&imagedata=eA==")) == "ERRORPARAMINVALID"
+        server.flush_log()
+    finally:
+        server.stop()
+    log = (tmp_path / "serve.log").read_text()
+    pids = {line.rsplit("pid=", 1)[1] for line in log.splitlines() if "action=LISTIMAGEHASHES" in line}
+    assert len(pids) == 2, pids  # both processes answered
+    assert log.count("action=TRAINIMAGEHASH outcome=SUCCESS") == 12  # each logged once, by the primary
+    assert log.count("action=LISTIMAGEHASHES outcome=SUCCESS") == 20
+
+
+def test_command_line_with_workers_and_token_stops_on_sigterm(sqlite_url, tmp_path):
+    Store.open(sqlite_url).close()
+    env = dict(os.environ, PYTHONPATH=os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    token_file = tmp_path / "token"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from app.cli import main; sys.exit(main())", "--store", sqlite_url,
+         "serve", "--port", "0", "--workers", "2", "--token-file", str(token_file), "--log", str(tmp_path / "cli.log")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert "Serving" in line and "2 processes" in line and "X-Hashlens-Token" in line, line + proc.stderr.read()
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        token = token_file.read_text().strip()
+        url = line.split(" at ", 1)[1].split(" ", 1)[0]
+        request = urllib.request.Request(url + "action=CreateImageHashDatabase&database=D",
+                                         headers={"X-Hashlens-Token": token})
+        with urllib.request.urlopen(request) as reply:
+            assert ET.fromstring(reply.read()).findtext("response") == "SUCCESS"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + "action=ListImageHashDatabases")
+        assert refused.value.code == 401
+        helpers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                                  text=True).stdout.split()]
+        assert len(helpers) == 1
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "Stopped." in err and "Traceback" not in err
+        for pid in helpers:
+            assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert token not in (tmp_path / "cli.log").read_text()
+    assert [d.name for d in Store.open(sqlite_url).list_databases()] == ["D"]

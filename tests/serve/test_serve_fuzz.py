@@ -1,5 +1,6 @@
 """Fuzzing `hashlens serve` over real sockets: random and mutated requests, broken
-multipart bodies and slow clients. The server never dies; every answer is a well-formed
+multipart bodies and slow clients, against a server of two processes. The server never dies
+(nor does its helper process); every answer is a well-formed
 autnresponse (HTTP 200, or a 4xx with one), or a 4xx for a request that is not valid HTTP.
 Bounded for CI; `pytest -m soak` runs many more examples."""
 
@@ -42,8 +43,12 @@ def server(tmp_path_factory):
     for i in range(3):
         actions.train_image(store, "D", data=make_image(i), identifier=f"id{i}", label=f"l{i}", metadata=[("k", "v")])
     store.close()
-    srv = start(url, tmp, max_input_string=2000, max_upload_bytes=20_000)
+    # Two processes: requests land on either, and the helper hands queue requests over.
+    srv = start(url, tmp, max_input_string=2000, max_upload_bytes=20_000, workers=2)
+    assert srv.processes == 2
+    helpers = list(srv._helpers._procs.values())
     yield srv
+    assert all(proc.poll() is None for proc in helpers), "a helper process died"
     srv.stop()
 
 

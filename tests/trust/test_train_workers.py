@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from app.domain import ListingQuery
 from app.services import actions
 from app.store import Store
 from tests.conftest import make_image
@@ -77,3 +78,43 @@ def test_a_completed_train_uses_the_pool_and_finishes(tmp_path, folder):
         actions.create_database(store, "D")
         report = actions.train_files(store, "D", [folder], workers=2)
     assert len(report.added) == 80 and not report.refused
+
+
+def test_pooled_training_stores_in_batches_and_journals_each_image(tmp_path, folder):
+    """Issue 15 item 5: the pool's results are stored a batch per transaction, yet every
+    image is its own TrainImageHash in the journal, with its path, in file order."""
+    damaged = tmp_path / "imgs"
+    damaged.mkdir()
+    for f in sorted(folder.iterdir()):
+        (damaged / f.name).write_bytes(f.read_bytes())
+    (damaged / "img33.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with Store.open(url) as store:
+        actions.create_database(store, "D")
+        report = actions.train_files(store, "D", [damaged], workers=2)
+        assert [Path(p).name for p, _ in report.refused] == ["img33.png"]
+        assert len(report.added) == 79
+        rows = store.list_page(ListingQuery("D", imagestatus=True)).rows
+        assert [r.label for r in rows] == [f"img{i:02d}" for i in range(80) if i != 33]
+        assert all(r.has_image_data for r in rows)
+        assert [r.identifier for r in rows] == [identifier for _, identifier in report.added]
+        trained = [j for j in store.history() if j.action == "TrainImageHash"]
+        assert [Path(j.params["imagepath"]).name for j in trained] == [f"img{i:02d}.png" for i in range(80) if i != 33]
+        assert [j.identifier for j in trained] == [r.identifier for r in rows]
+
+
+def test_a_batch_the_store_refuses_is_retried_image_by_image(tmp_path, folder):
+    """When the store refuses a batch (here its database is removed while the pool hashes),
+    each image gets its own outcome and reason instead of one error for all."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with Store.open(url) as store:
+        actions.create_database(store, "D")
+
+        def progress(done, total):
+            if done == 10:
+                actions.remove_database(store, "D")
+
+        report = actions.train_files(store, "D", [folder], workers=2, progress=progress)
+        assert report.added == []
+        assert len(report.refused) == 80 and all("D" in reason for _, reason in report.refused)
+        assert not store.database_exists("D")

@@ -18,7 +18,7 @@ def test_sort_orders_are_described_in_plain_words():
     for key in SortKey:
         text = ListingQuery(database="D", sort=key, descending=True).describe()
         assert key.words in text
-        if key.value not in ("identifier", "label"):
+        if key.value not in ("identifier", "label", "distance"):
             assert key.value not in text, text
     assert "number of metadata items" in ListingQuery(database="D", sort=SortKey.META_COUNT).describe()
 
@@ -240,3 +240,129 @@ def test_edit_dialogs_check_while_typing_and_keep_the_text(qtbot):
     assert not ok.isEnabled() and dialog.reason.text().startswith("The identifier cannot be used")
     dialog.line.setText("cat-2")
     assert ok.isEnabled() and dialog.reason.isHidden()
+
+
+def test_near_results_show_distance_nearest_first_and_keep_the_reference_selected(qtbot, window):
+    from ui.models.listing_model import COLUMN_INDEX
+
+    header = window.table.horizontalHeader()
+    distance = COLUMN_INDEX["distance"]
+    assert header.isSectionHidden(distance)
+    window.table.select_row(3)
+    reference = window.model.row(3)
+    window.filter_panel.distance.setValue(64)  # every entry: the whole order is visible
+    window.filter_panel.use_selected.click()
+    qtbot.waitUntil(lambda: window.model.query.reference == reference.phash, timeout=3000)
+    wait_idle(qtbot, window)
+    assert window.model.sort_order == (SortKey.DISTANCE, False)
+    assert not header.isSectionHidden(distance)
+    assert header.sortIndicatorSection() == distance
+    shown = [int(window.model.data(window.model.index(r, distance))) for r in range(window.model.rowCount())]
+    assert shown[0] == 0 and shown == sorted(shown)
+    assert shown == [bin(r.phash ^ reference.phash).count("1") for r in window.model.rows]
+    qtbot.waitUntil(lambda: [r.key for r in window.table.selected_rows()] == [reference.key], timeout=3000)
+    assert window.image_pane.identifier.text() == reference.identifier
+    # Another order on request; without the near filter the column goes and training order returns.
+    window.model.sort(COLUMN_INDEX["label"])
+    wait_idle(qtbot, window)
+    assert window.model.sort_order == (SortKey.LABEL, False)
+    window.filter_panel.clear()
+    qtbot.waitUntil(lambda: window.model.query.reference is None, timeout=3000)
+    wait_idle(qtbot, window)
+    assert header.isSectionHidden(distance)
+    assert window.model.sort_order[0] is SortKey.LABEL  # a person's own choice stays
+    window.filter_panel.find_similar(reference.phash_hex)
+    wait_idle(qtbot, window)
+    window.filter_panel.clear()
+    wait_idle(qtbot, window)
+    assert window.model.sort_order == (SortKey.POSITION, False)
+    # Clicking Distance with no near filter changes nothing.
+    window.table.sortByColumn(distance, Qt.SortOrder.AscendingOrder)
+    assert window.model.sort_order == (SortKey.POSITION, False)
+    assert header.sortIndicatorSection() != distance
+
+
+def test_a_refused_edit_asks_again_with_the_typing_and_the_reason(qtbot, window, monkeypatch):
+    """Rename to a taken identifier: the store refuses after OK; the question comes back
+    with what was typed and why, in plain words, instead of an error that loses it."""
+    asked = []
+
+    def text(title, label, value="", check=None, reason=None):
+        asked.append((value, reason))
+        return "a001" if len(asked) == 1 else None
+
+    monkeypatch.setattr(window.prompter, "text", text)
+    window.table.select_row(0)
+    assert window.model.row(0).identifier == "a000"
+    window.entry_actions.rename.trigger()
+    qtbot.waitUntil(lambda: len(asked) == 2, timeout=5000)
+    assert asked[0] == ("a000", None)
+    value, reason = asked[1]
+    assert value == "a001" and "already" in reason and "newidentifier" not in reason
+
+
+def test_new_database_refuses_a_taken_name_while_typing(qtbot, window):
+    from ui.entry_actions import text_check
+
+    check = text_check("database name", lambda: window.entry_actions.databases)
+    assert "already exists" in check("Animals")
+    assert check("Animals 2") is None
+
+
+def test_default_columns_fit_at_1280_by_800_with_long_identifiers(qtbot, make_window, tmp_path):
+    """32-digit identifiers and long labels: pHash, Image size and Trained at are still
+    whole on screen (the identifier and label elide, their whole text in the tooltip)."""
+    import random
+
+    from app.services import actions
+    from app.store import Store
+    from tests.conftest import make_image
+    from ui.models.listing_model import COLUMN_INDEX
+
+    url = "sqlite:///" + str(tmp_path / "long.db")
+    store = Store.open(url)
+    actions.create_database(store, "Press photos")
+    rnd = random.Random(5)
+    for i in range(30):
+        actions.train_image(store, "Press photos", data=make_image(i, size=(320, 240), fmt="JPEG"),
+                            identifier=f"{rnd.getrandbits(128):032x}", label=f"a rather long label number {i:04d}")
+    store.close()
+    window = make_window(url)
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: window.table._sized, timeout=5000)
+    window.table.size_columns()  # as on the first page, now at this size
+    table, header = window.table, window.table.horizontalHeader()
+    for name in ("phash", "size", "trained"):
+        section = COLUMN_INDEX[name]
+        assert not header.isSectionHidden(section), name
+        right = header.sectionViewportPosition(section) + header.sectionSize(section)
+        assert right <= table.viewport().width(), (name, right, table.viewport().width())
+        # Whole values, not clipped: the section is as wide as its widest value on the page.
+        assert header.sectionSize(section) >= table.sizeHintForColumn(section), name
+
+
+def test_dark_text_fields_have_a_visible_edge(qtbot, qapp):
+    """Fusion's frame is the dark window colour darkened, i.e. the field's own colour:
+    the dark theme's style sheet draws an edge that stands out from the field."""
+    from PySide6.QtGui import QColor
+    from PySide6.QtWidgets import QLineEdit
+
+    from ui.theme import ThemeManager
+
+    before_palette, before_sheet, before_style = qapp.palette(), qapp.styleSheet(), qapp.style().name()
+    theme = ThemeManager(qapp, "dark")
+    try:
+        field = QLineEdit("text")
+        qtbot.addWidget(field)
+        field.resize(160, 30)
+        field.show()
+        image = field.grab().toImage()
+        middle = image.height() // 2
+        inside = QColor(image.pixel(image.width() // 2 + 40, middle))
+        edge = max((QColor(image.pixel(x, middle)) for x in range(0, 3)), key=lambda c: c.lightness())
+        assert edge.lightness() - inside.lightness() > 40, (edge.name(), inside.name())
+    finally:
+        theme.set_mode("light")
+        qapp.setPalette(before_palette)
+        qapp.setStyleSheet(before_sheet)
+        qapp.setStyle(before_style)

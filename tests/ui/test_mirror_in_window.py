@@ -64,9 +64,12 @@ def test_the_picker_marks_a_mirror_and_its_write_actions_are_off(qtbot, make_win
     window.table.selectRow(0)
     qtbot.waitUntil(lambda: bool(window.entry_actions.rows))
     ea = window.entry_actions
-    for action in (ea.relabel, ea.add_metadata, ea.remove, ea.rename_database, ea.remove_database, ea.train_files):
+    for action in (ea.rename_database, ea.remove_database, ea.train_files):
         assert not action.isEnabled(), action.text()
         assert "is a mirror of" in action.toolTip()
+    # The entry actions stay on: on a mirror each is staged, to push (issue 12).
+    for action in (ea.relabel, ea.add_metadata, ea.remove):
+        assert action.isEnabled(), action.text()
     assert window.mirror_actions.pull_again.isEnabled() and ea.new_database.isEnabled()
     pick(qtbot, window, "Local")
     assert ea.rename_database.isEnabled() and not window.mirror_actions.pull_again.isEnabled()

@@ -173,6 +173,23 @@ def test_train_files_with_progress(qtbot, window, answers, tmp_path):
     assert any(kind == "info" for kind, _ in answers.asked)  # the refusal report
 
 
+def test_training_a_folder_lists_each_refused_and_skipped_file_once(qtbot, window, answers, tmp_path):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    (folder / "good.png").write_bytes(make_image(801))
+    (folder / "broken.png").write_bytes(b"not an image")
+    (folder / "notes.txt").write_text("hello")
+    answers.set(folder=[str(folder)])
+    result = changed(qtbot, window, window.entry_actions.train_folder.trigger)
+    assert len(result.lines) == 1 and "1 refused" in result.summary and "1 skipped" in result.summary
+    details = result.details.splitlines()
+    assert len(details) == 2
+    assert details[0].startswith(f"refused {folder / 'broken.png'}: ")
+    assert details[1].startswith(f"skipped {folder / 'notes.txt'}: ")
+    for line in details:
+        assert line.count(str(folder)) == 1, line  # each path once
+
+
 def test_train_folder_can_be_cancelled(qtbot, window, answers, tmp_path, monkeypatch):
     import threading
 
@@ -256,8 +273,13 @@ def test_action_log_view(qtbot, window, answers):
 def test_write_error_is_shown_and_nothing_is_lost(qtbot, window, answers, message_boxes):
     select(window, 0)
     answers.set(text=["a001"])  # an identifier that exists
+    shown = len(message_boxes)
     changed(qtbot, window, window.entry_actions.rename.trigger)
-    assert "already exists" in message_boxes[-1][2] and "Traceback" not in message_boxes[-1][2]
+    # The refusal comes back as the question again, holding what was typed (its reason is
+    # checked in tests/ui/test_first_hour.py); no message box takes the typing away.
+    qtbot.waitUntil(lambda: len([a for a in answers.asked if a[0] == "text"]) == 2, timeout=5000)
+    assert [a[1][2] for a in answers.asked if a[0] == "text"] == ["a000", "a001"]
+    assert len(message_boxes) == shown
     assert window.model.row(0).identifier == "a000"
 
 

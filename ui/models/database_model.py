@@ -11,6 +11,7 @@ from ui.icons import icon
 
 COUNT_ROLE = Qt.ItemDataRole.UserRole + 1
 MIRROR_ROLE = Qt.ItemDataRole.UserRole + 2  # the latest SnapshotInfo of a mirror, else None
+PENDING_ROLE = Qt.ItemDataRole.UserRole + 3  # a mirror's staged changes not yet on its server
 
 
 def mirror_tooltip(info: DatabaseInfo) -> str:
@@ -26,6 +27,7 @@ class DatabaseListModel(QAbstractListModel):
         super().__init__(parent)
         self._databases: list[DatabaseInfo] = []
         self._icons: dict[str, object] = {}  # built on first use, once (not per data() call)
+        self._pending: dict[str, int] = {}
 
     def set_databases(self, databases: list[DatabaseInfo]) -> None:
         if databases == self._databases:
@@ -33,6 +35,16 @@ class DatabaseListModel(QAbstractListModel):
         self.beginResetModel()
         self._databases = list(databases)
         self.endResetModel()
+
+    def set_pending_counts(self, counts: dict[str, int]) -> None:
+        """Each mirror's staged changes not yet pushed (absent: none)."""
+        counts = {k: v for k, v in counts.items() if v}
+        if counts == self._pending:
+            return
+        self._pending = counts
+        if self._databases:
+            self.dataChanged.emit(self.index(0), self.index(len(self._databases) - 1),
+                                  [PENDING_ROLE, Qt.ItemDataRole.ToolTipRole])
 
     def databases(self) -> list[DatabaseInfo]:
         return list(self._databases)
@@ -54,7 +66,9 @@ class DatabaseListModel(QAbstractListModel):
             return info.name
         if role == Qt.ItemDataRole.ToolTipRole:
             if info.mirror is not None:
-                return mirror_tooltip(info)
+                pending = self._pending.get(info.name)
+                return mirror_tooltip(info) + (f"\n{pending:,} staged change(s) not yet pushed (View ▸ Pending "
+                                               "changes)." if pending else "")
             return f"{info.name}: {info.entry_count:,} image hashes"
         if role == Qt.ItemDataRole.DecorationRole:
             # The server mark for a mirror; local databases get the plain mark, so names align.
@@ -66,6 +80,8 @@ class DatabaseListModel(QAbstractListModel):
             return info.entry_count
         if role == MIRROR_ROLE:
             return info.mirror
+        if role == PENDING_ROLE:
+            return self._pending.get(info.name, 0)
         return None
 
     def restyle(self) -> None:
@@ -86,6 +102,9 @@ class DatabaseDelegate(QStyledItemDelegate):
     def paint(self, painter, option, index):
         count = index.data(COUNT_ROLE)
         text = f"{count:,}" if count is not None else ""
+        pending = index.data(PENDING_ROLE)
+        if pending:
+            text = f"{pending:,} to push · {text}"
         width = option.fontMetrics.horizontalAdvance(text) + 12
         name_option = QStyleOptionViewItem(option)
         name_option.rect = option.rect.adjusted(0, 0, -width, 0)

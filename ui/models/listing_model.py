@@ -18,7 +18,7 @@ from datetime import datetime
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontDatabase
 
-from app.domain import Count, EntryRow, Failure, HashlensError, ListingPage, ListingQuery, SortKey
+from app.domain import Count, EntryRow, Failure, HashlensError, ListingPage, ListingQuery, SortKey, hamming
 from app.services import actions
 
 ROW_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -55,6 +55,9 @@ COLUMNS = (
                    "entries from a Media Server until Attach images computes it"),
     Column("size", "Image size", SortKey.WIDTH, tooltip="Pixel size and format of the training image"),
     Column("trained", "Trained at", SortKey.TRAINED_AT, tooltip="When the hash was trained (local time)"),
+    # Shown by the table while a near-pHash filter is on (last, so saved layouts still fit).
+    Column("distance", "Distance", SortKey.DISTANCE, True,
+           "Bits that differ from the near-pHash filter's hash, 0 to 64 (Hashlens's pHash)", False),
 )
 COLUMN_INDEX = {c.name: i for i, c in enumerate(COLUMNS)}
 
@@ -69,8 +72,9 @@ def image_words(row: EntryRow) -> str:
     return "on server only" if row.declared_image_data else "no"
 
 
-def format_row(row: EntryRow) -> tuple[str, ...]:
-    """The strings a row shows, computed once per page so `data()` only indexes."""
+def format_row(row: EntryRow, reference: int | None = None) -> tuple[str, ...]:
+    """The strings a row shows, computed once per page so `data()` only indexes;
+    `reference` is the near-pHash filter's hash the distance is measured from."""
     if row.width is not None and row.height is not None:
         size = f"{row.width} × {row.height}" + (f" {row.image_format}" if row.image_format else "")
     else:
@@ -86,6 +90,7 @@ def format_row(row: EntryRow) -> tuple[str, ...]:
         row.phash_text,
         size,
         trained,
+        "" if reference is None or row.phash is None else str(hamming(row.phash, reference)),
     )
 
 
@@ -142,6 +147,7 @@ class ListingModel(QAbstractTableModel):
         self._descending = False
         self._query: ListingQuery | None = None
         self._shown: ListingPage | None = None
+        self._reference: int | None = None  # the shown page's near-pHash hash
         self._rows: list[EntryRow] = []
         self._display: list[tuple[str, ...]] = []
         self._cache: OrderedDict[ListingQuery, ListingPage] = OrderedDict()
@@ -207,7 +213,7 @@ class ListingModel(QAbstractTableModel):
         # (strftime for a 1,000-row page cost 11 ms), and never from the store.
         shown = self._display[row]
         if shown is None:
-            shown = self._display[row] = format_row(self._rows[row])
+            shown = self._display[row] = format_row(self._rows[row], self._reference)
         return shown
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
@@ -232,6 +238,8 @@ class ListingModel(QAbstractTableModel):
         if not 0 <= column < len(COLUMNS) or COLUMNS[column].sort is None:
             return
         key = COLUMNS[column].sort
+        if key is SortKey.DISTANCE and (self._query is None or self._query.reference is None):
+            return  # a distance needs a near-pHash filter; the header puts its arrow back
         descending = order == Qt.SortOrder.DescendingOrder
         if (key, descending) == (self._sort, self._descending):
             return
@@ -288,7 +296,15 @@ class ListingModel(QAbstractTableModel):
         self._show(None)
 
     def set_query(self, query: ListingQuery) -> None:
-        """A new filter from the panel: the first page in the current order and page size."""
+        """A new filter from the panel: the first page in the current order and page size.
+
+        Turning a near-pHash filter on sorts nearest first (a person may sort otherwise
+        after); turning it off leaves a distance order for training order."""
+        near, was_near = query.reference is not None, self._query is not None and self._query.reference is not None
+        if near and not was_near:
+            self._sort, self._descending = SortKey.DISTANCE, False
+        elif not near and self._sort is SortKey.DISTANCE:
+            self._sort, self._descending = SortKey.POSITION, False
         self._request(replace(query, sort=self._sort, descending=self._descending, start=1,
                               maxresults=self._page_size, imagestatus=True, metadata=True))
 
@@ -506,6 +522,7 @@ class ListingModel(QAbstractTableModel):
 
     def _show(self, page: ListingPage | None) -> None:
         rows = list(page.rows) if page is not None else []
+        self._reference = page.query.reference if page is not None else None
         display: list = [None] * len(rows)
         same_view = (
             page is not None and self._shown is not None and page.query == self._shown.query
