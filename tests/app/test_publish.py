@@ -271,9 +271,11 @@ def test_a_complete_publish_makes_the_database_a_mirror_keeping_its_images(stand
         # The server's listing, with each local entry's pHash and image kept by identifier.
         assert after == {**before, "theirs": (None, "already there")}
         assert {k: v for k, v in publishable(local).items() if k != "theirs"} == images
-        with pytest.raises(HashlensError) as caught:
-            local.relabel("local", "plain-1", "label 0, ok", "x")
-        assert caught.value.failure is Failure.READ_ONLY
+        # A mirror now: a local change is staged for a push to the server (issue 12 item 1).
+        from app.store import changes
+
+        local.relabel("local", "plain-1", "label 0, ok", "x")
+        assert [c.identifier for c in changes.outstanding(local, "local")] == ["plain-1"]
         again = publish(local, client_for(server), "local", "remote")
         assert again.complete and again.published == [] and "already" in again.mirror
         other = standin({"remote": []})

@@ -3,7 +3,8 @@
     python -m tests.standin --entries 1000000 [--metadata 2] [--database bench] [--writable NAME ...]
 
 Input lines: `variant N` serves the generated database with variant N (see
-SyntheticDatabase); end of input stops the server.
+SyntheticDatabase); `hold` keeps TrainImageHash actions queued, `run` lets them go on; end
+of input stops the server.
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ def main() -> int:
     try:
         for line in sys.stdin:
             word, _, value = line.strip().partition(" ")
-            if word == "variant":
+            if word in ("hold", "run"):
+                # Trainings stay queued (hold) or go on (run): a benchmark's floor can
+                # measure sending alone, without the stand-in's training beside it.
+                server.hold_queue() if word == "hold" else server.run_queue()
+                print("ok", flush=True)
+            elif word == "variant":
                 with server.lock:
                     server.databases[args.database] = SyntheticDatabase(args.entries, args.metadata,
                                                                         variant=int(value))
