@@ -395,7 +395,7 @@ class Publisher:
                     records.append((identifier, publishing.SENT, o.token, o.error))
                 open_marks[identifier] = o.token
         publishing.record(self.store, self.pub, records, now=now_ms())
-        publishing.forget(self.store, self.pub, unsent)
+        publishing.forget(self.store, self.pub, unsent, outcome="not sent")
         faults.checkpoint("publish.recorded")
         self._tick()
         if not open_marks:

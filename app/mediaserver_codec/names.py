@@ -38,6 +38,9 @@ APPEND_IMAGE_HASHES = "AppendImageHashes"
 # confirmed, failed or pending again, and the request), and staged changes taken back.
 PUSH_IMAGE_HASH_CHANGE = "PushImageHashChange"
 DISCARD_IMAGE_HASH_CHANGES = "DiscardImageHashChanges"
+# One entry of a publish sent to a Media Server (params: the outcome, sent, queued,
+# confirmed, failed or not on the server, and where to).
+PUBLISH_IMAGE_HASH = "PublishImageHash"
 # A pull's commit: a mirror's new snapshot and its entries replaced, one journal record.
 PULL_IMAGE_HASHES = "PullImageHashes"
 ATTACH_IMAGES = "AttachImages"  # pHashes (and images) computed from files for known entries

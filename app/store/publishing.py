@@ -3,8 +3,9 @@
 A publish (`app.mediaserver.publish`) trains a local database's entries into a Media
 Server database. Before a TrainImageHash leaves Hashlens its entry is marked `sent` here,
 in a committed transaction; once the server's listing shows the entry the mark becomes
-`confirmed`; a training the server refused becomes `failed` with the server's words. A
-mark left `sent` (a crash, a kill, a lost connection between sending and answering) means
+`confirmed`; a training the server refused becomes `failed` with the server's words. Each
+mark's change is also a journal record in the same transaction, so the journal holds
+every training sent and its outcome. A mark left `sent` (a crash, a kill, a lost connection between sending and answering) means
 "may or may not have taken effect": the next run checks the server before sending it again.
 
 The tables are created the first time a store publishes; older versions of Hashlens
@@ -16,6 +17,7 @@ from __future__ import annotations
 from peewee import AutoField, BigAutoField, BigIntegerField, CharField, ForeignKeyField, TextField
 
 from app.domain import Failure, HashlensError
+from app.mediaserver_codec import names
 from app.store.schema import BaseModel, NameField
 from app.store.sql import chunks
 from app.store.store import Store
@@ -86,9 +88,20 @@ def publication(store: Store, database: str, server_url: str, remote_database: s
             (database, server_url, remote_database, now))
 
 
+def _journal(store: Store, publication_id: int, outcomes: list[tuple[str, str, dict]]) -> None:
+    """(identifier, outcome, extra) as journal records of the local database; call inside
+    the marks' own transaction."""
+    database, server, remote = store.sql.one(
+        "SELECT local_database, server_url, remote_database FROM hl_publication WHERE id = ?", (publication_id,))
+    for identifier, outcome, extra in outcomes:
+        store.record(names.PUBLISH_IMAGE_HASH, database, identifier,
+                     {"outcome": outcome, "server": server, "database": remote, **extra})
+
+
 def mark_sent(store: Store, publication_id: int, identifiers: list[str], *, now: int) -> None:
     """Mark entries `sent`, committed before any of them is sent (replacing earlier marks)."""
     with store.writing():
+        _journal(store, publication_id, [(identifier, SENT, {}) for identifier in identifiers])
         for chunk in chunks(identifiers):
             marks = ", ".join("?" * len(chunk))
             store.sql.exec(f"DELETE FROM hl_publish_item WHERE publication_id = ? AND identifier IN ({marks})",
@@ -105,6 +118,10 @@ def record(store: Store, publication_id: int, outcomes: list[tuple[str, str, str
     if not outcomes:
         return
     with store.writing():
+        _journal(store, publication_id, [
+            (identifier, "queued" if state == SENT else state,
+             {k: v for k, v in (("token", token), ("error", error)) if v is not None})
+            for identifier, state, token, error in outcomes])
         for identifier, state, token, error in outcomes:
             store.sql.exec(
                 "UPDATE hl_publish_item SET state = ?, token = COALESCE(?, token), error = ?, done_at = ? "
@@ -112,11 +129,13 @@ def record(store: Store, publication_id: int, outcomes: list[tuple[str, str, str
                 (state, token, error, None if state == SENT else now, publication_id, identifier))
 
 
-def forget(store: Store, publication_id: int, identifiers: list[str]) -> None:
-    """Drop the marks of entries found not to be on the server (nothing was trained)."""
+def forget(store: Store, publication_id: int, identifiers: list[str], outcome: str = "not on the server") -> None:
+    """Drop the marks of entries found not to be on the server, or never sent (nothing was
+    trained); `outcome` says which, for the journal."""
     if not identifiers:
         return
     with store.writing():
+        _journal(store, publication_id, [(identifier, outcome, {}) for identifier in identifiers])
         for chunk in chunks(identifiers):
             marks = ", ".join("?" * len(chunk))
             store.sql.exec(f"DELETE FROM hl_publish_item WHERE publication_id = ? AND identifier IN ({marks})",

@@ -120,6 +120,29 @@ def test_an_error_answer_stops_the_run_and_the_next_run_finishes(standin, store)
     assert_exactly_once(server, store)
 
 
+def test_the_journal_records_every_training_sent_and_its_outcome(standin, store):
+    server = standin({"remote": []})
+    server.add_fault(Fault("error", at=3, action=names.TRAIN_IMAGE_HASH))
+    before = store.change_token()
+    report = publish(store, client_for(server), "local", "remote", in_flight=1)
+    records = [e for e in store.history(database="local") if e.action == names.PUBLISH_IMAGE_HASH]
+    outcomes = collections.defaultdict(list)
+    for e in records:
+        assert e.params["server"] == server.url and e.params["database"] == "remote"
+        outcomes[e.identifier].append(e.params["outcome"])
+    sent = [p["identifier"] for a, p in server.applied if a == names.TRAIN_IMAGE_HASH]
+    assert sorted(report.published) == sorted(sent)
+    for identifier in sent:
+        assert outcomes[identifier][0] == publishing.SENT and outcomes[identifier][-1] == publishing.CONFIRMED
+    (failed, reason), = report.failed
+    assert outcomes[failed] == [publishing.SENT, publishing.FAILED]
+    assert [e.params.get("error") for e in records if e.identifier == failed][-1] == reason
+    # Entries marked before the refusal stopped the run but never sent say so last.
+    for identifier in set(outcomes) - set(sent) - {failed}:
+        assert outcomes[identifier] == [publishing.SENT, "not sent"]
+    assert store.change_token() > before
+
+
 def test_continue_on_error_goes_past_a_refusal(standin, store):
     server = standin({"remote": []})
     server.add_fault(Fault("error", at=2, action=names.TRAIN_IMAGE_HASH))
