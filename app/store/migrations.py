@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from app.domain import JournalEntry
+from app.domain import JournalEntry, counted
 from app.mediaserver_codec import names
 from app.store import schema
 from app.store.sql import IN_CHUNK, chunks
@@ -124,10 +124,12 @@ def to_version_2(store) -> None:
                 (row[0], OLD_PLACEHOLDER, *chunk)).rowcount
     zeros = store.sql.one("SELECT COUNT(*) FROM hl_entry WHERE phash = ?", (OLD_PLACEHOLDER,))[0]
     notes = store.migration_notes
-    notes.append(f"{nulled:,} entries imported without a pHash (the journal names them) now say 'not known' "
+    notes.append(f"{counted(nulled, 'entry', 'entries')} imported without a pHash (the journal names them) "
+                 f"{'now says' if nulled == 1 else 'now say'} 'not known' "
                  "instead of the placeholder 0000000000000000.")
     if zeros:
-        notes.append(f"{zeros:,} entries keep the pHash 0000000000000000: the journal does not prove it a "
+        notes.append(f"{counted(zeros, 'entry', 'entries')} {'keeps' if zeros == 1 else 'keep'} the pHash "
+                     "0000000000000000: the journal does not prove it a "
                      "placeholder (a real image can hash to 0). 'hashlens attach-images' can compute them.")
 
 
