@@ -95,6 +95,10 @@ class Handover:
         self.key = secrets.token_bytes(32)
         self._listener = Listener(self.address, family="AF_UNIX", authkey=self.key)
         self._closed = False
+        # Both the connection's own thread and close() may close a connection: one lock and
+        # membership in this list decide which does, so no descriptor is closed twice (a
+        # second close could hit a descriptor the number was given to meanwhile).
+        self._lock = threading.Lock()
         self._connections: list = []
         self._thread = threading.Thread(target=self._accept, name="hashlens-handover", daemon=True)
         self._thread.start()
@@ -107,7 +111,11 @@ class Handover:
                 if self._closed:
                     return
                 continue
-            self._connections.append(conn)
+            with self._lock:
+                if self._closed:
+                    conn.close()
+                    return
+                self._connections.append(conn)
             threading.Thread(target=self._serve, args=(conn,), name="hashlens-handover-conn", daemon=True).start()
 
     def _serve(self, conn) -> None:
@@ -121,7 +129,10 @@ class Handover:
         except (EOFError, OSError):
             return
         finally:
-            conn.close()
+            with self._lock:
+                if conn in self._connections:
+                    self._connections.remove(conn)
+                    conn.close()
             self._on_thread_end()
 
     def _call(self, environ: dict, body: bytes) -> tuple[str, list, bytes]:
@@ -150,10 +161,22 @@ class Handover:
         except Exception:  # noqa: BLE001
             pass
         self._listener.close()
-        for conn in self._connections:
-            conn.close()
+        with self._lock:
+            connections, self._connections = self._connections, []
+            for conn in connections:
+                _shut(conn)
+                conn.close()
         self._thread.join(5)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _shut(conn) -> None:
+    """Wake a thread blocked reading `conn`: it reads the end of the stream."""
+    try:
+        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 class Helpers:
