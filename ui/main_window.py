@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
 
 import app
 from app.domain import HashlensError, ListingQuery
-from app.mediaserver import push as push_module
 from app.mediaserver import staged
 from app.services import actions
 from app.services.locations import missing_store_file
@@ -42,7 +41,6 @@ from ui.filter_panel import FilterPanel
 from ui.icons import app_icon, icon_size, refresh_icons, set_icon
 from ui.mirror_actions import MirrorActions
 from ui.pending_changes import PendingChangesPane
-from ui.push_dialog import PushDialog
 from ui.models.listing_model import ListingModel, ListingSource, prepare
 from ui.notice_bar import NoticeBar
 from ui.pager import PagerBar
@@ -739,9 +737,9 @@ class MainWindow(QMainWindow):
             self.pending_pane.set_changes(None, [])
             return
         try:
-            source = push_module.mirror_source(store, name) if name else None
-            waiting = push_module.outstanding(store, name) if source is not None else []
-            counts = push_module.pending_counts(store)
+            source = staged.mirror_source(store, name) if name else None
+            waiting = staged.outstanding(store, name) if source is not None else []
+            counts = staged.pending_counts(store)
         except HashlensError as exc:
             log.debug("staged changes not read: %s", exc.description)
             return
@@ -753,10 +751,12 @@ class MainWindow(QMainWindow):
 
     def open_push(self, mirror: str) -> None:
         store = self.session.store
-        source = push_module.mirror_source(store, mirror) if store is not None else None
+        source = staged.mirror_source(store, mirror) if store is not None else None
         if source is None:
             return
-        dialog = PushDialog(store, mirror, source.url, push_module.outstanding(store, mirror), self,
+        from ui.push_dialog import PushDialog  # the client and push machinery: loaded when first used
+
+        dialog = PushDialog(store, mirror, source.url, staged.outstanding(store, mirror), self,
                             workers=self.workers)
         dialog.pushed.connect(lambda report: self._on_push_dialog_pushed(mirror, report))
         dialog.exec()
