@@ -550,7 +550,8 @@ def check():
         heavy = ("numpy", "scipy", "imagehash", "PIL", "numba", "waitress", "defusedxml", "xlsxwriter",
                  "psycopg", "pymysql", "ui.export_dialog", "ui.audit_view", "ui.serve_dialog", "ui.import_dialog",
                  "ui.mirror_dialog", "ui.push_dialog", "app.audits", "app.serve", "app.mediaserver.push",
-                 "app.mediaserver.client", "app.mediaserver.mirror")
+                 "app.mediaserver.client", "app.mediaserver.mirror", "app.mediaserver.staged", "app.store.mirrors",
+                 "app.diff")
         print("LOADED " + json.dumps(sorted(h for h in heavy if h in sys.modules)))
         print("SEEDED " + json.dumps(window.model.last_from_cache))
         app.exit(0)
