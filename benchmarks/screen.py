@@ -110,6 +110,8 @@ def time_to_rows(argv: list[str], env: dict | None = None) -> float:
         for line in out.splitlines():
             if line.startswith("RESULT "):
                 result = json.loads(line[len("RESULT "):])
+                if os.environ.get("HL_SCREEN_FRAMES"):
+                    print(f"  {os.path.basename(argv[0])}: {result}", file=sys.stderr)
                 if result.get("rows_at") is None:
                     raise RuntimeError(f"{os.path.basename(argv[0])}: no rows on the screen within {DEADLINE_S:.0f} s")
                 return result["rows_at"] - began
@@ -151,9 +153,10 @@ def capture() -> None:
     screen = app.primaryScreen()
     print("READY", flush=True)
     began = float(sys.stdin.readline())
-    frames, last, changed = [], None, began
+    frames, last, changed, grabs = [], None, began, 0
     while True:
         now = time.monotonic()
+        grabs += 1
         image = screen.grabWindow(0).toImage()
         if last is None or image != last:
             frames.append((now, image))
@@ -167,7 +170,7 @@ def capture() -> None:
     if keep:
         for i, (at, image) in enumerate(frames):
             image.save(os.path.join(keep, f"{os.getpid()}-{i:03d}-{at - began:07.3f}s{'-rows' if i == first else ''}.png"))
-    print("RESULT " + json.dumps({"rows_at": rows_at, "frames": len(frames)}), flush=True)
+    print("RESULT " + json.dumps({"rows_at": rows_at, "frames": len(frames), "grabs": grabs}), flush=True)
     del app
 
 
