@@ -23,11 +23,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from app.mediaserver_codec.reader import ListedEntry
+from app.mediaserver_codec.reader import ImageStatus, ListedEntry
 from app.diff import DiffEntry, metadata_json
 from app.store.mirrors import STAGED_TABLE
 
 _PREFIX = "hashlens-pull-"
+_NO_IMAGE = ImageStatus(None, None, None)
 _SUFFIX = ".sqlite"
 
 
@@ -65,9 +66,11 @@ class Staging:
     def add(self, entries: list[ListedEntry]) -> None:
         if not entries:
             return
-        first = self.count + 1
-        rows = [(first + i, e.identifier, e.label, e.has_image_data, metadata_json(e.metadata or ()))
-                for i, e in enumerate(entries)]
+        rows = []
+        for position, e in enumerate(entries, self.count + 1):
+            # `ListedEntry.label` and `.has_image_data`, read at once (the hot loop of staging).
+            label, _, flag = e.images[0] if e.images else _NO_IMAGE
+            rows.append((position, e.identifier, label, flag, metadata_json(e.metadata or ())))
         db = self._db
         db.execute("BEGIN")
         try:
