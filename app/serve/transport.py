@@ -230,7 +230,11 @@ class AciApp:
             finally:
                 if result.scope is not None:
                     result.scope.close()
-            if result.scope is not None and result.scope.timed_out and outcome == "SUCCESS":
+            # Past the deadline the work was cancelled: the answer says why (ERRORTIMEOUT),
+            # whether the cancel cut the work short (an ERRORCANCELLED from the first
+            # batch, rendered at once by `answer`) or came just after it finished.
+            if result.scope is not None and result.scope.timed_out and (
+                    outcome == "SUCCESS" or (ans.error is not None and ans.error.failure is Failure.CANCELLED)):
                 exc = result.scope.timeout_error()
                 text, outcome = response.error(ans.action, exc), f"ERROR {exc.failure.code}"
             if json_form:
