@@ -7,7 +7,7 @@ import io
 import itertools
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from app.domain import EntryRow, Failure, HashlensError, first_bad_xml_char, param_invalid
@@ -314,6 +314,11 @@ def test_the_fast_path_refuses_an_entity_it_does_not_know_and_a_cut_entry():
 
 
 @given(st.text(alphabet=st.one_of(st.characters(), st.sampled_from("&<>\r\t\n\x00\x1f\x7f\ufffe\uffff\ud800"))))
+@example("\x7f")
+@example("\r")
+@example("a&b")
+@example("\x1f")
+@example("\ud800")
 @settings(max_examples=500)
 def test_the_writers_fast_check_agrees_with_the_rule(text):
     """`is_plain` (one C pass for ASCII, a regex otherwise) says exactly: nothing to escape
