@@ -181,13 +181,19 @@ def _loads(path, text: str, line: int | None):
 # The C decoder without hooks, for the lines of NDJSON, Hashlens's JSON layout and CSV
 # metadata cells: the hooks above cost a Python call per object and per number (a third of
 # an import's parsing, ours). What they refuse is still refused: a repeated key is found by
-# counting, on the line, the ends of keys (a quote, space, colon), which are at least as
-# many as the keys written and equal to the keys decoded only when none repeats; a number
+# counting, on the line, the ends of keys ('":'; a line with a space before a colon is
+# doubted), which are at least as many as the keys written and equal to the keys decoded
+# only when none repeats; a number
 # too long for any field fails the entry's checks. Whatever the quick way doubts goes
 # through `_loads` again, which words the refusal as before.
 _plain_decoder = json.JSONDecoder(parse_constant=_reject_constant)
 _plain_scan = _plain_decoder.scan_once  # (value, end) from an index; StopIteration when none starts there
-_count_key_ends = re.compile(r'"[ \t\r\n]*:').findall
+_spaced_key_end = re.compile(r'"[ \t\r\n]+:').search
+
+
+def _keys_unrepeated(text: str, keys: int) -> bool:
+    """Whether `text`, decoded into objects holding `keys` keys in all, wrote no key twice."""
+    return text.count('":') == keys and _spaced_key_end(text) is None
 
 
 def _quick_entry(path, text: str, line: int) -> ImportedEntry:
@@ -198,7 +204,7 @@ def _quick_entry(path, text: str, line: int) -> ImportedEntry:
         if type(obj) is dict and (end == len(text) or _JSON_SPACE.match(text, end).end() == len(text)):
             metadata = obj.get("metadata")
             keys = len(obj) + (len(metadata) if type(metadata) is dict else 0)
-            if len(_count_key_ends(text)) == keys:
+            if _keys_unrepeated(text, keys):
                 return entry_from_object(path, obj, line)
     except (ValueError, RecursionError, StopIteration, ImportRefused):
         pass
@@ -209,7 +215,7 @@ def _quick_metadata(path, text: str, line: int) -> tuple[tuple[str, str], ...]:
     """A CSV metadata cell as `_metadata(path, line, _loads(...))` reads it; ValueError
     when the quick way doubts it (the caller then takes the careful way)."""
     obj = _plain_decoder.decode(text)
-    if type(obj) is not dict or len(_count_key_ends(text)) != len(obj):
+    if type(obj) is not dict or not _keys_unrepeated(text, len(obj)):
         raise ValueError("not plainly an object of texts")
     return _metadata(path, line, obj)
 
