@@ -308,7 +308,7 @@ def _store_batch(store, path, database: str, db_id: int, pending: list[ImportedE
         identifier = item.identifier
         pairs = item.metadata or ()
         if (texts_ok and not (held and identifier in held)
-                and (len(pairs) < 2 or len({k for k, _ in pairs}) == len(pairs))):
+                and (len(pairs) < 2 or len(dict(pairs)) == len(pairs))):
             # The common case: checked already, stored straight from the file's values
             # (what prepare_entry makes of an entry without image data). No pHash is
             # stored as not known (NULL).
