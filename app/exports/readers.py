@@ -14,6 +14,7 @@ import binascii
 import codecs
 import csv
 import json
+import operator
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from app.domain import MAX_INT, PHASH_MASK, Failure, HashlensError, parse_phash, whole_number
 from app.exports import formats, registry
-from app.exports.cells import FORMULA_TRIGGERS, parse_time, restore
+from app.exports.cells import ESCAPED_START, FORMULA_TRIGGERS, parse_time, restore
 from app.mediaserver_codec.reader import ListedEntry, ResponseUnreadable, iter_response
 
 # Default cap on an import file (reliability X3: configurable, 2 GB).
@@ -36,6 +37,7 @@ MAX_LINE_BYTES = MAX_CSV_FIELD + 64 * 1024
 MAX_RECORD_BYTES = 4 * MAX_CSV_FIELD
 MAX_JSON_ENTRY_BYTES = MAX_LINE_BYTES
 _READ_CHUNK = 1 << 16
+_first_char = operator.itemgetter(slice(0, 1))  # a cell's first character, "" for an empty cell
 
 LISTING_KEYS = {"position", "identifier", "phash", "trained_at", "label", "hasimagedata", "image_format",
                 "width", "height", "byte_size", "metadata"}
@@ -610,7 +612,9 @@ def read_csv(path, f, delimiter: str, spreadsheet_safe: bool) -> Iterator[Import
                 raise ImportRefused(
                     path, f"the row has {len(cells)} cells; the header has {len(header)}"
                           f"{' (is the delimiter right?)' if len(cells) == 1 else ''}.", line)
-            if spreadsheet_safe:
+            if spreadsheet_safe and not ESCAPED_START.isdisjoint("".join(map(_first_char, cells))):
+                # Most rows have no cell starting with an apostrophe or a trigger: their
+                # first characters are gathered in C, and only the others are looked at.
                 if not FORMULA_TRIGGERS.isdisjoint([c[:1] for c in cells]):
                     for i, cell in enumerate(cells):
                         if cell and cell[0] in FORMULA_TRIGGERS:
