@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-from operator import attrgetter
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 from app import faults
