@@ -8,7 +8,8 @@ prolog is scanned before the parser sees it, so a DTD never reaches expat. The i
 strict reading (`_iter_strict`) reads entries in Media Server's own shape straight from the
 bytes, with their lines, after expat has checked every byte; anything else goes to
 defusedxml's parser and a strict Python target, which words the refusal with its line (the
-reference both fast paths are property-tested against). Either way a page of 50 MB costs one entry's memory; a DTD, an entity declaration
+reference both fast paths are property-tested against). Either way a page of 50 MB costs
+one entry's memory; a DTD, an entity declaration
 or an external reference is refused outright (reliability X1, X2), and so is a document
 that is not well-formed, ends early or is not an <autnresponse>. Elements in the ACI namespace read as plain ones, and
 the counters are read in both spellings (`numtrained` and `numtrainedimages`, MS).
