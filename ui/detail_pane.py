@@ -382,7 +382,7 @@ def counts_text() -> str:
     """imagestatus' four counts of one trained entry on one line that wraps only between
     the pairs, as narrow a pane needs (a name never parts from its number)."""
     pairs = (("numimages", 1), ("numtrained", 1), ("numfailed", 0), ("numuntrained", 0))
-    return " · ".join(f"{name}\u00a0{value}" for name, value in pairs)
+    return "\u00a0· ".join(f"{name}\u00a0{value}" for name, value in pairs)
 
 
 def _image_data_text(row: EntryRow) -> str:

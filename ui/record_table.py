@@ -183,13 +183,13 @@ class RecordTable(QTableView):
         fm = self.fontMetrics()
         # First what the widths for unseen typical values added beyond this page's contents,
         # then the two columns that elide.
-        typical = dict(zip((c.name for c in COLUMNS), self.default_widths()))
-        floors = {"size": max(self.sizeHintForColumn(COLUMN_INDEX["size"]) + 12, header.sectionSizeHint(COLUMN_INDEX["size"])),
+        floors = {"size": self._content_width("size"),
+                  "distance": header.sectionSizeHint(COLUMN_INDEX["distance"]),
                   "meta": fm.horizontalAdvance(COLUMNS[COLUMN_INDEX["meta"]].title) + 16,
-                  "trained": typical["trained"], "phash": typical["phash"],
+                  "trained": self._content_width("trained"), "phash": self._content_width("phash"),
                   "identifier": fm.horizontalAdvance("01234567…") + 16,
                   "label": fm.horizontalAdvance("x" * 9) + 16}
-        for name in ("size", "meta", "trained", "phash", "identifier", "label"):
+        for name in ("size", "meta", "trained", "phash", "distance", "identifier", "label"):
             section = COLUMN_INDEX[name]
             if excess <= 0 or header.isSectionHidden(section):
                 continue
@@ -197,6 +197,11 @@ class RecordTable(QTableView):
             give = min(excess, max(0, size - floors[name]))
             header.resizeSection(section, size - give)
             excess -= give
+
+    def _content_width(self, name: str) -> int:
+        """The width this page's values and the column's title need, without spare room."""
+        section = COLUMN_INDEX[name]
+        return max(self.sizeHintForColumn(section), self.horizontalHeader().sectionSizeHint(section))
 
     def restore_header(self, state) -> bool:
         if state is None or state.isEmpty():
