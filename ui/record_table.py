@@ -181,15 +181,17 @@ class RecordTable(QTableView):
         shown = [s for s in range(header.count()) if not header.isSectionHidden(s)]
         excess = sum(header.sectionSize(s) for s in shown) - available
         fm = self.fontMetrics()
-        # First what the widths for unseen typical values added beyond this page's contents,
-        # then the two columns that elide.
-        floors = {"size": self._content_width("size"),
-                  "distance": header.sectionSizeHint(COLUMN_INDEX["distance"]),
+        # First the spare room of fixed-format columns and what the widths for unseen typical
+        # values added beyond this page's contents, then the two columns that elide.
+        typical = dict(zip((c.name for c in COLUMNS), self.default_widths()))
+        floors = {"trained": typical["trained"] - 8, "phash": typical["phash"] - 8,
                   "meta": fm.horizontalAdvance(COLUMNS[COLUMN_INDEX["meta"]].title) + 16,
-                  "trained": self._content_width("trained"), "phash": self._content_width("phash"),
+                  "distance": header.sectionSizeHint(COLUMN_INDEX["distance"]),
+                  "size": max(self.sizeHintForColumn(COLUMN_INDEX["size"]) + 12,
+                              header.sectionSizeHint(COLUMN_INDEX["size"])),
                   "identifier": fm.horizontalAdvance("01234567…") + 16,
                   "label": fm.horizontalAdvance("x" * 9) + 16}
-        for name in ("size", "meta", "trained", "phash", "distance", "identifier", "label"):
+        for name in ("trained", "phash", "meta", "distance", "size", "identifier", "label"):
             section = COLUMN_INDEX[name]
             if excess <= 0 or header.isSectionHidden(section):
                 continue
@@ -197,11 +199,6 @@ class RecordTable(QTableView):
             give = min(excess, max(0, size - floors[name]))
             header.resizeSection(section, size - give)
             excess -= give
-
-    def _content_width(self, name: str) -> int:
-        """The width this page's values and the column's title need, without spare room."""
-        section = COLUMN_INDEX[name]
-        return max(self.sizeHintForColumn(section), self.horizontalHeader().sectionSizeHint(section))
 
     def restore_header(self, state) -> bool:
         if state is None or state.isEmpty():
