@@ -12,7 +12,7 @@ each request and counts every answer that is not HTTP 200 with
 printed with the figures.
 
     .venv/bin/python benchmarks/serve.py [--count 1000000] [--duration 30] [--connections 64]
-                                         [--workers N] [--threads 8]
+                                         [--workers N] [--threads N]
 
 The store is built once (about 2.5 minutes) as benchmarks/data/sample-1000000.db (the
 folder is git-ignored; remove the file to build it again) and reused by later runs.
@@ -38,6 +38,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_common import DATA, DATABASE, ROOT, sample_store  # noqa: E402
+
+from app.serve.settings import default_threads  # noqa: E402
 
 TARGET_RPS = 1000
 TARGET_P99_MS = 50.0
@@ -95,7 +97,9 @@ end
 FLOOR_APP = r"""
 import logging, os, sys, waitress
 from app.mediaserver_codec import writer as response
+from app.serve.server import dedicate_process
 from app.serve.workers import bind_shared
+dedicate_process()  # as `hashlens serve` tunes its processes
 logging.getLogger("waitress").setLevel(logging.ERROR)
 body = response.success("GetVersion", ["<version>floor</version>"]).encode()
 def app(environ, start_response):
@@ -190,9 +194,12 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--duration", type=int, default=30)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=8, help="server worker threads per process")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="server worker threads per process (default: the server's own default)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="server processes (default: cores)")
     args = parser.parse_args()
+    if args.threads is None:
+        args.threads = default_threads(args.workers)  # what `hashlens serve` itself chooses
     if shutil.which("wrk") is None:
         raise SystemExit("benchmarks/serve.py needs wrk: apt-get install wrk")
     store = sample_store(DATA / f"sample-{args.count}.db", args.count)

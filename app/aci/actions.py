@@ -40,7 +40,9 @@ def _list_image_hashes(store: Source, p: Params) -> Iterator[str]:
         imagestatus=p.boolean("imagestatus", False),
         metadata=p.boolean("metadata", False),
     ).validated()
-    store.database_id(query.database)
+    # No separate look-up of the database: `answer` renders the first batch at once, and
+    # every way of reading a listing refuses an unknown database there (one statement
+    # fewer per page).
     return _render_listing(store, query)
 
 

@@ -9,7 +9,7 @@ import threading
 
 from app.cli.common import positive_int, whole_number
 from app.serve.settings import (DEFAULT_PORT, LOOPBACK_CLIENTS, MAX_INPUT_STRING, MAX_UPLOAD_BYTES, ServeSettings,
-                                load_or_create_token)
+                                default_threads, load_or_create_token)
 from app.store import resolve_store_url
 
 
@@ -41,7 +41,8 @@ def add_commands(subparsers) -> None:
                    help=f"largest imagedata or dbdata upload (default {MAX_UPLOAD_BYTES:,})")
     p.add_argument("--deadline", type=positive_int, default=30, metavar="SECONDS",
                    help="longest time one request may spend in the store (default 30)")
-    p.add_argument("--threads", type=positive_int, default=8, help="HTTP worker threads per process (default 8)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="HTTP worker threads per process (default 2 when several processes serve, else 4)")
     p.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="processes serving the port, each with its own threads and store connections "
                         f"(default: the number of cores, here {os.cpu_count() or 1}; 1 where the system cannot "
@@ -55,18 +56,23 @@ def add_commands(subparsers) -> None:
 
 
 def run_serve(_store, args) -> int:
-    from app.serve.server import Server
+    from app.serve.server import Server, dedicate_process
+    from app.serve.workers import can_share_port
 
     token = load_or_create_token(args.token_file) if args.token_file else None
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    if workers > 1 and not can_share_port():
+        workers = 1  # one process serves (Windows, a frozen bundle): it keeps the one-process threads
     settings = ServeSettings(
         store_url=resolve_store_url(args.store), host=args.host, port=args.port,
         read_only=args.read_only or args.serve_read_only,
         admin_clients=tuple(a for a in args.admin_clients.split(",") if a.strip()),
         allow_dirs=tuple(args.allow_dir), allow_hosts=tuple(args.allow_host),
         max_input_string=args.max_input_string, max_upload_bytes=args.max_upload,
-        deadline=float(args.deadline), threads=args.threads, log_path=args.log,
-        workers=args.workers if args.workers is not None else (os.cpu_count() or 1), token=token,
+        deadline=float(args.deadline), threads=args.threads or default_threads(workers), log_path=args.log,
+        workers=workers, token=token,
     )
+    dedicate_process()
     server = Server(settings)
     try:
         server.start()

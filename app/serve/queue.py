@@ -65,8 +65,11 @@ class ActionQueue:
     test opens, not a sleep)."""
 
     def __init__(self, open_store: Callable[[], object], close_store: Callable[[object], None], *,
-                 workers: int = 1, token_prefix: str = "hashlens", gate: threading.Event | None = None):
+                 workers: int = 1, token_prefix: str = "hashlens", gate: threading.Event | None = None,
+                 on_end: Callable[["QueuedAction"], None] | None = None):
+        """`on_end` is told of each action as it ends (the request log), with the lock held."""
         self._open_store = open_store
+        self._on_end = on_end
         self._close_store = close_store
         self._gate = gate
         self.token_prefix = token_prefix
@@ -191,6 +194,8 @@ class ActionQueue:
         done.append(item.token)
         while len(done) > KEEP_DONE:
             self._by_token.pop(done.popleft(), None)
+        if self._on_end is not None:
+            self._on_end(item)
 
     # -- shutdown --------------------------------------------------------------------------
 

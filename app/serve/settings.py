@@ -18,6 +18,16 @@ DEFAULT_PORT = 14000  # Media Server's ACI port (MS)
 LOOPBACK_CLIENTS = ("127.0.0.0/8", "::1")
 
 
+def default_threads(workers: int) -> int:
+    """HTTP worker threads per process when not told (docs/serve.md, "Threads and
+    processes"): each process runs one thread of Python at a time, so threads past two
+    (one in Python while the other waits for the store or a socket) add no throughput,
+    only more threads for the event loop to wait behind for the interpreter, which is
+    what made the slowest answers slow. One process alone keeps four, so that requests
+    slowed by the store (bounded by the deadline) leave others a thread."""
+    return 2 if workers > 1 else 4
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     store_url: str

@@ -146,16 +146,18 @@ class _StoreScope:
 
     def __init__(self, store, watchdog: Watchdog, seconds: float):
         self.seconds = seconds
-        self._stack = contextlib.ExitStack()
-        handle = self._stack.enter_context(store.cancellable())
+        self._scope = store.cancellable()
+        handle = self._scope.__enter__()
         self._key = watchdog.watch(seconds, handle.cancel)
         self._watchdog = watchdog
         self.timed_out = False
 
     def close(self) -> None:
         self.timed_out = self._watchdog.unwatch(self._key) or self.timed_out
-        with contextlib.suppress(HashlensError):
-            self._stack.close()
+        scope, self._scope = self._scope, None
+        if scope is not None:  # closed once, however many paths reach here
+            with contextlib.suppress(HashlensError):
+                scope.__exit__(None, None, None)
 
     def timeout_error(self) -> HashlensError:
         return HashlensError(Failure.TIMEOUT, f"The request took longer than this server's deadline of "
@@ -185,10 +187,7 @@ class AciApp:
     def __call__(self, environ, start_response):
         started = time.perf_counter()
         client = environ.get("REMOTE_ADDR", "?")
-        # A known action is named in the answer even when its parameters are refused.
-        asked = requested_action(environ.get("REQUEST_URI", ""))
-        action_name = (names.canonical_action(asked) or _SERVER_ACTIONS.get((asked or "").lower(), ("UNKNOWN",))[0])
-        json_form = _declares_json(environ.get("REQUEST_URI", ""))
+        json_form = None  # known once the parameters are read; a refusal reads the URL leniently
         try:
             self._check_host(environ.get("HTTP_HOST"))
             if self.settings.token is not None:
@@ -205,16 +204,16 @@ class AciApp:
             json_form = self._response_format(values)
             result = self._dispatch(environ, client, action, values)
         except HttpRefusal as refusal:
+            action_name, json_form = _asked(environ, json_form)
             text = response.error(action_name, refusal.error)
-            json_form = json_form or environ.get("hashlens.json", False)
             body = (xml_to_json(text) if json_form else text).encode("utf-8")
             start_response(refusal.status, [("Content-Type", JSON if json_form else XML),
                                             ("Content-Length", str(len(body)))] + refusal.headers)
             self._log(client, action_name, f"HTTP {refusal.status[:3]} {refusal.error.failure.code}", started)
             return [body]
         except HashlensError as exc:
+            action_name, json_form = _asked(environ, json_form)
             result = _Answer(error_response(action_name, exc))
-            json_form = json_form or environ.get("hashlens.json", False)
         return self._respond(result, json_form, start_response, client, started)
 
     def _respond(self, result: "_Answer", json_form: bool, start_response, client: str, started: float):
@@ -231,7 +230,11 @@ class AciApp:
             finally:
                 if result.scope is not None:
                     result.scope.close()
-            if result.scope is not None and result.scope.timed_out and outcome == "SUCCESS":
+            # Past the deadline the work was cancelled: the answer says why (ERRORTIMEOUT),
+            # whether the cancel cut the work short (an ERRORCANCELLED from the first
+            # batch, rendered at once by `answer`) or came just after it finished.
+            if result.scope is not None and result.scope.timed_out and (
+                    outcome == "SUCCESS" or (ans.error is not None and ans.error.failure is Failure.CANCELLED)):
                 exc = result.scope.timeout_error()
                 text, outcome = response.error(ans.action, exc), f"ERROR {exc.failure.code}"
             if json_form:
@@ -602,6 +605,18 @@ def _split_host(host: str) -> tuple[str, int | None]:
             return name, -1
         return name, int(port)
     return name, None
+
+
+def _asked(environ, json_form: bool | None) -> tuple[str, bool]:
+    """For a request refused before its parameters were read: the action it names (a
+    known action is named in the answer even when its parameters are refused) and
+    whether it asked for JSON, both read leniently from the URL (and a form body)."""
+    uri = environ.get("REQUEST_URI", "")
+    asked = requested_action(uri)
+    name = names.canonical_action(asked) or _SERVER_ACTIONS.get((asked or "").lower(), ("UNKNOWN",))[0]
+    if json_form is None:
+        json_form = _declares_json(uri) or environ.get("hashlens.json", False)
+    return name, bool(json_form)
 
 
 def _declares_json(text: str) -> bool:

@@ -95,11 +95,12 @@ class Handover:
         self.key = secrets.token_bytes(32)
         self._listener = Listener(self.address, family="AF_UNIX", authkey=self.key)
         self._closed = False
-        # Both the connection's own thread and close() may close a connection: one lock and
-        # membership in this list decide which does, so no descriptor is closed twice (a
-        # second close could hit a descriptor the number was given to meanwhile).
+        # A connection is closed only by its own thread, when it ends: close() shuts it
+        # down (the thread then reads the end of the stream) and waits for the thread.
+        # Closing it from close() raced the thread still reading it: a descriptor closed
+        # twice (EBADF), or a read on a number the system had meanwhile given to another file.
         self._lock = threading.Lock()
-        self._connections: list = []
+        self._connections: dict = {}  # connection -> the thread serving it
         self._thread = threading.Thread(target=self._accept, name="hashlens-handover", daemon=True)
         self._thread.start()
 
@@ -115,8 +116,10 @@ class Handover:
                 if self._closed:
                     conn.close()
                     return
-                self._connections.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), name="hashlens-handover-conn", daemon=True).start()
+                thread = threading.Thread(target=self._serve, args=(conn,), name="hashlens-handover-conn",
+                                          daemon=True)
+                self._connections[conn] = thread
+            thread.start()
 
     def _serve(self, conn) -> None:
         try:
@@ -130,9 +133,8 @@ class Handover:
             return
         finally:
             with self._lock:
-                if conn in self._connections:
-                    self._connections.remove(conn)
-                    conn.close()
+                self._connections.pop(conn, None)
+                conn.close()
             self._on_thread_end()
 
     def _call(self, environ: dict, body: bytes) -> tuple[str, list, bytes]:
@@ -161,12 +163,14 @@ class Handover:
         except Exception:  # noqa: BLE001
             pass
         self._listener.close()
-        with self._lock:
-            connections, self._connections = self._connections, []
-            for conn in connections:
-                _shut(conn)
-                conn.close()
         self._thread.join(5)
+        with self._lock:  # no connection is added now: the accepting thread has ended
+            threads = list(self._connections.values())
+            for conn in self._connections:
+                _shut(conn)
+        deadline = time.monotonic() + 5
+        for thread in threads:  # each closes its own connection and store connection
+            thread.join(max(0.0, deadline - time.monotonic()))
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -311,9 +315,10 @@ class Forwarder:
 
 def helper_main() -> None:
     """A helper process: its configuration is one JSON line on standard input."""
-    from app.serve.server import Server
+    from app.serve.server import Server, dedicate_process
     from app.serve.settings import ServeSettings
 
+    dedicate_process()
     config = json.loads(sys.stdin.readline())
     values = config["settings"]
     for name in ("admin_clients", "allow_dirs", "allow_hosts"):

@@ -138,14 +138,8 @@ def has_table(store: Store) -> bool:
 
 
 def ensure_table(store: Store) -> None:
-    """Create the change-set tables if this store has none yet (outside any transaction:
-    MySQL commits DDL implicitly)."""
-    if has_table(store):
-        return
-    if store.read_only:
-        raise HashlensError(Failure.READ_ONLY, store.read_only_reason())
-    with store.db.bind_ctx(TABLES), store.writing():
-        store.db.create_tables(TABLES, safe=True)
+    """Create the change-set tables if this store has none yet."""
+    store.ensure_tables(TABLES)
 
 
 def _holder_alive(holder: str) -> bool:

@@ -53,12 +53,7 @@ def _has_tables(store: Store) -> bool:
 
 
 def _ensure_tables(store: Store) -> None:
-    if _has_tables(store):
-        return
-    if store.read_only:
-        raise HashlensError(Failure.READ_ONLY, store.read_only_reason())
-    with store.db.bind_ctx(TABLES), store.writing():
-        store.db.create_tables(TABLES, safe=True)
+    store.ensure_tables(TABLES)
 
 
 def mirror_of(store: Store, name: str) -> MirrorSource | None:

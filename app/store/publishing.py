@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from peewee import AutoField, BigAutoField, BigIntegerField, CharField, ForeignKeyField, TextField
 
-from app.domain import Failure, HashlensError
 from app.mediaserver_codec import names
 from app.store.schema import BaseModel, NameField
 from app.store.sql import chunks
@@ -63,12 +62,7 @@ def _has_tables(store: Store) -> bool:
 
 
 def _ensure_tables(store: Store) -> None:
-    if _has_tables(store):
-        return
-    if store.read_only:
-        raise HashlensError(Failure.READ_ONLY, store.read_only_reason())
-    with store.db.bind_ctx(TABLES), store.writing():
-        store.db.create_tables(TABLES, safe=True)
+    store.ensure_tables(TABLES)
 
 
 def publication(store: Store, database: str, server_url: str, remote_database: str, *, now: int) -> int:

@@ -460,6 +460,18 @@ class Store:
         latest = self.latest_snapshots() if rows else {}
         return [DatabaseInfo(name, count, latest.get(name)) for name, count in rows]
 
+    def ensure_tables(self, tables: list[type[peewee.Model]]) -> None:
+        """Create whichever of `tables` this store does not have yet. The optional tables
+        (mirrors, change-sets, publications) appear on first use, so a store that never
+        uses them stays as it was; this runs outside any write transaction, because
+        MySQL commits DDL implicitly."""
+        if all(self.db.table_exists(t._meta.table_name) for t in tables):
+            return
+        if self.read_only:
+            raise HashlensError(Failure.READ_ONLY, self.read_only_reason())
+        with self.db.bind_ctx(tables), self.writing():
+            self.db.create_tables(tables, safe=True)
+
     # -- mirrors: the store-level questions (the rest is app/store/mirrors.py) ----------------
 
     def has_mirror_tables(self) -> bool:

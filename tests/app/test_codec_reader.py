@@ -7,10 +7,10 @@ import io
 import itertools
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from app.domain import EntryRow, Failure, HashlensError, param_invalid
+from app.domain import EntryRow, Failure, HashlensError, first_bad_xml_char, param_invalid
 from app.mediaserver_codec import names, reader, writer
 from app.mediaserver_codec.reader import (
     DataValue, ErrorDetail, ListedEntry, ResponseHead, ResponseUnreadable, iter_response, read_response,
@@ -311,3 +311,22 @@ def test_the_fast_path_refuses_an_entity_it_does_not_know_and_a_cut_entry():
     cut = page.encode()[: page.index("</entry>") + 3]
     with pytest.raises(ResponseUnreadable, match="truncated"):
         list(iter_response(cut))
+
+
+@given(st.text(alphabet=st.one_of(st.characters(), st.sampled_from("&<>\r\t\n\x00\x1f\x7f\ufffe\uffff\ud800"))))
+@example("\x7f")
+@example("\r")
+@example("a&b")
+@example("\x1f")
+@example("\ud800")
+@settings(max_examples=500)
+def test_the_writers_fast_check_agrees_with_the_rule(text):
+    """`is_plain` (one C pass for ASCII, a regex otherwise) says exactly: nothing to escape
+    and nothing XML 1.0 forbids, so the text is written as it is."""
+    rule = not any(c in "&<>\r" for c in text) and first_bad_xml_char(text) is None
+    assert writer.is_plain(text) is rule
+    if rule:
+        assert writer.xml_text(text) == text
+    elif first_bad_xml_char(text) is None:
+        assert writer.xml_text(text) == text.replace("&", "&amp;").replace("<", "&lt;").replace(
+            ">", "&gt;").replace("\r", "&#13;")
