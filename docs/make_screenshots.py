@@ -3,7 +3,7 @@
     QT_QPA_PLATFORM=offscreen .venv/bin/python docs/make_screenshots.py [--out docs/screenshots]
 
 It writes main-window.png (1280×800), main-window-minimum.png (the smallest size the
-window allows, about 1020×550: it fits a 1024×600 screen), filtered.png, image-removed.png, main-window-dark.png and
+window allows, about 1010×565: it fits a 1024×600 screen), filtered.png, image-removed.png, main-window-dark.png and
 main-window-minimum-dark.png, near-phash.png (near results by distance), empty-store.png
 (a store with no databases), export-progress.png (an export under way) and audit-big.png
 and audit-progress.png (the Audit window on a big database: --big entries, 300,000 by
