@@ -61,18 +61,22 @@ def build_window(store_url: str | None = None, read_only: bool = False, log_path
 
     settings = Settings()
     theme = ThemeManager(QApplication.instance(), settings.theme())
-    window = MainWindow(force_read_only=read_only, theme=theme, settings=settings, log_path=log_path)
+    try:
+        url, failure = resolve_store_url(store_url), None
+    except Exception as exc:  # a broken $HASHLENS_STORE must not stop the window opening
+        url, failure = None, exc
+    reason = "Hashlens was started with --read-only" if read_only else None
+    # The store opens (and reads the first page) while the window is built.
+    window = MainWindow(force_read_only=read_only, theme=theme, settings=settings, log_path=log_path,
+                        open_url=url, open_read_only=read_only, open_reason=reason)
     if os.environ.get(SMOKE_ENV) == "1":
         # No one is there to answer "Create a new store?": the smoke run says it was asked
         # and answers yes, as a person starting a fresh install would.
         window.prompter.create_store = _smoke_create_store
-    try:
-        url = resolve_store_url(store_url)
-    except Exception as exc:  # a broken $HASHLENS_STORE must not stop the window opening
-        window.presenter.show_error(exc, "Open store")
-        return window
-    reason = "Hashlens was started with --read-only" if read_only else None
-    window.open_store(url, read_only=read_only, reason=reason)
+    if failure is not None:
+        window.presenter.show_error(failure, "Open store")
+    elif not window.opening_started:  # a new store file: the person is asked first
+        window.open_store(url, read_only=read_only, reason=reason)
     return window
 
 

@@ -6,11 +6,11 @@ from functools import lru_cache
 from importlib import resources
 
 from PySide6.QtCore import QByteArray, QSize, Qt
-from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPalette, QPixmap
+from PySide6.QtGui import QColor, QIcon, QIconEngine, QImage, QPainter, QPalette, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QApplication
 
-_SIZES = (16, 20, 24, 32, 48)
+_SIZES = (16, 20, 24, 32, 48)  # the sizes an icon says it has (any size is drawn when asked)
 
 
 @lru_cache(maxsize=None)
@@ -31,14 +31,39 @@ def _render(svg: bytes, size: int) -> QPixmap:
     return QPixmap.fromImage(image)
 
 
+class _TintedSvg(QIconEngine):
+    """Draws one SVG in a normal and a disabled tint, each size when first asked for: the
+    window's ~35 icons in 5 sizes and 2 modes took ~50 ms of start-up rendered up front,
+    and most of those pixmaps (menus not yet opened, high-DPI sizes) are never shown."""
+
+    def __init__(self, name: str, color: str, disabled: str):
+        super().__init__()
+        self.key = (name, color, disabled)
+        self.pixmaps: dict[tuple[str, int], QPixmap] = {}
+
+    def pixmap(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QPixmap:
+        name, color, disabled = self.key
+        tint = disabled if mode == QIcon.Mode.Disabled else color
+        side = max(1, min(size.width(), size.height()))
+        pixmap = self.pixmaps.get((tint, side))
+        if pixmap is None:
+            pixmap = self.pixmaps[(tint, side)] = _render(_svg_text(name).replace("currentColor", tint).encode(), side)
+        return pixmap
+
+    def paint(self, painter: QPainter, rect, mode: QIcon.Mode, state: QIcon.State) -> None:
+        scale = painter.device().devicePixelRatioF() if painter.device() is not None else 1.0
+        painter.drawPixmap(rect, self.pixmap(rect.size() * scale, mode, state))
+
+    def availableSizes(self, mode=QIcon.Mode.Normal, state=QIcon.State.Off) -> list[QSize]:
+        return [QSize(size, size) for size in _SIZES]
+
+    def clone(self) -> QIconEngine:
+        return _TintedSvg(*self.key)
+
+
 @lru_cache(maxsize=512)
 def _icon(name: str, color: str, disabled: str) -> QIcon:
-    icon = QIcon()
-    for mode, tint in ((QIcon.Mode.Normal, color), (QIcon.Mode.Disabled, disabled)):
-        svg = _svg_text(name).replace("currentColor", tint).encode("utf-8")
-        for size in _SIZES:
-            icon.addPixmap(_render(svg, size), mode)
-    return icon
+    return QIcon(_TintedSvg(name, color, disabled))
 
 
 def icon(name: str, color: QColor | str | None = None) -> QIcon:

@@ -27,8 +27,6 @@ from PySide6.QtWidgets import (
 
 import app
 from app.domain import HashlensError, ListingQuery
-from app.mediaserver import push as push_module
-from app.mediaserver import staged
 from app.services import actions
 from app.services.locations import missing_store_file
 from ui.action_log import ActionLog
@@ -42,7 +40,6 @@ from ui.filter_panel import FilterPanel
 from ui.icons import app_icon, icon_size, refresh_icons, set_icon
 from ui.mirror_actions import MirrorActions
 from ui.pending_changes import PendingChangesPane
-from ui.push_dialog import PushDialog
 from ui.models.listing_model import ListingModel, ListingSource, prepare
 from ui.notice_bar import NoticeBar
 from ui.pager import PagerBar
@@ -60,7 +57,11 @@ log = logging.getLogger("hashlens.ui")
 
 class MainWindow(QMainWindow):
     def __init__(self, *, force_read_only: bool = False, theme: ThemeManager | None = None,
-                 settings: Settings | None = None, poll_ms: int = POLL_MS, log_path: Path | None = None):
+                 settings: Settings | None = None, poll_ms: int = POLL_MS, log_path: Path | None = None,
+                 open_url: str | None = None, open_read_only: bool = False, open_reason: str | None = None):
+        """With `open_url`, the store starts opening (and reading its first page, on a
+        worker) before the rest of the window is built, unless the person must first be
+        asked to create it; `opening_started` says whether it did."""
         super().__init__()
         self.setWindowTitle("Hashlens")
         self.setWindowIcon(app_icon())
@@ -80,16 +81,24 @@ class MainWindow(QMainWindow):
         self.stopped_cleanly = True
         self._pending_database: str | None = None
         self._reference_row = None  # the last single selection: near results keep it selected
+        self.model = ListingModel(None, self, page_size=self.settings.page_size())
+        # Issue 15: the opening job runs while the widgets below are made; its answer is
+        # handled once the event loop runs, when everything is built and wired.
+        self.opening_started = open_url is not None and (
+            self.force_read_only or open_read_only or missing_store_file(open_url) is None)
+        if self.opening_started:
+            self.open_store(open_url, read_only=open_read_only, reason=open_reason)
         self._build()
         self._build_menus()
         self._wire()
         self._restore()
         self._show_no_store()
+        if self.opening_started:
+            self._on_session_opening(open_url)  # emitted before the status bar was wired
 
     # -- building ----------------------------------------------------------------------------
 
     def _build(self) -> None:
-        self.model = ListingModel(None, self, page_size=self.settings.page_size())
         self.table = RecordTable(self.model)
         self.filter_panel = FilterPanel()
         self.pager = PagerBar(ListingModel.PAGE_SIZES, self.model.page_size)
@@ -731,15 +740,21 @@ class MainWindow(QMainWindow):
 
     def _show_pending_changes(self, name: str | None) -> None:
         """The Pending changes pane and the picker's counts follow the current database
-        (short reads); a store that cannot be read now leaves them as they were."""
+        (short reads); a store that cannot be read now leaves them as they were. Only a
+        mirror has staged changes: a store without one needs no reads (nor their module,
+        which is not loaded before the first rows)."""
         store = self.session.store
-        if store is None:
+        if store is None or not any(d.mirror is not None for d in self.session.databases):
             self.pending_pane.set_changes(None, [])
+            if store is not None:
+                self.database_panel.set_pending_counts({})
             return
+        from app.mediaserver import staged
+
         try:
-            source = push_module.mirror_source(store, name) if name else None
-            waiting = push_module.outstanding(store, name) if source is not None else []
-            counts = push_module.pending_counts(store)
+            source = staged.mirror_source(store, name) if name else None
+            waiting = staged.outstanding(store, name) if source is not None else []
+            counts = staged.pending_counts(store)
         except HashlensError as exc:
             log.debug("staged changes not read: %s", exc.description)
             return
@@ -751,10 +766,14 @@ class MainWindow(QMainWindow):
 
     def open_push(self, mirror: str) -> None:
         store = self.session.store
-        source = push_module.mirror_source(store, mirror) if store is not None else None
+        from app.mediaserver import staged
+
+        source = staged.mirror_source(store, mirror) if store is not None else None
         if source is None:
             return
-        dialog = PushDialog(store, mirror, source.url, push_module.outstanding(store, mirror), self,
+        from ui.push_dialog import PushDialog  # the client and push machinery: loaded when first used
+
+        dialog = PushDialog(store, mirror, source.url, staged.outstanding(store, mirror), self,
                             workers=self.workers)
         dialog.pushed.connect(lambda report: self._on_push_dialog_pushed(mirror, report))
         dialog.exec()
@@ -777,6 +796,8 @@ class MainWindow(QMainWindow):
             return
 
         def work(progress, cancelled):
+            from app.mediaserver import staged
+
             return staged.discard(store, mirror, count or None)
 
         def done(taken):

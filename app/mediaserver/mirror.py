@@ -49,7 +49,7 @@ def pull_mirror(store, client: MediaServerClient, remote_database: str, *, into:
         summary = pull(client, remote_database, staging, page_size=page_size, progress=progress,
                        cancelled=cancelled)
         faults.checkpoint("pull.store")
-        snapshot = mirrors.commit_snapshot(store, into, source, staging.entries(), taken_at=summary.finished_ms)
+        snapshot = mirrors.commit_snapshot(store, into, source, staging, taken_at=summary.finished_ms)
     return PullReport(into, snapshot, summary)
 
 

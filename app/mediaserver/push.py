@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from app import faults
-from app.domain import Failure, HashlensError, MirrorSource
+from app.domain import Failure, HashlensError
 from app.exports.atomic import AtomicFile
 from app.mediaserver import changeset
 from app.mediaserver.changeset import UNKNOWN, Key, Seen, States, apply, describe_state, keys_of, same
@@ -46,6 +46,9 @@ from app.mediaserver.mirror import PullReport, pull_mirror
 from app.store import changes as store_changes
 from app.store import mirrors
 from app.store.changes import CONFIRMED, FAILED, PENDING, SENT, StagedChange
+# The short reads of a change-set live with staged.py (which the window loads at start-up
+# without the client and mirror machinery); these names are kept for push's own callers.
+from app.mediaserver.staged import mirror_source, outstanding, pending_counts  # noqa: F401
 
 # Identifiers per ListImageHashes request when confirming: keeps the request far below
 # Media Server's default MaxInputString of 64,000 characters (MS) at 254 bytes each.
@@ -374,21 +377,6 @@ def read_states(client: MediaServerClient, keys: Iterable[Key]) -> States:
                 if e.identifier in comma:
                     states[(db, e.identifier)] = Seen.of(e.label, e.has_image_data, e.metadata or ())
     return states
-
-
-def mirror_source(store, name: str) -> MirrorSource | None:
-    """Where the mirror `name` comes from; None when `name` is not a mirror."""
-    return mirrors.mirror_of(store, name)
-
-
-def pending_counts(store) -> dict[str, int]:
-    """Per mirror, how many staged changes are not yet on the server (the picker's counts)."""
-    return store_changes.outstanding_counts(store)
-
-
-def outstanding(store, mirror: str) -> list[StagedChange]:
-    """The changes still to reach the server, in order."""
-    return store_changes.outstanding(store, mirror)
 
 
 def write_scripts(store, mirror: str, script: str | None, undo_script: str | None, *,

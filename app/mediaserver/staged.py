@@ -9,14 +9,33 @@ A move staged on mirror S puts the entry into the local copy of mirror T (anothe
 database of the same server). Discarding that move takes the entry out of T again; and T
 cannot be rebuilt on its own while S's change-set still moves entries into it (ours:
 refused, with what to do).
+
+The short reads of a change-set (is this a mirror, what is outstanding, how many per
+mirror) are here too: the window asks them whenever the current database changes, and this
+module loads without the Media Server client, the mirror pulls or the audits.
 """
 
 from __future__ import annotations
 
-from app.domain import Failure, HashlensError
+from app.domain import Failure, HashlensError, MirrorSource
 from app.mediaserver_codec import names
 from app.store import changes, mirrors
 from app.store.changes import StagedChange
+
+
+def mirror_source(store, name: str) -> MirrorSource | None:
+    """Where the mirror `name` comes from; None when `name` is not a mirror."""
+    return mirrors.mirror_of(store, name)
+
+
+def pending_counts(store) -> dict[str, int]:
+    """Per mirror, how many staged changes are not yet on the server (the picker's counts)."""
+    return changes.outstanding_counts(store)
+
+
+def outstanding(store, mirror: str) -> list[StagedChange]:
+    """The changes still to reach the server, in order."""
+    return changes.outstanding(store, mirror)
 
 
 def discard(store, mirror: str, last: int | None = None) -> list[StagedChange]:

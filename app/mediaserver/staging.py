@@ -2,30 +2,51 @@
 
 A pull can take minutes and may have to start again when the server changes under it;
 staging outside the store keeps the store's write transaction short (it opens only
-once the pull is complete) and keeps memory flat. Each page is one pickled list of
-(identifier, label, has_image_data, metadata JSON text) tuples behind its length: a
-pickle of plain tuples is made and read in C, where a JSON line per entry cost more
-than parsing the page (measured, ours). The file is anonymous (deleted by the system
-when closed or when the process dies) and only this process writes it, so unpickling
-it trusts nothing from outside.
+once the pull is complete) and keeps memory flat. The file is a SQLite database of one
+table without indexes (`app.store.mirrors.STAGED_TABLE`: server position, identifier,
+label, hasimagedata, metadata as the JSON text a snapshot keeps), written a page per
+transaction with no journal. A SQLite store attaches it and derives every row of the
+commit in SQL (`mirrors.commit_snapshot`), with no Python work per entry; other stores
+read it back in server order.
+
+Only this process writes the file, in the temporary folder, and removes it when the pull
+ends. A killed pull cannot, so a new staging file first removes those whose process
+(named in the file name) is gone.
 """
 
 from __future__ import annotations
 
-import pickle
-import struct
+import contextlib
+import os
+import sqlite3
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
-from app.mediaserver_codec.reader import ListedEntry
+from app.mediaserver_codec.reader import ImageStatus, ListedEntry
 from app.diff import DiffEntry, metadata_json
+from app.store.mirrors import STAGED_TABLE
+
+_PREFIX = "hashlens-pull-"
+_NO_IMAGE = ImageStatus(None, None, None)
+_SUFFIX = ".sqlite"
 
 
 class Staging:
-    """A PullSink on an anonymous temporary file. Use as a context manager."""
+    """A PullSink on a temporary SQLite file. Use as a context manager. `path` is the
+    file (for `mirrors.commit_snapshot` to attach); iterating gives the entries."""
 
     def __init__(self, folder: str | None = None):
-        self._file = tempfile.TemporaryFile(mode="w+b", dir=folder, prefix="hashlens-pull-")
+        _remove_orphans(folder or tempfile.gettempdir())
+        fd, self.path = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getpid()}-", suffix=_SUFFIX, dir=folder)
+        os.close(fd)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # The file is thrown away whatever happens, so it needs no journal and no sync.
+            self._db.executescript(f"PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; {STAGED_TABLE}")
+        except BaseException:
+            _unlink(self.path)
+            raise
         self.count = 0
 
     def __enter__(self) -> Staging:
@@ -35,31 +56,61 @@ class Staging:
         self.close()
 
     def close(self) -> None:
-        self._file.close()
+        self._db.close()
+        _unlink(self.path)
 
     def restart(self) -> None:
-        self._file.seek(0)
-        self._file.truncate()
+        self._db.execute("DELETE FROM staged_entry")
         self.count = 0
 
     def add(self, entries: list[ListedEntry]) -> None:
-        # Metadata is kept as the JSON text the store keeps (`metadata_json`), so storing
-        # it needs no second encoding.
         if not entries:
             return
-        rows = [(e.identifier, e.label, e.has_image_data, metadata_json(e.metadata or ())) for e in entries]
-        blob = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
-        self._file.write(_LENGTH.pack(len(blob)) + blob)
+        rows = []
+        for position, e in enumerate(entries, self.count + 1):
+            # `ListedEntry.label` and `.has_image_data`, read at once (the hot loop of staging).
+            label, _, flag = e.images[0] if e.images else _NO_IMAGE
+            rows.append((position, e.identifier, label, flag, metadata_json(e.metadata or ())))
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.executemany("INSERT INTO staged_entry VALUES (?, ?, ?, ?, ?)", rows)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
         self.count += len(entries)
 
     def entries(self) -> Iterator[DiffEntry]:
         """Every staged entry, in server order; metadata as its JSON text."""
-        self._file.flush()
-        self._file.seek(0)
-        read, make = self._file.read, DiffEntry._make
-        while head := read(_LENGTH.size):
-            (size,) = _LENGTH.unpack(head)
-            yield from map(make, pickle.loads(read(size)))
+        for identifier, label, flag, metadata in self._db.execute(
+                "SELECT identifier, label, has_image_data, metadata FROM staged_entry ORDER BY position"):
+            yield DiffEntry(identifier, label, None if flag is None else bool(flag), metadata)
+
+    __iter__ = entries
 
 
-_LENGTH = struct.Struct("<Q")
+def _remove_orphans(folder: str) -> None:
+    """Remove staging files left by pulls whose process is gone (killed)."""
+    if os.name != "posix":
+        return  # os.kill(pid, 0) is a question only on POSIX
+    with contextlib.suppress(OSError):
+        for path in Path(folder).glob(f"{_PREFIX}*{_SUFFIX}"):
+            pid = path.name[len(_PREFIX):].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                _unlink(str(path))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, someone else's
+    return True
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

@@ -535,7 +535,8 @@ def test_start_sweeps_stale_export_temporaries(tmp_path, monkeypatch):
 
 def test_start_up_shows_rows_without_the_heavy_machinery(browse_url, tmp_path):
     """Issue 15: the window's first rows come without NumPy, imaging, the HTTP server, the
-    defused XML reader or the export and audit windows; they load when first used. Run as
+    defused XML reader, the Media Server client, mirror and push machinery or the export,
+    audit and push windows; they load when first used. Run as
     `hashlens` runs it, in a fresh interpreter, until the first rows are in the table."""
     script = f"""
 import json, sys
@@ -546,11 +547,11 @@ from ui.app import start
 app, window = start([], {browse_url!r})
 def check():
     if window.model.rowCount():
-        # Not yet in this list: defusedxml and app.audits, which the pending-changes pane loads
-        # (app.mediaserver.push, through the mirror machinery) when the first database is chosen.
-        heavy = ("numpy", "scipy", "imagehash", "PIL", "numba", "waitress", "xlsxwriter",
+        heavy = ("numpy", "scipy", "imagehash", "PIL", "numba", "waitress", "defusedxml", "xlsxwriter",
                  "psycopg", "pymysql", "ui.export_dialog", "ui.audit_view", "ui.serve_dialog", "ui.import_dialog",
-                 "ui.mirror_dialog", "app.serve")
+                 "ui.mirror_dialog", "ui.push_dialog", "app.audits", "app.serve", "app.mediaserver.push",
+                 "app.mediaserver.client", "app.mediaserver.mirror", "app.mediaserver.staged", "app.store.mirrors",
+                 "app.diff")
         print("LOADED " + json.dumps(sorted(h for h in heavy if h in sys.modules)))
         print("SEEDED " + json.dumps(window.model.last_from_cache))
         app.exit(0)
