@@ -16,8 +16,10 @@ come from the staged JSON text (`json_each`), snapshot rows go in identifier ord
 unique index only appends). With no Python work per entry, storing an entry costs
 about as much CPU as fetching and parsing it, nearly all of it in SQLite's index
 updates (measured: `benchmarks/mirror.py`). Other backends, and entries given as a plain
-iterable, go through the bulk path a batch at a time. Only a pull changes a mirror's
-entries: the local write actions refuse a mirror (`Store.refuse_mirror_write`; `Store.mirror_of(name)` is the question to ask). What
+iterable, go through the bulk path a batch at a time.
+
+Only a pull changes a mirror's entries: the local write actions refuse a mirror
+(`Store.refuse_mirror_write`; `Store.mirror_of(name)` is the question to ask). What
 Hashlens adds of its own, pHashes and images attached from image files
 (`hashlens attach-images`), stays with each entry whose identifier the next pull lists.
 
