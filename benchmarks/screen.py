@@ -86,8 +86,10 @@ def _stop(proc: subprocess.Popen, group: bool = False) -> None:
         pass
 
 
-def time_to_rows(argv: list[str], env: dict | None = None) -> float:
-    """Seconds from starting `argv` on a fresh display to its first frame with rows drawn."""
+def time_to_rows(argv: list[str], env: dict | None = None) -> tuple[float, float]:
+    """Seconds from starting `argv` on a fresh display to its first frame with rows drawn,
+    and the CPU seconds the program's process had used by then (read from /proc as each
+    changed frame is kept; what a busy machine inflates least)."""
     with Display() as display, tempfile.TemporaryDirectory(prefix="hl-screen-") as home:
         env = dict(env or os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", XDG_CONFIG_HOME=home,
                    XDG_DATA_HOME=home, XDG_CACHE_HOME=home, XDG_RUNTIME_DIR=home)
@@ -100,7 +102,7 @@ def time_to_rows(argv: list[str], env: dict | None = None) -> float:
             began = time.monotonic()
             program = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                        start_new_session=True)
-            capturer.stdin.write(f"{began}\n")
+            capturer.stdin.write(f"{began} {program.pid}\n")
             capturer.stdin.flush()
             out, err = capturer.communicate(timeout=DEADLINE_S + 60)
         finally:
@@ -114,7 +116,7 @@ def time_to_rows(argv: list[str], env: dict | None = None) -> float:
                     print(f"  {os.path.basename(argv[0])}: {result}", file=sys.stderr)
                 if result.get("rows_at") is None:
                     raise RuntimeError(f"{os.path.basename(argv[0])}: no rows on the screen within {DEADLINE_S:.0f} s")
-                return result["rows_at"] - began
+                return result["rows_at"] - began, result["cpu_s"]
         raise RuntimeError(f"the screen capturer failed: {err.strip()}")
 
 
@@ -152,26 +154,37 @@ def capture() -> None:
     app = QGuiApplication([])
     screen = app.primaryScreen()
     print("READY", flush=True)
-    began = float(sys.stdin.readline())
+    began, pid = sys.stdin.readline().split()
+    began, pid = float(began), int(pid)
     frames, last, changed, grabs = [], None, began, 0
     while True:
         now = time.monotonic()
         grabs += 1
         image = screen.grabWindow(0).toImage()
         if last is None or image != last:
-            frames.append((now, image))
+            frames.append((now, image, _cpu_s(pid)))
             last, changed = image, now
         if now - began > DEADLINE_S or (len(frames) > 1 and now - changed > STILL_S and _has_rows(frames[-1][1])):
             break
         time.sleep(GRAB_EVERY_S)
-    first = next((i for i, (_, image) in enumerate(frames) if _has_rows(image)), None)
-    rows_at = frames[first][0] if first is not None else None
+    first = next((i for i, (_, image, _) in enumerate(frames) if _has_rows(image)), None)
+    rows_at, cpu_s = frames[first][0::2] if first is not None else (None, None)
     keep = os.environ.get("HL_SCREEN_FRAMES")  # a folder: keep the frames, to check what was judged
     if keep:
-        for i, (at, image) in enumerate(frames):
+        for i, (at, image, _) in enumerate(frames):
             image.save(os.path.join(keep, f"{os.getpid()}-{i:03d}-{at - began:07.3f}s{'-rows' if i == first else ''}.png"))
-    print("RESULT " + json.dumps({"rows_at": rows_at, "frames": len(frames), "grabs": grabs}), flush=True)
+    print("RESULT " + json.dumps({"rows_at": rows_at, "cpu_s": cpu_s, "frames": len(frames), "grabs": grabs}), flush=True)
     del app
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User plus system CPU seconds of process `pid` so far (None once it has gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _has_rows(image) -> bool:

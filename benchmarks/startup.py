@@ -23,7 +23,8 @@ Targets (issue 15, item 1): `hashlens aci`, `list` and `db list` under 0.2 s and
 TARGET_FIRST_PAINT_S), reported with its ratio to the bare QTableView. Each is judged by the
 process's CPU time when the load average is at least the number of cores (a shared
 machine), and the line says so. On the screen the window must not be slower than DB
-Browser for SQLite (medians by the clock, same runs). Exits 1 when a target is missed.
+Browser for SQLite (medians of the same runs; by the CPU time each process had used when its
+rows were captured, on a busy machine). Exits 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def screen_race(path: Path, runs: int, env: dict) -> list[str]:
         return []
     window_argv = [sys.executable, "-c", CLI, "--store", "sqlite:///" + str(path)]
     peer_argv = ["sqlitebrowser", "--read-only", "--table", "hl_entry", str(path)]
-    window, peer = [], []
+    window, peer = [], []  # (seconds, CPU seconds) of each run
     try:
         screen.time_to_rows(window_argv, env)  # warm-up: file cache, bytecode, fonts
         screen.time_to_rows(peer_argv, env)
@@ -115,14 +116,18 @@ def screen_race(path: Path, runs: int, env: dict) -> list[str]:
     except RuntimeError as exc:
         print(f"\nDB Browser for SQLite on the screen: not measured: {exc}")
         return ["window beside DB Browser for SQLite (not measured)"]
-    w, p = statistics.median(window), statistics.median(peer)
-    ok = w <= p
+    busy = os.getloadavg()[0] >= (os.cpu_count() or 1)
+    w, p = (statistics.median(t for t, _ in runs_) for runs_ in (window, peer))
+    w_cpu, p_cpu = (statistics.median(c for _, c in runs_) for runs_ in (window, peer))
+    ok = (w_cpu <= p_cpu) if busy else (w <= p)
     print(f"\non the screen (Xvfb {screen.SCREEN}, xcb; launch → first capture with rows drawn; "
           f"load average {os.getloadavg()[0]:.1f})")
-    print(f"{'  window (hashlens)':44s} {w * 1000:7.0f} ms   runs: {', '.join(f'{t * 1000:.0f}' for t in window)}")
-    print(f"{'  DB Browser for SQLite (-R -t hl_entry)':44s} {p * 1000:7.0f} ms   runs: "
-          f"{', '.join(f'{t * 1000:.0f}' for t in peer)}")
-    print(f"  the window takes {w / p:.2f}x DB Browser's time {'ok' if ok else 'MISSED (slower)'}")
+    for name, median, cpu, runs_ in (("  window (hashlens)", w, w_cpu, window),
+                                      ("  DB Browser for SQLite (-R -t hl_entry)", p, p_cpu, peer)):
+        print(f"{name:44s} {median * 1000:7.0f} ms  (CPU {cpu * 1000:4.0f} ms)   runs: "
+              f"{', '.join(f'{t * 1000:.0f}' for t, _ in runs_)}")
+    print(f"  the window takes {w / p:.2f}x DB Browser's time, {w_cpu / p_cpu:.2f}x its CPU"
+          f"{'; judged by CPU time (busy machine)' if busy else ''} {'ok' if ok else 'MISSED (slower)'}")
     return [] if ok else ["window beside DB Browser for SQLite"]
 
 
