@@ -3,7 +3,7 @@
     QT_QPA_PLATFORM=offscreen .venv/bin/python docs/make_screenshots.py [--out docs/screenshots]
 
 It writes main-window.png (1280×800), main-window-minimum.png (the smallest size the
-window allows, about 730×700), filtered.png, image-removed.png, main-window-dark.png and
+window allows, about 1010×565: it fits a 1024×600 screen), filtered.png, image-removed.png, main-window-dark.png and
 main-window-minimum-dark.png, near-phash.png (near results by distance), empty-store.png
 (a store with no databases), export-progress.png (an export under way) and audit-big.png
 and audit-progress.png (the Audit window on a big database: --big entries, 300,000 by
@@ -178,9 +178,9 @@ def main(argv=None) -> int:
     settle(2)
     window.grab().save(str(out / "main-window.png"))
 
-    hint = window.minimumSizeHint()
-    window.resize(max(730, hint.width()), max(700, hint.height()))
+    window.resize(1, 1)  # Qt keeps it at the smallest size the window allows
     settle(None)
+    print(f"minimum window size {window.width()}×{window.height()}", flush=True)
     window.grab().save(str(out / "main-window-minimum.png"))
     window.resize(1280, 800)
     settle(None)
@@ -210,7 +210,7 @@ def main(argv=None) -> int:
         theme.set_mode("dark")
         settle(2)
         window.grab().save(str(out / "main-window-dark.png"))
-        window.resize(max(730, hint.width()), max(700, hint.height()))
+        window.resize(1, 1)
         settle(None)
         window.grab().save(str(out / "main-window-minimum-dark.png"))
         window.resize(1280, 800)

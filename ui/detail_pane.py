@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from app.domain import EntryRow, HashlensError, hamming
 from app.services import actions
 from ui import images
-from ui.elided_label import ElidedLabel
+from ui.elided_label import ElidedLabel, WrappingLabel
 from ui.icons import icon, set_icon
 from ui.phash_grid import PHASH_NOTE, PhashGrid
 from ui.models.metadata_model import DIFFERS, MetadataModel, shared_metadata
@@ -90,7 +90,7 @@ class ImageView(QScrollArea):
         self.setWidgetResizable(True)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setMinimumSize(160, 120)
+        self.setMinimumSize(120, 70)
 
     def set_image(self, image: QImage | None) -> None:
         self._pixmap = QPixmap.fromImage(image) if image is not None else None
@@ -187,12 +187,12 @@ class ImageStatusPane(QWidget):
         message_layout.addWidget(self.message_icon)
         message_layout.addWidget(self.message)
         message_layout.addStretch(1)
-        message_box.setMinimumHeight(120)
+        message_box.setMinimumHeight(70)
         self._message_box = message_box
         self.stack = QStackedWidget()
         self.stack.addWidget(self.view)
         self.stack.addWidget(message_box)
-        self.stack.setMinimumHeight(140)
+        self.stack.setMinimumHeight(70)
         self.stack.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
         self.zoom_in = self._tool("zoom-in", "Zoom in (Ctrl+wheel)", lambda: self.view.zoom_by(1.25))
@@ -218,9 +218,8 @@ class ImageStatusPane(QWidget):
         self.image_info = self._value()
         self.phash = self._value()
         self.phash.setFont(mono)
-        self.grid = PhashGrid()
-        self.note = QLabel(PHASH_NOTE)
-        self.note.setWordWrap(True)
+        self.grid = PhashGrid(cell_px=12)
+        self.note = WrappingLabel(PHASH_NOTE)
         self.note.setObjectName("phashNote")
         note_font = self.note.font()
         note_font.setPointSizeF(note_font.pointSizeF() * 0.9)
@@ -230,7 +229,7 @@ class ImageStatusPane(QWidget):
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         form.setHorizontalSpacing(10)
-        form.setVerticalSpacing(3)
+        form.setVerticalSpacing(1)
         form.addRow("Identifier", self.identifier)
         form.addRow("Label", self.label)
         form.addRow("Status", self.status)
@@ -238,8 +237,13 @@ class ImageStatusPane(QWidget):
         form.addRow("Counts", self.counts)
         form.addRow("Image", self.image_info)
         form.addRow("pHash", self.phash)
-        form.addRow("", self.grid)
-        form.addRow("", self.note)
+        # The note beside the grid, across both columns: under it, it made the pane too
+        # tall for a 600-pixel screen (issue 14).
+        bits = QHBoxLayout()
+        bits.setSpacing(8)
+        bits.addWidget(self.grid, 0, Qt.AlignmentFlag.AlignTop)
+        bits.addWidget(self.note, 1)
+        form.addRow(bits)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
@@ -257,10 +261,8 @@ class ImageStatusPane(QWidget):
         return b
 
     def _value(self) -> QLabel:
-        label = QLabel()
+        label = WrappingLabel()
         label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        label.setWordWrap(True)
-        label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         return label
 
     def set_source(self, source: ImageSource | None, database: str | None) -> None:
@@ -289,7 +291,7 @@ class ImageStatusPane(QWidget):
         self.label.setText(row.label)
         self.status.setText("trained")
         self.hasimagedata.setText(_image_data_text(row))
-        self.counts.setText("numimages 1 · numtrained 1\nnumfailed 0 · numuntrained 0")
+        self.counts.setText(counts_text())
         self.image_info.setText(_image_text(row))
         self.phash.setText(row.phash_text)
         self.grid.set_hashes([row.phash])
@@ -312,7 +314,7 @@ class ImageStatusPane(QWidget):
         self.status.setText("trained")
         stored = sum(r.has_image_data for r in rows)
         self.hasimagedata.setText("true" if stored == n else "false" if stored == 0 else f"true for {stored} of {n}")
-        self.counts.setText("numimages 1 · numtrained 1\nnumfailed 0 · numuntrained 0 (each)")
+        self.counts.setText(counts_text() + " (each)")
         self.image_info.setText("—")
         hashes = [r.phash for r in rows if r.phash is not None]
         unknown = n - len(hashes)
@@ -374,6 +376,13 @@ class ImageStatusPane(QWidget):
     @property
     def showing_image(self) -> bool:
         return self.stack.currentWidget() is self.view and self.view.has_image
+
+
+def counts_text() -> str:
+    """imagestatus' four counts of one trained entry on one line that wraps only between
+    the pairs, as narrow a pane needs (a name never parts from its number)."""
+    pairs = (("numimages", 1), ("numtrained", 1), ("numfailed", 0), ("numuntrained", 0))
+    return "\u00a0· ".join(f"{name}\u00a0{value}" for name, value in pairs)
 
 
 def _image_data_text(row: EntryRow) -> str:
@@ -447,6 +456,14 @@ class MetadataPane(QWidget):
         self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
         self.model.modelReset.connect(self._on_selection_changed)
         self.show_rows([])
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        # In a narrow pane the key column gives way to the value, so no column is cut.
+        header = self.table.horizontalHeader()
+        half = max(40, self.table.viewport().width() // 2)
+        if header.sectionSize(0) > half:
+            header.resizeSection(0, half)
 
     def set_actions(self, actions_: list) -> None:
         """Edit actions shown as buttons above the table and on right-click."""

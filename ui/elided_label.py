@@ -1,8 +1,9 @@
-"""A one-line label that ends in an ellipsis when its text does not fit; the whole is in the tooltip."""
+"""Labels that never run into their neighbours: one line shortened with an ellipsis (the
+whole in the tooltip), or wrapped lines whose height the layouts are told about."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import QLabel, QSizePolicy
 
 
@@ -33,3 +34,32 @@ class ElidedLabel(QLabel):
         shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, room) if room else self._full
         super().setText(shown)
         self.setToolTip(self._full if shown != self._full else "")
+
+
+class WrappingLabel(QLabel):
+    """A word-wrapped label whose minimum height is what its text needs at its width.
+
+    Qt answers height-for-width only to the layout of a top-level window; a splitter's
+    pane is sized from minimum size hints, so a plain wrapped label in a narrow pane got
+    fewer lines of height than it drew and ran into the row below (issue 14). Telling the
+    layouts its wrapped height makes the pane, and so the window, honest about its minimum."""
+
+    def __init__(self, text: str = "", parent=None):
+        super().__init__(text, parent)
+        self.setWordWrap(True)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+        self._height = -1
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        width = self.width() if self.width() > 1 else super().sizeHint().width()
+        return QSize(0, self.heightForWidth(width))
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        return QSize(super().sizeHint().width(), self.minimumSizeHint().height())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        height = self.heightForWidth(self.width())
+        if height != self._height:
+            self._height = height
+            self.updateGeometry()

@@ -115,10 +115,13 @@ class FilterPanel(QWidget):
         meta_row.addWidget(self.meta_value, 1)
         form.addRow("", meta_row)
         form.addRow("Near pHash", self.near_hash)
+        # Across both columns, under the pHash field's right edge: beside the labels' column
+        # the distance and the button did not fit a sidebar narrower than 290 px (issue 14).
         near_row = QHBoxLayout()
+        near_row.addStretch(1)
         near_row.addWidget(self.distance)
-        near_row.addWidget(self.use_selected, 1)
-        form.addRow("", near_row)
+        near_row.addWidget(self.use_selected)
+        form.addRow(near_row)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -133,9 +133,9 @@ class MainWindow(QMainWindow):
         side.addWidget(section_title("Filter"))
         side.addWidget(self.filter_panel)
         side.addStretch(1)
-        # Explicit minimums below the panes' natural ones: on a small screen the panes
-        # squeeze (and can be dragged shut) instead of pushing the window past its edge.
-        sidebar.setMinimumWidth(200)
+        # No minimums below the panes' own: a pane squeezed under them overlapped and cut
+        # its rows (issue 14). The window's minimum is their sum, which fits a 1024×600
+        # screen; the side panes can still be dragged shut.
 
         self.description = QLabel()
         self.description.setObjectName("filterDescription")
@@ -148,7 +148,6 @@ class MainWindow(QMainWindow):
         middle.addWidget(self.description)
         middle.addWidget(self.table, 1)
         middle.addWidget(self.pager)
-        self.pager.setMinimumWidth(300)
 
         self.details = QSplitter(Qt.Orientation.Vertical)
         self.details.setObjectName("detailSplitter")
@@ -156,7 +155,6 @@ class MainWindow(QMainWindow):
         self.details.addWidget(self.metadata_pane)
         self.details.setStretchFactor(0, 3)
         self.details.setStretchFactor(1, 2)
-        self.details.setMinimumWidth(200)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("mainSplitter")
@@ -166,7 +164,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
-        self.splitter.setSizes([265, 720, 295])
+        self.splitter.setSizes([250, 730, 300])
         self.splitter.setCollapsible(0, True)
         self.splitter.setCollapsible(1, False)
         self.splitter.setCollapsible(2, True)

@@ -29,6 +29,8 @@ def page_text(query: ListingQuery | None, shown: int, count: Count | None, loadi
 
 # The widest text the indicator grows to fit; longer ones are shortened (whole in the tooltip).
 INDICATOR_SAMPLE = "entries 1,000,001–1,001,000 of 10,000,000+"
+# The narrowest it gets: a short listing's text whole, a long one's shortened in the middle.
+INDICATOR_MINIMUM = "entries 1–100 of 240"
 # What people type between digit groups: '1,000', '1 000', '1_000', '1.000', '1'000'.
 GROUP_SEPARATORS = ",._' \u00a0\u202f"
 
@@ -77,7 +79,7 @@ class PagerBar(QWidget):
         # Its width follows the bar's, never the text: the Next and Last buttons stay put as
         # the text changes (a second click on the same spot hits the same button), and in a
         # narrow window it shrinks, shortening its text, rather than overlap "go to entry".
-        self.indicator.setMinimumWidth(60)
+        self.indicator.setMinimumWidth(self.indicator.fontMetrics().horizontalAdvance(INDICATOR_MINIMUM))
         self.indicator.setMaximumWidth(self.indicator.fontMetrics().horizontalAdvance(INDICATOR_SAMPLE) + 8)
         self.indicator.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.indicator.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -85,12 +87,15 @@ class PagerBar(QWidget):
         self.go_to.setPlaceholderText("go to entry…")
         self.go_to.setToolTip("Show the page starting exactly at entry N (ListImageHashes start=N)")
         self.go_to.setMaximumWidth(110)
+        # Never narrower than its hint, which a squeezed bar had cut to "g…".
+        self.go_to.setMinimumWidth(self.go_to.fontMetrics().horizontalAdvance(self.go_to.placeholderText()) + 16)
         self.go_to.returnPressed.connect(self._on_go_to_return_pressed)
         self.page_size = QComboBox()
         for size in page_sizes:
             self.page_size.addItem(f"{size:,} / page", size)
         self.page_size.setCurrentIndex(max(0, self.page_size.findData(page_size)))
         self.page_size.setToolTip("Entries per page (ListImageHashes maxresults)")
+        self.page_size.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.page_size.currentIndexChanged.connect(
             lambda _i: self.page_size_changed.emit(int(self.page_size.currentData()))
         )

@@ -172,7 +172,8 @@ class RecordTable(QTableView):
     def _fit_to_width(self) -> None:
         """Give back width from the identifier and label (they elide, with the whole in a
         tooltip) until every shown column fits the view: a 32-digit identifier must not push
-        pHash, Image size and Trained at off-screen (issue 14, at 1280×800)."""
+        pHash, Image size and Trained at off-screen, nor must the Distance column of near
+        results cut Trained at (issue 14, at 1280×800)."""
         header = self.horizontalHeader()
         # Right after the first page arrives the vertical scroll bar may not be laid out yet.
         bar = self.verticalScrollBar()
@@ -180,13 +181,17 @@ class RecordTable(QTableView):
         shown = [s for s in range(header.count()) if not header.isSectionHidden(s)]
         excess = sum(header.sectionSize(s) for s in shown) - available
         fm = self.fontMetrics()
-        # First what the widths for unseen typical values added beyond this page's contents,
-        # then the two columns that elide.
-        floors = {"size": max(self.sizeHintForColumn(COLUMN_INDEX["size"]) + 12, header.sectionSizeHint(COLUMN_INDEX["size"])),
-                  "meta": header.sectionSizeHint(COLUMN_INDEX["meta"]),
-                  "identifier": fm.horizontalAdvance("0123456789…") + 16,
-                  "label": fm.horizontalAdvance("x" * 10) + 16}
-        for name in ("size", "meta", "identifier", "label"):
+        # First the spare room of fixed-format columns and what the widths for unseen typical
+        # values added beyond this page's contents, then the two columns that elide.
+        typical = dict(zip((c.name for c in COLUMNS), self.default_widths()))
+        floors = {"trained": typical["trained"] - 8, "phash": typical["phash"] - 8,
+                  "meta": fm.horizontalAdvance(COLUMNS[COLUMN_INDEX["meta"]].title) + 16,
+                  "distance": header.sectionSizeHint(COLUMN_INDEX["distance"]),
+                  "size": max(self.sizeHintForColumn(COLUMN_INDEX["size"]) + 12,
+                              header.sectionSizeHint(COLUMN_INDEX["size"])),
+                  "identifier": fm.horizontalAdvance("01234567…") + 16,
+                  "label": fm.horizontalAdvance("x" * 9) + 16}
+        for name in ("trained", "phash", "meta", "distance", "size", "identifier", "label"):
             section = COLUMN_INDEX[name]
             if excess <= 0 or header.isSectionHidden(section):
                 continue

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication, QStyleFactory
+from PySide6.QtCore import QObject, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPalette, QPen
+from PySide6.QtWidgets import QApplication, QProxyStyle, QStyle, QStyleFactory
 
 THEMES = ("system", "light", "dark")
 
@@ -39,26 +39,48 @@ ACCENTS = {
 }
 
 
-# Fusion draws a text field's frame in the window colour darkened, which on our dark
-# window is the field's own colour: the fields had no visible edge (issue 14). A border of
-# a light grey, and the highlight while focused, gives them one. Only framed line edits
-# (those inside combo and spin boxes have none) and text areas: a style sheet on a spin or
-# combo box makes Qt drop its native arrows, and Fusion draws those on the button colour.
-_DARK_SHEET = """
-QLineEdit[frame="true"], QPlainTextEdit, QTextEdit {
-    border: 1px solid #5b616b; border-radius: 3px; background: #1a1c20;
-}
-QLineEdit[frame="true"] { padding: 2px 3px; }
-QLineEdit[frame="true"]:focus, QPlainTextEdit:focus, QTextEdit:focus {
-    border-color: #3d7fd0;
-}
-QLineEdit[frame="true"]:disabled { border-color: #3a3f46; }
-"""
+# Fusion draws the frames of text fields, spin boxes and combo boxes in the window colour
+# darkened, which on our dark window is the field's own colour: they had no visible edge
+# (issue 14). A style sheet gave line edits one, but on a spin or combo box it makes Qt
+# drop the native arrows, and it changed every widget's size hints. So the style draws
+# the edge itself, over Fusion's frame, keeping the arrows.
+_EDGE = {"normal": "#6b7280", "disabled": "#3a3f46"}
 
 
-def style_sheet(scheme: str) -> str:
-    """The application style sheet for a scheme: empty in light, field borders in dark."""
-    return _DARK_SHEET if scheme == "dark" else ""
+class EdgedFusion(QProxyStyle):
+    """Fusion, plus a visible edge around fields, spin boxes and combo boxes on a dark palette."""
+
+    def __init__(self):
+        super().__init__(QStyleFactory.create("Fusion"))
+
+    def drawPrimitive(self, element, option, painter, widget=None):  # noqa: N802 (Qt's name)
+        super().drawPrimitive(element, option, painter, widget)
+        if element == QStyle.PrimitiveElement.PE_FrameLineEdit:
+            _edge(option, painter)
+
+    def drawComplexControl(self, control, option, painter, widget=None):  # noqa: N802 (Qt's name)
+        super().drawComplexControl(control, option, painter, widget)
+        if control in (QStyle.ComplexControl.CC_SpinBox, QStyle.ComplexControl.CC_ComboBox) and option.frame:
+            _edge(option, painter)
+
+
+def _edge(option, painter) -> None:
+    """A one-pixel rounded edge along the frame: light grey, the highlight while focused."""
+    if option.palette.color(QPalette.ColorRole.Window).lightness() >= 128:
+        return  # Fusion's own frame shows on a light window
+    state = option.state
+    if not state & QStyle.StateFlag.State_Enabled:
+        color = QColor(_EDGE["disabled"])
+    elif state & QStyle.StateFlag.State_HasFocus:
+        color = option.palette.color(QPalette.ColorRole.Highlight)
+    else:
+        color = QColor(_EDGE["normal"])
+    painter.save()
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(QPen(color, 1))
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    painter.drawRoundedRect(QRectF(option.rect).adjusted(0.5, 0.5, -0.5, -0.5), 2.5, 2.5)
+    painter.restore()
 
 
 def palette(scheme: str) -> QPalette:
@@ -92,7 +114,8 @@ class ThemeManager(QObject):
         self.scheme = "light"
         if "Fusion" in QStyleFactory.keys():
             # Fusion draws the same on every platform and honours our palettes fully.
-            app.setStyle("Fusion")
+            self._style = EdgedFusion()
+            app.setStyle(self._style)
         hints = QGuiApplication.styleHints()
         if hasattr(hints, "colorSchemeChanged"):
             hints.colorSchemeChanged.connect(self._on_system_changed)
@@ -106,7 +129,6 @@ class ThemeManager(QObject):
         scheme = system_scheme() if self.mode == "system" else self.mode
         self.scheme = scheme
         self._app.setPalette(palette(scheme))
-        self._app.setStyleSheet(style_sheet(scheme))
         self.changed.emit(scheme)
 
     def accents(self) -> dict:

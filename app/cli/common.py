@@ -51,6 +51,29 @@ def near_hash(text: str) -> tuple[int, int]:
     return phash, whole_number(0, 64)(distance) if distance else 8
 
 
+def add_connection_options(parser: argparse.ArgumentParser, *, retries_help: str) -> None:
+    """--timeout, --retries, --ca-file, --cert and --key, spelt alike by every command that
+    reaches a Media Server (pull, refresh, push, publish); `media_server_client` reads them.
+    `retries_help` says what is tried again, with {default} for the default count."""
+    from app.mediaserver.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT
+
+    parser.add_argument("--timeout", type=positive_int, default=int(DEFAULT_TIMEOUT), metavar="S",
+                        help=f"seconds to wait for an answer (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--retries", type=whole_number(0), default=DEFAULT_RETRIES, metavar="N",
+                        help=retries_help.format(default=DEFAULT_RETRIES))
+    parser.add_argument("--ca-file", metavar="FILE", help="https: trust this CA bundle instead of the system's")
+    parser.add_argument("--cert", metavar="FILE", help="https: a client certificate (PEM)")
+    parser.add_argument("--key", metavar="FILE", help="https: the client certificate's key, if not in --cert")
+
+
+def media_server_client(url: str, args: argparse.Namespace):
+    """The client for `url` with the options `add_connection_options` added."""
+    from app.mediaserver.client import MediaServerClient
+
+    return MediaServerClient(url, timeout=float(args.timeout), retries=args.retries, ca_file=args.ca_file,
+                             cert_file=args.cert, key_file=args.key)
+
+
 def add_listing_options(parser: argparse.ArgumentParser, *, window: bool = True) -> None:
     """The filter options of `hashlens list`, shared by export and audit commands."""
     parser.add_argument("database", help="the image-hash database")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import codecs
 import sys
 
-from app.cli.common import TerminalProgress, positive_int, whole_number
+from app.cli.common import TerminalProgress, add_connection_options, media_server_client, positive_int
 from app.exports.atomic import AtomicFile
-from app.mediaserver.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT, MediaServerClient
 from app.mediaserver.pull import DEFAULT_PAGE_SIZE
 from app.mediaserver import diff_report, mirror
 from app.diff import DiffCounts, compare
@@ -70,18 +69,7 @@ def add_commands(subparsers) -> None:
 def _client_options(p) -> None:
     p.add_argument("--page-size", type=positive_int, default=DEFAULT_PAGE_SIZE, metavar="N",
                    help=f"entries per request (default {DEFAULT_PAGE_SIZE:,})")
-    p.add_argument("--timeout", type=positive_int, default=int(DEFAULT_TIMEOUT), metavar="S",
-                   help=f"seconds to wait for an answer (default {DEFAULT_TIMEOUT:g})")
-    p.add_argument("--retries", type=whole_number(0), default=DEFAULT_RETRIES, metavar="N",
-                   help=f"tries again after a network fault, with backoff (default {DEFAULT_RETRIES})")
-    p.add_argument("--ca-file", metavar="FILE", help="https: trust this CA bundle instead of the system's")
-    p.add_argument("--cert", metavar="FILE", help="https: a client certificate (PEM)")
-    p.add_argument("--key", metavar="FILE", help="https: the client certificate's key, if not in --cert")
-
-
-def _client(url: str, args) -> MediaServerClient:
-    return MediaServerClient(url, timeout=float(args.timeout), retries=args.retries, ca_file=args.ca_file,
-                             cert_file=args.cert, key_file=args.key)
+    add_connection_options(p, retries_help="tries again after a network fault, with backoff (default {default})")
 
 
 def run_refresh(store, args) -> int:
@@ -100,7 +88,7 @@ def run_refresh(store, args) -> int:
         source = known[name]
         progress = TerminalProgress(f"refresh {name}")
         try:
-            report = mirror.pull_mirror(store, _client(source.url, args), source.database, into=name,
+            report = mirror.pull_mirror(store, media_server_client(source.url, args), source.database, into=name,
                                         page_size=args.page_size, progress=lambda p: progress(p.entries, None))
         except KeyboardInterrupt:
             progress.finish()
@@ -119,7 +107,7 @@ def run_refresh(store, args) -> int:
 
 
 def run_pull(store, args) -> int:
-    client = _client(args.url, args)
+    client = media_server_client(args.url, args)
     name = args.into or args.database
     progress = TerminalProgress(f"pull {name}")
     try:

@@ -6,8 +6,7 @@ import signal
 import sys
 import threading
 
-from app.cli.common import TerminalProgress, positive_int, whole_number
-from app.mediaserver.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT, MediaServerClient
+from app.cli.common import TerminalProgress, add_connection_options, media_server_client, positive_int
 from app.mediaserver.publish import DEFAULT_ACTION_TIMEOUT, DEFAULT_IN_FLIGHT, publish
 from app.mediaserver_codec import names
 
@@ -36,23 +35,16 @@ def add_commands(subparsers) -> None:
                    help=f"trainings outstanding at a time (default {DEFAULT_IN_FLIGHT})")
     p.add_argument("--continue-on-error", action="store_true",
                    help="go on past an entry the server refuses (default: stop there)")
-    p.add_argument("--timeout", type=positive_int, default=int(DEFAULT_TIMEOUT), metavar="S",
-                   help=f"seconds to wait for an answer (default {DEFAULT_TIMEOUT:g})")
     p.add_argument("--action-timeout", type=positive_int, default=int(DEFAULT_ACTION_TIMEOUT), metavar="S",
                    help=f"seconds one training may stay queued before the run stops waiting "
                         f"(default {DEFAULT_ACTION_TIMEOUT:g})")
-    p.add_argument("--retries", type=whole_number(0), default=DEFAULT_RETRIES, metavar="N",
-                   help=f"reads tried again after a network fault (default {DEFAULT_RETRIES}); "
-                        "trainings are never repeated blindly")
-    p.add_argument("--ca-file", metavar="FILE", help="https: trust this CA bundle instead of the system's")
-    p.add_argument("--cert", metavar="FILE", help="https: a client certificate (PEM)")
-    p.add_argument("--key", metavar="FILE", help="https: the client certificate's key, if not in --cert")
+    add_connection_options(p, retries_help="reads tried again after a network fault (default {default}); "
+                                           "trainings are never repeated blindly")
     p.set_defaults(handler=run_publish)
 
 
 def run_publish(store, args) -> int:
-    client = MediaServerClient(args.url, timeout=float(args.timeout), retries=args.retries, ca_file=args.ca_file,
-                               cert_file=args.cert, key_file=args.key)
+    client = media_server_client(args.url, args)
     stop = threading.Event()
     progress = TerminalProgress(f"publish {args.database}")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from app.cli.common import TerminalProgress, positive_int, whole_number
+from app.cli.common import TerminalProgress, add_connection_options, media_server_client, positive_int
 from app.domain import Failure, HashlensError
 from app.mediaserver import changeset
 from app.mediaserver import push as push_module
 from app.mediaserver import staged
-from app.mediaserver.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT, MediaServerClient
+from app.mediaserver.client import MediaServerClient
 from app.store import mirrors
 
 
@@ -39,13 +39,8 @@ def add_commands(subparsers) -> None:
                    help="write the requests that undo the change-set, where it can be undone; send nothing")
     p.add_argument("--path-only", action="store_true",
                    help="with --script/--undo-script: lines start with /action= instead of the server's URL")
-    p.add_argument("--timeout", type=positive_int, default=int(DEFAULT_TIMEOUT), metavar="S",
-                   help=f"seconds to wait for an answer (default {DEFAULT_TIMEOUT:g})")
-    p.add_argument("--retries", type=whole_number(0), default=DEFAULT_RETRIES, metavar="N",
-                   help=f"tries a read (never a write) again after a network fault (default {DEFAULT_RETRIES})")
-    p.add_argument("--ca-file", metavar="FILE", help="https: trust this CA bundle instead of the system's")
-    p.add_argument("--cert", metavar="FILE", help="https: a client certificate (PEM)")
-    p.add_argument("--key", metavar="FILE", help="https: the client certificate's key, if not in --cert")
+    add_connection_options(p, retries_help="tries a read (never a write) again after a network fault "
+                                           "(default {default})")
     p.set_defaults(handler=run_push)
 
     c = subparsers.add_parser("changes", help="list a mirror's staged changes as ACI requests",
@@ -70,8 +65,7 @@ def _client(store, args) -> MediaServerClient:
     if source is None:
         raise HashlensError(Failure.PARAM_INVALID, f"'{args.name}' is not a mirror of a Media Server; only a "
                                                    "mirror's changes can be pushed.", parameter="name")
-    return MediaServerClient(source.url, timeout=float(args.timeout), retries=args.retries, ca_file=args.ca_file,
-                             cert_file=args.cert, key_file=args.key)
+    return media_server_client(source.url, args)
 
 
 def run_push(store, args) -> int:

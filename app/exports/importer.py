@@ -4,10 +4,12 @@ nothing. Behind File ▸ Import… and `hashlens import`."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 from app import faults
@@ -30,6 +32,7 @@ ROWS_PER_STEP = 100
 BATCH = 2000
 # Reports and journal records name at most this many identifiers per list.
 MAX_LISTED = 1000
+_identifier = attrgetter("identifier")
 
 
 @dataclass(frozen=True)
@@ -200,37 +203,41 @@ def _apply(store, path, database, entries, options, report, progress, cancelled,
     store.refuse_mirror_write(database)  # a mirror's entries change only by a pull (as add_entry refuses)
     duplicates = _Duplicates()
     pending: list[ImportedEntry] = []
-    pending_ids: set[str] = set()
     step = ROWS_PER_STEP
     iterator = iter(entries)
     while True:
+        # A batch at a time (no Python per entry here); what was read before a bad
+        # entry stays in `pending` (list.extend keeps it).
+        before = len(pending)
         try:
-            item = next(iterator)
-        except StopIteration:
-            break
+            pending.extend(itertools.islice(iterator, BATCH - before))
         except ImportRefused:
             # An earlier entry's fault is the one to report: the batch is checked first.
+            report.read += len(pending) - before
             _store_batch(store, path, database, db_id, pending, options, report, duplicates)
             raise
-        report.read += 1
-        if report.read == step:
-            step += ROWS_PER_STEP
+        report.read += len(pending) - before
+        while step <= report.read:
             if cancelled is not None and cancelled():
                 raise HashlensError(Failure.CANCELLED, "The import was cancelled; nothing was imported.")
             faults.checkpoint("import.row")
             if progress is not None:
-                progress(report.read)
-        identifier = item.identifier
-        if identifier in pending_ids:
-            # Twice in one batch: the batch so far is stored first, so the second is a
-            # duplicate of a stored entry, exactly as if the file were taken one by one.
+                progress(step)
+            step += ROWS_PER_STEP
+        if len(set(map(_identifier, pending))) < len(pending):
+            # Twice in one batch: the batch up to the second is stored first, so the second
+            # is a duplicate of a stored entry, exactly as if the file were taken one by one.
+            seen: set[str] = set()
+            twice = next(i for i, item in enumerate(pending) if item.identifier in seen or seen.add(item.identifier))
+            rest = pending[twice:]
+            del pending[twice:]
             _store_batch(store, path, database, db_id, pending, options, report, duplicates)
-            pending_ids.clear()
-        pending.append(item)
-        pending_ids.add(identifier)
+            pending = rest  # judged again (it may repeat another) before more is read
+            continue
+        if len(pending) == before:
+            break  # the end of the file
         if len(pending) >= BATCH:
             _store_batch(store, path, database, db_id, pending, options, report, duplicates)
-            pending_ids.clear()
     _store_batch(store, path, database, db_id, pending, options, report, duplicates)
     if progress is not None:
         progress(report.read)
@@ -301,7 +308,7 @@ def _store_batch(store, path, database: str, db_id: int, pending: list[ImportedE
         identifier = item.identifier
         pairs = item.metadata or ()
         if (texts_ok and not (held and identifier in held)
-                and (len(pairs) < 2 or len({k for k, _ in pairs}) == len(pairs))):
+                and (len(pairs) < 2 or len(dict(pairs)) == len(pairs))):
             # The common case: checked already, stored straight from the file's values
             # (what prepare_entry makes of an entry without image data). No pHash is
             # stored as not known (NULL).

@@ -14,6 +14,7 @@ import binascii
 import codecs
 import csv
 import json
+import operator
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from app.domain import MAX_INT, PHASH_MASK, Failure, HashlensError, parse_phash, whole_number
 from app.exports import formats, registry
-from app.exports.cells import FORMULA_TRIGGERS, parse_time, restore
+from app.exports.cells import ESCAPED_START, FORMULA_TRIGGERS, parse_time, restore
 from app.mediaserver_codec.reader import ListedEntry, ResponseUnreadable, iter_response
 
 # Default cap on an import file (reliability X3: configurable, 2 GB).
@@ -36,6 +37,7 @@ MAX_LINE_BYTES = MAX_CSV_FIELD + 64 * 1024
 MAX_RECORD_BYTES = 4 * MAX_CSV_FIELD
 MAX_JSON_ENTRY_BYTES = MAX_LINE_BYTES
 _READ_CHUNK = 1 << 16
+_first_char = operator.itemgetter(slice(0, 1))  # a cell's first character, "" for an empty cell
 
 LISTING_KEYS = {"position", "identifier", "phash", "trained_at", "label", "hasimagedata", "image_format",
                 "width", "height", "byte_size", "metadata"}
@@ -178,6 +180,48 @@ def _loads(path, text: str, line: int | None):
         raise ImportRefused(path, f"invalid JSON: {exc}.", line) from None
 
 
+# The C decoder without hooks, for the lines of NDJSON, Hashlens's JSON layout and CSV
+# metadata cells: the hooks above cost a Python call per object and per number (a third of
+# an import's parsing, ours). What they refuse is still refused: a repeated key is found by
+# counting, on the line, the ends of keys ('":'; a line with a space before a colon is
+# doubted), which are at least as many as the keys written and equal to the keys decoded
+# only when none repeats; a number
+# too long for any field fails the entry's checks. Whatever the quick way doubts goes
+# through `_loads` again, which words the refusal as before.
+_plain_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+_plain_scan = _plain_decoder.scan_once  # (value, end) from an index; StopIteration when none starts there
+_spaced_key_end = re.compile(r'"[ \t\r\n]+:').search
+
+
+def _keys_unrepeated(text: str, keys: int) -> bool:
+    """Whether `text`, decoded into objects holding `keys` keys in all, wrote no key twice."""
+    return text.count('":') == keys and _spaced_key_end(text) is None
+
+
+def _quick_entry(path, text: str, line: int) -> ImportedEntry:
+    """`entry_from_object(path, _loads(path, text, line), line)`, through the C decoder
+    when the line holds exactly one object of entry fields and metadata texts."""
+    try:
+        obj, end = _plain_scan(text, 0)
+        if type(obj) is dict and (end == len(text) or _JSON_SPACE.match(text, end).end() == len(text)):
+            metadata = obj.get("metadata")
+            keys = len(obj) + (len(metadata) if type(metadata) is dict else 0)
+            if _keys_unrepeated(text, keys):
+                return entry_from_object(path, obj, line)
+    except (ValueError, RecursionError, StopIteration, ImportRefused):
+        pass
+    return entry_from_object(path, _loads(path, text, line), line)
+
+
+def _quick_metadata(path, text: str, line: int) -> tuple[tuple[str, str], ...]:
+    """A CSV metadata cell as `_metadata(path, line, _loads(...))` reads it; ValueError
+    when the quick way doubts it (the caller then takes the careful way)."""
+    obj = _plain_decoder.decode(text)
+    if type(obj) is not dict or not _keys_unrepeated(text, len(obj)):
+        raise ValueError("not plainly an object of texts")
+    return _metadata(path, line, obj)
+
+
 def _text_field(path, line, name, value, *, optional=True):
     if value is None and optional:
         return None
@@ -280,7 +324,12 @@ def _metadata(path, line, value) -> tuple[tuple[str, str], ...]:
     return items
 
 
+_HEX16 = re.compile("[0-9a-f]{16}").fullmatch  # how every export writes a pHash
+
+
 def _phash(path, line, text: str, column: int | None = None) -> int:
+    if len(text) == 16 and _HEX16(text):
+        return int(text, 16)
     try:
         value = parse_phash(text)
     except HashlensError:
@@ -304,7 +353,7 @@ def read_ndjson(path, f) -> Iterator[ImportedEntry]:
             text = text.removeprefix("\ufeff")
         if not text.strip():
             continue
-        yield entry_from_object(path, _loads(path, text, number), number)
+        yield _quick_entry(path, text, number)
 
 
 _JSON_HEAD_END = ',"entries":['
@@ -493,7 +542,7 @@ def _json_lines(path, f) -> Iterator[ImportedEntry]:
                                 number)
         expect_more = text.endswith(",")
         body = text[:-1] if expect_more else text
-        yield entry_from_object(path, _loads(path, body, number), number)
+        yield _quick_entry(path, body, number)
     if not ended:
         raise ImportRefused(path, "the JSON document ends too early (no closing ']}'): the file is truncated.")
 
@@ -563,7 +612,9 @@ def read_csv(path, f, delimiter: str, spreadsheet_safe: bool) -> Iterator[Import
                 raise ImportRefused(
                     path, f"the row has {len(cells)} cells; the header has {len(header)}"
                           f"{' (is the delimiter right?)' if len(cells) == 1 else ''}.", line)
-            if spreadsheet_safe:
+            if spreadsheet_safe and not ESCAPED_START.isdisjoint("".join(map(_first_char, cells))):
+                # Most rows have no cell starting with an apostrophe or a trigger: their
+                # first characters are gathered in C, and only the others are looked at.
                 if not FORMULA_TRIGGERS.isdisjoint([c[:1] for c in cells]):
                     for i, cell in enumerate(cells):
                         if cell and cell[0] in FORMULA_TRIGGERS:
@@ -624,7 +675,7 @@ def _quick_cells(path, spec):
             if label is not None:
                 entry.label = cells[label]
             if phash is not None and cells[phash]:
-                entry.phash = parse_phash(cells[phash]) & PHASH_MASK
+                entry.phash = _phash(path, line, cells[phash])
             if trained is not None and cells[trained]:
                 entry.trained_at = parse_time(cells[trained])
             if flag is not None:
@@ -644,7 +695,7 @@ def _quick_cells(path, spec):
                 entry.image_format = cells[image_format] or None
             if metadata is not None:
                 cell = cells[metadata]
-                entry.metadata = _metadata(path, line, _decoder.decode(cell)) if cell else ()
+                entry.metadata = _quick_metadata(path, cell, line) if cell else ()
             if keyed:
                 entry.metadata = tuple([(key, cells[i]) for i, key in keyed if cells[i]])
             return entry

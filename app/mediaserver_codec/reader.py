@@ -5,8 +5,11 @@ all read here. Two parsers, one set of rules. A Media Server answer (the pull's 
 the C parser and TreeBuilder of `xml.etree.ElementTree`, each finished <entry> read
 and then dropped, about four times faster than a Python parser target; the
 prolog is scanned before the parser sees it, so a DTD never reaches expat. The import's
-strict reading keeps defusedxml's parser and a Python target, which knows each entry's
-line. Either way a page of 50 MB costs one entry's memory; a DTD, an entity declaration
+strict reading (`_iter_strict`) reads entries in Media Server's own shape straight from the
+bytes, with their lines, after expat has checked every byte; anything else goes to
+defusedxml's parser and a strict Python target, which words the refusal with its line (the
+reference both fast paths are property-tested against). Either way a page of 50 MB costs
+one entry's memory; a DTD, an entity declaration
 or an external reference is refused outright (reliability X1, X2), and so is a document
 that is not well-formed, ends early or is not an <autnresponse>. Elements in the ACI namespace read as plain ones, and
 the counters are read in both spellings (`numtrained` and `numtrainedimages`, MS).
@@ -189,6 +192,7 @@ class _Target:
         self.max_depth = STRICT_MAX_DEPTH if strict else MAX_DEPTH
         self.max_token = STRICT_MAX_TOKEN if strict else MAX_TOKEN
         self.parser = None  # set once the parser exists, for line numbers
+        self.line_offset = 0  # lines the parser never saw (entries read from the bytes before it)
         self.parts: list[ResponsePart] = []
         self.stack: list[str] = []
         self.has_children: list[bool] = []  # per open element: has an element inside it
@@ -208,7 +212,7 @@ class _Target:
         if self.parser is None:
             return None, None
         p = self.parser.parser
-        return p.CurrentLineNumber, p.CurrentColumnNumber + 1
+        return p.CurrentLineNumber + self.line_offset, p.CurrentColumnNumber + 1
 
     def fail(self, reason: str):
         raise ResponseUnreadable(self.what, reason, *self.where())
@@ -717,11 +721,14 @@ class _EntrySplitter:
     another shape, an <error>, the end of <responsedata>); from then on every byte goes
     to the tree again. So the parts come out in document order either way."""
 
-    def __init__(self, reader: _FastReader):
+    entry_limit_of = staticmethod(lambda target: target.max_text)  # the longest entry read from the bytes
+
+    def __init__(self, reader):
         self.reader = reader
         self.target = reader.target
         self.mode = "head"  # head: before <responsedata>; entries: reading entries; tree: all to the tree
         self.held = b""
+        self.limit = self.entry_limit_of(reader.target)
 
     def feed(self, chunk: bytes) -> Iterator[ResponsePart]:
         if self.mode == "tree":
@@ -733,10 +740,12 @@ class _EntrySplitter:
             at = data.find(_DATA_OPEN)
             if at < 0:
                 keep = len(_DATA_OPEN) - 1  # the tag may be cut between two chunks
+                self._head(data, max(len(data) - keep, 0))
                 yield from self.reader.feed(data[:-keep] if len(data) > keep else b"")
                 self.held = data[-keep:] if len(data) > keep else data
                 return
             end = at + len(_DATA_OPEN)
+            self._head(data, end)
             yield from self.reader.feed(data[:end])
             if self.reader.data is None:  # not the top-level one (in a comment, say): the tree reads it all
                 self.mode = "tree"
@@ -746,8 +755,12 @@ class _EntrySplitter:
             data = data[end:]
         yield from self._entries(data)
 
+    def _head(self, data: bytes, end: int) -> None:
+        """The bytes before `end` go to the tree before any entry (the strict reading
+        counts their lines)."""
+
     def _entries(self, data: bytes) -> Iterator[ResponsePart]:
-        match, pos, size, limit = _ENTRY.match, 0, len(data), self.target.max_text
+        match, pos, size, limit = _ENTRY.match, 0, len(data), self.limit
         entries = []
         find, entry = data.find, self._entry
         while pos < size:
@@ -758,7 +771,10 @@ class _EntrySplitter:
             if end - pos > limit:
                 break
             # Most entries hold no reference and no CR: their texts are plain UTF-8.
-            entries.append(entry(m, find(b"&", pos, end) < 0 and find(b"\r", pos, end) < 0))
+            part = entry(m, find(b"&", pos, end) < 0 and find(b"\r", pos, end) < 0)
+            if part is None:
+                break
+            entries.append(part)
             pos = end
         yield from entries
         rest = data[pos:]
@@ -768,7 +784,21 @@ class _EntrySplitter:
             self.held = rest  # an entry not yet complete: wait for the next chunk
             return
         self.mode = "tree"
+        self._to_tree()
         yield from self.reader.feed(rest)
+
+    def _to_tree(self) -> None:
+        """Everything from here on goes to the tree (the strict reading tells it where it is)."""
+
+    def flush(self) -> Iterator[ResponsePart]:
+        """Hand what is held to the tree, so that its own rules judge it (before the
+        checker's verdict on the end of the document)."""
+        if self.held:
+            held, self.held = self.held, b""
+            if self.mode == "entries":
+                self.mode = "tree"
+                self._to_tree()
+            yield from self.reader.feed(held)
 
     def _entry(self, m, plain: bool) -> ListedEntry:
         """The hot loop of a pull: one entry from its match; `plain` when its bytes hold
@@ -795,10 +825,115 @@ class _EntrySplitter:
         return ListedEntry(text(g[0]), counters, images, metadata, 0)
 
     def close(self) -> Iterator[ResponsePart]:
-        if self.held:
-            held, self.held = self.held, b""
-            yield from self.reader.feed(held)
+        yield from self.flush()
         yield from self.reader.close()
+
+
+class _StrictReader:
+    """The import's reading of what is not read from the bytes: defusedxml's parser and
+    a strict `_Target`, fed by `_StrictSplitter` as `_FastReader` is fed by its splitter."""
+
+    def __init__(self, what: str):
+        self.target = _Target(what, strict=True)
+        # No DTD at all (so no entity declarations, no entity bombs, no external subsets),
+        # and no external entity references either (reliability X1, X2).
+        self.parser = DefusedXMLParser(target=self.target, forbid_dtd=True, forbid_entities=True,
+                                       forbid_external=True)
+        self.target.parser = self.parser
+        self.fed = 0
+
+    @property
+    def data(self):
+        """Whether the top-level <responsedata> is open (None when not)."""
+        return True if self.target.stack == ["autnresponse", "responsedata"] else None
+
+    def feed(self, data: bytes) -> list[ResponsePart]:
+        self.parser.feed(data)
+        self.fed += len(data)
+        self.target.check_token(self.fed)
+        parts, self.target.parts = self.target.parts, []
+        return parts
+
+    def close(self) -> list[ResponsePart]:
+        self.parser.close()
+        parts, self.target.parts = self.target.parts, []
+        return parts
+
+
+_LONG_SPACE = re.compile(rb"[ \t\r\n]{%d,}" % (STRICT_MAX_TEXT + 1))
+
+
+def _line_ends(data: bytes, start: int, end: int) -> int:
+    """Line ends between `start` and `end` as expat counts them (LF, CR LF, a lone CR)."""
+    n = data.count(b"\n", start, end)
+    if data.find(b"\r", start, end) >= 0:
+        n += data.count(b"\r", start, end) - data.count(b"\r\n", start, end)
+    return n
+
+
+def _column_after(data: bytes, start: int, end: int, column: int) -> int:
+    """The column (in characters, from 0) after data[start:end], from `column` at `start`."""
+    last = max(data.rfind(b"\n", start, end), data.rfind(b"\r", start, end))
+    if last >= 0:
+        start, column = last + 1, 0
+    return column + len(data[start:end].decode("utf-8", "replace"))
+
+
+class _StrictSplitter(_EntrySplitter):
+    """The import's rule on the entries read straight from the bytes: only an entry that
+    the strict target would take as it stands (counters 1, 1, 0, 0, status 'trained',
+    hasimagedata true or false, no text over the cap) is read here, with its line;
+    anything else, and everything after it, goes to the strict target, which words the
+    refusal. The target is told how many lines (and columns) it did not see, so its
+    messages name the file's own line."""
+
+    entry_limit_of = staticmethod(lambda target: target.max_token)
+
+    def __init__(self, reader: _StrictReader):
+        super().__init__(reader)
+        self.line, self.column = 1, 0  # where the next byte not yet given to the tree is
+        self.tree_line = self.tree_column = None  # where the tree stopped (at <responsedata>)
+        self.checked = 0  # bytes given to the checker
+
+    def _head(self, data: bytes, end: int) -> None:
+        self.line += _line_ends(data, 0, end)
+        self.column = _column_after(data, 0, end, self.column)
+        self.tree_line, self.tree_column = self.line, self.column
+
+    def _entry(self, m, plain: bool):
+        g = m.groups()
+        if not (g[1] == b"1" and g[3] == b"1" and g[5] == b"0" and g[7] == b"0"):
+            return None
+        if g[8] is not None and (g[9] != b"trained" or g[10] not in (b"true", b"false")):
+            return None
+        data, start, end = m.string, m.start(), m.end()
+        if end - start > self.target.max_text and not self._short_texts(g, data, start, end):
+            return None
+        entry = super()._entry(m, plain)
+        at = data.find(_ENTRY_OPEN, start, end)
+        line = self.line + _line_ends(data, start, at)
+        self.line = line + _line_ends(data, at, end)
+        self.column = _column_after(data, start, end, self.column)
+        return ListedEntry(entry.identifier, entry.counters, entry.images, entry.metadata, line)
+
+    def _short_texts(self, g, data: bytes, start: int, end: int) -> bool:
+        # Bytes: a text (or a run of space between elements, which the target counts
+        # too) of no more bytes than the cap has no more characters either; a longer
+        # one goes to the tree, which counts its characters.
+        cap = self.target.max_text
+        texts = [g[0], g[8] or b""]
+        if g[12] is not None:
+            texts += [t for pair in _ITEM.findall(g[12]) for t in pair]
+        return all(len(t) <= cap for t in texts) and _LONG_SPACE.search(data, start, end) is None
+
+    def _to_tree(self) -> None:
+        if self.tree_line is None:
+            return
+        self.target.line_offset = self.line - self.tree_line
+        pad = self.column - self.tree_column
+        if pad > 0:  # space between entries, so the tree's columns match the file's; not counted as text
+            self.reader.feed(b" " * pad)
+            self.target.text, self.target.text_len = [], 0
 
 
 def _checked(expat_parser, data: bytes, final: bool) -> None:
@@ -848,6 +983,63 @@ def _iter_fast(source, what: str, document: str) -> Iterator[ResponsePart]:
     yield from target.parts
 
 
+def _iter_strict(source, what: str, document: str) -> Iterator[ResponsePart]:
+    """The import's strict reading: entries in Media Server's own shape read from the
+    bytes (as `_iter_fast` reads them, with their lines), everything else by defusedxml's
+    parser and the strict `_Target`, with the same parts, lines and refusals as
+    `_iter_target` (property-tested). expat checks every byte first; where it finds a
+    fault, the bytes before it go to the target first, so a rule broken earlier in the
+    document is the one named, as when one parser read it all."""
+    reader = _StrictReader(what)
+    target = reader.target
+    prolog = _Prolog(target)
+    splitter = _StrictSplitter(reader)
+    checker = ParserCreate(None, "}")
+    first, closing = True, False
+    try:
+        for chunk in _chunks(source):
+            if first:
+                check_declaration(what, chunk, document)
+                first = False
+            if prolog is not None:
+                chunk = prolog.take(chunk)
+                if chunk is None:
+                    continue
+                prolog = None
+            yield from _strict_step(checker, splitter, chunk)
+        closing = True
+        if prolog is not None:
+            yield from _strict_step(checker, splitter, prolog.release())
+        yield from splitter.flush()
+        _checked(checker, b"", True)
+        yield from splitter.close()
+    except ParseError as exc:
+        raise _not_well_formed(what, exc, closing, document) from None
+    except DTDForbidden:
+        raise ResponseUnreadable(what, _DTD_REFUSED, *target.where()) from None
+    except (EntitiesForbidden, ExternalReferenceForbidden):
+        raise ResponseUnreadable(what, "entity declarations and external references are not allowed.",
+                                 *target.where()) from None
+    if target.status is None or not target.seen_data:
+        raise ResponseUnreadable(what, "the response has no <response> or no <responsedata>; it is not a listing.")
+    target._send_head()
+    yield from target.parts
+
+
+def _strict_step(checker, splitter: _StrictSplitter, chunk: bytes) -> Iterator[ResponsePart]:
+    start = splitter.checked
+    splitter.checked += len(chunk)
+    try:
+        _checked(checker, chunk, False)
+    except ParseError:
+        # The target judges the bytes before the fault first (its rule may be broken there).
+        good = checker.ErrorByteIndex - start
+        if good > 0:
+            yield from splitter.feed(chunk[:good])
+        raise
+    yield from splitter.feed(chunk)
+
+
 def check_declaration(what: str, head: bytes, document: str = "document") -> None:
     """Refuse an XML declaration that is not XML 1.0 in UTF-8 (reliability X4)."""
     match = _XML_DECL.match(head.removeprefix(b"\xef\xbb\xbf"))
@@ -892,7 +1084,7 @@ def iter_response(source, *, what: str = "The response", strict: bool = False,
     it is ("document", "file", "answer"). Raises
     `ResponseUnreadable`; never anything else for any input (property-tested)."""
     if strict:
-        return _iter_target(source, what, True, document)
+        return _iter_strict(source, what, document)
     return _iter_fast(source, what, document)
 
 

@@ -13,9 +13,12 @@ stages its entries in a SQLite file of one table (`STAGED_TABLE`). A SQLite stor
 attaches that file and derives every row in SQL: entry keys are a base plus the server
 position (so keys grow in server order and metadata rows need no join), metadata rows
 come from the staged JSON text (`json_each`), snapshot rows go in identifier order (the
-unique index only appends). With no Python work per entry, storing costs a fraction of
-reading the pages (measured: `benchmarks/mirror.py`). Other backends, and entries given
-as a plain iterable, go through the bulk path a batch at a time. Only a pull changes a mirror's entries: the local write actions refuse a mirror
+unique index only appends). With no Python work per entry, storing an entry costs
+about as much CPU as fetching and parsing it, nearly all of it in SQLite's index
+updates (measured: `benchmarks/mirror.py`). Other backends, and entries given as a plain
+iterable, go through the bulk path a batch at a time.
+
+Only a pull changes a mirror's entries: the local write actions refuse a mirror
 (`Store.refuse_mirror_write`; `Store.mirror_of(name)` is the question to ask). What
 Hashlens adds of its own, pHashes and images attached from image files
 (`hashlens attach-images`), stays with each entry whose identifier the next pull lists.
@@ -175,7 +178,7 @@ def _fill_staged(store: Store, name: str, db_id: int, taken_at: int, snapshot_id
         # Rows go in server order and each entry's items in theirs, so metadata ids keep it:
         # the scan of `s` is in position order (its key) and json_each walks an array in
         # order. Adding `m.key` to the ORDER BY would sort every item again (a fifth of
-        # the statement's time, measured); tests/app/test_mirror_databases.py checks the order.
+        # the statement's time, measured); tests/app/test_mirror_commit.py checks the order.
         run.exec("INSERT INTO hl_metadata (entry_id, meta_key, meta_value) SELECT ? + s.position, m.value ->> 0, "
                  f"m.value ->> 1 FROM {staged} s, json_each(s.metadata) m ORDER BY s.position", (base,))
     except HashlensError as error:

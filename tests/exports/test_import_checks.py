@@ -28,7 +28,7 @@ def _passes(text: str, allow_empty: bool) -> bool:
     return True
 
 
-@settings(max_examples=1500)
+@settings(max_examples=1500, deadline=None)  # no timing assertion: the machine is shared
 @given(st.lists(_texts, max_size=4), st.lists(_texts, max_size=3))
 def test_all_storable_is_check_text(texts, values):
     expected = all(_passes(t, False) for t in texts) and all(_passes(v, True) for v in values)

@@ -366,3 +366,49 @@ def test_dark_text_fields_have_a_visible_edge(qtbot, qapp):
         qapp.setPalette(before_palette)
         qapp.setStyleSheet(before_sheet)
         qapp.setStyle(before_style)
+
+
+@pytest.mark.parametrize("kind", ["spin", "editable combo", "combo"])
+def test_dark_spin_and_combo_boxes_have_an_edge_and_keep_their_arrows(qtbot, qapp, kind):
+    """The edge is drawn by the style over Fusion's frame; a style sheet on these boxes
+    had dropped their arrows (issue 14)."""
+    from PySide6.QtGui import QColor
+    from PySide6.QtWidgets import QComboBox, QSpinBox, QStyle, QStyleOptionComboBox, QStyleOptionSpinBox
+
+    from ui.theme import ThemeManager
+
+    before_palette, before_style = qapp.palette(), qapp.style().name()
+    theme = ThemeManager(qapp, "dark")
+    try:
+        if kind == "spin":
+            box = QSpinBox()
+            box.setSuffix(" bits")
+        else:
+            box = QComboBox()
+            box.setEditable(kind == "editable combo")
+            box.addItems(["100 / page", "500 / page"])
+        qtbot.addWidget(box)
+        box.resize(140, 30)
+        box.show()
+        image = box.grab().toImage()
+        middle = image.height() // 2
+        inside = QColor(image.pixel(20, 5))  # above the text
+        edge = max((QColor(image.pixel(x, middle)) for x in range(0, 3)), key=lambda c: c.lightness())
+        assert edge.lightness() - inside.lightness() > 40, (edge.name(), inside.name())
+        if kind == "spin":
+            option = QStyleOptionSpinBox()
+            box.initStyleOption(option) if hasattr(box, "initStyleOption") else option.initFrom(box)
+            arrow = box.style().subControlRect(QStyle.ComplexControl.CC_SpinBox, option,
+                                               QStyle.SubControl.SC_SpinBoxUp, box)
+        else:
+            option = QStyleOptionComboBox()
+            box.initStyleOption(option)
+            arrow = box.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                               QStyle.SubControl.SC_ComboBoxArrow, box)
+        light = [QColor(image.pixel(x, y)).lightness() for x in range(arrow.left() + 2, arrow.right() - 1)
+                 for y in range(arrow.top() + 2, arrow.bottom() - 1)]
+        assert light and max(light) > 150, "the arrow is not drawn"
+    finally:
+        theme.set_mode("light")
+        qapp.setPalette(before_palette)
+        qapp.setStyle(before_style)
