@@ -353,7 +353,9 @@ def _store_batch(store, path, database: str, db_id: int, pending: list[ImportedE
         metadata.append(entry.metadata)
     pending.clear()
     try:
-        bulk.append_rows(store, db_id, rows, [r[1] for r in rows], metadata, images)
+        # Every entry of the batch a row, in order (the common case): its identifiers are the rows'.
+        bulk.append_rows(store, db_id, rows, identifiers if len(rows) == len(identifiers) else [r[1] for r in rows],
+                         metadata, images)
     except HashlensError as exc:
         if exc.failure not in (Failure.PARAM_INVALID, Failure.IDENTIFIER_EXISTS, Failure.KEY_EXISTS):
             raise  # the store's trouble (busy, full, lost), not the file's

@@ -216,8 +216,11 @@ def _quick_entry(path, text: str, line: int) -> ImportedEntry:
 def _quick_metadata(path, text: str, line: int) -> tuple[tuple[str, str], ...]:
     """A CSV metadata cell as `_metadata(path, line, _loads(...))` reads it; ValueError
     when the quick way doubts it (the caller then takes the careful way)."""
-    obj = _plain_decoder.decode(text)
-    if type(obj) is not dict or not _keys_unrepeated(text, len(obj)):
+    try:
+        obj, end = _plain_scan(text, 0)
+    except StopIteration:
+        raise ValueError("no JSON value at the start") from None
+    if end != len(text) or type(obj) is not dict or not _keys_unrepeated(text, len(obj)):
         raise ValueError("not plainly an object of texts")
     return _metadata(path, line, obj)
 
