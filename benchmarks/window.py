@@ -26,7 +26,7 @@ first paint is judged by the process's CPU time and gaps by the GUI thread's CPU
 the output says so. The script exits 1 when a target is missed.
 
 --count 10000000 runs the same on 10 million entries (building that store once takes
-about 10 minutes and 4 GB here).
+about 10 minutes on a quiet machine, 42 minutes under load here, and 4.7 GB).
 """
 
 from __future__ import annotations
