@@ -894,10 +894,14 @@ class _StrictSplitter(_EntrySplitter):
         self.line, self.column = 1, 0  # where the next byte not yet given to the tree is
         self.tree_line = self.tree_column = None  # where the tree stopped (at <responsedata>)
         self.checked = 0  # bytes given to the checker
+        self.after_cr = False  # the bytes counted so far end with a CR
 
     def _head(self, data: bytes, end: int) -> None:
         self.line += _line_ends(data, 0, end)
+        if self.column == 0 and self.after_cr and data[:1] == b"\n":
+            self.line -= 1  # a CR LF cut between two runs is one line end
         self.column = _column_after(data, 0, end, self.column)
+        self.after_cr = end > 0 and data[end - 1:end] == b"\r"
         self.tree_line, self.tree_column = self.line, self.column
 
     def _entry(self, m, plain: bool):
