@@ -13,7 +13,8 @@ from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QPlainTextEdit, QPushBut
 
 
 class ActionLog(QDockWidget):
-    """A dock with the ACI lines of this session's changes, oldest first."""
+    """A dock with the ACI lines of this session's changes, oldest first. Its contents are
+    made when it first shows: the window starts with it hidden."""
 
     line_added = Signal(str)
 
@@ -21,6 +22,13 @@ class ActionLog(QDockWidget):
         super().__init__("Action log", parent)
         self.setObjectName("actionLogDock")
         self.lines: list[str] = []
+        self._shown: list[str] = []  # the text's paragraphs: a stamp line, then the line
+        self.text: QPlainTextEdit | None = None  # made when the dock first shows (issue 15)
+        self.visibilityChanged.connect(lambda visible: self._build() if visible else None)
+
+    def _build(self) -> None:
+        if self.text is not None:
+            return
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)
         self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
@@ -28,6 +36,8 @@ class ActionLog(QDockWidget):
             "Changes you make appear here as ACI action lines, ready to replay against a Media Server."
         )
         self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        for paragraph in self._shown:
+            self.text.appendPlainText(paragraph)
         copy = QPushButton("Copy all")
         copy.clicked.connect(self.copy_all)
         clear = QPushButton("Clear")
@@ -47,7 +57,9 @@ class ActionLog(QDockWidget):
         stamp = datetime.now().strftime("%H:%M:%S")
         for line in lines:
             self.lines.append(line)
-            self.text.appendPlainText(f"# {stamp}\n{line}")
+            self._shown.append(f"# {stamp}\n{line}")
+            if self.text is not None:
+                self.text.appendPlainText(self._shown[-1])
             self.line_added.emit(line)
 
     def copy_all(self) -> None:
@@ -55,4 +67,6 @@ class ActionLog(QDockWidget):
 
     def clear(self) -> None:
         self.lines.clear()
-        self.text.clear()
+        self._shown.clear()
+        if self.text is not None:
+            self.text.clear()

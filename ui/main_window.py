@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
@@ -30,7 +31,6 @@ from app.domain import HashlensError, ListingQuery
 from app.services import actions
 from app.services.locations import missing_store_file
 from ui.action_log import ActionLog
-from ui.changes_view import ChangesView
 from ui.detail_pane import ImageSource, ImageStatusPane, MetadataPane
 from ui.database_panel import DatabasePanel, section_title
 from ui.empty_state import EmptyState
@@ -39,7 +39,6 @@ from ui.errors import ErrorPresenter
 from ui.filter_panel import FilterPanel
 from ui.icons import app_icon, icon_size, refresh_icons, set_icon
 from ui.mirror_actions import MirrorActions
-from ui.pending_changes import PendingChangesPane
 from ui.models.listing_model import ListingModel, ListingSource, prepare
 from ui.notice_bar import NoticeBar
 from ui.pager import PagerBar
@@ -51,6 +50,10 @@ from ui.status_bar import StatusBar
 from ui.store_dialog import OpenStoreDialog, url_for
 from ui.theme import ThemeManager
 from ui.workers import Workers
+
+if TYPE_CHECKING:
+    from ui.changes_view import ChangesView
+    from ui.pending_changes import PendingChangesPane
 
 log = logging.getLogger("hashlens.ui")
 
@@ -108,19 +111,15 @@ class MainWindow(QMainWindow):
         self.action_log = ActionLog(self)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.action_log)
         self.action_log.hide()
-        self.pending_pane = PendingChangesPane()
-        self.pending_dock = QDockWidget("Pending changes", self)
-        self.pending_dock.setObjectName("pendingChangesDock")
-        self.pending_dock.setWidget(self.pending_pane)
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.pending_dock)
-        self.pending_dock.hide()
+        # Issue 15: the hidden panes are made when first shown or needed (see `pending_pane`,
+        # `changes_view`); their docks exist from the start, named, so restoreState finds them.
+        self._pending_pane: PendingChangesPane | None = None
+        self._pending_shown: tuple | None = None  # set_changes's arguments, for a pane made later
+        self.pending_dock = self._lazy_dock("Pending changes", "pendingChangesDock", lambda: self.pending_pane)
         self.mirror_actions = MirrorActions(self.workers, self)
-        self.changes_view = ChangesView(self.workers)
-        self.changes_dock = QDockWidget("Changes since the previous pull", self)
-        self.changes_dock.setObjectName("changesDock")
-        self.changes_dock.setWidget(self.changes_view)
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.changes_dock)
-        self.changes_dock.hide()
+        self._changes_view: ChangesView | None = None
+        self.changes_dock = self._lazy_dock("Changes since the previous pull", "changesDock",
+                                            lambda: self.changes_view)
 
         self.database_panel = DatabasePanel()
 
@@ -199,6 +198,44 @@ class MainWindow(QMainWindow):
             action.setToolTip(tip)
         action.triggered.connect(lambda _checked=False: slot())
         return action
+
+    def _lazy_dock(self, title: str, name: str, make) -> QDockWidget:
+        """A hidden bottom dock whose widget `make()` builds the first time the dock shows."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+        dock.hide()
+        dock.visibilityChanged.connect(lambda visible: make() if visible else None)
+        return dock
+
+    @property
+    def pending_pane(self) -> PendingChangesPane:
+        """The Pending changes pane, made on first use with what it would show by now."""
+        if self._pending_pane is None:
+            from ui.pending_changes import PendingChangesPane
+
+            self._pending_pane = pane = PendingChangesPane()
+            if self._pending_shown is not None:
+                pane.set_changes(*self._pending_shown)
+            pane.push_requested.connect(self.open_push)
+            pane.discard_requested.connect(self._on_pending_pane_discard_requested)
+            self.pending_dock.setWidget(pane)
+        return self._pending_pane
+
+    @property
+    def changes_view(self) -> ChangesView:
+        """The Changes view, made on first use for the current store and database."""
+        if self._changes_view is None:
+            from ui.changes_view import ChangesView
+
+            self._changes_view = view = ChangesView(self.workers)
+            if self.session.store is not None:
+                view.set_store(self.session.store)
+            name = self.filter_panel.database
+            view.show_database(name, self.database_panel.mirror_of(name))
+            view.finding_activated.connect(self._on_changes_view_finding_activated)
+            self.changes_dock.setWidget(view)
+        return self._changes_view
 
     def _build_menus(self) -> None:
         ea = self.entry_actions
@@ -392,9 +429,6 @@ class MainWindow(QMainWindow):
         self.empty.new_database.connect(self.entry_actions.on_new_database)
         self.empty.train_folder.connect(self.entry_actions.on_train_folder_into_new_database)
         self.theme.changed.connect(self._on_theme_changed)
-        self.pending_pane.push_requested.connect(self.open_push)
-        self.pending_pane.discard_requested.connect(self._on_pending_pane_discard_requested)
-        self.changes_view.finding_activated.connect(self._on_changes_view_finding_activated)
         self.mirror_actions.pulled.connect(self._on_mirror_actions_pulled)
         self.mirror_actions.failed.connect(
             lambda e: self.presenter.show_error(e, "Pull mirror again (the previous snapshot is kept)"))
@@ -489,7 +523,8 @@ class MainWindow(QMainWindow):
         self.image_pane.set_source(ImageSource(self.workers, store), None)
         self.entry_actions.set_store(store, reason)
         self.mirror_actions.set_store(store, reason)
-        self.changes_view.set_store(store)
+        if self._changes_view is not None:
+            self._changes_view.set_store(store)
         self.settings.add_recent_store(self.session.url)
         self._rebuild_recent_menu()
         # The title ends with the application's display name, or Qt appends it a second time.
@@ -557,7 +592,8 @@ class MainWindow(QMainWindow):
         latest = self.database_panel.mirror_of(name)
         self.entry_actions.set_mirror(latest.source.describe() if latest is not None else None)
         self.mirror_actions.set_database(name, latest)
-        self.changes_view.show_database(name, latest)
+        if self._changes_view is not None:
+            self._changes_view.show_database(name, latest)
 
     def _load_metadata_keys(self, database: str) -> None:
         self.session.load_metadata_keys(database, self.filter_panel.set_metadata_keys)
@@ -567,7 +603,8 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(self.empty)
         self.entry_actions.set_store(None, None)
         self.mirror_actions.set_store(None, None)
-        self.changes_view.set_store(None)
+        if self._changes_view is not None:
+            self._changes_view.set_store(None)
         self._update_status()
 
     # -- browsing ------------------------------------------------------------------------------
@@ -745,7 +782,7 @@ class MainWindow(QMainWindow):
         which is not loaded before the first rows)."""
         store = self.session.store
         if store is None or not any(d.mirror is not None for d in self.session.databases):
-            self.pending_pane.set_changes(None, [])
+            self._set_pending_changes(None, [])
             if store is not None:
                 self.database_panel.set_pending_counts({})
             return
@@ -758,11 +795,17 @@ class MainWindow(QMainWindow):
         except HashlensError as exc:
             log.debug("staged changes not read: %s", exc.description)
             return
-        self.pending_pane.set_changes(name if source is not None else None, waiting,
-                                      source.url if source is not None else None)
+        self._set_pending_changes(name if source is not None else None, waiting,
+                                  source.url if source is not None else None)
         self.database_panel.set_pending_counts(counts)
         if waiting:
             self.pending_dock.show()
+
+    def _set_pending_changes(self, *shown) -> None:
+        """Show `shown` (set_changes's arguments) in the pending pane, or keep them for when it is made."""
+        self._pending_shown = shown
+        if self._pending_pane is not None:
+            self._pending_pane.set_changes(*shown)
 
     def open_push(self, mirror: str) -> None:
         store = self.session.store

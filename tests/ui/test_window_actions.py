@@ -270,6 +270,36 @@ def test_action_log_view(qtbot, window, answers):
     assert "action=RelabelImageHashImage" in window.action_log.text.toPlainText()
 
 
+def test_hidden_panels_are_made_when_first_shown_and_then_work(qtbot, window, answers, make_window, browse_url):
+    # Issue 15: the first rows do not wait for panes nobody sees.
+    assert window._changes_view is None and window._pending_pane is None
+    assert window.action_log.text is None and window.action_log.widget() is None
+    assert window.changes_dock.widget() is None and window.pending_dock.widget() is None
+    # A change made before the log is first shown is in it when it shows.
+    select(window, 5)
+    answers.set(text=["x"])
+    changed(qtbot, window, window.entry_actions.relabel.trigger)
+    assert window.action_log.text is None
+    window.log_action.trigger()
+    assert window.action_log.isVisible() and window.action_log.widget() is not None
+    assert "action=RelabelImageHashImage" in window.action_log.text.toPlainText()
+    # The Changes view and the Pending pane follow the store and database shown before they were made.
+    window.changes_action.trigger()
+    view = window._changes_view
+    assert view is not None and window.changes_dock.widget() is view and view.isVisible()
+    assert view.store is window.session.store and view.database == "Animals" and view.latest is None
+    window.pending_action.trigger()
+    pane = window._pending_pane
+    assert pane is not None and window.pending_dock.widget() is pane and pane.isVisible()
+    assert pane.mirror is None and "not a mirror" in pane.summary.text()
+    # Shown docks are remembered: the next window restores them, and makes their panes at once.
+    window.save_settings()
+    again = make_window(browse_url)
+    assert again.changes_dock.isVisible() and again.pending_dock.isVisible() and again.action_log.isVisible()
+    assert again._changes_view is not None and again._pending_pane is not None and again.action_log.text is not None
+    assert again.changes_view.store is again.session.store and again.changes_view.database == "Animals"
+
+
 def test_write_error_is_shown_and_nothing_is_lost(qtbot, window, answers, message_boxes):
     select(window, 0)
     answers.set(text=["a001"])  # an identifier that exists
