@@ -536,7 +536,8 @@ def test_start_sweeps_stale_export_temporaries(tmp_path, monkeypatch):
 def test_start_up_shows_rows_without_the_heavy_machinery(browse_url, tmp_path):
     """Issue 15: the window's first rows come without NumPy, imaging, the HTTP server, the
     defused XML reader, the Media Server client, mirror and push machinery or the export,
-    audit and push windows; they load when first used. Run as
+    audit and push windows, nor the hidden Changes view and Pending changes pane; they load
+    when first used. Run as
     `hashlens` runs it, in a fresh interpreter, until the first rows are in the table."""
     script = f"""
 import json, sys
@@ -551,7 +552,7 @@ def check():
                  "psycopg", "pymysql", "ui.export_dialog", "ui.audit_view", "ui.serve_dialog", "ui.import_dialog",
                  "ui.mirror_dialog", "ui.push_dialog", "app.audits", "app.serve", "app.mediaserver.push",
                  "app.mediaserver.client", "app.mediaserver.mirror", "app.mediaserver.staged", "app.store.mirrors",
-                 "app.diff")
+                 "app.diff", "ui.changes_view", "ui.pending_changes", "app.mediaserver.changeset")
         print("LOADED " + json.dumps(sorted(h for h in heavy if h in sys.modules)))
         print("SEEDED " + json.dumps(window.model.last_from_cache))
         app.exit(0)
