@@ -1,12 +1,14 @@
 """Training benchmark: CPU per image of `train_files` on all cores beside the bare `imagehash.phash` loop.
 
 Writes N varied 640×480 JPEG photographs (scikit-image's, cropped at shifted places) to a
-temporary folder, then in two child processes measured in the same run:
+temporary folder, then in child processes measured in the same run:
 
 - the floor: `imagehash.phash(Image.open(path))` over every file in one process;
 - Hashlens: `actions.train_files` into a new SQLite store with a worker per core (read,
   decode with the safe loader, pHash, SHA-256), the parent storing the results a batch
-  per transaction (`actions.STORE_BATCH`).
+  per transaction (`actions.STORE_BATCH`);
+- the floor again, in a process per core at once (the same sharing of cores and caches as
+  the training workers; printed beside, the target stays against the one-process loop).
 
 CPU time is user + system of the process and its workers, from `getrusage`, so other work
 on a shared machine does not inflate it the way it inflates wall-clock time. One-off
@@ -57,11 +59,11 @@ def _cpu(who) -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_bare(folder: Path) -> dict:
+def run_bare(folder: Path, part: int = 0, parts: int = 1) -> dict:
     import imagehash
     from PIL import Image
 
-    files = sorted(folder.glob("*.jpg"))
+    files = sorted(folder.glob("*.jpg"))[part::parts]
     imagehash.phash(Image.open(files[0]))  # its first call imports SciPy: a one-off, not per image
     cpu, wall = _cpu(resource.RUSAGE_SELF), time.perf_counter()
     for path in files:
@@ -96,16 +98,27 @@ def _child(*args: str) -> dict:
     return json.loads(out.splitlines()[-1])
 
 
+def _bare_on_all_cores(folder: Path, workers: int) -> dict:
+    """The bare loop in `workers` processes at once, each on its share of the files: the
+    same parallelism as training, so the same sharing of caches and cores."""
+    runs = [subprocess.Popen([sys.executable, __file__, "--bare", str(folder), "--part", f"{i}/{workers}"],
+                             stdout=subprocess.PIPE, text=True) for i in range(workers)]
+    parts = [json.loads(run.communicate()[0].splitlines()[-1]) for run in runs]
+    return {key: sum(part[key] for part in parts) for key in ("images", "cpu_s")}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--bare", help=argparse.SUPPRESS)
+    parser.add_argument("--part", default="0/1", help=argparse.SUPPRESS)
     parser.add_argument("--train", help=argparse.SUPPRESS)
     args = parser.parse_args()
     workers = os.cpu_count() or 1
     if args.bare:
-        print(json.dumps(run_bare(Path(args.bare))))
+        part, parts = map(int, args.part.split("/"))
+        print(json.dumps(run_bare(Path(args.bare), part, parts)))
         return 0
     if args.train:
         print(json.dumps(run_train(Path(args.train), workers)))
@@ -117,6 +130,7 @@ def main() -> int:
               f"load average {os.getloadavg()[0]:.1f} at the start")
         bare = _child("--bare", str(folder))
         train = _child("--train", str(folder))
+        bare_all = _bare_on_all_cores(folder, workers)
     bare_ms = bare["cpu_s"] / bare["images"] * 1000
     train_ms = train["cpu_s"] / max(train["images"], 1) * 1000
     ratio = train_ms / bare_ms
@@ -130,6 +144,9 @@ def main() -> int:
     print(f"              of which {train['workers_cpu_s'] * per:.2f} ms in the workers (read, decode, pHash, SHA-256) "
           f"and {train['parent_cpu_s'] * per:.2f} ms in the parent (starting the pool, receiving results, "
           "storing them a batch per transaction)")
+    bare_all_ms = bare_all["cpu_s"] / bare_all["images"] * 1000
+    print(f"              and the bare loop on {workers} processes at once: {bare_all_ms:.2f} ms CPU/image "
+          f"(-> the workers are {train['workers_cpu_s'] * per / bare_all_ms:.2f}x it)")
     print(f"  memory      {train['worker_peak_mb']:6.0f} MB peak of a worker, {train['parent_peak_mb']:.0f} MB the "
           f"parent {'ok' if memory_ok else 'MISSED'} (worker < {WORKER_MEMORY_TARGET_MB} MB)")
     return 0 if cpu_ok and memory_ok else 1
