@@ -197,7 +197,7 @@ class Server:
         if self._server is None or self._stopped.is_set():
             return
         server, deadline = self._server, time.monotonic() + timeout
-        server.trigger.pull_trigger(lambda: waitress.server.wasyncore.dispatcher.close(server))
+        self._in_loop(lambda: waitress.server.wasyncore.dispatcher.close(server))
         if self._helpers is not None:
             # Helpers first: what they hand over is still answered while they finish.
             self._helpers.stop(max(0.5, deadline - time.monotonic()))
@@ -209,11 +209,22 @@ class Server:
         while time.monotonic() < deadline and any(
                 getattr(ch, "total_outbufs_len", 0) for ch in list(server._map.values())):
             time.sleep(0.02)
-        server.trigger.pull_trigger(lambda: [d.handle_close() for d in list(server._map.values())])
+        self._in_loop(lambda: [d.handle_close() for d in list(server._map.values())])
         self._thread.join(max(0.5, deadline - time.monotonic()))
         log.info("stopped")
         self._release()
         self._stopped.set()
+
+    def _in_loop(self, thunk) -> None:
+        """Run `thunk` in the event loop's thread, woken through its pipe. When that pipe
+        is already closed (the loop closes it after an error on it, and then runs no more
+        thunks), run it here: stopping must close the sockets either way. Seen rarely
+        under load, its cause not known (docs/serve.md)."""
+        try:
+            self._server.trigger.pull_trigger(thunk)
+        except OSError as exc:
+            log.warning("the event loop's wake-up pipe was closed (%s); stopping from this thread", exc)
+            thunk()
 
     def _release(self) -> None:
         if hasattr(self, "watchdog"):

@@ -4,6 +4,7 @@ forms of a request, the log, and a client written like Media Server's tutorial s
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -530,3 +531,18 @@ def test_command_line_with_workers_and_token_stops_on_sigterm(sqlite_url, tmp_pa
             proc.wait()
     assert token not in (tmp_path / "cli.log").read_text()
     assert [d.name for d in Store.open(sqlite_url).list_databases()] == ["D"]
+
+
+def test_stop_closes_the_port_when_the_event_loop_lost_its_wakeup_pipe(sqlite_url, tmp_path):
+    """The event loop closes its wake-up pipe after an error on it (seen rarely in CI:
+    EBADF at stop); stopping must still close the listening socket and return."""
+    server = start(sqlite_url, tmp_path)
+    port = server.port
+    trigger = server._server.trigger
+    closed = threading.Event()
+    trigger.pull_trigger(lambda: (trigger.close(), closed.set()))
+    assert closed.wait(10)
+    server.stop()
+    assert server.wait(0)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
