@@ -214,6 +214,11 @@ def _apply(store, path, database, entries, options, report, progress, cancelled,
         except ImportRefused:
             # An earlier entry's fault is the one to report: the batch is checked first.
             report.read += len(pending) - before
+            while (twice := _first_repeat(pending)) is not None:
+                rest = pending[twice:]
+                del pending[twice:]
+                _store_batch(store, path, database, db_id, pending, options, report, duplicates)
+                pending = rest
             _store_batch(store, path, database, db_id, pending, options, report, duplicates)
             raise
         report.read += len(pending) - before
@@ -224,11 +229,10 @@ def _apply(store, path, database, entries, options, report, progress, cancelled,
             if progress is not None:
                 progress(step)
             step += ROWS_PER_STEP
-        if len(set(map(_identifier, pending))) < len(pending):
+        twice = _first_repeat(pending)
+        if twice is not None:
             # Twice in one batch: the batch up to the second is stored first, so the second
             # is a duplicate of a stored entry, exactly as if the file were taken one by one.
-            seen: set[str] = set()
-            twice = next(i for i, item in enumerate(pending) if item.identifier in seen or seen.add(item.identifier))
             rest = pending[twice:]
             del pending[twice:]
             _store_batch(store, path, database, db_id, pending, options, report, duplicates)
@@ -271,6 +275,14 @@ class _Duplicates:
 
     count: int = 0
     listed: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _first_repeat(pending: list[ImportedEntry]) -> int | None:
+    """Where an identifier first comes a second time in `pending`, or None."""
+    if len(set(map(_identifier, pending))) == len(pending):
+        return None
+    seen: set[str] = set()
+    return next(i for i, item in enumerate(pending) if item.identifier in seen or seen.add(item.identifier))
 
 
 def _store_batch(store, path, database: str, db_id: int, pending: list[ImportedEntry], options: ImportOptions,

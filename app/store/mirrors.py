@@ -168,7 +168,7 @@ def _fill_staged(store: Store, name: str, db_id: int, taken_at: int, snapshot_id
     base = run.one("SELECT MAX(id) FROM hl_entry")[0] or 0
     try:
         run.exec(f"INSERT INTO hl_snapshot_entry (snapshot_id, identifier, label, has_image_data, metadata) "
-                 f"SELECT ?, identifier, label, has_image_data, metadata FROM {staged} ORDER BY identifier",
+                 f"SELECT ?, identifier, label, has_image_data, metadata FROM {staged} ORDER BY position",
                  (snapshot_id,))
         run.exec("INSERT INTO hl_entry (id, database_id, identifier, label, phash, has_image_data, meta_count, "
                  f"trained_at, declared_image_data) SELECT ? + position, ?, identifier, COALESCE(label, ''), NULL, "
@@ -179,15 +179,17 @@ def _fill_staged(store: Store, name: str, db_id: int, taken_at: int, snapshot_id
         # the scan of `s` is in position order (its key) and json_each walks an array in
         # order. Adding `m.key` to the ORDER BY would sort every item again (a fifth of
         # the statement's time, measured); tests/app/test_mirror_commit.py checks the order.
-        run.exec("INSERT INTO hl_metadata (entry_id, meta_key, meta_value) SELECT ? + s.position, m.value ->> 0, "
-                 f"m.value ->> 1 FROM {staged} s, json_each(s.metadata) m ORDER BY s.position", (base,))
+        # json_extract, not ->> (SQLite 3.38+): Python's SQLite is older on some systems.
+        run.exec("INSERT INTO hl_metadata (entry_id, meta_key, meta_value) SELECT ? + s.position, "
+                 "json_extract(m.value, '$[0]'), json_extract(m.value, '$[1]') "
+                 f"FROM {staged} s, json_each(s.metadata) m ORDER BY s.position", (base,))
     except HashlensError as error:
         if "unique" not in error.description.lower():
             raise
         if "hl_metadata" in error.description:
             identifier, key = run.one(
-                f"SELECT s.identifier, m.value ->> 0 FROM {staged} s, json_each(s.metadata) m "
-                "GROUP BY s.position, m.value ->> 0 HAVING COUNT(*) > 1 LIMIT 1")
+                f"SELECT s.identifier, json_extract(m.value, '$[0]') FROM {staged} s, json_each(s.metadata) m "
+                "GROUP BY s.position, json_extract(m.value, '$[0]') HAVING COUNT(*) > 1 LIMIT 1")
             raise HashlensError(Failure.KEY_EXISTS, f"Metadata key '{key}' is given twice for '{identifier}'; a "
                                                     "key is unique per hash.", parameter="metadata") from None
         raise _listed_twice(name) from None

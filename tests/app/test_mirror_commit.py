@@ -42,8 +42,10 @@ def tables(store: Store, name: str) -> dict[str, list]:
     metadata = store.sql.all("SELECT m.entry_id, m.meta_key, m.meta_value FROM hl_metadata m JOIN hl_entry e "
                              "ON e.id = m.entry_id WHERE e.database_id = ? ORDER BY m.id", (db_id,))
     marks = store.sql.all("SELECT ordinal, entry_id FROM hl_mark WHERE database_id = ? ORDER BY ordinal", (db_id,))
+    # Key order: a snapshot's rows are kept in server order (a discard rebuilds the local
+    # copy from them in key order, app.store.changes.snapshot_in_server_order).
     snapshot = store.sql.all("SELECT identifier, label, has_image_data, metadata FROM hl_snapshot_entry ORDER BY "
-                             "snapshot_id, identifier")
+                             "snapshot_id, id")
     return {
         "entries": [(e[0] - first, *e[1:]) for e in entries],
         "metadata": [(k - first, key, value) for k, key, value in metadata],
@@ -76,6 +78,7 @@ def test_the_staged_commit_writes_the_rows_the_bulk_path_writes(tmp_path):
     assert len(staged["entries"]) == n - 3 and [m[0] for m in staged["marks"]] == [MARK_SPACING, 2 * MARK_SPACING]
     # Server order is key order; the staging file is not left attached.
     assert [e[1] for e in staged["entries"]] == [e.identifier for e in listed(n - 3)]
+    assert [e[0] for e in staged["snapshot"][n:]] == [e.identifier for e in listed(n - 3)]
 
 
 @settings(max_examples=15, deadline=None)

@@ -347,3 +347,16 @@ def test_kill_during_import_is_all_or_nothing(sqlite_url, tmp_path):
         finally:
             store.close()
     assert kills >= 30
+
+
+@pytest.mark.parametrize("policy", ["skip", "replace", "abort"])
+def test_a_repeat_before_a_broken_line_does_not_hide_the_broken_line(existing, tmp_path, policy):
+    """The reader's refusal of line 3 is the error, whatever the policy does with the
+    repeat on line 2 (the batch read so far is stored first, a repeat after what it repeats)."""
+    path = _write(tmp_path, "f.ndjson", _ndjson({"identifier": "x", "phash": "01"}, {"identifier": "x", "phash": "02"})
+                  + "{broken\n")
+    before = store_digest(existing)
+    with pytest.raises(HashlensError) as err:
+        import_file(existing, path, "D", ImportOptions(on_duplicate=policy))
+    assert "line 3" in err.value.description, err.value.description
+    assert store_digest(existing) == before
