@@ -569,6 +569,7 @@ class MainWindow(QMainWindow):
         name = wanted if wanted in names else names[0]
         self.select_database(name)
         self._show_mirror_state(self.filter_panel.database)  # a pull may have made a new snapshot
+        self._show_pending_changes(self.filter_panel.database)  # and a mirror may be new
         self._update_status()
 
     def select_database(self, name: str) -> None:

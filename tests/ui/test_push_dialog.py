@@ -137,3 +137,26 @@ def test_the_window_stages_edits_on_a_mirror_counts_them_in_the_picker_and_pushe
     assert [e.label for e in server.entries("Cats")][:2] == ["cat 0", "kitten"]
     assert [a for a, _ in server.applied] == [names.RELABEL_IMAGE_HASH_IMAGE, names.UPDATE_IMAGE_HASH_METADATA]
     assert any(line.startswith("# pushed to ") for line in window.action_log.lines)
+
+
+def test_one_refresh_shows_the_staged_changes_of_a_mirror_made_elsewhere(qtbot, make_window, standin, tmp_path):
+    """Another process pulls a mirror and stages a change: the first F5 counts it in the
+    picker (the databases the window knew had no mirror, so it had not read any)."""
+    from app.services import actions
+    from tests.ui.conftest import wait_idle
+    from ui.models.database_model import PENDING_ROLE
+
+    server = standin({"Cats": [HashEntry(f"cat-{i:03d}", f"cat {i}", True, []) for i in range(5)]})
+    url = f"sqlite:///{tmp_path / 'window.db'}"
+    with Store.open(url) as store:
+        store.create_database("Local")
+    window = make_window(url)
+    wait_idle(qtbot, window)
+    with Store.open(url) as other:
+        pull_mirror(other, MediaServerClient(server.url), "Cats")
+        actions.relabel_image(other, "Cats", "cat-001", "cat 1", "kitten")
+    window.refresh()
+    model = window.database_panel.model
+    qtbot.waitUntil(lambda: model.row_of("Cats") >= 0)
+    wait_idle(qtbot, window)
+    assert model.data(model.index(model.row_of("Cats")), PENDING_ROLE) == 1
