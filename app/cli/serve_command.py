@@ -57,7 +57,7 @@ def add_commands(subparsers) -> None:
 
 def run_serve(_store, args) -> int:
     from app.serve.server import Server, dedicate_process
-    from app.serve.workers import can_share_port
+    from app.serve.workers import can_share_port, wait_for_stop
 
     token = load_or_create_token(args.token_file) if args.token_file else None
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
@@ -91,7 +91,7 @@ def run_serve(_store, args) -> int:
           f"{'; token required in the X-Hashlens-Token header' if token else ''}). "
           f"Log: {server.log_path}. Stop with Ctrl+C.", flush=True)
     try:
-        stop_requested.wait()
+        wait_for_stop(stop_requested)
     finally:
         print("Stopping: cancelling queued actions, finishing requests in progress...", file=sys.stderr, flush=True)
         server.stop()

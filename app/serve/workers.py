@@ -46,6 +46,16 @@ RESTARTS_PER_MINUTE = 5  # a helper that keeps dying is not started again past t
 READY = "hashlens-helper-ready"  # a helper's first line once it serves
 
 
+def wait_for_stop(stop: threading.Event, step: float = 0.25) -> None:
+    """Wait until `stop` is set, by a signal handler or another thread. The system gives
+    a signal to any thread of the process; Python runs its handler in the main thread, and
+    only when that thread next runs Python code, so a main thread blocked in a plain
+    `wait()` would never see a signal that landed on a serving thread. Waking every
+    `step` seconds lets the handler run."""
+    while not stop.wait(step):
+        pass
+
+
 def can_share_port() -> bool:
     """Whether several processes can serve one port here (Linux and the BSDs, not a
     frozen bundle, whose executable cannot run a helper's Python)."""
@@ -342,5 +352,5 @@ def helper_main() -> None:
         sys.exit(1)
     sys.stdout.write(READY + "\n")
     sys.stdout.flush()
-    stop.wait()
+    wait_for_stop(stop)
     server.stop()

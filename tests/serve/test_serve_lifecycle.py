@@ -142,3 +142,28 @@ def wait_for_log(path, needles: list[str], limit: float = 60.0) -> None:
     while not (path.exists() and all(n in path.read_text() for n in needles)):
         assert time.monotonic() < give_up, f"the log never said {needles}"
         time.sleep(0.02)
+
+
+def test_a_signal_that_lands_on_another_thread_still_stops_the_wait():
+    """The system may hand SIGTERM or SIGINT to any thread (a serving one, say); the main
+    thread's wait must still end (a plain Event.wait() never woke: a CI run hung)."""
+    script = (
+        "import signal, threading\n"
+        "from app.serve.workers import wait_for_stop\n"
+        "stop = threading.Event()\n"
+        "signal.signal(signal.SIGTERM, lambda *_: stop.set())\n"
+        "ready, done = threading.Event(), threading.Event()\n"
+        "def other():\n"
+        "    ready.set()\n"
+        "    done.wait(60)\n"
+        "thread = threading.Thread(target=other)\n"
+        "thread.start()\n"
+        "ready.wait()\n"
+        "signal.pthread_kill(thread.ident, signal.SIGTERM)\n"
+        "wait_for_stop(stop)\n"
+        "done.set()\n"
+        "thread.join()\n"
+        "print('stopped')\n")
+    env = dict(os.environ, PYTHONPATH=os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30, env=env)
+    assert result.stdout.strip() == "stopped", result.stderr
