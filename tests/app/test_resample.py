@@ -78,10 +78,14 @@ def _photographs():
 
 
 def test_fast_path_hash_is_imagehash_phash_of_the_full_image(monkeypatch):
+    """Twice each: Pillow resizes the first image of a shape, `resample` the next ones."""
     monkeypatch.setattr(imaging, "_fast_resize", True)
+    monkeypatch.setattr(resample, "_seen", set())
     for data in _varied_images() + _photographs():
         expected = int(str(imagehash.phash(Image.open(io.BytesIO(data)))), 16)
         assert imaging.hash_image(data).phash == expected
+        assert imaging.hash_image(data).phash == expected
+    assert len(resample._seen) >= 8  # so the second hash of each went through resample
 
 
 def test_a_worker_process_multiplies_on_one_blas_thread():
