@@ -6,15 +6,16 @@ times 22-bit integer weights and rounds each pass to 8 bits (Resample.c); those 
 exact in float64 (every product and partial sum is an integer far below 2**53), so a
 BLAS product gives Pillow's numbers exactly, in about half the time. The weights are
 computed as Pillow computes them, the same double operations in the same order and the
-same libm `sin` in the same process, and `verified()` compares the result with Pillow's
-own on probe images once per process: on any difference (another Pillow, another
-algorithm) the caller keeps Pillow's resize. Hashlens's decision (issue 15 item 5).
+same libm `sin` in the same process, and `shrink` compares its result with Pillow's own
+on the second image of every shape before it trusts it: on any difference (another
+Pillow, another algorithm) Pillow resizes everything from then on. Hashlens's decision
+(issue 15 item 5).
 """
 
 from __future__ import annotations
 
 import math
-from functools import cache, lru_cache
+from functools import lru_cache
 
 import numpy as np
 import PIL
@@ -29,16 +30,18 @@ CHUNK_PIXELS = 1 << 20
 # Longer sides are left to Pillow: their weights (about 112 bytes a pixel of the side,
 # cached for the last 16 sides) would not stay small.
 MAX_SIDE = 16_384
-# Shapes whose next image `shrink` resizes itself; forgotten all at once when full.
-MAX_SHAPES_SEEN = 4096
-_seen: set[tuple[int, int]] = set()
+# Shapes `shrink` has seen: False once Pillow resized one, True once `shrink_pixels`
+# matched Pillow on the next. Forgotten all at once when full.
+MAX_SHAPES = 4096
+_shapes: dict[tuple[int, int], bool] = {}
+# Set when `shrink_pixels` ever differs from Pillow in this process.
+_differs = False
 # Blocks of outputs per pass on a wide input (see _weights): 4 measured fastest of 1, 2, 4, 8.
 BLOCKS = 4
 # Pillow 13 runs the vertical pass first when the height shrinks more than twice as much
 # as the width; earlier versions always start with the horizontal one.
 VERTICAL_FIRST_RULE = int(PIL.__version__.split(".")[0]) >= 13
-# (width, height) of the probes: both pass orders, one pass only, enlarging, tiny, wide.
-PROBES = ((640, 480), (480, 640), (80, 517), (517, 80), (33, 31), (7, 3), (1, 1), (32, 300), (300, 32))
+
 
 
 def _sin(values: np.ndarray) -> np.ndarray:
@@ -128,32 +131,32 @@ def shrink_pixels(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a) if a is not pixels else pixels.copy()
 
 
+def _pillows(image: Image.Image) -> Image.Image:
+    return image.resize((SIZE, SIZE), Image.Resampling.LANCZOS)
+
+
 def shrink(image: Image.Image) -> Image.Image:
     """`image.resize((32, 32), Image.LANCZOS)` of an "L" image, the same pixels. Pillow
     resizes the first image of each shape: making the weights for a new shape costs about
     what Pillow's whole resize does (0.5 ms for a 640-px side, 2.8 ms for 4,032 px), so
     they pay from a shape's second image on, as in a folder of one camera's photographs.
-    Pillow also takes a side over MAX_SIDE, whose weights would not stay small."""
-    if image.size not in _seen or max(image.size) > MAX_SIDE:
-        if len(_seen) >= MAX_SHAPES_SEEN:
-            _seen.clear()
-        _seen.add(image.size)
-        return image.resize((SIZE, SIZE), Image.Resampling.LANCZOS)
-    return Image.fromarray(shrink_pixels(np.asarray(image)), "L")
-
-
-@cache
-def verified() -> bool:
-    """Whether `shrink` gives Pillow's own pixels on random probe images of varied shapes
-    (both pass orders, one pass only, enlarging): checked once per process; a training
-    pool checks before it forks, and its workers inherit the answer."""
-    rng = np.random.default_rng(15)
-    for width, height in PROBES:
-        pixels = rng.integers(0, 256, (height, width), dtype=np.uint8)
-        expected = np.asarray(Image.fromarray(pixels, "L").resize((SIZE, SIZE), Image.Resampling.LANCZOS))
-        if not np.array_equal(shrink_pixels(pixels), expected):
-            return False
-    return True
+    That second image is resized both ways and compared. Pillow also takes a side over
+    MAX_SIDE, whose weights would not stay small."""
+    global _differs
+    checked = _shapes.get(image.size)
+    if checked is None or _differs or max(image.size) > MAX_SIDE:
+        if len(_shapes) >= MAX_SHAPES:
+            _shapes.clear()
+        _shapes.setdefault(image.size, False)
+        return _pillows(image)
+    pixels = shrink_pixels(np.asarray(image))
+    if not checked:
+        expected = _pillows(image)
+        if not np.array_equal(pixels, np.asarray(expected)):
+            _differs = True
+            return expected
+        _shapes[image.size] = True
+    return Image.fromarray(pixels, "L")
 
 
 def one_blas_thread() -> bool:

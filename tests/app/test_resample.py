@@ -51,16 +51,26 @@ def test_a_side_over_the_limit_is_left_to_pillow():
     assert np.array_equal(np.asarray(resample.shrink(Image.fromarray(pixels, "L"))), pillows(pixels))
 
 
-def test_the_probes_catch_another_pass_order(monkeypatch):
-    """The check that guards the fast path notices an algorithm that is not this Pillow's
-    (here the other pass order, Pillow 12's against 13's or the reverse)."""
-    assert resample.verified()
+def test_a_difference_from_pillow_turns_the_fast_path_off(monkeypatch):
+    """`shrink` checks a shape's second image against Pillow's resize before trusting it;
+    an algorithm that is not this Pillow's (here the other pass order, Pillow 12's against
+    13's or the reverse) is caught there, and Pillow resizes everything from then on."""
+    monkeypatch.setattr(resample, "_shapes", {})
+    monkeypatch.setattr(resample, "_differs", False)
     monkeypatch.setattr(resample, "VERTICAL_FIRST_RULE", not resample.VERTICAL_FIRST_RULE)
-    resample.verified.cache_clear()
-    try:
-        assert not resample.verified()
-    finally:
-        resample.verified.cache_clear()
+    tall = noise(80, 517, seed=3)
+    assert not np.array_equal(resample.shrink_pixels(tall), pillows(tall))
+    for _ in range(3):
+        assert np.array_equal(np.asarray(resample.shrink(Image.fromarray(tall, "L"))), pillows(tall))
+    assert resample._differs
+
+
+def test_shrink_uses_its_own_pixels_once_a_shape_matched(monkeypatch):
+    monkeypatch.setattr(resample, "_shapes", {})
+    image = Image.fromarray(noise(640, 480, seed=9), "L")
+    for _ in range(3):
+        assert np.array_equal(np.asarray(resample.shrink(image)), np.asarray(resample._pillows(image)))
+    assert resample._shapes == {(640, 480): True} and not resample._differs
 
 
 def _photographs():
@@ -80,12 +90,12 @@ def _photographs():
 def test_fast_path_hash_is_imagehash_phash_of_the_full_image(monkeypatch):
     """Twice each: Pillow resizes the first image of a shape, `resample` the next ones."""
     monkeypatch.setattr(imaging, "_fast_resize", True)
-    monkeypatch.setattr(resample, "_seen", set())
+    monkeypatch.setattr(resample, "_shapes", {})
     for data in _varied_images() + _photographs():
         expected = int(str(imagehash.phash(Image.open(io.BytesIO(data)))), 16)
         assert imaging.hash_image(data).phash == expected
         assert imaging.hash_image(data).phash == expected
-    assert len(resample._seen) >= 8  # so the second hash of each went through resample
+    assert sum(resample._shapes.values()) >= 8  # so the second hash of each went through resample
 
 
 def test_a_worker_process_multiplies_on_one_blas_thread():
