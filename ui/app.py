@@ -39,8 +39,6 @@ def _configure_logging() -> Path | None:
 def create_application(argv: list[str]):
     from PySide6.QtWidgets import QApplication
 
-    from ui.icons import app_icon
-
     app = QApplication.instance() or QApplication(["hashlens", *argv])
     # Workers call back into Python from SQLite for every row of a pHash filter (the
     # Hamming UDF), and the GUI thread needs the GIL for every cell it paints: a 1 ms
@@ -50,8 +48,7 @@ def create_application(argv: list[str]):
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("Hashlens")
-    app.setWindowIcon(app_icon())
-    return app
+    return app  # its window icon is set by start(), after the first rows
 
 
 def build_window(store_url: str | None = None, read_only: bool = False, log_path: Path | None = None):
@@ -100,10 +97,14 @@ def start(argv: list[str], store_url: str | None = None, read_only: bool = False
     path = _configure_logging()
     window = build_window(store_url, read_only, log_path=path)
     window.presenter.install_excepthook()
-    window.finished_building.connect(_sweep_export_folder)  # after the first rows
-    window.finished_building.connect(gc.enable)
     from PySide6.QtCore import QTimer
 
+    from ui.icons import app_icon
+
+    window.finished_building.connect(_sweep_export_folder)  # after the first rows
+    window.finished_building.connect(gc.enable)
+    # An X11 window draws every size of its icon when it is set: after the first rows too.
+    window.finished_building.connect(lambda: app.setWindowIcon(app_icon()))
     QTimer.singleShot(GC_OFF_AT_MOST_MS, gc.enable)
     window.show()
     # Move everything made so far (modules, classes, Qt wrappers) out of the collector's

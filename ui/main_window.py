@@ -84,7 +84,6 @@ class MainWindow(QMainWindow):
         asked to create it; `opening_started` says whether it did."""
         super().__init__()
         self.setWindowTitle("Hashlens")
-        self.setWindowIcon(app_icon())
         self.setObjectName("hashlensMain")
         self.force_read_only = force_read_only
         self.settings = settings or Settings()
@@ -130,6 +129,7 @@ class MainWindow(QMainWindow):
             return
         self._finished_building = True
         self._build_details()
+        self.setWindowIcon(app_icon())  # an X11 window draws every size of it when it is set
         # Said once the layout has taken the panes in (the window's smallest size with them).
         QTimer.singleShot(0, self.finished_building.emit)
 

@@ -580,8 +580,8 @@ def test_detail_panes_come_after_the_first_rows(browse_url, tmp_path):
     """Issue 15: the first rows are painted before the detail panes and their module are
     made (an empty widget holds their place, so the table does not move); on the next
     event-loop turns they are there, in that place, and follow the selection; the export
-    folder is swept then too, and the garbage collector, off until the first rows, is back
-    on. Run as `hashlens` runs it, in a fresh interpreter."""
+    folder is swept then too, the garbage collector, off until the first rows, is back on
+    and the window icon is set. Run as `hashlens` runs it, in a fresh interpreter."""
     script = f"""
 import gc, json, sys
 from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
@@ -597,6 +597,7 @@ class FirstRows(QObject):
             seen["at_first_rows"] = [m for m in ("ui.detail_pane", "app.exports.atomic") if m in sys.modules]
             seen["details_then"] = window.details is not None
             seen["gc_then"] = gc.isenabled()
+            seen["icon_then"] = app.windowIcon().isNull() and window.windowIcon().isNull()
             seen["left_then"] = window.splitter.widget(1).geometry().getRect()
         return False
 
@@ -607,6 +608,7 @@ def finished():
     seen["details_after"] = window.splitter.widget(2) is window.details and window.details.widget(0) is window.image_pane
     seen["left_after"] = window.splitter.widget(1).geometry().getRect()
     seen["gc_after"] = gc.isenabled()
+    seen["icon_after"] = not app.windowIcon().isNull() and window.windowIcon().availableSizes()[-1].width() == 256
     window.table.select_row(0)
     seen["shown"] = window.image_pane.identifier.text() == window.model.row(0).identifier
     seen["metadata"] = window.metadata_pane.model.items() == list(window.model.row(0).metadata or ())
@@ -625,6 +627,7 @@ sys.exit(code)
     seen = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("SEEN "))[5:])
     assert seen["at_first_rows"] == [] and seen["details_then"] is False and seen["gc_then"] is False
     assert seen["gc_after"] is True
+    assert seen["icon_then"] is True and seen["icon_after"] is True  # X11 draws every size when it is set
     assert seen["details_after"] is True and seen["shown"] is True and seen["metadata"] is True
     assert seen["left_after"] == seen["left_then"]  # the table's column did not move
 
