@@ -28,8 +28,10 @@ UNIT = 1.0 / (1 << PRECISION_BITS)
 # Rows converted to float64 at a time: the copy stays under 8 MB whatever the image's size.
 CHUNK_PIXELS = 1 << 20
 # Longer sides are left to Pillow: their weights (about 112 bytes a pixel of the side,
-# cached for the last 16 sides) would not stay small.
+# cached for the last 16 sides) would not stay small. So are bigger images: the array
+# `shrink` copies them into would add a quarter to a decoded RGB image's memory.
 MAX_SIDE = 16_384
+MAX_PIXELS = 1 << 24
 # Shapes `shrink` has seen: False once Pillow resized one, True once `shrink_pixels`
 # matched Pillow on the next. Forgotten all at once when full.
 MAX_SHAPES = 4096
@@ -92,8 +94,10 @@ def _weights(in_size: int) -> tuple[list[tuple[int, int, np.ndarray]], int, int]
             k = k / total
         weights[lo:hi, xx] = np.trunc(np.where(k < 0, -0.5 + k * one, 0.5 + k * one))
     step = SIZE // BLOCKS if in_size > BLOCKS * 64 else SIZE
-    blocks = [(bounds[lo][0], bounds[lo + step - 1][1], weights[bounds[lo][0]:bounds[lo + step - 1][1], lo:lo + step].copy())
-              for lo in range(0, SIZE, step)]
+    blocks = []
+    for lo in range(0, SIZE, step):
+        first, last = bounds[lo][0], bounds[lo + step - 1][1]
+        blocks.append((first, last, weights[first:last, lo:lo + step].copy()))
     return blocks, bounds[0][0], bounds[-1][1]
 
 
@@ -140,11 +144,11 @@ def shrink(image: Image.Image) -> Image.Image:
     resizes the first image of each shape: making the weights for a new shape costs about
     what Pillow's whole resize does (0.5 ms for a 640-px side, 2.8 ms for 4,032 px), so
     they pay from a shape's second image on, as in a folder of one camera's photographs.
-    That second image is resized both ways and compared. Pillow also takes a side over
-    MAX_SIDE, whose weights would not stay small."""
+    That second image is resized both ways and compared. Pillow also takes the images
+    over MAX_SIDE or MAX_PIXELS, whose weights or copy would not stay small."""
     global _differs
     checked = _shapes.get(image.size)
-    if checked is None or _differs or max(image.size) > MAX_SIDE:
+    if checked is None or _differs or max(image.size) > MAX_SIDE or image.width * image.height > MAX_PIXELS:
         if len(_shapes) >= MAX_SHAPES:
             _shapes.clear()
         _shapes.setdefault(image.size, False)

@@ -46,9 +46,13 @@ def test_shrink_on_edge_shapes(shape):
     assert np.array_equal(resample.shrink_pixels(pixels), pillows(pixels))
 
 
-def test_a_side_over_the_limit_is_left_to_pillow():
-    pixels = noise(resample.MAX_SIDE + 1, 3, seed=4)
-    assert np.array_equal(np.asarray(resample.shrink(Image.fromarray(pixels, "L"))), pillows(pixels))
+@pytest.mark.parametrize("shape", [(resample.MAX_SIDE + 1, 3), (4097, 4096)])
+def test_a_side_or_an_image_over_the_limits_is_left_to_pillow(monkeypatch, shape):
+    monkeypatch.setattr(resample, "_shapes", {})
+    image = Image.fromarray(noise(*shape, seed=4), "L")
+    for _ in range(2):
+        assert np.array_equal(np.asarray(resample.shrink(image)), np.asarray(resample._pillows(image)))
+    assert resample._shapes == {shape: False}
 
 
 def test_a_difference_from_pillow_turns_the_fast_path_off(monkeypatch):
