@@ -66,11 +66,7 @@ class Staging:
     def add(self, entries: list[ListedEntry]) -> None:
         if not entries:
             return
-        rows = []
-        for position, e in enumerate(entries, self.count + 1):
-            # `ListedEntry.label` and `.has_image_data`, read at once (the hot loop of staging).
-            label, _, flag = e.images[0] if e.images else _NO_IMAGE
-            rows.append((position, e.identifier, label, flag, metadata_json(e.metadata or ())))
+        rows = staged_rows(entries, self.count + 1)
         db = self._db
         db.execute("BEGIN")
         try:
@@ -88,6 +84,31 @@ class Staging:
             yield DiffEntry(identifier, label, None if flag is None else bool(flag), metadata)
 
     __iter__ = entries
+
+
+class StoreStaging:
+    """A PullSink that stores each page in the store as it arrives (`mirrors.SnapshotWriter`,
+    SQLite) instead of in a staging file."""
+
+    def __init__(self, writer):
+        self.writer = writer
+
+    def restart(self) -> None:
+        self.writer.restart()
+
+    def add(self, entries: list[ListedEntry]) -> None:
+        if entries:
+            self.writer.add(staged_rows(entries, self.writer.count + 1))
+
+
+def staged_rows(entries: list[ListedEntry], first: int) -> list[tuple]:
+    """Entries as STAGED_TABLE rows, positions from `first`."""
+    rows = []
+    for position, e in enumerate(entries, first):
+        # `ListedEntry.label` and `.has_image_data`, read at once (the hot loop of staging).
+        label, _, flag = e.images[0] if e.images else _NO_IMAGE
+        rows.append((position, e.identifier, label, flag, metadata_json(e.metadata or ())))
+    return rows
 
 
 def _remove_orphans(folder: str) -> None:
