@@ -29,6 +29,7 @@ from app.store.mirrors import STAGED_TABLE
 
 _PREFIX = "hashlens-pull-"
 _NO_IMAGE = ImageStatus(None, None, None)
+_NO_LABEL = (None, None)
 _SUFFIX = ".sqlite"
 
 
@@ -66,7 +67,11 @@ class Staging:
     def add(self, entries: list[ListedEntry]) -> None:
         if not entries:
             return
-        rows = staged_rows(entries, self.count + 1)
+        rows = []
+        for position, e in enumerate(entries, self.count + 1):
+            # `ListedEntry.label` and `.has_image_data`, read at once (the hot loop of staging).
+            label, _, flag = e.images[0] if e.images else _NO_IMAGE
+            rows.append((position, e.identifier, label, flag, metadata_json(e.metadata or ())))
         db = self._db
         db.execute("BEGIN")
         try:
@@ -98,17 +103,9 @@ class StoreStaging:
 
     def add(self, entries: list[ListedEntry]) -> None:
         if entries:
-            self.writer.add(staged_rows(entries, self.writer.count + 1))
-
-
-def staged_rows(entries: list[ListedEntry], first: int) -> list[tuple]:
-    """Entries as STAGED_TABLE rows, positions from `first`."""
-    rows = []
-    for position, e in enumerate(entries, first):
-        # `ListedEntry.label` and `.has_image_data`, read at once (the hot loop of staging).
-        label, _, flag = e.images[0] if e.images else _NO_IMAGE
-        rows.append((position, e.identifier, label, flag, metadata_json(e.metadata or ())))
-    return rows
+            # One JSON text for the page, made in C: [identifier, label, hasimagedata, items].
+            page = [(e.identifier, *(e.images[0][::2] if e.images else _NO_LABEL), e.metadata or ()) for e in entries]
+            self.writer.add(metadata_json(page), len(page))
 
 
 def _remove_orphans(folder: str) -> None:

@@ -35,7 +35,6 @@ compare byte for byte on every backend), which is what a difference needs.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -62,7 +61,6 @@ _STAGED_COLUMNS = ("(position INTEGER PRIMARY KEY, identifier TEXT NOT NULL, lab
                    "metadata TEXT NOT NULL)")
 STAGED_TABLE = f"CREATE TABLE staged_entry {_STAGED_COLUMNS}"
 _PAGE = "temp.hl_pull_page"  # SnapshotWriter's table of the page being stored
-_PAGE_ROWS = 199  # rows per INSERT of a page: 995 parameters, under SQLite's oldest limit of 999
 _STAGED = "hl_staged"  # the schema name the staging file is attached as
 
 TABLES = MIRROR_TABLES
@@ -265,8 +263,8 @@ class SnapshotWriter:
     opened before the first page and committed by `finish`, so a cancelled, failed or
     killed pull still leaves the store exactly as it was.
 
-    Each page of staged rows (STAGED_TABLE's columns) goes into a temporary table on the
-    store's connection; a second thread then derives the page's rows in SQL
+    Each page goes to a second thread as one JSON text; there SQLite puts it in a
+    temporary table of STAGED_TABLE's columns and derives the page's rows from it
     (`_fill_statements`) while the pull reads the next page. SQLite releases Python's
     lock while a statement runs, so storing takes the second core instead of adding to
     the reading (measured: `benchmarks/mirror.py`). The two threads take turns on the
@@ -297,27 +295,26 @@ class SnapshotWriter:
             self._stack = self._stack.pop_all()
         return self
 
-    def add(self, rows: list[tuple]) -> None:
-        """Store the next rows (position, identifier, label, hasimagedata, metadata JSON),
-        positions following on from the last page's."""
+    def add(self, page: str, count: int) -> None:
+        """Store the next `count` entries, given as one JSON array of [identifier, label,
+        hasimagedata, metadata items] (`metadata_json` of the list), in server order."""
         self._wait()
-        run = self.store.sql
-        run.exec(f"DELETE FROM {_PAGE}")
-        whole = len(rows) - len(rows) % _PAGE_ROWS
-        if whole:
-            many = f"INSERT INTO {_PAGE} VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * _PAGE_ROWS)
-            for start in range(0, whole, _PAGE_ROWS):
-                run.exec(many, list(itertools.chain.from_iterable(rows[start:start + _PAGE_ROWS])))
-        if whole < len(rows):
-            run.executemany(f"INSERT INTO {_PAGE} VALUES (?, ?, ?, ?, ?)", rows[whole:])
-        self.count += len(rows)
-        self._page = self._pool.submit(self._store_page)
+        self._page = self._pool.submit(self._store_page, page, self.count + 1)
+        self.count += count
 
-    def _store_page(self) -> None:
-        # On the second thread: only statements that run without Python's lock.
+    def _store_page(self, page: str, first: int) -> None:
+        # On the second thread: only statements, which run without Python's lock. The page
+        # comes as JSON rather than as rows because binding rows takes that lock for each
+        # value; SQLite renders an entry's items as the same text `metadata_json` makes
+        # (tests/app/test_mirror_commit.py).
         faults.checkpoint("pull.batch")
+        conn = self._conn
+        conn.execute(f"DELETE FROM {_PAGE}")
+        conn.execute(f"INSERT INTO {_PAGE} SELECT :first + key, json_extract(value, '$[0]'), "
+                     "json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]') "
+                     "FROM json_each(:page)", {"first": first, "page": page})
         for statement in self._statements:
-            self._conn.execute(statement, self._params)
+            conn.execute(statement, self._params)
 
     def _wait(self) -> None:
         """Wait for the page being stored; raise what storing it raised."""
@@ -343,13 +340,13 @@ class SnapshotWriter:
         run.exec(f"DROP TABLE {_PAGE}")
         run.exec("UPDATE hl_database SET entry_count = ? WHERE id = ?", (self.count, self._begun.db_id))
         snapshot = _end(self.store, self.name, self.source, self._begun, self.count, taken_at)
-        self._close(None, None, None)
+        self._close(True, None, None, None)
         return snapshot
 
     def __exit__(self, *exc) -> None:
-        self._close(*exc)
+        self._close(False, *exc)
 
-    def _close(self, *exc) -> None:
+    def _close(self, finished: bool, *exc) -> None:
         if self._pool is None:
             return
         pool, self._pool = self._pool, None
@@ -359,7 +356,13 @@ class SnapshotWriter:
                     self._page.result()  # the connection is this thread's again
         finally:
             pool.shutdown()
+            if not finished and exc[0] is None:
+                exc = (_Unfinished, _Unfinished(), None)  # left without finish: nothing is kept
             self._stack.__exit__(*exc)  # commits, or rolls back on an error
+
+
+class _Unfinished(Exception):
+    """Rolls back a SnapshotWriter left without `finish`."""
 
 
 def _listed_twice(name: str) -> HashlensError:
