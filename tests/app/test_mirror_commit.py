@@ -182,3 +182,19 @@ def test_a_staging_file_is_removed_when_done_and_a_dead_pulls_file_by_the_next(t
     with Staging(str(tmp_path)):
         pass
     assert not orphan.exists() and alive.exists()
+
+
+def test_a_writer_that_meets_a_pull_in_progress_is_told_the_store_is_busy_and_why(tmp_path):
+    url = f"sqlite:///{tmp_path}/store.db"
+    with Store.open(url) as store, Store.open(url) as other:
+        commit(store, listed(5), plain="writer")
+        with mirrors.SnapshotWriter(store, "db", SOURCE, dated=2000) as writer:
+            StoreStaging(writer).add(listed(8))
+            other.db.execute_sql("PRAGMA busy_timeout = 0")  # no wait for the lock (the default is seconds)
+            with pytest.raises(HashlensError) as caught:
+                other.create_database("local")
+            assert caught.value.failure == Failure.STORE_BUSY
+            assert "a pull from a Media Server" in caught.value.description
+            writer.finish(3000)
+        other.create_database("local")  # free again once the pull is stored
+        assert [s.entry_count for s in mirrors.snapshots(other, "db")] == [5, 8]
