@@ -1,13 +1,14 @@
 """A pull's staging file: entries as they arrive, on disk, until the whole pull is proven and can be stored at once.
 
-A pull can take minutes and may have to start again when the server changes under it;
-staging outside the store keeps the store's write transaction short (it opens only
-once the pull is complete) and keeps memory flat. The file is a SQLite database of one
-table without indexes (`app.store.mirrors.STAGED_TABLE`: server position, identifier,
-label, hasimagedata, metadata as the JSON text a snapshot keeps), written a page per
-transaction with no journal. A SQLite store attaches it and derives every row of the
-commit in SQL (`mirrors.commit_snapshot`), with no Python work per entry; other stores
-read it back in server order.
+A pull into a PostgreSQL or MariaDB store (and the listing `hashlens publish` checks)
+stages here: staging outside the store keeps the store's write transaction short (it
+opens only once the pull is complete) and keeps memory flat. The file is a SQLite
+database of one table without indexes (`app.store.mirrors.STAGED_TABLE`: server
+position, identifier, label, hasimagedata, metadata as the JSON text a snapshot keeps),
+written a page per transaction with no journal. A SQLite store attaches it and derives
+every row of the commit in SQL (`mirrors.commit_snapshot`); other stores read it back in
+server order. A pull into a SQLite store does not stage: `StoreStaging` hands each page
+to `mirrors.SnapshotWriter`, which stores it while the next page is read.
 
 Only this process writes the file, in the temporary folder, and removes it when the pull
 ends. A killed pull cannot, so a new staging file first removes those whose process

@@ -8,14 +8,15 @@ The tables are in `app/store/schema.py`.
 
 A pull's commit (`commit_snapshot`) writes the new snapshot AND replaces the database's
 entries in one write transaction with one journal record: a pull that fails, is
-cancelled or is killed leaves the database and every snapshot as they were. The pull
-stages its entries in a SQLite file of one table (`STAGED_TABLE`). A SQLite store
-attaches that file and derives every row in SQL: entry keys are a base plus the server
-position (so keys grow in server order and metadata rows need no join), metadata rows
-come from the staged JSON text (`json_each`), snapshot rows go in identifier order (the
-unique index only appends). With no Python work per entry, storing an entry costs
-about as much CPU as fetching and parsing it, nearly all of it in SQLite's index
-updates (measured: `benchmarks/mirror.py`). Other backends, and entries given as a plain
+cancelled or is killed leaves the database and every snapshot as they were. Rows are
+derived in SQL from staged rows of one shape (`STAGED_TABLE`): entry keys are a base
+plus the server position (so keys grow in server order and metadata rows need no join),
+metadata rows come from the staged JSON text (`json_each`), snapshot rows go in server
+order. On a SQLite store a pull opens that transaction before its first page and
+stores each page while the next one is read (`SnapshotWriter`, on a second thread that
+runs without Python's lock), so storing takes the second core; the store's write lock
+is held for the whole pull. Entries staged in a file (`app.mediaserver.staging`) are
+attached and derived the same way. Other backends, and entries given as a plain
 iterable, go through the bulk path a batch at a time.
 
 Only a pull changes a mirror's entries: the local write actions refuse a mirror
