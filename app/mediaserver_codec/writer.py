@@ -21,8 +21,10 @@ _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
 _NEEDS_ESCAPE = re.compile("[&<>\r]")
 # Either a character to escape or one XML 1.0 cannot carry: text without one (nearly all
 # text) is written as it is after a single search. One negated class, not an alternation
-# of two: the alternation took 83 us for a page of 50 identifiers, the class 16 us.
-_SPECIAL = re.compile("[^\t\n\u0020-\u0025\u0027-\u003b\u003d\u003f-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# of two: the alternation took 83 us for a page of 50 identifiers, the class 16 us. It
+# names the characters it finds (not the negation of those it passes), which compiles in
+# 0.3 ms instead of 6.6 ms at start-up and searches as fast.
+_SPECIAL = re.compile("[\x00-\x08\x0b-\x1f&<>\ud800-\udfff\ufffe\uffff]")
 # The ASCII characters written as they are (TAB, LF, and space to DEL except & < >):
 # deleting them from ASCII text leaves nothing when the text is plain.
 _PLAIN_ASCII = bytes(c for c in range(0x20, 0x80) if c not in b"&<>") + b"\t\n"

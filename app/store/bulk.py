@@ -132,6 +132,11 @@ def lock_database(store: Store, database: str) -> int:
     return store.entries.database_id(database, lock=True)
 
 
+def holds_entries(store: Store, db_id: int) -> bool:
+    """Whether the database holds any entry (one index probe)."""
+    return store.sql.one("SELECT 1 FROM hl_entry WHERE database_id = ? LIMIT 1", (db_id,)) is not None
+
+
 def held_identifiers(store: Store, db_id: int, identifiers: list[str]) -> set[str]:
     """Which of `identifiers` the database holds (this transaction's own rows included):
     one IN query per chunk, where `entry_exists` costs a statement per identifier."""

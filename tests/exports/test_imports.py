@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.domain import Failure, Filter, FilterOp, HashlensError, ListingQuery
-from app.exports import manifest
+from app.exports import importer, manifest
 from app.exports.importer import ImportOptions, detect_format, import_file
 from app.exports.readers import ImportRefused
+from app.services import actions
 from app.store import Store
 
 from tests.seeds import LIST_IMAGE_HASHES_SEED
@@ -360,3 +363,66 @@ def test_a_repeat_before_a_broken_line_does_not_hide_the_broken_line(existing, t
         import_file(existing, path, "D", ImportOptions(on_duplicate=policy))
     assert "line 3" in err.value.description, err.value.description
     assert store_digest(existing) == before
+
+
+# -- a database that holds no entries is not looked up batch by batch ------------------------------
+
+_line = st.fixed_dictionaries(
+    {"identifier": st.sampled_from("abcd"), "trained_at": st.just("2024-01-02T03:04:05.006Z")},
+    optional={"label": st.sampled_from(["L", "M", "", "bad\u0001"]), "phash": st.sampled_from(["01", "ff"]),
+              "metadata": st.sampled_from([{}, {"k": "v"}, {"k": "v", "j": "bad\u0002"}])},
+).map(json.dumps)
+
+
+def _outcome(store, path, policy):
+    try:
+        report = import_file(store, path, "D", ImportOptions(on_duplicate=policy))
+    except HashlensError as exc:
+        return "refused", exc.failure, exc.description
+    rows = [(r.identifier, r.label, r.phash, r.metadata, r.trained_at) for r in _rows(store, "D")]
+    return "imported", report.lines(), [r for r in rows if r[0] != "unrelated"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(_line, max_size=8), tail=st.sampled_from(["", "{broken\n"]),
+       policy=st.sampled_from(["abort", "skip", "replace"]), batch=st.integers(1, 4))
+def test_an_empty_database_imports_as_one_looked_up_batch_by_batch(tmp_path_factory, lines, tail, policy, batch):
+    """Into a database without entries the batches are appended unlooked-up (the unique index
+    refuses a repeat, and the import is done again looked up): the outcome, refusal or
+    report and rows, is the one of a database that holds an unrelated entry."""
+    folder = tmp_path_factory.mktemp("batches")
+    path = _write(folder, "f.ndjson", "".join(line + "\n" for line in lines) + tail)
+    empty, holding = (Store.open(f"sqlite:///{folder / name}") for name in ("empty.db", "holding.db"))
+    try:
+        actions.create_database(empty, "D")
+        add_plain(holding, "D", [("unrelated", "u", 1, [], 1)])
+        before = store_digest(empty)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(importer, "BATCH", batch)
+            trusted, looked_up = _outcome(empty, path, policy), _outcome(holding, path, policy)
+        assert trusted == looked_up
+        if trusted[0] == "refused":
+            assert store_digest(empty) == before
+    finally:
+        empty.close()
+        holding.close()
+
+
+def test_an_empty_database_is_not_looked_up_and_a_repeat_is(sqlite_store, tmp_path):
+    """The lookup of each batch (an IN query per 900 identifiers, a tenth of an import) is
+    left out only while the database held nothing before the import."""
+    path = _write(tmp_path, "f.ndjson", _ndjson(*[{"identifier": f"n{i}", "phash": "01"} for i in range(50)]))
+    add_plain(sqlite_store, "Full", [("x", "x", 1, [], 1)])
+    statements = []
+    sqlite_store.db.connection().set_trace_callback(statements.append)
+    import_file(sqlite_store, path, "New")
+    assert not [s for s in statements if "identifier IN" in s]
+    import_file(sqlite_store, path, "Full")
+    assert [s for s in statements if "identifier IN" in s]
+    statements.clear()
+    repeated = _write(tmp_path, "r.ndjson", _ndjson(*[{"identifier": f"n{i % 30}", "phash": "01"} for i in range(50)]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(importer, "BATCH", 10)
+        report = import_file(sqlite_store, repeated, "Other", ImportOptions(on_duplicate="skip"))
+    assert report.added == 30 and report.skipped_count == 20
+    assert [s for s in statements if "identifier IN" in s]  # done again, looked up
