@@ -16,7 +16,8 @@ imports (Pillow, imagehash, SciPy, and the process pool's modules) are made befo
 timed: the figure is per image.
 
 Target (issue 15, item 5): Hashlens's CPU per image at most 1.1x the bare loop's; peak
-memory of a training worker under 300 MB (decoding is bounded). Exits 1 when one is missed.
+memory of a training worker under 300 MB (decoding is bounded); every stored pHash the
+bare loop's for the same file. Exits 1 when one is missed.
 
     .venv/bin/python benchmarks/training.py [--images N]
 """
@@ -65,10 +66,13 @@ def run_bare(folder: Path, part: int = 0, parts: int = 1) -> dict:
 
     files = sorted(folder.glob("*.jpg"))[part::parts]
     imagehash.phash(Image.open(files[0]))  # its first call imports SciPy: a one-off, not per image
+    hashes = []
     cpu, wall = _cpu(resource.RUSAGE_SELF), time.perf_counter()
     for path in files:
-        imagehash.phash(Image.open(path))
-    return {"images": len(files), "cpu_s": _cpu(resource.RUSAGE_SELF) - cpu, "wall_s": time.perf_counter() - wall}
+        hashes.append(imagehash.phash(Image.open(path)))
+    cpu, wall = _cpu(resource.RUSAGE_SELF) - cpu, time.perf_counter() - wall
+    return {"images": len(files), "cpu_s": cpu, "wall_s": wall,
+            "hashes": {path.stem: str(h) for path, h in zip(files, hashes)}}
 
 
 def run_train(folder: Path, workers: int) -> dict:
@@ -87,7 +91,10 @@ def run_train(folder: Path, workers: int) -> dict:
             wall = time.perf_counter() - wall
             parent = _cpu(resource.RUSAGE_SELF) - parent
             workers_cpu = _cpu(resource.RUSAGE_CHILDREN) - workers_cpu
+            hashes = {label: f"{phash & (2**64 - 1):016x}" for label, phash in
+                      store.sql.all("SELECT label, phash FROM hl_entry")}
     return {"images": len(report.added), "refused": len(report.refused), "cpu_s": parent + workers_cpu,
+            "hashes": hashes,
             "parent_cpu_s": parent, "workers_cpu_s": workers_cpu, "wall_s": wall,
             "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
             "parent_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -104,7 +111,8 @@ def _bare_on_all_cores(folder: Path, workers: int) -> dict:
     runs = [subprocess.Popen([sys.executable, __file__, "--bare", str(folder), "--part", f"{i}/{workers}"],
                              stdout=subprocess.PIPE, text=True) for i in range(workers)]
     parts = [json.loads(run.communicate()[0].splitlines()[-1]) for run in runs]
-    return {key: sum(part[key] for part in parts) for key in ("images", "cpu_s")}
+    return {key: sum(part[key] for part in parts) for key in ("images", "cpu_s")} | {
+        "hashes": {k: v for part in parts for k, v in part["hashes"].items()}}
 
 
 def main() -> int:
@@ -135,6 +143,8 @@ def main() -> int:
     train_ms = train["cpu_s"] / max(train["images"], 1) * 1000
     ratio = train_ms / bare_ms
     cpu_ok = ratio <= CPU_RATIO_TARGET and train["images"] == args.images
+    same = sum(train["hashes"].get(label) == h for label, h in bare["hashes"].items())
+    same_ok = same == args.images and bare_all["hashes"] == bare["hashes"]
     memory_ok = train["worker_peak_mb"] < WORKER_MEMORY_TARGET_MB
     print(f"  bare loop   {bare_ms:6.2f} ms CPU/image  ({bare['images'] / bare['wall_s']:,.0f} images/s on one core)")
     print(f"  hashlens    {train_ms:6.2f} ms CPU/image  ({train['images'] / train['wall_s']:,.0f} images/s on "
@@ -149,7 +159,9 @@ def main() -> int:
           f"(-> the workers are {train['workers_cpu_s'] * per / bare_all_ms:.2f}x it)")
     print(f"  memory      {train['worker_peak_mb']:6.0f} MB peak of a worker, {train['parent_peak_mb']:.0f} MB the "
           f"parent {'ok' if memory_ok else 'MISSED'} (worker < {WORKER_MEMORY_TARGET_MB} MB)")
-    return 0 if cpu_ok and memory_ok else 1
+    print(f"  hashes      {same:,} of {args.images:,} stored pHashes are imagehash.phash's of the bare loop "
+          f"{'ok' if same_ok else 'MISSED'} (all)")
+    return 0 if cpu_ok and memory_ok and same_ok else 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ from pathlib import Path
 
 ORGANIZATION = "Hashlens"
 APPLICATION = "Hashlens"
+# The collector is off from start until the window has finished building after its first
+# rows, or this long at the latest (a first page that never comes).
+GC_OFF_AT_MOST_MS = 3000
 
 
 def log_file() -> Path:
@@ -36,8 +39,6 @@ def _configure_logging() -> Path | None:
 def create_application(argv: list[str]):
     from PySide6.QtWidgets import QApplication
 
-    from ui.icons import app_icon
-
     app = QApplication.instance() or QApplication(["hashlens", *argv])
     # Workers call back into Python from SQLite for every row of a pHash filter (the
     # Hamming UDF), and the GUI thread needs the GIL for every cell it paints: a 1 ms
@@ -47,8 +48,7 @@ def create_application(argv: list[str]):
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("Hashlens")
-    app.setWindowIcon(app_icon())
-    return app
+    return app  # its window icon is set by start(), after the first rows
 
 
 def build_window(store_url: str | None = None, read_only: bool = False, log_path: Path | None = None):
@@ -82,11 +82,30 @@ def build_window(store_url: str | None = None, read_only: bool = False, log_path
 
 def start(argv: list[str], store_url: str | None = None, read_only: bool = False):
     """Everything `run` does before the event loop: returns (application, window)."""
+    # Issue 15: no cyclic collection before the first rows. The imports and the window made
+    # ~80 young and ~7 middle collections that found next to nothing and cost ~10 ms of CPU
+    # before the first rows (measured here); it goes back on right after them (below).
+    gc.disable()
+    # The store layer before Qt (issue 15): once PySide6 is imported it reads the source of
+    # every module an import statement names (its __feature__ check), but not of those
+    # imported before it; peewee and the standard modules only the store uses were ~5 ms
+    # of that here. The window needs them for its first page either way.
+    from app import sources  # noqa: F401
+    from app.services import actions  # noqa: F401
+
     app = create_application(argv)
     path = _configure_logging()
     window = build_window(store_url, read_only, log_path=path)
     window.presenter.install_excepthook()
-    _sweep_export_folder()
+    from PySide6.QtCore import QTimer
+
+    from ui.icons import app_icon
+
+    window.finished_building.connect(_sweep_export_folder)  # after the first rows
+    window.finished_building.connect(gc.enable)
+    # An X11 window draws every size of its icon when it is set: after the first rows too.
+    window.finished_building.connect(lambda: app.setWindowIcon(app_icon()))
+    QTimer.singleShot(GC_OFF_AT_MOST_MS, gc.enable)
     window.show()
     # Move everything made so far (modules, classes, Qt wrappers) out of the collector's
     # reach: a full collection then scans only what browsing creates. Measured on a

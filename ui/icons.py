@@ -76,21 +76,52 @@ def icon(name: str, color: QColor | str | None = None) -> QIcon:
     return _icon(name, tint, disabled)
 
 
+class _AppSvg(QIconEngine):
+    """The application icon's SVG in its sizes, each drawn when first asked for (all seven
+    took ~5 ms of start-up); any other size is the next larger one scaled down, as a QIcon
+    of the seven pixmaps gives it."""
+
+    SIZES = (16, 24, 32, 48, 64, 128, 256)
+
+    def __init__(self, svg: bytes):
+        super().__init__()
+        self.svg = svg
+        self.pixmaps: dict[int, QPixmap] = {}
+
+    def _drawn(self, side: int) -> QPixmap:
+        pixmap = self.pixmaps.get(side)
+        if pixmap is None:
+            pixmap = self.pixmaps[side] = _render(self.svg, side)
+        return pixmap
+
+    def pixmap(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QPixmap:
+        side = max(1, min(size.width(), size.height()))
+        if side in self.SIZES:
+            return self._drawn(side)
+        larger = next((s for s in self.SIZES if s > side), self.SIZES[-1])
+        return self._drawn(larger).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                                          Qt.TransformationMode.SmoothTransformation)
+
+    def paint(self, painter: QPainter, rect, mode: QIcon.Mode, state: QIcon.State) -> None:
+        painter.drawPixmap(rect, self.pixmap(rect.size(), mode, state))
+
+    def availableSizes(self, mode=QIcon.Mode.Normal, state=QIcon.State.Off) -> list[QSize]:
+        return [QSize(side, side) for side in self.SIZES]
+
+    def clone(self) -> QIconEngine:
+        return _AppSvg(self.svg)
+
+
 @lru_cache(maxsize=1)
 def app_icon() -> QIcon:
     """The application icon: the SVG where Qt's SVG plugin is present, else the PNG."""
     base = resources.files("resources")
-    result = QIcon()
     svg = (base / "hashlens.svg").read_bytes()
-    for size in (16, 24, 32, 48, 64, 128, 256):
-        pixmap = _render(svg, size)
-        if not pixmap.isNull():
-            result.addPixmap(pixmap)
-    if result.isNull():
-        pixmap = QPixmap()
-        pixmap.loadFromData((base / "hashlens.png").read_bytes(), "PNG")
-        result.addPixmap(pixmap)
-    return result
+    if not _render(svg, 16).isNull():
+        return QIcon(_AppSvg(svg))
+    pixmap = QPixmap()
+    pixmap.loadFromData((base / "hashlens.png").read_bytes(), "PNG")
+    return QIcon(pixmap)
 
 
 def set_icon(target, name: str) -> None:

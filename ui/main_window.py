@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -31,7 +31,6 @@ from app.domain import HashlensError, ListingQuery
 from app.services import actions
 from app.services.locations import missing_store_file
 from ui.action_log import ActionLog
-from ui.detail_pane import ImageSource, ImageStatusPane, MetadataPane
 from ui.database_panel import DatabasePanel, section_title
 from ui.empty_state import EmptyState
 from ui.entry_actions import EntryActions, WriteResult
@@ -53,12 +52,30 @@ from ui.workers import Workers
 
 if TYPE_CHECKING:
     from ui.changes_view import ChangesView
+    from ui.detail_pane import ImageStatusPane, MetadataPane
     from ui.pending_changes import PendingChangesPane
 
 log = logging.getLogger("hashlens.ui")
 
 
+class _AfterFirstPaint(QObject):
+    """Calls `then()` on the event-loop turn after `widget` first paints when `ready()`."""
+
+    def __init__(self, widget, ready, then):
+        super().__init__(widget)
+        self._ready, self._then = ready, then
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event):  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.Paint and self._ready():
+            obj.removeEventFilter(self)
+            QTimer.singleShot(0, self._then)
+        return False
+
+
 class MainWindow(QMainWindow):
+    finished_building = Signal()  # the parts made after the first rows are there (issue 15)
+
     def __init__(self, *, force_read_only: bool = False, theme: ThemeManager | None = None,
                  settings: Settings | None = None, poll_ms: int = POLL_MS, log_path: Path | None = None,
                  open_url: str | None = None, open_read_only: bool = False, open_reason: str | None = None):
@@ -67,7 +84,6 @@ class MainWindow(QMainWindow):
         asked to create it; `opening_started` says whether it did."""
         super().__init__()
         self.setWindowTitle("Hashlens")
-        self.setWindowIcon(app_icon())
         self.setObjectName("hashlensMain")
         self.force_read_only = force_read_only
         self.settings = settings or Settings()
@@ -81,6 +97,7 @@ class MainWindow(QMainWindow):
         self.workers.error.connect(self.presenter.show_error)
         self.presenter.verify = self.session.verify
         self._closed = False
+        self._opening = False  # a store is being opened: the empty state shown is not the last word
         self.stopped_cleanly = True
         self._pending_database: str | None = None
         self._reference_row = None  # the last single selection: near results keep it selected
@@ -98,6 +115,23 @@ class MainWindow(QMainWindow):
         self._show_no_store()
         if self.opening_started:
             self._on_session_opening(open_url)  # emitted before the status bar was wired
+        # The rest is made once the first rows are painted (or a first page without any), or
+        # the empty state when no rows come (no store, an empty one, a failed open); or when
+        # first needed.
+        _AfterFirstPaint(self.table.viewport(), lambda: self.model.rowCount() or self.model.page is not None,
+                         self.finish_building)
+        _AfterFirstPaint(self.empty, lambda: not self._opening, self.finish_building)
+
+    def finish_building(self) -> None:
+        """Make what the first rows do not need (the detail panes), once; then
+        `finished_building`. Runs after the first rows are painted (issue 15)."""
+        if self._finished_building:
+            return
+        self._finished_building = True
+        self._build_details()
+        self.setWindowIcon(app_icon())  # an X11 window draws every size of it when it is set
+        # Said once the layout has taken the panes in (the window's smallest size with them).
+        QTimer.singleShot(0, self.finished_building.emit)
 
     # -- building ----------------------------------------------------------------------------
 
@@ -105,8 +139,6 @@ class MainWindow(QMainWindow):
         self.table = RecordTable(self.model)
         self.filter_panel = FilterPanel()
         self.pager = PagerBar(ListingModel.PAGE_SIZES, self.model.page_size)
-        self.image_pane = ImageStatusPane()
-        self.metadata_pane = MetadataPane()
         self.entry_actions = EntryActions(self.workers, self.prompter, self.presenter, self)
         self.action_log = ActionLog(self)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.action_log)
@@ -148,18 +180,21 @@ class MainWindow(QMainWindow):
         middle.addWidget(self.table, 1)
         middle.addWidget(self.pager)
 
-        self.details = QSplitter(Qt.Orientation.Vertical)
-        self.details.setObjectName("detailSplitter")
-        self.details.addWidget(self.image_pane)
-        self.details.addWidget(self.metadata_pane)
-        self.details.setStretchFactor(0, 3)
-        self.details.setStretchFactor(1, 2)
+        # Issue 15: the detail panes are made after the first rows are painted (see
+        # `finish_building`); an empty widget holds their place in the splitter, so the table
+        # does not move when they come.
+        self._finished_building = False
+        self.details: QSplitter | None = None
+        self._image_pane: ImageStatusPane | None = None
+        self._metadata_pane: MetadataPane | None = None
+        self._image_source: tuple = (None, None)  # the store and database the Image status pane reads
+        self._shown_rows: list = []  # the selection, for panes made later
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("mainSplitter")
         self.splitter.addWidget(sidebar)
         self.splitter.addWidget(center)
-        self.splitter.addWidget(self.details)
+        self.splitter.addWidget(QWidget())
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
@@ -207,6 +242,50 @@ class MainWindow(QMainWindow):
         dock.hide()
         dock.visibilityChanged.connect(lambda visible: make() if visible else None)
         return dock
+
+    def _build_details(self) -> None:
+        """The Image status and Metadata panes in their splitter, in the place kept for them."""
+        if self.details is not None:
+            return
+        from ui.detail_pane import ImageStatusPane, MetadataPane  # loaded after the first rows
+
+        self._image_pane, self._metadata_pane = image, metadata = ImageStatusPane(), MetadataPane()
+        details = QSplitter(Qt.Orientation.Vertical)
+        details.setObjectName("detailSplitter")
+        details.addWidget(image)
+        details.addWidget(metadata)
+        details.setStretchFactor(0, 3)
+        details.setStretchFactor(1, 2)
+        state = self.settings.state("detail_splitter")
+        if state is not None:
+            details.restoreState(state)
+        self.details = details
+        self.splitter.replaceWidget(2, details).deleteLater()
+        ea = self.entry_actions
+        metadata.set_actions([ea.add_metadata, ea.update_metadata, ea.remove_metadata])
+        metadata.key_selected.connect(ea.set_meta_key)
+        self._set_image_source(*self._image_source)
+        if self._shown_rows:
+            image.show_rows(self._shown_rows)
+            metadata.show_rows(self._shown_rows)
+
+    @property
+    def image_pane(self) -> ImageStatusPane:
+        """The Image status pane, made now if the window has not made it yet."""
+        self._build_details()
+        return self._image_pane
+
+    @property
+    def metadata_pane(self) -> MetadataPane:
+        self._build_details()
+        return self._metadata_pane
+
+    def _set_image_source(self, store, database: str | None) -> None:
+        self._image_source = (store, database)
+        if self._image_pane is not None:
+            from ui.detail_pane import ImageSource
+
+            self._image_pane.set_source(ImageSource(self.workers, store) if store is not None else None, database)
 
     @property
     def pending_pane(self) -> PendingChangesPane:
@@ -382,7 +461,6 @@ class MainWindow(QMainWindow):
             self.find_similar_action, None, ea.add_metadata, ea.update_metadata, ea.remove_metadata, None,
             ea.relabel, ea.rename, ea.move, None, ea.null_image, ea.remove, None, self.export_action,
         ])
-        self.metadata_pane.set_actions([ea.add_metadata, ea.update_metadata, ea.remove_metadata])
         self.database_panel.add_context_actions([ea.new_database, ea.rename_database, ea.remove_database,
                                                  ea.train_folder, pull_again])
         for a in (self.open_action, self.refresh_action, self.export_action, self.quit_action,
@@ -419,7 +497,6 @@ class MainWindow(QMainWindow):
         t.rows_selected.connect(self._on_table_rows_selected)
         t.copied.connect(lambda n: self.presenter.notify(f"Copied {n:,} row{'s' if n != 1 else ''} as tab-separated text."))
         t.doubleClicked.connect(lambda _i: self.image_pane.view.fit())
-        self.metadata_pane.key_selected.connect(self.entry_actions.set_meta_key)
         self.entry_actions.changed.connect(self._on_entry_actions_changed)
         self.entry_actions.busy_changed.connect(self.status_bar.set_busy)
         self.change_hint.action_clicked.connect(self.refresh)
@@ -437,10 +514,9 @@ class MainWindow(QMainWindow):
         geometry = self.settings.state("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        for name, splitter in (("main_splitter", self.splitter), ("detail_splitter", self.details)):
-            state = self.settings.state(name)
-            if state is not None:
-                splitter.restoreState(state)
+        state = self.settings.state("main_splitter")
+        if state is not None:
+            self.splitter.restoreState(state)
         self.table.restore_header(self.settings.state("header"))
         state = self.settings.state("window_state")
         if state is not None:
@@ -449,7 +525,8 @@ class MainWindow(QMainWindow):
     def save_settings(self) -> None:
         self.settings.set_state("geometry", self.saveGeometry())
         self.settings.set_state("main_splitter", self.splitter.saveState())
-        self.settings.set_state("detail_splitter", self.details.saveState())
+        if self.details is not None:  # else the saved state is still the one to restore
+            self.settings.set_state("detail_splitter", self.details.saveState())
         self.settings.set_state("header", self.table.save_header())
         self.settings.set_state("window_state", self.saveState())
         self.settings.set_page_size(self.model.page_size)
@@ -513,14 +590,16 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(recent))
 
     def _on_session_opening(self, url: str) -> None:
+        self._opening = True
         self.status_bar.showMessage(f"Opening {url}…")
 
     def _on_session_opened(self, store) -> None:
+        self._opening = False
         reason = self.session.read_only_reason
         self.model.set_source(ListingSource(self.workers, store))
         if self.session.first_page is not None:
             self.model.seed(*self.session.first_page)
-        self.image_pane.set_source(ImageSource(self.workers, store), None)
+        self._set_image_source(store, None)
         self.entry_actions.set_store(store, reason)
         self.mirror_actions.set_store(store, reason)
         if self._changes_view is not None:
@@ -546,6 +625,7 @@ class MainWindow(QMainWindow):
         self.model.clear()
 
     def _on_session_open_failed(self, error: HashlensError) -> None:
+        self._opening = False
         self.presenter.show_error(error, "Open store")
         if self.session.store is None:
             self._show_no_store(error.description)
@@ -578,7 +658,7 @@ class MainWindow(QMainWindow):
     def _use_database(self, name: str) -> None:
         if name == self.filter_panel.database:
             return
-        self.image_pane.set_source(self.image_pane._source, name)
+        self._set_image_source(self._image_source[0], name)
         self.entry_actions.set_database(name, self.database_panel.names())
         if self.session.url:
             self.settings.set_last_database(self.session.url, name)
@@ -651,8 +731,10 @@ class MainWindow(QMainWindow):
         self.settings.set_page_size(size)
 
     def _on_table_rows_selected(self, rows) -> None:
-        self.image_pane.show_rows(rows)
-        self.metadata_pane.show_rows(rows)
+        self._shown_rows = rows
+        if rows or self.details is not None:  # panes made later start empty
+            self.image_pane.show_rows(rows)
+            self.metadata_pane.show_rows(rows)
         self.entry_actions.set_rows(rows)
         # An entry whose pHash is not known has nothing to be similar to.
         known = len(rows) == 1 and rows[0].phash is not None
@@ -932,7 +1014,8 @@ class MainWindow(QMainWindow):
         self.database_panel.restyle()
         self.read_only_banner.restyle()
         self.change_hint.restyle()
-        self.image_pane.grid.update()
+        if self._image_pane is not None:
+            self._image_pane.grid.update()
 
     def sizeHint(self) -> QSize:
         return QSize(1480, 900)

@@ -126,7 +126,7 @@ class Prompter:
         return path or None
 
     def retry(self, title: str, text: str) -> bool:
-        """Retry or Cancel, for a store that was busy (locked by another program)."""
+        """Retry or Cancel, for a store that was busy (another writer held it, a program or a pull)."""
         box = QMessageBox(QMessageBox.Icon.Warning, title, text,
                           QMessageBox.StandardButton.Retry | QMessageBox.StandardButton.Cancel, self.parent)
         box.setDefaultButton(QMessageBox.StandardButton.Retry)

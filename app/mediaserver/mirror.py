@@ -8,6 +8,7 @@ leaves the previous snapshot exactly as it was. The store side is `app.store.mir
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ from app import faults
 from app.domain import Failure, HashlensError, MirrorSource, SnapshotInfo
 from app.mediaserver.client import MediaServerClient
 from app.mediaserver.pull import DEFAULT_PAGE_SIZE, PullProgress, PullSummary, pull
-from app.mediaserver.staging import Staging
+from app.mediaserver.staging import Staging, StoreStaging
 from app.mediaserver import diff_report
 from app.diff import DiffCounts, DiffEntry, compare
 from app.store import changes, mirrors
@@ -45,11 +46,22 @@ def pull_mirror(store, client: MediaServerClient, remote_database: str, *, into:
     mirrors.check_mirror_target(store, into, source)
     refuse_pull_with_changes(store, into)
     changes.ensure_table(store)  # a mirror can stage changes (DDL before any write transaction)
+    # Entries are dated by the pull's start: a store that writes while pulling stores
+    # them before the pull's end is known.
+    started = time.time_ns() // 1_000_000
+    if mirrors.writes_while_pulling(store):
+        with mirrors.SnapshotWriter(store, into, source, dated=started) as writer:
+            summary = pull(client, remote_database, StoreStaging(writer), page_size=page_size, progress=progress,
+                           cancelled=cancelled)
+            faults.checkpoint("pull.store")
+            snapshot = writer.finish(summary.finished_ms)
+        return PullReport(into, snapshot, summary)
     with Staging(staging_folder) as staging:
         summary = pull(client, remote_database, staging, page_size=page_size, progress=progress,
                        cancelled=cancelled)
         faults.checkpoint("pull.store")
-        snapshot = mirrors.commit_snapshot(store, into, source, staging, taken_at=summary.finished_ms)
+        snapshot = mirrors.commit_snapshot(store, into, source, staging, taken_at=summary.finished_ms,
+                                           dated=started)
     return PullReport(into, snapshot, summary)
 
 

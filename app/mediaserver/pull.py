@@ -14,6 +14,9 @@ any reader of a paged listing with no total order; the next pull sees it (ours, 
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,6 +75,11 @@ def pull(client: MediaServerClient, database: str, sink: PullSink, *, page_size:
                             parameter="page-size")
     started = _now_ms()
     state = PullProgress()
+    with _fewer_collections():
+        return _pull(client, database, sink, page_size, max_restarts, progress, cancelled, started, state)
+
+
+def _pull(client, database, sink, page_size, max_restarts, progress, cancelled, started, state) -> PullSummary:
     while True:
         if _read_all(client, database, sink, page_size, state, progress, cancelled):
             return PullSummary(client.url, database, state.entries, state.pages, state.restarts, started, _now_ms())
@@ -113,6 +121,33 @@ def _read_all(client, database, sink, page_size, state, progress, cancelled) -> 
             progress(state)
         if len(page) < page_size:
             return True
+
+
+_collections = threading.Lock()
+_pulling = 0
+_threshold: tuple[int, int, int] | None = None
+
+
+@contextlib.contextmanager
+def _fewer_collections():
+    """A page is tens of thousands of tuples that live until the next page, and the
+    cyclic collector's youngest generation (every 700 new objects) went through them
+    again and again: a tenth of a pull's reading time (measured at 500,000 entries).
+    While any pull runs, that generation is collected 70 times less often; entries hold
+    no cycles, so nothing waits longer to be freed."""
+    global _pulling, _threshold
+    with _collections:
+        if _pulling == 0:
+            _threshold = gc.get_threshold()
+            gc.set_threshold(max(_threshold[0], 50_000), *_threshold[1:])
+        _pulling += 1
+    try:
+        yield
+    finally:
+        with _collections:
+            _pulling -= 1
+            if _pulling == 0:
+                gc.set_threshold(*_threshold)
 
 
 def _now_ms() -> int:

@@ -1,13 +1,14 @@
 """A pull's staging file: entries as they arrive, on disk, until the whole pull is proven and can be stored at once.
 
-A pull can take minutes and may have to start again when the server changes under it;
-staging outside the store keeps the store's write transaction short (it opens only
-once the pull is complete) and keeps memory flat. The file is a SQLite database of one
-table without indexes (`app.store.mirrors.STAGED_TABLE`: server position, identifier,
-label, hasimagedata, metadata as the JSON text a snapshot keeps), written a page per
-transaction with no journal. A SQLite store attaches it and derives every row of the
-commit in SQL (`mirrors.commit_snapshot`), with no Python work per entry; other stores
-read it back in server order.
+A pull into a PostgreSQL or MariaDB store (and the listing `hashlens publish` checks)
+stages here: staging outside the store keeps the store's write transaction short (it
+opens only once the pull is complete) and keeps memory flat. The file is a SQLite
+database of one table without indexes (`app.store.mirrors.STAGED_TABLE`: server
+position, identifier, label, hasimagedata, metadata as the JSON text a snapshot keeps),
+written a page per transaction with no journal. A SQLite store attaches it and derives
+every row of the commit in SQL (`mirrors.commit_snapshot`); other stores read it back in
+server order. A pull into a SQLite store does not stage: `StoreStaging` hands each page
+to `mirrors.SnapshotWriter`, which stores it while the next page is read.
 
 Only this process writes the file, in the temporary folder, and removes it when the pull
 ends. A killed pull cannot, so a new staging file first removes those whose process
@@ -29,6 +30,7 @@ from app.store.mirrors import STAGED_TABLE
 
 _PREFIX = "hashlens-pull-"
 _NO_IMAGE = ImageStatus(None, None, None)
+_NO_LABEL = (None, None)
 _SUFFIX = ".sqlite"
 
 
@@ -88,6 +90,23 @@ class Staging:
             yield DiffEntry(identifier, label, None if flag is None else bool(flag), metadata)
 
     __iter__ = entries
+
+
+class StoreStaging:
+    """A PullSink that stores each page in the store as it arrives (`mirrors.SnapshotWriter`,
+    SQLite) instead of in a staging file."""
+
+    def __init__(self, writer):
+        self.writer = writer
+
+    def restart(self) -> None:
+        self.writer.restart()
+
+    def add(self, entries: list[ListedEntry]) -> None:
+        if entries:
+            # One JSON text for the page, made in C: [identifier, label, hasimagedata, items].
+            page = [(e.identifier, *(e.images[0][::2] if e.images else _NO_LABEL), e.metadata or ()) for e in entries]
+            self.writer.add(metadata_json(page), len(page))
 
 
 def _remove_orphans(folder: str) -> None:

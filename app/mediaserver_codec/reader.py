@@ -688,6 +688,8 @@ _ENTRY = re.compile(
     + rb"<value>[^<]*</value>" + _S + rb"</item>)*)" + _S + rb"</metadata>" + _S + rb")?"
     + rb"</entry>")
 _ITEM = re.compile(rb"<key>([^<]*)</key>" + _S + rb"<value>([^<]*)</value>")
+_ITEM_TEXT = re.compile(_ITEM.pattern.decode())
+_new = tuple.__new__  # a named tuple made without its Python-level __new__ (a million a pull)
 _ENTRY_OPEN = b"<entry>"
 _ENTRY_CLOSE = b"</entry>"
 _DATA_OPEN = b"<responsedata>"
@@ -808,21 +810,24 @@ class _EntrySplitter:
         images = None
         if g[8] is not None:
             flag, status = g[10], g[9]
-            images = (ImageStatus(text(g[8]), "trained" if status == b"trained" else text(status).strip(),
-                                  True if flag == b"true" else False if flag == b"false"
-                                  else self.target.flag_value(text(flag))),)
+            images = (_new(ImageStatus, (text(g[8]), "trained" if status == b"trained" else text(status).strip(),
+                                         True if flag == b"true" else False if flag == b"false"
+                                         else self.target.flag_value(text(flag)))),)
         if g[11] is not None:
             metadata = ()
-        elif g[12] is not None:
-            metadata = tuple([(text(k), text(v)) for k, v in _ITEM.findall(g[12])])
-        else:
+        elif g[12] is None:
             metadata = None
+        elif plain:
+            # One decode of the whole block, and the pairs come out as text already.
+            metadata = tuple(_ITEM_TEXT.findall(g[12].decode()))
+        else:
+            metadata = tuple([(text(k), text(v)) for k, v in _ITEM.findall(g[12])])
         if g[1] == b"1" and g[3] == b"1" and g[5] == b"0" and g[7] == b"0":
             counters = {"numimages": 1, "numtrained": 1, "numfailed": 0, "numuntrained": 0}
         else:
             counters = {"numimages": int(g[1]), "numtrained": int(g[3]), "numfailed": int(g[5]),
                         "numuntrained": int(g[7])}
-        return ListedEntry(text(g[0]), counters, images, metadata, 0)
+        return _new(ListedEntry, (text(g[0]), counters, images, metadata, 0))
 
     def close(self) -> Iterator[ResponsePart]:
         yield from self.flush()

@@ -478,5 +478,8 @@ def _sqlite(path: Path, *, read_only: bool, create: bool) -> HashlensSqlite:
                 Failure.STORE_UNAVAILABLE, f"Cannot create the folder for '{path}': {exc.strerror}."
             ) from None
         target, kwargs = str(path), {}
+    # Each thread still opens its own connection; a pull's commit lends its connection to
+    # a second thread, taking turns (app.store.mirrors.SnapshotWriter).
     return HashlensSqlite(target, read_only=read_only, timeout=BUSY_TIMEOUT_MS / 1000,
-                          field_types={"HLNAME": "VARCHAR(254)", "HLBLOB": "BLOB"}, **kwargs)
+                          field_types={"HLNAME": "VARCHAR(254)", "HLBLOB": "BLOB"}, check_same_thread=False,
+                          **kwargs)

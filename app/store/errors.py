@@ -59,7 +59,8 @@ def translate(exc: BaseException, where: str) -> HashlensError:
     if "locked" in low or "busy" in low or "lock wait timeout" in low:
         return _transient(HashlensError(
             Failure.STORE_BUSY,
-            f"The store {where} is busy (locked by another program); nothing was written. Retry in a moment.",
+            f"The store {where} is busy (another writer holds it: another program, or a pull from a Media Server, "
+            "which holds it until the pull is complete); nothing was written. Retry in a moment.",
         ))
     if "conflict with recovery" in low:
         return _transient(HashlensError(

@@ -8,14 +8,15 @@ The tables are in `app/store/schema.py`.
 
 A pull's commit (`commit_snapshot`) writes the new snapshot AND replaces the database's
 entries in one write transaction with one journal record: a pull that fails, is
-cancelled or is killed leaves the database and every snapshot as they were. The pull
-stages its entries in a SQLite file of one table (`STAGED_TABLE`). A SQLite store
-attaches that file and derives every row in SQL: entry keys are a base plus the server
-position (so keys grow in server order and metadata rows need no join), metadata rows
-come from the staged JSON text (`json_each`), snapshot rows go in identifier order (the
-unique index only appends). With no Python work per entry, storing an entry costs
-about as much CPU as fetching and parsing it, nearly all of it in SQLite's index
-updates (measured: `benchmarks/mirror.py`). Other backends, and entries given as a plain
+cancelled or is killed leaves the database and every snapshot as they were. Rows are
+derived in SQL from staged rows of one shape (`STAGED_TABLE`): entry keys are a base
+plus the server position (so keys grow in server order and metadata rows need no join),
+metadata rows come from the staged JSON text (`json_each`), snapshot rows go in server
+order. On a SQLite store a pull opens that transaction before its first page and
+stores each page while the next one is read (`SnapshotWriter`, on a second thread that
+runs without Python's lock), so storing takes the second core; the store's write lock
+is held for the whole pull. Entries staged in a file (`app.mediaserver.staging`) are
+attached and derived the same way. Other backends, and entries given as a plain
 iterable, go through the bulk path a batch at a time.
 
 Only a pull changes a mirror's entries: the local write actions refuse a mirror
@@ -37,6 +38,8 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from app import faults
 from app.domain import MAX_TEXT_BYTES, Failure, HashlensError, MirrorSource, NewEntry, SnapshotInfo
@@ -55,8 +58,10 @@ BATCH = 5000
 
 # The pull's staging table (app/mediaserver/staging.py): `position` is the 1-based server
 # position, `metadata` the JSON text a snapshot keeps (`metadata_json`).
-STAGED_TABLE = ("CREATE TABLE staged_entry (position INTEGER PRIMARY KEY, identifier TEXT NOT NULL, label TEXT, "
-                "has_image_data INTEGER, metadata TEXT NOT NULL)")
+_STAGED_COLUMNS = ("(position INTEGER PRIMARY KEY, identifier TEXT NOT NULL, label TEXT, has_image_data INTEGER, "
+                   "metadata TEXT NOT NULL)")
+STAGED_TABLE = f"CREATE TABLE staged_entry {_STAGED_COLUMNS}"
+_PAGE = "temp.hl_pull_page"  # SnapshotWriter's table of the page being stored
 _STAGED = "hl_staged"  # the schema name the staging file is attached as
 
 TABLES = MIRROR_TABLES
@@ -104,42 +109,74 @@ def check_mirror_target(store: Store, name: str, source: MirrorSource) -> None:
 
 
 def commit_snapshot(store: Store, name: str, source: MirrorSource, entries: Iterable[DiffEntry], *,
-                    taken_at: int) -> SnapshotInfo:
+                    taken_at: int, dated: int | None = None) -> SnapshotInfo:
     """Store `entries` (in server order) as the next snapshot of mirror `name` and make
-    them the database's entries, all in one transaction journalled once. A new mirror
-    gets its database and mark here. A duplicate identifier refuses the whole pull."""
+    them the database's entries (dated `dated`, by default `taken_at`), all in one
+    transaction journalled once. A new mirror gets its database and mark here. A
+    duplicate identifier refuses the whole pull."""
     _ensure_tables(store)
+    dated = taken_at if dated is None else dated
     # No bigger page cache for the commit: the staged commit writes each index in one
     # statement, mostly appending, and took the same CPU with 16 MB as with 64 MB at a
     # million entries (measured; 256 MB was most of a pull's memory growth).
     with _attached(store, entries) as staged, store.writing():
-        check_mirror_target(store, name, source)
-        row = store.sql.one("SELECT id FROM hl_mirror WHERE name = ?", (name,))
-        if row is None:
-            store.entries.create_database(name)
-            mirror_id = store.sql.insert(
-                "INSERT INTO hl_mirror (name, server_url, remote_database, created_at) VALUES (?, ?, ?, ?)",
-                (name, source.url, source.database, taken_at))
-        else:
-            mirror_id = row[0]
-        db_id = store.entries.database_id(name, lock=True)
-        aside = _set_aside_attached(store, db_id)
-        replaced = _clear_entries(store, db_id)
-        number = (store.sql.one("SELECT MAX(number) FROM hl_snapshot WHERE mirror_id = ?", (mirror_id,))[0] or 0) + 1
-        snapshot_id = store.sql.insert(
-            "INSERT INTO hl_snapshot (mirror_id, number, taken_at, server_url, remote_database, entry_count) "
-            "VALUES (?, ?, ?, ?, ?, 0)", (mirror_id, number, taken_at, source.url, source.database))
+        begun = _begin(store, name, source, taken_at)
         if staged:
-            count = _fill_staged(store, name, db_id, taken_at, snapshot_id)
+            count = _fill_staged(store, name, begun, dated)
         else:
-            count = _fill(store, name, db_id, entries, taken_at, snapshot_id)
-        kept = _carry_attached(store, aside, db_id) if aside is not None else 0
-        store.sql.exec("UPDATE hl_snapshot SET entry_count = ? WHERE id = ?", (count, snapshot_id))
-        store.record(PULL_IMAGE_HASHES, name, None, {
-            "server": source.url, "remotedatabase": source.database, "snapshot": number, "entries": count,
-            "replaced": replaced, "kept_phashes": kept})
-        faults.checkpoint("pull.commit")
-    return SnapshotInfo(number, taken_at, source, count)
+            count = _fill(store, name, begun.db_id, entries, dated, begun.snapshot_id)
+        return _end(store, name, source, begun, count, taken_at)
+
+
+@dataclass
+class _Begun:
+    """A snapshot being written: its database, mirror and snapshot rows, what was set aside."""
+
+    db_id: int
+    mirror_id: int
+    created: bool
+    aside: int | None
+    replaced: int
+    number: int
+    snapshot_id: int
+    base: int  # entry keys are base + the server position
+
+
+def _begin(store: Store, name: str, source: MirrorSource, taken_at: int) -> _Begun:
+    """Inside the write transaction: check the target again, make the mirror's database
+    and mark when new, set aside what it keeps, empty it and add the snapshot row."""
+    check_mirror_target(store, name, source)
+    row = store.sql.one("SELECT id FROM hl_mirror WHERE name = ?", (name,))
+    if row is None:
+        store.entries.create_database(name)
+        mirror_id = store.sql.insert(
+            "INSERT INTO hl_mirror (name, server_url, remote_database, created_at) VALUES (?, ?, ?, ?)",
+            (name, source.url, source.database, taken_at))
+    else:
+        mirror_id = row[0]
+    db_id = store.entries.database_id(name, lock=True)
+    aside = _set_aside_attached(store, db_id)
+    replaced = _clear_entries(store, db_id)
+    number = (store.sql.one("SELECT MAX(number) FROM hl_snapshot WHERE mirror_id = ?", (mirror_id,))[0] or 0) + 1
+    snapshot_id = store.sql.insert(
+        "INSERT INTO hl_snapshot (mirror_id, number, taken_at, server_url, remote_database, entry_count) "
+        "VALUES (?, ?, ?, ?, ?, 0)", (mirror_id, number, taken_at, source.url, source.database))
+    base = store.sql.one("SELECT MAX(id) FROM hl_entry")[0] or 0
+    return _Begun(db_id, mirror_id, row is None, aside, replaced, number, snapshot_id, base)
+
+
+def _end(store: Store, name: str, source: MirrorSource, begun: _Begun, count: int, taken_at: int) -> SnapshotInfo:
+    """Give the kept pHashes back, set the counts and the time, journal the pull."""
+    kept = _carry_attached(store, begun.aside, begun.db_id) if begun.aside is not None else 0
+    store.sql.exec("UPDATE hl_snapshot SET entry_count = ?, taken_at = ? WHERE id = ?",
+                   (count, taken_at, begun.snapshot_id))
+    if begun.created:
+        store.sql.exec("UPDATE hl_mirror SET created_at = ? WHERE id = ?", (taken_at, begun.mirror_id))
+    store.record(PULL_IMAGE_HASHES, name, None, {
+        "server": source.url, "remotedatabase": source.database, "snapshot": begun.number, "entries": count,
+        "replaced": begun.replaced, "kept_phashes": kept})
+    faults.checkpoint("pull.commit")
+    return SnapshotInfo(begun.number, taken_at, source, count)
 
 
 @contextlib.contextmanager
@@ -158,45 +195,175 @@ def _attached(store: Store, entries):
         store.sql.exec(f"DETACH DATABASE {_STAGED}")
 
 
-def _fill_staged(store: Store, name: str, db_id: int, taken_at: int, snapshot_id: int) -> int:
-    """`_fill` in SQL from the attached staging file into the (empty) database: the same
-    rows as the bulk path writes (no pHash, no image held, the server's hasimagedata as
-    declared_image_data, dated by the pull), keys in server order. Returns how many."""
+def _fill_statements(source: str) -> list[str]:
+    """The statements that derive a snapshot's rows and the database's from staged rows in
+    the table `source` (STAGED_TABLE's shape): the same rows as the bulk path writes (no
+    pHash, no image held, the server's hasimagedata as declared_image_data), keys in
+    server order. Parameters: (snapshot_id, base, db_id, dated)."""
+    # Rows go in server order and each entry's items in theirs, so metadata ids keep it:
+    # the scan of `s` is in position order (its key) and json_each walks an array in
+    # order. Adding `m.key` to the ORDER BY would sort every item again (a fifth of
+    # the statement's time, measured); tests/app/test_mirror_commit.py checks the order.
+    # json_extract, not ->> (SQLite 3.38+): Python's SQLite is older on some systems.
+    return [
+        "INSERT INTO hl_snapshot_entry (snapshot_id, identifier, label, has_image_data, metadata) "
+        f"SELECT :snapshot, identifier, label, has_image_data, metadata FROM {source} ORDER BY position",
+        "INSERT INTO hl_entry (id, database_id, identifier, label, phash, has_image_data, meta_count, trained_at, "
+        "declared_image_data) SELECT :base + position, :db, identifier, COALESCE(label, ''), NULL, 0, "
+        f"json_array_length(metadata), :dated, has_image_data FROM {source} ORDER BY position",
+        "INSERT INTO hl_metadata (entry_id, meta_key, meta_value) SELECT :base + s.position, "
+        "json_extract(m.value, '$[0]'), json_extract(m.value, '$[1]') "
+        f"FROM {source} s, json_each(s.metadata) m ORDER BY s.position",
+        f"INSERT INTO hl_mark (database_id, ordinal, entry_id) SELECT :db, position, :base + position FROM {source} "
+        f"WHERE position % {MARK_SPACING} = 0 ORDER BY position",
+    ]
+
+
+def _fill_params(begun: _Begun, dated: int) -> dict:
+    return {"snapshot": begun.snapshot_id, "base": begun.base, "db": begun.db_id, "dated": dated}
+
+
+def _fill_staged(store: Store, name: str, begun: _Begun, dated: int) -> int:
+    """`_fill` in SQL from the attached staging file into the (empty) database. Returns how many."""
     faults.checkpoint("pull.batch")
     run, staged = store.sql, f"{_STAGED}.staged_entry"
     count = run.one(f"SELECT COUNT(*) FROM {staged}")[0]
-    base = run.one("SELECT MAX(id) FROM hl_entry")[0] or 0
-    try:
-        run.exec(f"INSERT INTO hl_snapshot_entry (snapshot_id, identifier, label, has_image_data, metadata) "
-                 f"SELECT ?, identifier, label, has_image_data, metadata FROM {staged} ORDER BY position",
-                 (snapshot_id,))
-        run.exec("INSERT INTO hl_entry (id, database_id, identifier, label, phash, has_image_data, meta_count, "
-                 f"trained_at, declared_image_data) SELECT ? + position, ?, identifier, COALESCE(label, ''), NULL, "
-                 f"0, json_array_length(metadata), ?, has_image_data FROM {staged} ORDER BY position",
-                 (base, db_id, taken_at))
-        faults.checkpoint("pull.batch")
-        # Rows go in server order and each entry's items in theirs, so metadata ids keep it:
-        # the scan of `s` is in position order (its key) and json_each walks an array in
-        # order. Adding `m.key` to the ORDER BY would sort every item again (a fifth of
-        # the statement's time, measured); tests/app/test_mirror_commit.py checks the order.
-        # json_extract, not ->> (SQLite 3.38+): Python's SQLite is older on some systems.
-        run.exec("INSERT INTO hl_metadata (entry_id, meta_key, meta_value) SELECT ? + s.position, "
-                 "json_extract(m.value, '$[0]'), json_extract(m.value, '$[1]') "
-                 f"FROM {staged} s, json_each(s.metadata) m ORDER BY s.position", (base,))
-    except HashlensError as error:
-        if "unique" not in error.description.lower():
-            raise
-        if "hl_metadata" in error.description:
-            identifier, key = run.one(
-                f"SELECT s.identifier, json_extract(m.value, '$[0]') FROM {staged} s, json_each(s.metadata) m "
-                "GROUP BY s.position, json_extract(m.value, '$[0]') HAVING COUNT(*) > 1 LIMIT 1")
-            raise HashlensError(Failure.KEY_EXISTS, f"Metadata key '{key}' is given twice for '{identifier}'; a "
-                                                    "key is unique per hash.", parameter="metadata") from None
-        raise _listed_twice(name) from None
-    run.exec(f"INSERT INTO hl_mark (database_id, ordinal, entry_id) SELECT ?, position, ? + position FROM {staged} "
-             f"WHERE position % {MARK_SPACING} = 0 ORDER BY position", (db_id, base))
-    run.exec("UPDATE hl_database SET entry_count = ? WHERE id = ?", (count, db_id))
+    params = _fill_params(begun, dated)
+    for n, statement in enumerate(_fill_statements(staged)):
+        if n == 2:
+            faults.checkpoint("pull.batch")
+        try:
+            run.exec(statement, params)
+        except HashlensError as error:
+            raise _refusal(store, name, error, staged) from None
+    run.exec("UPDATE hl_database SET entry_count = ? WHERE id = ?", (count, begun.db_id))
     return count
+
+
+def _refusal(store: Store, name: str, error: HashlensError, staged: str) -> HashlensError:
+    """The error a failed fill statement raises: a repeated identifier or metadata key in
+    the staged rows named as such, anything else as it is."""
+    if "unique" not in error.description.lower():
+        return error
+    if "hl_metadata" in error.description:
+        identifier, key = store.sql.one(
+            f"SELECT s.identifier, json_extract(m.value, '$[0]') FROM {staged} s, json_each(s.metadata) m "
+            "GROUP BY s.position, json_extract(m.value, '$[0]') HAVING COUNT(*) > 1 LIMIT 1")
+        return HashlensError(Failure.KEY_EXISTS, f"Metadata key '{key}' is given twice for '{identifier}'; a "
+                                                 "key is unique per hash.", parameter="metadata")
+    return _listed_twice(name)
+
+
+def writes_while_pulling(store: Store) -> bool:
+    """Whether a pull stores its pages as it reads them (`SnapshotWriter`): SQLite."""
+    return store.db.backend == "sqlite"
+
+
+class SnapshotWriter:
+    """A pull's commit made while the pull reads (SQLite): `commit_snapshot`'s transaction,
+    opened before the first page and committed by `finish`, so a cancelled, failed or
+    killed pull still leaves the store exactly as it was.
+
+    Each page goes to a second thread as one JSON text; there SQLite puts it in a
+    temporary table of STAGED_TABLE's columns and derives the page's rows from it
+    (`_fill_statements`) while the pull reads the next page. SQLite releases Python's
+    lock while a statement runs, so storing takes the second core instead of adding to
+    the reading (measured: `benchmarks/mirror.py`). The two threads take turns on the
+    one connection: this thread waits for the page before it touches the connection
+    again. A restart (the server changed) rolls back to a savepoint after the old
+    entries were removed. The price: the store's write lock is held for the whole pull,
+    so another writer waits (and is told the store is busy after the busy timeout)."""
+
+    def __init__(self, store: Store, name: str, source: MirrorSource, *, dated: int):
+        self.store, self.name, self.source, self.dated = store, name, source, dated
+        self.count = 0
+        self._stack = contextlib.ExitStack()
+        self._pool: ThreadPoolExecutor | None = None
+        self._page: Future | None = None
+
+    def __enter__(self) -> SnapshotWriter:
+        _ensure_tables(self.store)
+        run = self.store.sql
+        with self._stack:
+            self._stack.enter_context(self.store.writing())
+            self._begun = _begin(self.store, self.name, self.source, self.dated)
+            run.exec(f"CREATE TEMP TABLE {_PAGE.split('.')[1]} {_STAGED_COLUMNS}")
+            run.exec("SAVEPOINT hl_pull_fill")
+            self._conn = self.store.db.connection()
+            self._params = _fill_params(self._begun, self.dated)
+            self._statements = _fill_statements(_PAGE)
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="hashlens-pull-store")
+            self._stack = self._stack.pop_all()
+        return self
+
+    def add(self, page: str, count: int) -> None:
+        """Store the next `count` entries, given as one JSON array of [identifier, label,
+        hasimagedata, metadata items] (`metadata_json` of the list), in server order."""
+        self._wait()
+        self._page = self._pool.submit(self._store_page, page, self.count + 1)
+        self.count += count
+
+    def _store_page(self, page: str, first: int) -> None:
+        # On the second thread: only statements, which run without Python's lock. The page
+        # comes as JSON rather than as rows because binding rows takes that lock for each
+        # value; SQLite renders an entry's items as the same text `metadata_json` makes
+        # (tests/app/test_mirror_commit.py).
+        faults.checkpoint("pull.batch")
+        conn = self._conn
+        conn.execute(f"DELETE FROM {_PAGE}")
+        conn.execute(f"INSERT INTO {_PAGE} SELECT :first + key, json_extract(value, '$[0]'), "
+                     "json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]') "
+                     "FROM json_each(:page)", {"first": first, "page": page})
+        for statement in self._statements:
+            conn.execute(statement, self._params)
+
+    def _wait(self) -> None:
+        """Wait for the page being stored; raise what storing it raised."""
+        page, self._page = self._page, None
+        if page is None:
+            return
+        try:
+            page.result()
+        except Exception as exc:
+            raise _refusal(self.store, self.name, self.store.sql.translate(exc), _PAGE) from None
+
+    def restart(self) -> None:
+        """Forget every page stored so far (the pull starts again)."""
+        self._wait()
+        self.store.sql.exec("ROLLBACK TO SAVEPOINT hl_pull_fill")
+        self.count = 0
+
+    def finish(self, taken_at: int) -> SnapshotInfo:
+        """The pull is complete: the snapshot as of `taken_at`, committed."""
+        self._wait()
+        run = self.store.sql
+        run.exec("RELEASE SAVEPOINT hl_pull_fill")
+        run.exec(f"DROP TABLE {_PAGE}")
+        run.exec("UPDATE hl_database SET entry_count = ? WHERE id = ?", (self.count, self._begun.db_id))
+        snapshot = _end(self.store, self.name, self.source, self._begun, self.count, taken_at)
+        self._close(True, None, None, None)
+        return snapshot
+
+    def __exit__(self, *exc) -> None:
+        self._close(False, *exc)
+
+    def _close(self, finished: bool, *exc) -> None:
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        try:
+            if self._page is not None:
+                with contextlib.suppress(Exception):
+                    self._page.result()  # the connection is this thread's again
+        finally:
+            pool.shutdown()
+            if not finished and exc[0] is None:
+                exc = (_Unfinished, _Unfinished(), None)  # left without finish: nothing is kept
+            self._stack.__exit__(*exc)  # commits, or rolls back on an error
+
+
+class _Unfinished(Exception):
+    """Rolls back a SnapshotWriter left without `finish`."""
 
 
 def _listed_twice(name: str) -> HashlensError:

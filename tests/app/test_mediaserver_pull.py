@@ -143,3 +143,16 @@ def test_one_sided_changes_at_any_moment_never_tear_the_copy(standin, size, page
     pull(client_for(server), "db", sink, page_size=page, max_restarts=len(changes) + 1)
     assert sink.identifiers() == [e.identifier for e in server.entries("db")]
     server.stop()
+
+
+def test_a_pull_collects_garbage_less_often_while_it_runs_and_restores_the_setting(standin):
+    import gc
+
+    server = standin({"db": entries(12)})
+    before = gc.get_threshold()
+    during = []
+    pull(client_for(server), "db", ListSink(), page_size=5, progress=lambda p: during.append(gc.get_threshold()))
+    assert gc.get_threshold() == before and all(t[0] >= 50_000 for t in during) and during
+    with pytest.raises(HashlensError):
+        pull(client_for(server), "db", ListSink(), page_size=5, cancelled=lambda: True)
+    assert gc.get_threshold() == before

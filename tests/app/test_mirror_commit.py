@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from app.diff import metadata_json
 from app.domain import Failure, HashlensError, MirrorSource
-from app.mediaserver.staging import Staging
+from app.mediaserver.staging import Staging, StoreStaging
 from app.mediaserver_codec.reader import ImageStatus, ListedEntry
 from app.store import Store, mirrors
 from app.store.entries import MARK_SPACING
@@ -56,68 +56,108 @@ def tables(store: Store, name: str) -> dict[str, list]:
     }
 
 
-def commit(store: Store, entries: list[ListedEntry], *, plain: bool, taken_at: int = 1000):
+def commit(store: Store, entries: list[ListedEntry], *, plain: bool | str, taken_at: int = 1000):
+    """Commit `entries` as a pull would: staged in a file and derived in SQL (plain False),
+    through the bulk path (plain True), or stored page by page while pulling ("writer")."""
+    if plain == "writer":
+        return commit_while_pulling(store, entries, taken_at=taken_at)
     with Staging() as staged:
         staged.add(entries)
         given_entries = list(staged.entries()) if plain else staged
         return mirrors.commit_snapshot(store, "db", SOURCE, given_entries, taken_at=taken_at)
 
 
+def commit_while_pulling(store: Store, entries: list[ListedEntry], *, taken_at: int = 1000, page: int = 7):
+    """The SQLite pull's way: pages stored as they come, after a false start (a restart)."""
+    with mirrors.SnapshotWriter(store, "db", SOURCE, dated=taken_at) as writer:
+        sink = StoreStaging(writer)
+        sink.add(entries[:page])
+        sink.restart()
+        for start in range(0, len(entries), page):
+            sink.add(entries[start:start + page])
+        return writer.finish(taken_at)
+
+
+MODES = (False, True, "writer")
+
+
 def test_the_staged_commit_writes_the_rows_the_bulk_path_writes(tmp_path):
     n = 2 * MARK_SPACING + 5
     results = []
-    for plain in (False, True):
+    for plain in MODES:
         with Store.open(f"sqlite:///{tmp_path}/{plain}.db") as store:
             commit(store, listed(n), plain=plain)
             commit(store, listed(n - 3, variant=" again"), plain=plain, taken_at=2000)  # replaces the entries
             results.append(tables(store, "db"))
             assert store.db.execute_sql("PRAGMA foreign_key_check").fetchall() == []
             assert store.db.execute_sql("PRAGMA integrity_check").fetchone() == ("ok",)
-    staged, bulk = results
-    assert staged == bulk
+    staged, bulk, writer = results
+    assert staged == bulk == writer
     assert len(staged["entries"]) == n - 3 and [m[0] for m in staged["marks"]] == [MARK_SPACING, 2 * MARK_SPACING]
     # Server order is key order; the staging file is not left attached.
     assert [e[1] for e in staged["entries"]] == [e.identifier for e in listed(n - 3)]
     assert [e[0] for e in staged["snapshot"][n:]] == [e.identifier for e in listed(n - 3)]
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.lists(st.tuples(text, st.none() | text, st.none() | st.booleans(),
-                          st.none() | st.dictionaries(text, text, max_size=3)), max_size=5, unique_by=lambda r: r[0]))
+                          st.none() | st.dictionaries(text, text, max_size=3)), max_size=12, unique_by=lambda r: r[0]))
 def test_any_staged_entries_commit_as_the_bulk_path_commits_them(tmp_path_factory, rows):
     entries = [ListedEntry(ident, {}, None if label is None and flag is None else (ImageStatus(label, None, flag),),
                            None if meta is None else tuple(meta.items()), 0) for ident, label, flag, meta in rows]
     results = []
-    for plain in (False, True):
+    for plain in MODES:
         with Store.open(f"sqlite:///{tmp_path_factory.mktemp('s')}/store.db") as store:
             commit(store, entries, plain=plain)
             results.append(tables(store, "db"))
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2]
 
 
-def test_a_metadata_key_given_twice_refuses_the_pull_and_stores_nothing(tmp_path):
+@pytest.mark.parametrize("mode", [False, "writer"])
+def test_a_metadata_key_given_twice_refuses_the_pull_and_stores_nothing(tmp_path, mode):
     with Store.open(f"sqlite:///{tmp_path}/store.db") as store:
-        commit(store, listed(20), plain=False)
+        commit(store, listed(20), plain=mode)
         before = tables(store, "db")
         bad = listed(20)
         bad[5] = bad[5]._replace(metadata=(("k", "1"), ("k", "2")))
         with pytest.raises(HashlensError) as caught:
-            commit(store, bad, plain=False, taken_at=2000)
+            commit(store, bad, plain=mode, taken_at=2000)
         assert caught.value.failure == Failure.KEY_EXISTS and bad[5].identifier in caught.value.description
         assert tables(store, "db") == before
-        # The connection is usable and nothing is left attached.
-        assert [r[1] for r in store.db.execute_sql("PRAGMA database_list").fetchall()] == ["main"]
+        # The connection is usable, nothing is left attached and no page table is left.
+        assert [r[1] for r in store.db.execute_sql("PRAGMA database_list").fetchall()] in (["main"],
+                                                                                          ["main", "temp"])
+        assert store.db.execute_sql("SELECT name FROM temp.sqlite_master").fetchall() == []
 
 
-def test_an_identifier_listed_twice_refuses_the_pull_and_stores_nothing(tmp_path):
+@pytest.mark.parametrize("mode", [False, "writer"])
+def test_an_identifier_listed_twice_refuses_the_pull_and_stores_nothing(tmp_path, mode):
     with Store.open(f"sqlite:///{tmp_path}/store.db") as store:
-        commit(store, listed(20), plain=False)
+        commit(store, listed(20), plain=mode)
         before = tables(store, "db")
         bad = listed(20)
-        bad[7] = bad[7]._replace(identifier=bad[3].identifier)
+        bad[17] = bad[17]._replace(identifier=bad[3].identifier)  # on another page than the first
         with pytest.raises(HashlensError, match="listed an identifier twice"):
-            commit(store, bad, plain=False, taken_at=2000)
+            commit(store, bad, plain=mode, taken_at=2000)
         assert tables(store, "db") == before
+
+
+def test_pages_stored_while_pulling_are_seen_by_no_one_until_the_pull_is_complete(tmp_path):
+    url = f"sqlite:///{tmp_path}/store.db"
+    with Store.open(url) as store, Store.open(url) as other:
+        commit(store, listed(20), plain="writer")
+        before = tables(other, "db")
+        with mirrors.SnapshotWriter(store, "db", SOURCE, dated=2000) as writer:
+            StoreStaging(writer).add(listed(30, variant=" new"))
+            writer._wait()  # the page is stored, in the open transaction
+            assert tables(other, "db") == before
+            # Leaving without finish (a cancel, an error) rolls every page back.
+        assert tables(store, "db") == tables(other, "db") == before
+        with mirrors.SnapshotWriter(store, "db", SOURCE, dated=2000) as writer:
+            StoreStaging(writer).add(listed(30, variant=" new"))
+            writer.finish(3000)
+        assert [(s.number, s.taken_at, s.entry_count) for s in mirrors.snapshots(other, "db")] == [(1, 1000, 20),
+                                                                                                     (2, 3000, 30)]
 
 
 def test_metadata_json_is_the_standard_encoding(tmp_path):
@@ -142,3 +182,19 @@ def test_a_staging_file_is_removed_when_done_and_a_dead_pulls_file_by_the_next(t
     with Staging(str(tmp_path)):
         pass
     assert not orphan.exists() and alive.exists()
+
+
+def test_a_writer_that_meets_a_pull_in_progress_is_told_the_store_is_busy_and_why(tmp_path):
+    url = f"sqlite:///{tmp_path}/store.db"
+    with Store.open(url) as store, Store.open(url) as other:
+        commit(store, listed(5), plain="writer")
+        with mirrors.SnapshotWriter(store, "db", SOURCE, dated=2000) as writer:
+            StoreStaging(writer).add(listed(8))
+            other.db.execute_sql("PRAGMA busy_timeout = 0")  # no wait for the lock (the default is seconds)
+            with pytest.raises(HashlensError) as caught:
+                other.create_database("local")
+            assert caught.value.failure == Failure.STORE_BUSY
+            assert "a pull from a Media Server" in caught.value.description
+            writer.finish(3000)
+        other.create_database("local")  # free again once the pull is stored
+        assert [s.entry_count for s in mirrors.snapshots(other, "db")] == [5, 8]

@@ -118,3 +118,39 @@ def test_a_batch_the_store_refuses_is_retried_image_by_image(tmp_path, folder):
         assert report.added == []
         assert len(report.refused) == 80 and all("D" in reason for _, reason in report.refused)
         assert not store.database_exists("D")
+
+
+def test_pooled_training_stores_imagehash_phash_of_each_full_image(tmp_path):
+    """Issue 15 item 5: the pool's workers shrink images with app.services.resample; each
+    stored pHash is still imagehash.phash of the whole file as Pillow opens it, its
+    SHA-256 the file's, on shapes that take either of Pillow's pass orders."""
+    import hashlib
+
+    import imagehash
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(15)
+    shapes = [(640, 480), (480, 640), (90, 700), (700, 90), (33, 31), (7, 300), (1, 1), (32, 32), (300, 200)]
+    files = tmp_path / "varied"
+    files.mkdir()
+    for i in range(70):
+        width, height = shapes[i % len(shapes)]
+        y, x = np.mgrid[0:height, 0:width]
+        rgb = np.stack([x * 255 // width, y * 255 // height, (x * y + i * 37) % 256], axis=-1).astype(np.uint8)
+        rgb[: height // 2, : width // 3] = rng.integers(0, 256, rgb[: height // 2, : width // 3].shape)
+        fmt = "JPEG" if i % 2 else "PNG"
+        Image.fromarray(rgb, "RGB").save(files / f"v{i:02d}.{fmt.lower()}", fmt)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with Store.open(url) as store:
+        actions.create_database(store, "D")
+        report = actions.train_files(store, "D", [files], workers=2)
+        assert len(report.added) == 70 and not report.refused
+        rows = store.list_page(ListingQuery("D", maxresults=100)).rows
+        for (path, identifier), row in zip(report.added, rows, strict=True):
+            assert row.identifier == identifier
+            data = Path(path).read_bytes()
+            assert row.phash == int(str(imagehash.phash(Image.open(path))), 16), path
+            assert store.image("D", identifier).data == data
+            sha = store.sql.one("SELECT sha256 FROM hl_entry WHERE identifier = ?", (identifier,))[0]
+            assert sha == hashlib.sha256(data).hexdigest()

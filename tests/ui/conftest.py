@@ -134,6 +134,11 @@ def make_window(qtbot, monkeypatch):
                                 or "no image-hash databases" in window.empty.title.text(), timeout=5000)
                 if window.filter_panel.database is not None:
                     wait_idle(qtbot, window)
+        if wait and window.details is None:
+            # The detail panes come after the first rows are painted (issue 15): the tests
+            # drive the whole window, as a person sees it a moment after it opens.
+            with qtbot.waitSignal(window.finished_building, timeout=5000):
+                pass
         return window
 
     yield make
