@@ -170,14 +170,13 @@ def all_storable(texts, values=()) -> bool:
     """Whether `check_text` passes every one of `texts` and, with `allow_empty`, every one of
     `values`: one pattern search over all of them, for paths that check thousands of
     entries (imports). On False, `check_text` on each says which and why."""
-    for text in texts:
-        if type(text) is not str or not text.strip():
-            return False
-    for text in values:
-        if type(text) is not str:
-            return False
     every = (*texts, *values)
-    if _NOT_XML_CHAR.search("\t".join(every)) is not None:
+    try:
+        joined = "\t".join(every)  # and a TypeError for anything that is not text
+    except TypeError:
+        return False
+    # Loops in C, not in Python: an import checks about six texts an entry.
+    if not all(map(str.strip, texts)) or _NOT_XML_CHAR.search(joined) is not None:
         return False
     # A character is at most 4 bytes of UTF-8: only longer texts need encoding.
     if not every or max(map(len, every)) * 4 <= MAX_TEXT_BYTES:

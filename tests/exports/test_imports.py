@@ -426,3 +426,16 @@ def test_an_empty_database_is_not_looked_up_and_a_repeat_is(sqlite_store, tmp_pa
         report = import_file(sqlite_store, repeated, "Other", ImportOptions(on_duplicate="skip"))
     assert report.added == 30 and report.skipped_count == 20
     assert [s for s in statements if "identifier IN" in s]  # done again, looked up
+
+
+@pytest.mark.server
+def test_flags_are_stored_as_flags_on_every_backend(store, tmp_path):
+    """The bulk rows carry the flags as 0 and 1 (sqlite3 binds an int faster than a bool):
+    every backend's column takes them as false and true, and a missing one stays NULL."""
+    path = _write(tmp_path, "f.ndjson", _ndjson({"identifier": "t", "hasimagedata": True},
+                                                {"identifier": "f", "hasimagedata": False}, {"identifier": "n"}))
+    import_file(store, path, "D")
+    rows = {r.identifier: r for r in _rows(store, "D")}
+    assert [(rows[i].has_image_data, rows[i].declared_image_data) for i in "tfn"] == [
+        (False, True), (False, False), (False, None)]
+    assert store.count(ListingQuery("D", filters=(Filter(FilterOp.HAS_IMAGE_DATA, False),))).value == 3
