@@ -5,8 +5,9 @@ generated database. Each measurement runs in a fresh child process so its memory
 
 - floor: the very page requests a pull makes (pages of 10,000 overlapping by one),
   fetched and parsed by the client, entries thrown away: what reading alone costs;
-- pull: `hashlens pull` into a new SQLite store (staged, then stored as one snapshot),
-  with the peak resident memory growth over the child's memory before it began;
+- pull: `hashlens pull` into a new SQLite store (each page stored while the next is read,
+  committed as one snapshot), with the peak resident memory growth over the child's memory
+  before it began;
 - diff: after the server's data changed (every 1,000th entry relabelled, every 5,000th
   with a new metadata value) a second pull, then `hashlens diff` of the two snapshots.
 
@@ -144,7 +145,7 @@ def main() -> int:
     print(f"Mirror benchmark: {args.count:,} entries with metadata, pages of {args.page_size:,}, stand-in on loopback")
     print(f"  floor (fetch + parse, nothing stored): {floor_rate:,.0f} entries/s "
           f"({floor['seconds']:.1f} s, memory growth {floor['growth_mb']:,.0f} MB)")
-    print(f"  pull (staged, stored as one snapshot): {pull_rate:,.0f} entries/s ({pulled['seconds']:.1f} s)")
+    print(f"  pull (stored while read, one snapshot): {pull_rate:,.0f} entries/s ({pulled['seconds']:.1f} s)")
     # On a shared machine the wall clock also counts other people's work: the client's own
     # CPU time says what the code costs (not a target, a diagnosis).
     print(f"  client CPU: floor {floor['entries'] / max(floor['cpu_seconds'], 1e-9):,.0f} entries per CPU-second "

@@ -112,10 +112,7 @@ class ThemeManager(QObject):
         self._app = app
         self.mode = mode if mode in THEMES else "system"
         self.scheme = "light"
-        if "Fusion" in QStyleFactory.keys():
-            # Fusion draws the same on every platform and honours our palettes fully.
-            self._style = EdgedFusion()
-            app.setStyle(self._style)
+        self._edged: bool | None = None  # whether the style now set is EdgedFusion
         hints = QGuiApplication.styleHints()
         if hasattr(hints, "colorSchemeChanged"):
             hints.colorSchemeChanged.connect(self._on_system_changed)
@@ -128,8 +125,20 @@ class ThemeManager(QObject):
     def apply(self) -> None:
         scheme = system_scheme() if self.mode == "system" else self.mode
         self.scheme = scheme
+        self._set_style(scheme)
         self._app.setPalette(palette(scheme))
         self.changed.emit(scheme)
+
+    def _set_style(self, scheme: str) -> None:
+        """Fusion, which draws the same on every platform and honours our palettes fully; on
+        the dark palette EdgedFusion, for the edges Fusion lacks there. Its Python overrides
+        are called for every frame drawn (~450 before the window's first rows, ~3 ms), so
+        the light palette, where they draw nothing, goes without them (issue 15)."""
+        edged = scheme == "dark"
+        if edged is self._edged or "Fusion" not in QStyleFactory.keys():
+            return
+        self._edged = edged
+        self._app.setStyle(EdgedFusion() if edged else QStyleFactory.create("Fusion"))
 
     def accents(self) -> dict:
         return ACCENTS[self.scheme]

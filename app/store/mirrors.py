@@ -61,7 +61,8 @@ BATCH = 5000
 _STAGED_COLUMNS = ("(position INTEGER PRIMARY KEY, identifier TEXT NOT NULL, label TEXT, has_image_data INTEGER, "
                    "metadata TEXT NOT NULL)")
 STAGED_TABLE = f"CREATE TABLE staged_entry {_STAGED_COLUMNS}"
-_PAGE = "temp.hl_pull_page"  # SnapshotWriter's table of the page being stored
+_PAGE_TABLE = "hl_pull_page"  # SnapshotWriter's temporary table of the page being stored
+_PAGE = f"temp.{_PAGE_TABLE}"
 _STAGED = "hl_staged"  # the schema name the staging file is attached as
 
 TABLES = MIRROR_TABLES
@@ -287,7 +288,7 @@ class SnapshotWriter:
         with self._stack:
             self._stack.enter_context(self.store.writing())
             self._begun = _begin(self.store, self.name, self.source, self.dated)
-            run.exec(f"CREATE TEMP TABLE {_PAGE.split('.')[1]} {_STAGED_COLUMNS}")
+            run.exec(f"CREATE TEMP TABLE {_PAGE_TABLE} {_STAGED_COLUMNS}")
             run.exec("SAVEPOINT hl_pull_fill")
             self._conn = self.store.db.connection()
             self._params = _fill_params(self._begun, self.dated)

@@ -367,13 +367,20 @@ def test_settings_read_with_types(qtbot, make_window):
 
 
 def test_dark_and_light_palettes(qtbot, window):
+    from ui.theme import EdgedFusion
+
+    # The light palette goes without EdgedFusion's Python drawing (it draws nothing there).
+    assert not isinstance(QApplication.style(), EdgedFusion) and QApplication.style().name() == "fusion"
     window.set_theme("dark")
     assert QApplication.palette().color(QPalette.ColorRole.Window).lightness() < 80
+    assert isinstance(QApplication.style(), EdgedFusion)
     assert window.settings.theme() == "dark"
     window.grab()
     window.set_theme("light")
     assert QApplication.palette().color(QPalette.ColorRole.Window).lightness() > 200
+    assert not isinstance(QApplication.style(), EdgedFusion) and QApplication.style().name() == "fusion"
     window.set_theme("system")  # offscreen reports no scheme: light
+    window.grab()
 
 
 def test_about_box_names_the_version(qtbot, window, message_boxes):
