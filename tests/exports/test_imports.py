@@ -439,3 +439,22 @@ def test_flags_are_stored_as_flags_on_every_backend(store, tmp_path):
     assert [(rows[i].has_image_data, rows[i].declared_image_data) for i in "tfn"] == [
         (False, True), (False, False), (False, None)]
     assert store.count(ListingQuery("D", filters=(Filter(FilterOp.HAS_IMAGE_DATA, False),))).value == 3
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("policy", ["skip", "replace", "abort"])
+def test_a_repeat_across_batches_into_an_empty_database_on_every_backend(store, tmp_path, policy):
+    """The unique index refuses the batch on every backend (COPY on PostgreSQL, multi-row
+    INSERT on MariaDB), and the import done again applies the policy."""
+    path = _write(tmp_path, "f.ndjson", _ndjson(*[{"identifier": i, "label": f"{i}{n}"} for n, i in enumerate("abcad")]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(importer, "BATCH", 2)
+        if policy == "abort":
+            with pytest.raises(HashlensError, match="line 4: 'a'"):
+                import_file(store, path, "D", ImportOptions(on_duplicate=policy))
+            assert not store.database_exists("D")
+            return
+        report = import_file(store, path, "D", ImportOptions(on_duplicate=policy))
+    assert (report.added, report.skipped_count, report.replaced_count) == (4, policy == "skip", policy == "replace")
+    labels = {"skip": ["a0", "b1", "c2", "d4"], "replace": ["b1", "c2", "a3", "d4"]}[policy]
+    assert [r.label for r in _rows(store, "D")] == labels
