@@ -204,14 +204,15 @@ def _quick_entry(path, text: str, line: int) -> ImportedEntry:
     when the line holds exactly one object of entry fields and metadata texts."""
     try:
         pairs, end = _pairs_scan(text, 0)
-        obj = _unrepeated(pairs)
-        if obj is not None and (end == len(text) or not text[end:].strip(" \t\r\n")):
+        if type(pairs) is tuple and (end == len(text) or not text[end:].strip(" \t\r\n")):
+            obj = dict(pairs)
             metadata = obj.get("metadata")
-            if type(metadata) is tuple:
-                obj["metadata"] = metadata = _unrepeated(metadata)
-                if metadata is None:
+            if type(metadata) is tuple:  # _unrepeated, inline: this runs for every entry
+                obj["metadata"] = items = dict(metadata)
+                if len(items) != len(metadata):
                     raise ValueError("a metadata key repeats")  # the careful way words it
-            return entry_from_object(path, obj, line)
+            if len(obj) == len(pairs):
+                return entry_from_object(path, obj, line)
     except (ValueError, RecursionError, StopIteration, ImportRefused):
         pass
     return entry_from_object(path, _loads(path, text, line), line)
@@ -279,7 +280,7 @@ def entry_from_object(path, obj, line: int, *, allowed=LISTING_KEYS) -> Imported
             phash = _phash(path, line, _text_field(path, line, "phash", phash))
     trained = get("trained_at")
     if trained is not None:
-        trained = _time(path, line, _text_field(path, line, "trained_at", trained))
+        trained = _time(path, line, trained if type(trained) is str else _text_field(path, line, "trained_at", trained))
     flag = get("hasimagedata")
     if flag is not None and type(flag) is not bool:
         raise ImportRefused(path, f"'hasimagedata' must be true or false, not {flag!r}.", line)
