@@ -102,11 +102,82 @@ def test_fast_path_hash_is_imagehash_phash_of_the_full_image(monkeypatch):
     assert sum(resample._shapes.values()) >= 8  # so the second hash of each went through resample
 
 
+def numpy_uses_openblas() -> bool:
+    """What NumPy's build says it multiplies with: scipy-openblas in its Linux wheels."""
+    blas = np.__config__.CONFIG.get("Build Dependencies", {}).get("blas", {}).get("name", "")
+    return "openblas" in str(blas).lower()
+
+
+# Run in a process of its own (it changes BLAS for the whole process): what a training
+# worker does first, then the thread count each loaded OpenBLAS reports, read through
+# OpenBLAS's own getters rather than through the code under test.
+WORKER_START = """
+import ctypes, json
+import numpy
+from app.services import imaging, resample
+
+def counts():
+    with open("/proc/self/maps") as maps:
+        paths = {line.split(None, 5)[5].strip() for line in maps if len(line.split(None, 5)) == 6}
+    found = []
+    for path in sorted(p for p in paths if "openblas" in p.lower()):
+        library = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+                     "openblas_get_num_threads64_", "openblas_get_num_threads"):
+            if hasattr(library, name):
+                found.append(getattr(library, name)())
+                break
+    return found
+
+before = counts()
+done = imaging.use_fast_resize()
+print(json.dumps({"done": done, "fast": imaging._fast_resize, "before": before, "after": counts()}))
+"""
+
+
 def test_a_worker_process_multiplies_on_one_blas_thread():
-    """What a training worker does first (in a process of its own: it changes BLAS for
-    the whole process). NumPy's wheels carry OpenBLAS; elsewhere the answer may be False
-    and Pillow's resize stays, so only the Linux wheel's answer is pinned."""
-    code = ("import numpy; from app.services import imaging; print(imaging.use_fast_resize())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    if "openblas" in str(np.__config__.CONFIG.get("Build Dependencies", {}).get("blas", {})).lower():
-        assert out.strip() == "True"
+    """Where NumPy multiplies with OpenBLAS (its Linux wheels bundle scipy-openblas, as
+    here and on CI) the worker must find it and leave it one thread, as OpenBLAS itself
+    then reports; where NumPy was built with another BLAS, it must say False and keep
+    Pillow's resize."""
+    import json
+    import os
+
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}  # so one thread is a change
+    out = subprocess.run([sys.executable, "-c", WORKER_START], capture_output=True, text=True,
+                         check=True, env=env).stdout
+    result = json.loads(out)
+    if numpy_uses_openblas():
+        assert result == {"done": True, "fast": True, "before": [2], "after": [1]}
+    else:
+        assert result["done"] is False and result["fast"] is False
+
+
+def test_without_openblas_one_blas_thread_says_false():
+    """The other answer, in a process that has loaded no OpenBLAS: the function's own
+    source run before NumPy is imported (importing `resample` would load it)."""
+    code = (
+        "import ast, sys\n"
+        "tree = ast.parse(open(sys.argv[1]).read())\n"
+        "node = next(n for n in tree.body if getattr(n, 'name', '') == 'one_blas_thread')\n"
+        "space = {}\n"
+        "exec(compile(ast.Module([node], []), sys.argv[1], 'exec'), space)\n"
+        "assert 'numpy' not in sys.modules and 'openblas' not in open('/proc/self/maps').read()\n"
+        "print(space['one_blas_thread']())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, resample.__file__], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_a_worker_without_openblas_keeps_pillows_resize(monkeypatch):
+    """When one_blas_thread finds no OpenBLAS, phash_of never calls `resample`."""
+    monkeypatch.setattr(imaging, "_fast_resize", True)
+    monkeypatch.setattr(resample, "one_blas_thread", lambda: False)
+    monkeypatch.setattr(resample, "_shapes", {})
+    assert imaging.use_fast_resize() is False and imaging._fast_resize is False
+    data = _photographs()[0]
+    before = resample.shrunk
+    for _ in range(2):
+        assert imaging.hash_image(data).phash == int(str(imagehash.phash(Image.open(io.BytesIO(data)))), 16)
+    assert resample.shrunk == before and resample._shapes == {}

@@ -14,11 +14,34 @@ import pytest
 from app.domain import ListingQuery
 from app.services import actions
 from app.store import Store
+from tests.app.test_resample import numpy_uses_openblas
 from tests.conftest import make_image
 
 ROOT = Path(__file__).resolve().parents[2]
 MARK = "HASHLENS_TEST_LIFELINE"
 CLI = "import sys; from app.cli import main; sys.exit(main(sys.argv[1:]))"
+REPORT = "HASHLENS_TEST_RESIZE_REPORT"
+_hash_file = actions._hash_file
+
+
+def reporting_hash_file(path: str):
+    """actions._hash_file in a training worker, also noting in the file $REPORT this
+    process, the image's size, whether the worker may resize with `resample` and
+    whether `resample` did resize this image (its `shrunk` count went up)."""
+    import json
+
+    from PIL import Image
+
+    from app.services import imaging, resample
+
+    before = resample.shrunk
+    result = _hash_file(path)
+    with Image.open(path) as image:
+        size = image.size
+    line = json.dumps([os.getpid(), size, imaging._fast_resize, resample.shrunk - before])
+    with open(os.environ[REPORT], "a", encoding="utf-8") as report:
+        report.write(line + "\n")
+    return result
 
 
 def marked_processes(tag: str) -> list[int]:
@@ -120,11 +143,15 @@ def test_a_batch_the_store_refuses_is_retried_image_by_image(tmp_path, folder):
         assert not store.database_exists("D")
 
 
-def test_pooled_training_stores_imagehash_phash_of_each_full_image(tmp_path):
+def test_pooled_training_stores_imagehash_phash_of_each_full_image(tmp_path, monkeypatch):
     """Issue 15 item 5: the pool's workers shrink images with app.services.resample; each
     stored pHash is still imagehash.phash of the whole file as Pillow opens it, its
-    SHA-256 the file's, on shapes that take either of Pillow's pass orders."""
+    SHA-256 the file's, on shapes that take either of Pillow's pass orders. The workers
+    report that `resample` did resize the images, so the test cannot pass on Pillow's
+    resize alone. NumPy's wheels carry OpenBLAS (here and on CI); where NumPy was built
+    with another BLAS, the workers keep Pillow and only the hashes are checked."""
     import hashlib
+    import json
 
     import imagehash
     import numpy as np
@@ -141,11 +168,23 @@ def test_pooled_training_stores_imagehash_phash_of_each_full_image(tmp_path):
         rgb[: height // 2, : width // 3] = rng.integers(0, 256, rgb[: height // 2, : width // 3].shape)
         fmt = "JPEG" if i % 2 else "PNG"
         Image.fromarray(rgb, "RGB").save(files / f"v{i:02d}.{fmt.lower()}", fmt)
+    # Each worker notes how it resized every image (a pool's workers are other processes).
+    monkeypatch.setattr(actions, "_hash_file", reporting_hash_file)
+    monkeypatch.setenv(REPORT, str(tmp_path / "resizes.jsonl"))
     url = f"sqlite:///{tmp_path / 's.db'}"
     with Store.open(url) as store:
         actions.create_database(store, "D")
         report = actions.train_files(store, "D", [files], workers=2)
         assert len(report.added) == 70 and not report.refused
+        noted = [json.loads(line) for line in (tmp_path / "resizes.jsonl").read_text().splitlines()]
+        assert len(noted) == 70 and os.getpid() not in {pid for pid, *_ in noted}
+        # Pillow resizes the first image of each shape in a worker, `resample` every later one.
+        openblas = numpy_uses_openblas()
+        seen = set()
+        for pid, size, fast, shrunk in noted:
+            assert fast is openblas
+            assert shrunk == (openblas and (pid, tuple(size)) in seen), (pid, size)
+            seen.add((pid, tuple(size)))
         rows = store.list_page(ListingQuery("D", maxresults=100)).rows
         for (path, identifier), row in zip(report.added, rows, strict=True):
             assert row.identifier == identifier
