@@ -260,7 +260,12 @@ class MainWindow(QMainWindow):
         if state is not None:
             details.restoreState(state)
         self.details = details
+        # The splitter's state was restored with the placeholder in this place: restored again
+        # with the panes, else panes dragged shut reopen at their smallest width. Its state,
+        # not `sizes()`: a window still narrower than its panes need squeezes the sizes.
+        state = self.splitter.saveState()
         self.splitter.replaceWidget(2, details).deleteLater()
+        self.splitter.restoreState(state)
         ea = self.entry_actions
         metadata.set_actions([ea.add_metadata, ea.update_metadata, ea.remove_metadata])
         metadata.key_selected.connect(ea.set_meta_key)

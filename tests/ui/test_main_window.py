@@ -352,6 +352,25 @@ def test_settings_are_remembered(qtbot, make_window, browse_url):
     assert second.recent_menu.actions()[0].text() == browse_url
 
 
+@pytest.mark.parametrize("collapsed", [True, False], ids=["shut", "widened"])
+def test_detail_panes_keep_their_restored_width(qtbot, make_window, browse_url, collapsed):
+    """The detail panes come after the splitter's state is restored (issue 15): panes the
+    person dragged shut stay shut once they are in, and a width they chose stays."""
+    first = make_window(browse_url)
+    first.resize(790, 700)  # as in test_settings_are_remembered: the offscreen screen is 800 wide
+    left, centre, right = first.splitter.sizes()  # the table's column is at its narrowest
+    # Dragged shut, or widened over the sidebar dragged shut.
+    sizes = [left, centre + right, 0] if collapsed else [0, centre, left + right]
+    first.splitter.setSizes(sizes)
+    assert first.splitter.sizes() == sizes
+    first.close()
+    saved_size = first.size()
+    second = make_window(browse_url)
+    qtbot.waitUntil(lambda: second.size() == saved_size, timeout=3000)
+    assert second.splitter.widget(2) is second.details
+    assert second.splitter.sizes() == sizes
+
+
 def test_recent_stores_never_keep_passwords(qtbot, make_window):
     window = make_window()
     window.settings.add_recent_store("postgresql://me:secret@db.example:5432/hl")
