@@ -191,6 +191,7 @@ def import_file(
         if dialect == "auto" and cells:
             dialect = _csv_dialect_from_manifest(path) or "safe"
         described = f"{fmt}, {dialect} dialect" if cells else fmt
+        progress = _forward_only(progress)
         try:
             return _import(store, path, database, fmt, f, size, dialect, described, options, progress, cancelled,
                            trust_index=True)
@@ -200,6 +201,23 @@ def import_file(
             f.seek(0)
             return _import(store, path, database, fmt, f, size, dialect, described, options, progress, cancelled,
                            trust_index=False)
+
+
+def _forward_only(progress: Callable[[int], None] | None) -> Callable[[int], None] | None:
+    """`progress` told only of counts past the highest so far: when the import is done
+    again (a repeat across batches) it pauses where the first pass stopped instead of
+    going back."""
+    if progress is None:
+        return None
+    highest = -1
+
+    def forward(count: int) -> None:
+        nonlocal highest
+        if count > highest:
+            highest = count
+            progress(count)
+
+    return forward
 
 
 def _import(store, path, database, fmt, f, size, dialect, described, options, progress, cancelled, *,

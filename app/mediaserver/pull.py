@@ -134,7 +134,10 @@ def _fewer_collections():
     cyclic collector's youngest generation (every 700 new objects) went through them
     again and again: a tenth of a pull's reading time (measured at 500,000 entries).
     While any pull runs, that generation is collected 70 times less often; entries hold
-    no cycles, so nothing waits longer to be freed."""
+    no cycles, so nothing waits longer to be freed. The threshold is the process's: in
+    the window, other threads' cyclic garbage also waits for 50,000 new objects instead
+    of 700 (a few MB at most, a common setting), and the last pull to end restores the
+    thresholds it found."""
     global _pulling, _threshold
     with _collections:
         if _pulling == 0:

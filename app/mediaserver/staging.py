@@ -30,7 +30,6 @@ from app.store.mirrors import STAGED_TABLE
 
 _PREFIX = "hashlens-pull-"
 _NO_IMAGE = ImageStatus(None, None, None)
-_NO_LABEL = (None, None)
 _SUFFIX = ".sqlite"
 
 
@@ -68,11 +67,9 @@ class Staging:
     def add(self, entries: list[ListedEntry]) -> None:
         if not entries:
             return
-        rows = []
-        for position, e in enumerate(entries, self.count + 1):
-            # `ListedEntry.label` and `.has_image_data`, read at once (the hot loop of staging).
-            label, _, flag = e.images[0] if e.images else _NO_IMAGE
-            rows.append((position, e.identifier, label, flag, metadata_json(e.metadata or ())))
+        rows = [(position, identifier, label, flag, metadata_json(items))
+                for position, (identifier, label, flag, items) in enumerate(map(staged_fields, entries),
+                                                                              self.count + 1)]
         db = self._db
         db.execute("BEGIN")
         try:
@@ -105,8 +102,15 @@ class StoreStaging:
     def add(self, entries: list[ListedEntry]) -> None:
         if entries:
             # One JSON text for the page, made in C: [identifier, label, hasimagedata, items].
-            page = [(e.identifier, *(e.images[0][::2] if e.images else _NO_LABEL), e.metadata or ()) for e in entries]
-            self.writer.add(metadata_json(page), len(page))
+            self.writer.add(metadata_json(list(map(staged_fields, entries))), len(entries))
+
+
+def staged_fields(e: ListedEntry) -> tuple:
+    """What a pull keeps of an entry, as both sinks stage it: identifier, label, the
+    server's hasimagedata, metadata items. (`ListedEntry.label` and `.has_image_data`
+    read at once: the hot loop of staging.)"""
+    label, _, flag = e.images[0] if e.images else _NO_IMAGE
+    return e.identifier, label, flag, e.metadata or ()
 
 
 def _remove_orphans(folder: str) -> None:

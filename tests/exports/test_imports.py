@@ -428,6 +428,19 @@ def test_an_empty_database_is_not_looked_up_and_a_repeat_is(sqlite_store, tmp_pa
     assert [s for s in statements if "identifier IN" in s]  # done again, looked up
 
 
+
+def test_progress_never_goes_back_when_the_import_is_done_again(sqlite_store, tmp_path):
+    """A repeat across batches rolls the first pass back and reads the file again: the
+    progress pauses where the first pass stopped, then ends at the whole count."""
+    lines = [{"identifier": f"n{i}", "phash": "01"} for i in range(450)] + [{"identifier": "n0", "phash": "01"}]
+    path = _write(tmp_path, "r.ndjson", _ndjson(*lines))
+    seen = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(importer, "BATCH", 200)
+        report = import_file(sqlite_store, path, "D", ImportOptions(on_duplicate="skip"), progress=seen.append)
+    assert report.added == 450 and report.skipped_count == 1
+    assert seen == sorted(set(seen)) and seen[-1] == 451
+
 @pytest.mark.server
 def test_flags_are_stored_as_flags_on_every_backend(store, tmp_path):
     """The bulk rows carry the flags as 0 and 1 (sqlite3 binds an int faster than a bool):
