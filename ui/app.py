@@ -104,6 +104,7 @@ def start(argv: list[str], store_url: str | None = None, read_only: bool = False
     window.finished_building.connect(_sweep_export_folder)  # after the first rows
     window.finished_building.connect(gc.enable)
     # An X11 window draws every size of its icon when it is set: after the first rows too.
+    # Set for the application only: the window and the dialogs take it from there.
     window.finished_building.connect(lambda: app.setWindowIcon(app_icon()))
     QTimer.singleShot(GC_OFF_AT_MOST_MS, gc.enable)
     window.show()

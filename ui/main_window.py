@@ -36,7 +36,7 @@ from ui.empty_state import EmptyState
 from ui.entry_actions import EntryActions, WriteResult
 from ui.errors import ErrorPresenter
 from ui.filter_panel import FilterPanel
-from ui.icons import app_icon, icon_size, refresh_icons, set_icon
+from ui.icons import icon_size, refresh_icons, set_icon
 from ui.mirror_actions import MirrorActions
 from ui.models.listing_model import ListingModel, ListingSource, prepare
 from ui.notice_bar import NoticeBar
@@ -129,7 +129,6 @@ class MainWindow(QMainWindow):
             return
         self._finished_building = True
         self._build_details()
-        self.setWindowIcon(app_icon())  # an X11 window draws every size of it when it is set
         # Said once the layout has taken the panes in (the window's smallest size with them).
         QTimer.singleShot(0, self.finished_building.emit)
 
@@ -260,7 +259,12 @@ class MainWindow(QMainWindow):
         if state is not None:
             details.restoreState(state)
         self.details = details
+        # The splitter's state was restored with the placeholder in this place: restored again
+        # with the panes, else panes dragged shut reopen at their smallest width. Its state,
+        # not `sizes()`: a window still narrower than its panes need squeezes the sizes.
+        state = self.splitter.saveState()
         self.splitter.replaceWidget(2, details).deleteLater()
+        self.splitter.restoreState(state)
         ea = self.entry_actions
         metadata.set_actions([ea.add_metadata, ea.update_metadata, ea.remove_metadata])
         metadata.key_selected.connect(ea.set_meta_key)

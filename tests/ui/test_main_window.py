@@ -352,6 +352,25 @@ def test_settings_are_remembered(qtbot, make_window, browse_url):
     assert second.recent_menu.actions()[0].text() == browse_url
 
 
+@pytest.mark.parametrize("collapsed", [True, False], ids=["shut", "widened"])
+def test_detail_panes_keep_their_restored_width(qtbot, make_window, browse_url, collapsed):
+    """The detail panes come after the splitter's state is restored (issue 15): panes the
+    person dragged shut stay shut once they are in, and a width they chose stays."""
+    first = make_window(browse_url)
+    first.resize(790, 700)  # as in test_settings_are_remembered: the offscreen screen is 800 wide
+    left, centre, right = first.splitter.sizes()  # the table's column is at its narrowest
+    # Dragged shut, or widened over the sidebar dragged shut.
+    sizes = [left, centre + right, 0] if collapsed else [0, centre, left + right]
+    first.splitter.setSizes(sizes)
+    assert first.splitter.sizes() == sizes
+    first.close()
+    saved_size = first.size()
+    second = make_window(browse_url)
+    qtbot.waitUntil(lambda: second.size() == saved_size, timeout=3000)
+    assert second.splitter.widget(2) is second.details
+    assert second.splitter.sizes() == sizes
+
+
 def test_recent_stores_never_keep_passwords(qtbot, make_window):
     window = make_window()
     window.settings.add_recent_store("postgresql://me:secret@db.example:5432/hl")
@@ -542,19 +561,41 @@ def test_start_sweeps_stale_export_temporaries(tmp_path, monkeypatch):
     assert not stale.exists() and keep.exists()
 
 
+def _run_started_window(url: str, tmp_path, body: str) -> dict:
+    """Run `body` in a fresh interpreter after `ui.app.start` (as `hashlens` starts) opened
+    `url`, until it calls `app.exit(0)`; the values it printed as `NAME json` lines.
+
+    The garbage collector is back on only when the window says it has finished building:
+    the time limit that turns it on anyway (a first page that never comes) is set beyond
+    the test's, so what the body sees does not depend on how loaded the machine is."""
+    script = f"""
+import gc, json, sys
+from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
+QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, {str(tmp_path)!r})
+import ui.app
+ui.app.GC_OFF_AT_MOST_MS = 10 ** 9
+app, window = ui.app.start([], {url!r})
+{body}
+QTimer.singleShot(60000, lambda: app.exit(1))
+code = app.exec()
+window.shutdown()
+sys.exit(code)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert result.returncode == 0, result.stderr
+    return {name: json.loads(value) for name, _, value in (line.partition(" ") for line in result.stdout.splitlines())
+            if name.isupper() and value}
+
+
 def test_start_up_shows_rows_without_the_heavy_machinery(browse_url, tmp_path):
     """Issue 15: the window's first rows come without NumPy, imaging, the HTTP server, the
     defused XML reader, the Media Server client, mirror and push machinery or the export,
     audit and push windows, nor the hidden Changes view and Pending changes pane; they load
     when first used. Run as
     `hashlens` runs it, in a fresh interpreter, until the first rows are in the table."""
-    script = f"""
-import json, sys
-from PySide6.QtCore import QSettings, QTimer
-QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, {str(tmp_path)!r})
-from ui.app import start
-app, window = start([], {browse_url!r})
+    seen = _run_started_window(browse_url, tmp_path, """
 def check():
     if window.model.rowCount():
         heavy = ("numpy", "scipy", "imagehash", "PIL", "numba", "waitress", "defusedxml", "xlsxwriter",
@@ -568,19 +609,10 @@ def check():
 timer = QTimer()
 timer.timeout.connect(check)
 timer.start(10)
-QTimer.singleShot(60000, lambda: app.exit(1))
-code = app.exec()
-window.shutdown()
-sys.exit(code)
-"""
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
-    assert result.returncode == 0, result.stderr
-    lines = {line.split(" ", 1)[0]: json.loads(line.split(" ", 1)[1]) for line in result.stdout.splitlines()
-             if line.startswith(("LOADED ", "SEEDED "))}
-    assert lines["LOADED"] == []
+""")
+    assert seen["LOADED"] == []
     # The first page was read by the store's opening job, not asked for after it.
-    assert lines["SEEDED"] is True
+    assert seen["SEEDED"] is True
 
 
 def test_detail_panes_come_after_the_first_rows(browse_url, tmp_path):
@@ -588,15 +620,10 @@ def test_detail_panes_come_after_the_first_rows(browse_url, tmp_path):
     made (an empty widget holds their place, so the table does not move); on the next
     event-loop turns they are there, in that place, and follow the selection; the export
     folder is swept then too, the garbage collector, off until the first rows, is back on
-    and the window icon is set. Run as `hashlens` runs it, in a fresh interpreter."""
-    script = f"""
-import gc, json, sys
-from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
-QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, {str(tmp_path)!r})
-from ui.app import start
-app, window = start([], {browse_url!r})
-seen = {{}}
+    and the window icon is set, once, for the application (the window takes it from there).
+    Run as `hashlens` runs it, in a fresh interpreter."""
+    seen = _run_started_window(browse_url, tmp_path, """
+seen = {}
 
 class FirstRows(QObject):
     def eventFilter(self, obj, event):
@@ -612,10 +639,13 @@ probe = FirstRows()
 window.table.viewport().installEventFilter(probe)
 
 def finished():
+    from PySide6.QtGui import QIcon
     seen["details_after"] = window.splitter.widget(2) is window.details and window.details.widget(0) is window.image_pane
     seen["left_after"] = window.splitter.widget(1).geometry().getRect()
     seen["gc_after"] = gc.isenabled()
     seen["icon_after"] = not app.windowIcon().isNull() and window.windowIcon().availableSizes()[-1].width() == 256
+    app.setWindowIcon(QIcon())
+    seen["icon_of_app"] = window.windowIcon().isNull()  # the window has none of its own
     window.table.select_row(0)
     seen["shown"] = window.image_pane.identifier.text() == window.model.row(0).identifier
     seen["metadata"] = window.metadata_pane.model.items() == list(window.model.row(0).metadata or ())
@@ -623,18 +653,11 @@ def finished():
     app.exit(0)
 
 window.finished_building.connect(lambda: QTimer.singleShot(0, finished))
-QTimer.singleShot(60000, lambda: app.exit(1))
-code = app.exec()
-window.shutdown()
-sys.exit(code)
-"""
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
-    assert result.returncode == 0, result.stderr
-    seen = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("SEEN "))[5:])
+""")["SEEN"]
     assert seen["at_first_rows"] == [] and seen["details_then"] is False and seen["gc_then"] is False
     assert seen["gc_after"] is True
     assert seen["icon_then"] is True and seen["icon_after"] is True  # X11 draws every size when it is set
+    assert seen["icon_of_app"] is True
     assert seen["details_after"] is True and seen["shown"] is True and seen["metadata"] is True
     assert seen["left_after"] == seen["left_then"]  # the table's column did not move
 
