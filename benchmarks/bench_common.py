@@ -14,6 +14,22 @@ DATA = ROOT / "benchmarks" / "data"  # git-ignored; stores are reused between ru
 DATABASE = "bench"
 
 
+def status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak() -> None:
+    """Reset this process's peak resident set (VmHWM). Linux only; ru_maxrss cannot be
+    reset, and a child process starts with its parent's (a store built just before)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
 def sample_store(path: Path, count: int, *, seed: int = 0, database: str = DATABASE) -> Path:
     """An SQLite store at `path` whose `database` holds `count` sample entries, built once
     with `hashlens sample`'s generator and reused by later runs."""

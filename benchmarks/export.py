@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DATABASE = "Bench"
-from bench_common import DATA, sample_store  # noqa: E402
+from bench_common import DATA, reset_peak, sample_store, status_mb  # noqa: E402
 # Targets (issue 4) for CSV, NDJSON and XML.
 TARGET_RATE = 100_000  # entries/s
 TARGET_RATIO = 2.0  # export time / baseline time
@@ -43,30 +43,6 @@ FORMATS = ["baseline", "baseline-nometa", "csv", "tsv", "ndjson", "xml", "json",
 
 def _store_path(count: int) -> Path:
     return DATA / f"export-{count // 1000}k.db"
-
-
-
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024  # kB
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _reset_peak() -> None:
-    # Linux resets the peak RSS (VmHWM) on "5" (ru_maxrss cannot be reset, and a child
-    # starts with its parent's).
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
-def _rss_mb() -> float:
-    return _status_mb("VmRSS")
-
-
-def _peak_mb() -> float:
-    return _status_mb("VmHWM")
 
 
 def baseline(db_path: Path, out: Path, metadata: bool) -> int:
@@ -111,8 +87,8 @@ def run_one(fmt: str, db_path: Path, out_dir: Path) -> dict:
 
     store = Store.open("sqlite:///" + str(db_path), read_only=True)
     store.database_id(DATABASE)  # warm the connection before measuring
-    _reset_peak()
-    rss0 = _rss_mb()
+    reset_peak()
+    rss0 = status_mb("VmRSS")
     began = time.perf_counter()
     if fmt.startswith("baseline"):
         target = out_dir / f"{fmt}.csv"
@@ -124,7 +100,7 @@ def run_one(fmt: str, db_path: Path, out_dir: Path) -> dict:
     seconds = time.perf_counter() - began
     size = target.stat().st_size
     return {"format": fmt, "entries": count, "seconds": seconds, "bytes": size,
-            "rss_before_mb": rss0, "peak_growth_mb": _peak_mb() - rss0, "peak_mb": _peak_mb()}
+            "rss_before_mb": rss0, "peak_growth_mb": status_mb("VmHWM") - rss0, "peak_mb": status_mb("VmHWM")}
 
 
 def main() -> int:

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_common import DATA, sample_store  # noqa: E402
+from bench_common import DATA, reset_peak, sample_store, status_mb  # noqa: E402
 
 DATABASE = "Bench"
 FORMATS = ("ndjson", "json", "csv", "xml")
@@ -48,19 +48,6 @@ TARGET_SHARE = 0.80  # Hashlens's entries/s over the raw floor's
 TARGET_GROWTH_MB = 100
 BATCH = 5000
 PHASH_SIGN = 1 << 63
-
-
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(field)
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
 
 
 def _cpu() -> float:
@@ -169,8 +156,8 @@ def run_one(mode: str, fmt: str, path: Path, tmp: Path) -> dict:
     actions.create_database(store, DATABASE)
     if mode == "raw":
         store.close()
-    _reset_peak()
-    rss0 = _status_mb("VmRSS")
+    reset_peak()
+    rss0 = status_mb("VmRSS")
     cpu = _cpu()
     began = time.perf_counter()
     if mode == "raw":
@@ -181,7 +168,7 @@ def run_one(mode: str, fmt: str, path: Path, tmp: Path) -> dict:
         store.close()
     seconds = time.perf_counter() - began
     cpu = _cpu() - cpu
-    peak = _status_mb("VmHWM") - rss0
+    peak = status_mb("VmHWM") - rss0
     with sqlite3.connect(db) as check:
         stored = check.execute("SELECT COUNT(*) FROM hl_entry").fetchone()[0]
         items = check.execute("SELECT COUNT(*) FROM hl_metadata").fetchone()[0]

@@ -32,24 +32,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_common import reset_peak, status_mb  # noqa: E402
+
 DATABASE = "bench"
 TARGET_RATE = 50_000
 TARGET_SHARE = 0.5
 TARGET_GROWTH_MB = 150
 TARGET_DIFF_S = 10.0
-
-
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # resets VmHWM, the peak resident set
 
 
 class _Discard:
@@ -70,8 +59,8 @@ def child(mode: str, url: str, store_path: str, page_size: int) -> None:
     from app.mediaserver import mirror
 
     client = MediaServerClient(url, timeout=120)
-    _reset_peak()
-    before = _status_mb("VmRSS")
+    reset_peak()
+    before = status_mb("VmRSS")
     cpu_before = time.process_time()
     started = time.perf_counter()
     if mode == "floor":
@@ -91,7 +80,7 @@ def child(mode: str, url: str, store_path: str, page_size: int) -> None:
         entries = len(json.loads(out.read_text())["changed"]) if code == 3 else -1
     seconds = time.perf_counter() - started
     print(json.dumps({"seconds": seconds, "cpu_seconds": time.process_time() - cpu_before, "entries": entries,
-                      "growth_mb": _status_mb("VmHWM") - before}))
+                      "growth_mb": status_mb("VmHWM") - before}))
 
 
 def _run_child(mode: str, url: str, store_path: str, page_size: int) -> dict:
