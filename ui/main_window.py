@@ -187,7 +187,6 @@ class MainWindow(QMainWindow):
         self._image_pane: ImageStatusPane | None = None
         self._metadata_pane: MetadataPane | None = None
         self._image_source: tuple = (None, None)  # the store and database the Image status pane reads
-        self._shown_rows: list = []  # the selection, for panes made later
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("mainSplitter")
@@ -269,9 +268,6 @@ class MainWindow(QMainWindow):
         metadata.set_actions([ea.add_metadata, ea.update_metadata, ea.remove_metadata])
         metadata.key_selected.connect(ea.set_meta_key)
         self._set_image_source(*self._image_source)
-        if self._shown_rows:
-            image.show_rows(self._shown_rows)
-            metadata.show_rows(self._shown_rows)
 
     @property
     def image_pane(self) -> ImageStatusPane:
@@ -735,8 +731,7 @@ class MainWindow(QMainWindow):
         self.settings.set_page_size(size)
 
     def _on_table_rows_selected(self, rows) -> None:
-        self._shown_rows = rows
-        if rows or self.details is not None:  # panes made later start empty
+        if rows or self.details is not None:  # a selection makes the panes; made later, they start empty
             self.image_pane.show_rows(rows)
             self.metadata_pane.show_rows(rows)
         self.entry_actions.set_rows(rows)
